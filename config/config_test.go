@@ -1,0 +1,289 @@
+package config
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) (Config, error) {
+	t.Helper()
+	var c Config
+	f := NewFlags("run", io.Discard)
+	c.RegisterKafka(f)
+	c.RegisterCastle(f)
+	c.RegisterMapping(f)
+	c.RegisterBatch(f)
+	c.RegisterOps(f, true)
+	err := f.Parse(args, func(k string) string { return env[k] })
+	return c, err
+}
+
+func validateRun(c Config) error {
+	for _, v := range []func() error{
+		c.Kafka.Validate,
+		func() error { return c.Castle.Validate(true) },
+		c.Mapping.Validate,
+		c.Batch.Validate,
+		c.Ops.Validate,
+	} {
+		if err := v(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var goodEnv = map[string]string{
+	"KAFKA_BROKERS":     "k1:9092, k2:9092",
+	"KAFKA_TOPIC":       "segment",
+	"CASTLE_API_SECRET": "sek-123",
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := parse(t, nil, goodEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateRun(c); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"brokers":   "[k1:9092 k2:9092]",
+		"group":     "castle-destination",
+		"url":       "https://api.castle.io",
+		"metrics":   ":9090",
+		"log level": "info",
+		"page type": "page",
+		"dedupe":    1_000_000,
+		"start":     "earliest",
+		"dlq":       "",
+	}
+	got := map[string]any{
+		"brokers":   fmt.Sprint(c.Kafka.Brokers),
+		"group":     c.Kafka.GroupID,
+		"url":       c.Castle.APIURL,
+		"metrics":   c.Ops.MetricsAddr,
+		"log level": c.Ops.LogLevel,
+		"page type": c.Mapping.PageType,
+		"dedupe":    c.Mapping.DedupeSize,
+		"start":     c.Kafka.StartOffset,
+		"dlq":       c.Kafka.DLQTopic,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s = %v, want %v", k, got[k], w)
+		}
+	}
+	if c.Castle.APISecret.Reveal() != "sek-123" {
+		t.Errorf("secret not loaded")
+	}
+}
+
+func TestFlagBeatsEnv(t *testing.T) {
+	env := map[string]string{"KAFKA_TOPIC": "from-env", "PAGE_TYPE": "custom"}
+	for k, v := range goodEnv {
+		if _, ok := env[k]; !ok {
+			env[k] = v
+		}
+	}
+	c, err := parse(t, []string{"--kafka-topic", "from-flag"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Topic != "from-flag" {
+		t.Errorf("topic = %q, want the flag's value", c.Kafka.Topic)
+	}
+	if c.Mapping.PageType != "custom" {
+		t.Errorf("page type = %q, want the env value", c.Mapping.PageType)
+	}
+}
+
+// Every bad setting fails with one line naming it.
+func TestValidationNamesTheSetting(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{env: map[string]string{"KAFKA_BROKERS": ""}, want: "KAFKA_BROKERS (--kafka-brokers) is required"},
+		{env: map[string]string{"KAFKA_BROKERS": "nohostport"}, want: "KAFKA_BROKERS"},
+		{env: map[string]string{"KAFKA_TOPIC": ""}, want: "KAFKA_TOPIC (--kafka-topic) is required"},
+		{env: map[string]string{"CASTLE_API_SECRET": ""}, want: "CASTLE_API_SECRET (--castle-api-secret) is required"},
+		{env: map[string]string{"CASTLE_API_URL": "ftp://x"}, want: "CASTLE_API_URL"},
+		{env: map[string]string{"CASTLE_API_URL": "https://user:pw@api.castle.io"}, want: "must not carry credentials"},
+		{env: map[string]string{"PAGE_TYPE": "screen"}, want: "PAGE_TYPE"},
+		{env: map[string]string{"LOG_LEVEL": "loud"}, want: "LOG_LEVEL"},
+		{env: map[string]string{"METRICS_ADDR": "9090"}, want: "METRICS_ADDR"},
+		{env: map[string]string{"KAFKA_START_OFFSET": "middle"}, want: "KAFKA_START_OFFSET"},
+		{env: map[string]string{"DLQ_TOPIC": "segment"}, want: "DLQ_TOPIC"},
+		{env: map[string]string{"KAFKA_SASL_MECHANISM": "gssapi", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}, want: "KAFKA_SASL_MECHANISM"},
+		{env: map[string]string{"KAFKA_SASL_MECHANISM": "plain", "KAFKA_SASL_USERNAME": "u"}, want: "KAFKA_SASL_PASSWORD (--kafka-sasl-password) is required"},
+		{env: map[string]string{"KAFKA_SASL_USERNAME": "u"}, want: "KAFKA_SASL_MECHANISM"},
+		{env: map[string]string{"KAFKA_TLS_CA_FILE": "/does/not/exist.pem"}, want: "KAFKA_TLS_CA_FILE"},
+		{env: map[string]string{"KAFKA_TLS_KEY_FILE": "/k.pem"}, want: "set both or neither"},
+		{env: map[string]string{"BATCH_SIZE": "0"}, want: "BATCH_SIZE (--batch-size): must be positive"},
+		{env: map[string]string{"CASTLE_TIMEOUT": "10m"}, want: "CASTLE_RETRY_MAX_ELAPSED"},
+		{args: []string{"--castle-concurrency", "-1"}, want: "CASTLE_CONCURRENCY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range goodEnv {
+				env[k] = v
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			c, err := parse(t, tt.args, env)
+			if err == nil {
+				err = validateRun(c)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+// A malformed environment value is reported with the variable's name.
+func TestBadEnvValueNamesTheVariable(t *testing.T) {
+	for env, val := range map[string]string{
+		"KAFKA_FETCH_MAX_WAIT": "soon",
+		"BATCH_SIZE":           "many",
+		"ACCEPT_MOBILE":        "perhaps",
+	} {
+		e := map[string]string{env: val}
+		_, err := parse(t, nil, e)
+		if err == nil || !strings.HasPrefix(err.Error(), env+"=") {
+			t.Errorf("%s=%s: error = %v, want it to start with %s=", env, val, err, env)
+		}
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	const value = "super-secret-value"
+	c, err := parse(t, nil, map[string]string{
+		"KAFKA_BROKERS": "k:9092", "KAFKA_TOPIC": "t",
+		"CASTLE_API_SECRET": value, "KAFKA_SASL_PASSWORD": value,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%10s"} {
+		fmt.Fprintf(&buf, verb+"\n", c)
+		fmt.Fprintf(&buf, verb+"\n", c.Castle.APISecret)
+	}
+	j, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Write(j)
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("cfg", "secret", c.Castle.APISecret, "cfg", c)
+	core, logs := observer.New(zap.DebugLevel)
+	zap.New(core).Info("cfg", zap.Any("cfg", c), zap.Stringer("secret", c.Castle.APISecret), zap.Any("s", c.Castle.APISecret))
+	for _, e := range logs.All() {
+		fmt.Fprintf(&buf, "%v\n", e.ContextMap())
+	}
+	out := buf.String()
+	if strings.Contains(out, value) || strings.Contains(out, fmt.Sprintf("%x", value)) {
+		t.Fatalf("secret leaked:\n%s", out)
+	}
+	if !strings.Contains(out, redacted) {
+		t.Fatalf("expected the redaction marker in:\n%s", out)
+	}
+	// A bad secret from the environment is reported without its value.
+	var s Secret
+	f := NewFlags("x", io.Discard)
+	f.Var(failingSecret{&s}, "castle-api-secret", "CASTLE_API_SECRET", "")
+	err = f.Parse(nil, func(string) string { return value })
+	if err == nil || strings.Contains(err.Error(), value) {
+		t.Fatalf("error = %v; want an error without the value", err)
+	}
+}
+
+// failingSecret is a Secret flag whose Set fails, to exercise the redacted
+// error path.
+type failingSecret struct{ *Secret }
+
+func (failingSecret) Set(string) error { return fmt.Errorf("bad") }
+
+func TestKafkaTLSAndSASL(t *testing.T) {
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	writeCA(t, caFile)
+
+	c, err := parse(t, nil, map[string]string{
+		"KAFKA_BROKERS": "k:9093", "KAFKA_TOPIC": "t", "CASTLE_API_SECRET": "s",
+		"KAFKA_TLS_CA_FILE":    caFile,
+		"KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": "pw",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := c.Kafka.TLSConfig()
+	if err != nil || tc == nil || tc.RootCAs == nil {
+		t.Fatalf("TLSConfig = %v, %v; want a config trusting the CA", tc, err)
+	}
+	m, err := c.Kafka.SASL()
+	if err != nil || m == nil || m.Name() != "SCRAM-SHA-512" {
+		t.Fatalf("SASL = %v, %v; want SCRAM-SHA-512", m, err)
+	}
+
+	bad := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(bad, []byte("not pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Kafka.TLSCAFile = bad
+	if err := c.Kafka.Validate(); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("error = %v, want a PEM complaint", err)
+	}
+}
+
+func writeCA(t *testing.T, path string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

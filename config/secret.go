@@ -1,0 +1,58 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+)
+
+// Secret holds a credential. It prints as "[redacted]" through every
+// formatting path (fmt verbs, %#v, JSON, slog, zap's Stringer encoding) so
+// that a config dump, an error or a log line can never leak it. Use Reveal
+// where the value is really needed (an HTTP Basic auth header, a SASL
+// handshake, an HMAC key).
+type Secret string
+
+const redacted = "[redacted]"
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+// IsSet reports whether the secret is non-empty.
+func (s Secret) IsSet() bool { return s != "" }
+
+// String implements fmt.Stringer.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString implements fmt.GoStringer, for %#v.
+func (s Secret) GoString() string { return fmt.Sprintf("config.Secret(%q)", s.String()) }
+
+// Format implements fmt.Formatter so that no verb (%s, %v, %q, %x, ...)
+// reaches the underlying string.
+func (s Secret) Format(f fmt.State, verb rune) {
+	switch verb {
+	case 'q':
+		fmt.Fprintf(f, "%q", s.String())
+	case 'v':
+		if f.Flag('#') {
+			fmt.Fprint(f, s.GoString())
+			return
+		}
+		fmt.Fprint(f, s.String())
+	default:
+		fmt.Fprint(f, s.String())
+	}
+}
+
+// MarshalJSON implements json.Marshaler.
+func (s Secret) MarshalJSON() ([]byte, error) { return fmt.Appendf(nil, "%q", s.String()), nil }
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
