@@ -24,15 +24,25 @@
 //   - The dedupe window holds more messageIds than the stream forwards between
 //     an original and its copy (the default one million is ample: copies are
 //     drawn from the last 1,024 forwardable single records).
-//   - CASTLE_API_SECRET equals Config.Secret, and the verifier's clock is in
-//     [Now-5min, Now+1h), with at most 5 min of leeway: valid tokens were
-//     issued 30 min before Now and expire 2 h after it, "expired" ones expired
-//     at least 10 min before Now, "not yet valid" ones have nbf = Now+1h.
-//     With an empty Secret no Secure Mode traffic is generated at all.
+//   - CASTLE_API_SECRET equals Config.Secret; only HS256 is accepted; and the
+//     verifier's clock is in [Now-5min, Now+50min] with at most 5 min of
+//     leeway: valid tokens (claims id, email, iat Now-30min, exp Now+2h)
+//     verify, "expired" ones expired 15 min to 48 h before Now, "not yet
+//     valid" ones have nbf Now+1h. With an empty Secret no Secure Mode
+//     traffic (valid or not) is generated at all.
 //   - Batch envelopes merge per key, the item winning: a batch-level
 //     integrations key applies to an item only when the item does not set the
 //     same key, and the same for context keys (library, ...).
-//   - Messages of one Key are processed in stream order (same partition).
+//   - Messages of one Key are processed in stream order (same partition),
+//     and a messageId counts as forwarded by the time a copy two or more
+//     records later is filtered.
+//   - channel "client", "browser" or none with library analytics.js is
+//     client-side; two spellings of one integrations key ("Castle" and
+//     "castle") only ever appear together with the same value.
+//   - Only page/track are ever repeated: whether a repeated identify is a
+//     duplicate is left untested. No message carries a token in both
+//     integrations.Castle and context.Castle, an empty token, a requestToken,
+//     or an over-long event name.
 //
 // # What each kind exercises (Mix fields)
 //
@@ -58,8 +68,8 @@
 //     an outcome: no page/track relies on a cached token, and anonymous
 //     visitors (a separate population) never identify.
 //   - Duplicate (drop duplicate, SPEC §3.6): an exact copy (key and value) of
-//     an earlier forwardable single page/track record, at least two records
-//     later. The original stays "forward".
+//     one of the last 1,024 forwardable single page/track records, at least
+//     two records later. The original stays "forward".
 //   - Unsupported (drop unsupported_type, SPEC §3.2): screen (from mobile
 //     libraries: rule 2 comes before rule 3), group, alias.
 //   - ServerSide (drop server_side, SPEC §3.3): channel "server" (analytics-
@@ -92,13 +102,23 @@
 //     that disable every item not overriding it (items that set
 //     "Castle":true or a Castle options object, or "All":true under "All",
 //     stay enabled);
-//   - a server batch in analytics-go's wire format: batch-level
-//     context.library analytics-go, items with no channel and no library
-//     (server_side; group/alias are unsupported_type first).
+//   - a server batch in analytics-go's wire format: batch-level messageId,
+//     sentAt and context.library analytics-go, items of several users with
+//     no channel and no library of their own: server_side only through the
+//     batch context (group/alias are unsupported_type first).
 //
 // Either kind sometimes holds one bad item (42, "oops", null, or an object
 // without type): that item is dead_letter malformed, the others keep theirs.
 //
-// Determinism: the same Config yields the same bytes; nothing reads the
-// wall clock or a global random source.
+// # Determinism and speed
+//
+// The same Config yields the same bytes; nothing reads the wall clock or a
+// global random source. Streams of different seeds share no users, keys or
+// messageIds, so generators with different seeds may be interleaved (for
+// instance one per core) and every Expect still holds.
+//
+// Messages are built as analytics-go v3.3.0 values and written by a small
+// reflection-free encoder that matches encoding/json on them (tested against
+// it); Segment's enrichment (channel, originalTimestamp, sentAt, receivedAt,
+// category, _metadata) is appended after.
 package traffic

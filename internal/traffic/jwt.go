@@ -18,8 +18,8 @@ const (
 	jwtValid               // HS256 under Secret, claims {id, email, iat, exp}
 	jwtAlgNone             // alg "none", no signature
 	jwtOtherSecret         // HS256 under another secret
-	jwtExpired             // HS256 under Secret, exp before Now
-	jwtNotYetValid         // HS256 under Secret, nbf after Now
+	jwtExpired             // HS256 under Secret, exp 15 min to 48 h before Now
+	jwtNotYetValid         // HS256 under Secret, nbf 1 h after Now
 	jwtWrongAlg            // HS512 under Secret: only HS256 is accepted
 	jwtTampered            // a valid token whose payload names another user
 	numJWTKinds
@@ -65,7 +65,7 @@ func (g *Generator) token(u *user, k jwtKind) string {
 	case jwtOtherSecret:
 		return sign(jwt.SigningMethodHS256, c, g.other)
 	case jwtExpired:
-		exp := g.cfg.Now.Add(-10*time.Minute - time.Duration(g.rng.Int64N(int64(48*time.Hour)))).Unix()
+		exp := g.cfg.Now.Add(-15*time.Minute - time.Duration(g.rng.Int64N(int64(48*time.Hour)))).Unix()
 		c["exp"], c["iat"] = exp, exp-3600
 		return sign(jwt.SigningMethodHS256, c, g.secret)
 	case jwtNotYetValid:

@@ -20,6 +20,7 @@ import (
 type oracle struct {
 	secret    []byte
 	now       time.Time
+	leeway    time.Duration
 	forwarded map[string]bool // messageIds forwarded so far
 	// jwtFailures counts invalid tokens by why they failed.
 	jwtFailures map[string]int
@@ -240,7 +241,7 @@ func userJWT(castle any, ctx map[string]any) (string, error) {
 func (o *oracle) verify(tok string) (jwt.MapClaims, error) {
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return o.secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(),
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(o.leeway),
 		jwt.WithTimeFunc(func() time.Time { return o.now }))
 	if err != nil {
 		o.jwtFailures[jwtFailure(err)]++

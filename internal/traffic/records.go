@@ -124,7 +124,7 @@ func (g *Generator) forwardable(k kind) (Record, *ringEntry) {
 	v, in := g.build(m)
 	key := m.u.key()
 	if m.noUser {
-		key = []byte(m.u.anon)
+		key = m.u.anonKey()
 	}
 	r := record(key, v, g, in)
 	return r, &ringEntry{key: key, value: v, expect: r.Expects[0]}

@@ -26,6 +26,8 @@ type user struct {
 	loc          localeInfo
 	skew         time.Duration  // device clock offset
 	token        string         // valid userJwt, minted on first use
+	keyBytes     []byte         // key(), built on first use
+	anonBytes    []byte         // anonKey(), built on first use
 	hints        map[string]any // context extras for the user agent's client hints; read-only
 }
 
@@ -104,11 +106,26 @@ func (g *Generator) newUser(class, i int) *user {
 }
 
 // key is the Kafka key of the user's messages: userId, else anonymousId.
+// Records share it: callers must not modify keys.
 func (u *user) key() []byte {
-	if u.id != "" {
-		return []byte(u.id)
+	if u.keyBytes == nil {
+		u.keyBytes = []byte(u.anon)
+		if u.id != "" {
+			u.keyBytes = []byte(u.id)
+		}
 	}
-	return []byte(u.anon)
+	return u.keyBytes
+}
+
+// anonKey is the key of u's messages sent without a userId.
+func (u *user) anonKey() []byte {
+	if u.id == "" {
+		return u.key()
+	}
+	if u.anonBytes == nil {
+		u.anonBytes = []byte(u.anon)
+	}
+	return u.anonBytes
 }
 
 // uuid returns a random (version 4) UUID drawn from r.
