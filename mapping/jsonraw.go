@@ -1,0 +1,285 @@
+package mapping
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// A small reader of JSON the decoder already validated (json.RawMessage
+// sub-slices): it walks object members in document order without building
+// maps. It never panics on any input: past the end it reports nothing.
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index after the value starting at i.
+func skipValue(b []byte, i int) int {
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	default:
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		return len(b)
+	}
+}
+
+// members calls fn for each member of the object b, in order, with the raw
+// key (quotes included) and raw value. It stops when fn returns false.
+func members(b []byte, fn func(key, value []byte) bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return
+	}
+	i++
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != '"' {
+			return
+		}
+		ks := i
+		i = skipString(b, i)
+		key := b[ks:i]
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return
+		}
+		i = skipWS(b, i+1)
+		vs := i
+		i = skipValue(b, i)
+		if !fn(key, b[vs:i]) {
+			return
+		}
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+// elements calls fn for each element of the array b.
+func elements(b []byte, fn func(value []byte) bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return
+	}
+	i++
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] == ']' {
+			return
+		}
+		vs := i
+		i = skipValue(b, i)
+		if i == vs || !fn(b[vs:i]) {
+			return
+		}
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+// kind is the first byte class of a raw value.
+func kind(v []byte) byte {
+	i := skipWS(v, 0)
+	if i >= len(v) {
+		return 0
+	}
+	switch c := v[i]; c {
+	case '"', '{', '[', 't', 'f', 'n':
+		return c
+	default:
+		return '0' // number
+	}
+}
+
+// unquote decodes a raw JSON string into valid UTF-8 (invalid bytes become
+// U+FFFD). A non-string gives "".
+func unquote(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	s := raw[1 : len(raw)-1]
+	simple := true
+	for _, c := range s {
+		if c == '\\' || c >= utf8.RuneSelf {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		return string(s)
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c == '\\' && i+1 < len(s) {
+			switch s[i+1] {
+			case 'n':
+				out = append(out, '\n')
+			case 't':
+				out = append(out, '\t')
+			case 'r':
+				out = append(out, '\r')
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'u':
+				if i+6 <= len(s) {
+					r := hex4(s[i+2 : i+6])
+					i += 6
+					if r >= 0xD800 && r < 0xDC00 && i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+						if lo := hex4(s[i+2 : i+6]); lo >= 0xDC00 && lo < 0xE000 {
+							r = (r-0xD800)<<10 + (lo - 0xDC00) + 0x10000
+							i += 6
+						}
+					}
+					if r >= 0xD800 && r < 0xE000 || r < 0 {
+						r = utf8.RuneError
+					}
+					out = utf8.AppendRune(out, r)
+					continue
+				}
+				out = append(out, '?')
+			default:
+				out = append(out, s[i+1])
+			}
+			i += 2
+			continue
+		}
+		if c < utf8.RuneSelf {
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		out = utf8.AppendRune(out, r) // RuneError for invalid bytes
+		i += n
+	}
+	return string(out)
+}
+
+func hex4(b []byte) rune {
+	v, err := strconv.ParseUint(string(b), 16, 32)
+	if err != nil {
+		return -1
+	}
+	return rune(v)
+}
+
+// text is a raw scalar as a string: a string unquoted, a number or boolean
+// as written; null, objects and arrays give "".
+func text(raw []byte) string {
+	switch kind(raw) {
+	case '"':
+		return unquote(trimWS(raw))
+	case '0', 't', 'f':
+		return string(trimWS(raw))
+	}
+	return ""
+}
+
+func trimWS(b []byte) []byte {
+	i := skipWS(b, 0)
+	j := len(b)
+	for j > i && (b[j-1] == ' ' || b[j-1] == '\t' || b[j-1] == '\n' || b[j-1] == '\r') {
+		j--
+	}
+	return b[i:j]
+}
+
+// keyIs reports whether the raw key equals name, ASCII case-insensitively.
+func keyIs(rawKey []byte, name string) bool {
+	if len(rawKey) != len(name)+2 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		a, b := rawKey[i+1], name[i]
+		if a|0x20 != b|0x20 || (a|0x20 < 'a' || a|0x20 > 'z') && a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// field returns the raw value of the first member of obj whose key matches
+// one of names case-insensitively.
+func field(obj []byte, names ...string) []byte {
+	var out []byte
+	members(obj, func(k, v []byte) bool {
+		for _, n := range names {
+			if keyIs(k, n) {
+				out = v
+				return false
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// truncate cuts s to at most n runes.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	count := 0
+	for i := range s {
+		if count == n {
+			return s[:i]
+		}
+		count++
+	}
+	return s
+}

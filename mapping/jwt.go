@@ -1,0 +1,129 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxTokenBytes bounds a userJwt; a longer one is invalid.
+const MaxTokenBytes = 8 << 10
+
+// jwtLeeway tolerates clock skew on exp and nbf.
+const jwtLeeway = 30 * time.Second
+
+var errNoSecret = errors.New("no API secret to verify it with")
+
+// verify checks an HS256 token under the API secret at time at and returns
+// its claims. Errors never contain the token or the secret.
+func (m *Mapper) verify(token string, at time.Time) (jwt.MapClaims, error) {
+	if len(token) > MaxTokenBytes {
+		return nil, fmt.Errorf("token longer than %d bytes", MaxTokenBytes)
+	}
+	if len(m.cfg.Secret) == 0 {
+		return nil, errNoSecret
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		return m.cfg.Secret, nil
+	},
+		jwt.WithValidMethods([]string{"HS256"}),
+		jwt.WithTimeFunc(func() time.Time { return at }),
+		jwt.WithLeeway(jwtLeeway),
+	)
+	if err != nil {
+		return nil, jwtError(err)
+	}
+	return claims, nil
+}
+
+// jwtError is a short, bounded description of why a token failed.
+func jwtError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return errors.New("token is malformed")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return errors.New("signature is invalid or the algorithm is not HS256")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return errors.New("token is unverifiable (algorithm not HS256)")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errors.New("token is expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return errors.New("token is not valid yet")
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return errors.New("token claims are invalid")
+	default:
+		return errors.New("token is invalid")
+	}
+}
+
+func claimID(c jwt.MapClaims) string {
+	if id := claimString(c["id"]); id != "" {
+		return id
+	}
+	return claimString(c["sub"])
+}
+
+func claimString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return truncate(x, MaxStringLength)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	return ""
+}
+
+// claimsInto overrides the user with verified claims.
+func claimsInto(u *User, c jwt.MapClaims) {
+	if id := claimID(c); id != "" {
+		u.ID = id
+	}
+	for k, dst := range map[string]*string{"email": &u.Email, "phone": &u.Phone, "name": &u.Name} {
+		if s := claimString(c[k]); s != "" {
+			*dst = s
+		}
+	}
+	if s := claimString(c["registered_at"]); s != "" {
+		if t, ok := parseTime(s); ok {
+			u.RegisteredAt = t.Format("2006-01-02T15:04:05.000Z")
+		}
+	}
+	if a, ok := c["address"].(map[string]any); ok {
+		get := func(k string) string { return claimString(a[k]) }
+		u.Address = Address{Line1: get("line1"), Line2: get("line2"), City: get("city"),
+			CountryCode: get("country_code"), RegionCode: get("region_code"), PostalCode: get("postal_code")}
+	}
+	var extra []string
+	for k := range c {
+		switch k {
+		case "id", "sub", "email", "phone", "name", "registered_at", "address",
+			"exp", "nbf", "iat", "iss", "aud", "jti":
+		default:
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) == 0 {
+		return
+	}
+	sort.Strings(extra)
+	f := flattener{dst: append([]byte(nil), u.traits...), n: u.ntraits}
+	for _, k := range extra {
+		switch v := c[k].(type) {
+		case string:
+			f.add(k, v)
+		case float64, bool:
+			if f.n < MaxKeys {
+				f.member(k)
+				f.dst = append(f.dst, claimString(v)...)
+			}
+		}
+	}
+	u.traits, u.ntraits = f.dst, f.n
+}

@@ -1,0 +1,598 @@
+// Package mapping turns Segment messages into Castle events, or into a
+// drop or dead-letter decision with a bounded reason, as SPEC §2–§4 define.
+//
+// It decodes one record (a Segment message, or an HTTP-API batch envelope
+// whose top-level context and integrations fill in each item's missing
+// keys), applies the filters of SPEC §3 in order, verifies Secure Mode
+// tokens (HS256 only), and builds the Castle /v1/log body.
+//
+// It is pure: no I/O, no logging, no metrics, no clock (the caller passes
+// now). The dedupe window (Dedupe) and the identify cache (Users) are
+// values the caller owns and passes in.
+//
+// Choices where the SPEC is silent:
+//   - Input must be valid JSON (encoding/json's validator, which also bounds
+//     nesting at 10,000 levels); anything else is malformed. Invalid UTF-8
+//     inside strings is replaced with U+FFFD in the output.
+//   - A non-string scalar where a string is expected (a numeric userId) is
+//     used as written; an object or array there is ignored. A non-object
+//     properties, traits or context is ignored.
+//   - A message with neither channel nor context.library, or library name
+//     "unknown", came through Segment's HTTP API: server_side.
+//   - Without a public client IP, no context is sent at all (Castle rejects
+//     a context without a valid public IP), so context.library is sent only
+//     with an IP. Public means global unicast and not private (the same rule
+//     as the Castle-compatible server).
+//   - userJwt claims: id (else sub), email, phone, name, registered_at,
+//     address override the user; other claims except the registered ones
+//     (exp, nbf, iat, iss, aud, jti) go to user.traits. Tokens over 8 KiB
+//     are invalid. exp/nbf are checked at now with 30 s of leeway (or at the
+//     event time with Config.VerifyAtEventTime, for replays of history).
+//   - Properties and traits flatten per flattener: see MaxKeys, MaxDepth.
+package mapping
+
+import (
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Reason is a bounded drop or dead-letter reason.
+type Reason string
+
+// The reasons of SPEC §3.
+const (
+	ReasonMalformed           Reason = "malformed"            // dead letter
+	ReasonUnsupportedType     Reason = "unsupported_type"     // drop
+	ReasonServerSide          Reason = "server_side"          // drop
+	ReasonMobile              Reason = "mobile"               // drop
+	ReasonIntegrationDisabled Reason = "integration_disabled" // drop
+	ReasonUserJWTInvalid      Reason = "user_jwt_invalid"     // dead letter
+	ReasonUserJWTMissing      Reason = "user_jwt_missing"     // drop
+	ReasonDuplicate           Reason = "duplicate"            // drop
+)
+
+// Reasons returns every reason, for pre-initialising metric labels.
+func Reasons() []Reason {
+	return []Reason{ReasonMalformed, ReasonUnsupportedType, ReasonServerSide, ReasonMobile,
+		ReasonIntegrationDisabled, ReasonUserJWTInvalid, ReasonUserJWTMissing, ReasonDuplicate}
+}
+
+// Action is what to do with a message.
+type Action uint8
+
+// Actions.
+const (
+	Forward    Action = iota + 1 // Event is set: send it to Castle
+	Identified                   // an identify, absorbed into the Users cache
+	Drop                         // counted drop, Reason set
+	DeadLetter                   // dead letter, Reason and Detail set
+)
+
+// PageType is how page messages are sent.
+type PageType uint8
+
+// Page types.
+const (
+	PageAsPage   PageType = iota // type "$page"
+	PageAsCustom                 // type "$custom", name = page name or "Page Viewed"
+)
+
+// ParsePageType parses "page" or "custom".
+func ParsePageType(s string) (PageType, error) {
+	switch s {
+	case "page", "":
+		return PageAsPage, nil
+	case "custom":
+		return PageAsCustom, nil
+	}
+	return 0, errors.New(`page type must be "page" or "custom"`)
+}
+
+// Config configures a Mapper.
+type Config struct {
+	// Secret is the Castle API secret, the HS256 key of userJwt. Empty:
+	// every userJwt is user_jwt_invalid.
+	Secret         []byte
+	PageType       PageType
+	AcceptMobile   bool
+	RequireUserJWT bool
+	Version        string // for context.library
+	// VerifyAtEventTime checks userJwt exp/nbf at the event's time rather
+	// than now (replaying history; tokens were valid when the event
+	// happened). Events without a readable time use now.
+	VerifyAtEventTime bool
+}
+
+// Result is the decision for one Segment message.
+type Result struct {
+	Action    Action
+	Reason    Reason // Drop and DeadLetter
+	Detail    string // short human detail; never a secret or a token
+	MessageID string
+	Type      string // "page", "track", "identify", "other", or "" when unreadable
+	Raw       []byte // this message's bytes (the record, or the envelope item)
+	Event     Event  // Forward only
+}
+
+// Mapper maps records. Safe for concurrent use.
+type Mapper struct {
+	cfg   Config
+	seen  *Dedupe
+	users *Users
+}
+
+// New returns a Mapper; seen or users may be nil (no dedupe, no cache).
+func New(cfg Config, seen *Dedupe, users *Users) *Mapper {
+	return &Mapper{cfg: cfg, seen: seen, users: users}
+}
+
+// message is one decoded Segment message; raw fields are sub-slices of the
+// record.
+type message struct {
+	raw                                        []byte
+	typ, messageID, userID, anonymousID, event string
+	name, category, channel                    string
+	timestamp, originalTimestamp, sentAt       string
+	receivedAt                                 string
+	hasType                                    bool
+	context, integrations, properties, traits  []byte
+	// batch-level context and integrations fill in missing keys.
+	batchContext, batchIntegrations []byte
+}
+
+// Map decodes one record and appends one Result per Segment message to dst.
+func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
+	if !json.Valid(raw) {
+		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not valid JSON", Raw: raw})
+	}
+	if kind(raw) != '{' {
+		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not a JSON object", Raw: raw})
+	}
+	if batch := field(raw, "batch"); batch != nil && kind(batch) == '[' {
+		var bctx, bint []byte
+		var bsent string
+		members(raw, func(k, v []byte) bool {
+			switch string(k) {
+			case `"context"`:
+				bctx = objectOrNil(v)
+			case `"integrations"`:
+				bint = objectOrNil(v)
+			case `"sentAt"`:
+				bsent = text(v)
+			}
+			return true
+		})
+		elements(batch, func(item []byte) bool {
+			if kind(item) != '{' {
+				dst = append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "batch item is not a JSON object", Raw: item})
+				return true
+			}
+			msg := decode(item)
+			msg.batchContext, msg.batchIntegrations = bctx, bint
+			if msg.sentAt == "" {
+				msg.sentAt = bsent
+			}
+			dst = append(dst, m.one(&msg, now))
+			return true
+		})
+		return dst
+	}
+	msg := decode(raw)
+	return append(dst, m.one(&msg, now))
+}
+
+func objectOrNil(v []byte) []byte {
+	if kind(v) == '{' {
+		return v
+	}
+	return nil
+}
+
+func decode(raw []byte) message {
+	msg := message{raw: raw}
+	members(raw, func(k, v []byte) bool {
+		switch string(k) {
+		case `"type"`:
+			msg.hasType = kind(v) == '"'
+			msg.typ = text(v)
+		case `"messageId"`:
+			msg.messageID = text(v)
+		case `"userId"`:
+			msg.userID = text(v)
+		case `"anonymousId"`:
+			msg.anonymousID = text(v)
+		case `"event"`:
+			msg.event = text(v)
+		case `"name"`:
+			msg.name = text(v)
+		case `"category"`:
+			msg.category = text(v)
+		case `"channel"`:
+			msg.channel = text(v)
+		case `"timestamp"`:
+			msg.timestamp = text(v)
+		case `"originalTimestamp"`:
+			msg.originalTimestamp = text(v)
+		case `"sentAt"`:
+			msg.sentAt = text(v)
+		case `"receivedAt"`:
+			msg.receivedAt = text(v)
+		case `"context"`:
+			msg.context = objectOrNil(v)
+		case `"integrations"`:
+			msg.integrations = objectOrNil(v)
+		case `"properties"`:
+			msg.properties = objectOrNil(v)
+		case `"traits"`:
+			msg.traits = objectOrNil(v)
+		}
+		return true
+	})
+	return msg
+}
+
+// ctx returns a context key, the message's own first, then the batch's.
+func (msg *message) ctx(names ...string) []byte {
+	if v := field(msg.context, names...); v != nil {
+		return v
+	}
+	return field(msg.batchContext, names...)
+}
+
+// integration returns an integrations key (case-insensitive), the
+// message's own first, then the batch's.
+func (msg *message) integration(name string) []byte {
+	if v := field(msg.integrations, name); v != nil {
+		return v
+	}
+	return field(msg.batchIntegrations, name)
+}
+
+var serverLibraries = map[string]bool{
+	"analytics-node": true, "@segment/analytics-node": true, "analytics-node-next": true,
+	"analytics-go": true, "analytics-python": true, "analytics-ruby": true, "analytics-java": true,
+	"analytics-php": true, "analytics-dotnet": true, "analytics.net": true, "unknown": true, "": true,
+}
+
+func (m *Mapper) one(msg *message, now time.Time) Result {
+	r := Result{MessageID: msg.messageID, Raw: msg.raw}
+	// 1. malformed
+	if !msg.hasType {
+		r.Action, r.Reason, r.Detail = DeadLetter, ReasonMalformed, "no type"
+		return r
+	}
+	// 2. unsupported type
+	switch msg.typ {
+	case "page", "track", "identify":
+		r.Type = msg.typ
+	default:
+		r.Type = "other"
+		r.Action, r.Reason = Drop, ReasonUnsupportedType
+		r.Detail = "type " + truncate(msg.typ, 32)
+		return r
+	}
+	// 3. server side, mobile
+	switch strings.ToLower(msg.channel) {
+	case "server":
+		r.Action, r.Reason, r.Detail = Drop, ReasonServerSide, "channel server"
+		return r
+	case "mobile":
+		if !m.cfg.AcceptMobile {
+			r.Action, r.Reason, r.Detail = Drop, ReasonMobile, "channel mobile"
+			return r
+		}
+	case "":
+		lib := strings.ToLower(text(field(msg.ctx("library"), "name")))
+		if serverLibraries[lib] {
+			r.Action, r.Reason = Drop, ReasonServerSide
+			r.Detail = "library " + truncate(lib, 64)
+			if lib == "" {
+				r.Detail = "no channel and no library (HTTP API)"
+			}
+			return r
+		}
+	}
+	// 4. integrations
+	castle := msg.integration("Castle")
+	if k := kind(castle); k == 'f' {
+		r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.Castle false"
+		return r
+	}
+	if all := msg.integration("All"); kind(all) == 'f' {
+		if k := kind(castle); k != 't' && k != '{' {
+			r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.All false"
+			return r
+		}
+	}
+	created := eventTime(msg)
+	// 5. Secure Mode
+	token := ""
+	if kind(castle) == '{' {
+		token = text(field(castle, "userJwt", "user_jwt"))
+	}
+	if token == "" {
+		if c := msg.ctx("Castle"); kind(c) == '{' {
+			token = text(field(c, "userJwt", "user_jwt"))
+		}
+	}
+	verifyAt := now
+	if m.cfg.VerifyAtEventTime && !created.IsZero() {
+		verifyAt = created
+	}
+	var user User
+	if msg.typ == "identify" {
+		return m.identify(msg, r, token, verifyAt)
+	}
+	cachedToken := ""
+	if msg.userID != "" && m.users != nil {
+		if u, t, ok := m.users.get(msg.userID); ok {
+			user, cachedToken = u, t
+		}
+	}
+	user.ID = msg.userID
+	if ct := msg.ctx("traits"); kind(ct) == '{' {
+		traitsInto(&user, ct, true)
+	}
+	if token == "" {
+		token = cachedToken
+	}
+	if token != "" {
+		claims, err := m.verify(token, verifyAt)
+		if err != nil {
+			r.Action, r.Reason, r.Detail = DeadLetter, ReasonUserJWTInvalid, "userJwt: "+err.Error()
+			return r
+		}
+		claimsInto(&user, claims)
+	} else if m.cfg.RequireUserJWT && msg.userID != "" {
+		r.Action, r.Reason, r.Detail = Drop, ReasonUserJWTMissing, "userId without userJwt"
+		return r
+	}
+	// 6. duplicate
+	if m.seen != nil && msg.messageID != "" && m.seen.seen(msg.messageID) {
+		r.Action, r.Reason, r.Detail = Drop, ReasonDuplicate, "messageId already forwarded"
+		return r
+	}
+	r.Action = Forward
+	r.Event = m.event(msg, user, castle, created, now)
+	return r
+}
+
+func (m *Mapper) identify(msg *message, r Result, token string, at time.Time) Result {
+	var user User
+	traits := msg.traits
+	if traits == nil {
+		traits = objectOrNil(msg.ctx("traits"))
+	}
+	traitsInto(&user, traits, false)
+	user.ID = msg.userID
+	if token != "" {
+		claims, err := m.verify(token, at)
+		if err != nil {
+			r.Action, r.Reason, r.Detail = DeadLetter, ReasonUserJWTInvalid, "userJwt: "+err.Error()
+			return r
+		}
+		if user.ID == "" {
+			user.ID = claimID(claims)
+		}
+	} else if m.cfg.RequireUserJWT && msg.userID != "" {
+		r.Action, r.Reason, r.Detail = Drop, ReasonUserJWTMissing, "userId without userJwt"
+		return r
+	}
+	if user.ID != "" && m.users != nil {
+		id := user.ID
+		user.ID = ""
+		m.users.put(id, user, token)
+	}
+	r.Action = Identified
+	return r
+}
+
+// traitsInto maps Segment traits onto the user: the known fields, and the
+// rest flattened into user.traits. With fill, fields already set are kept
+// except that later traits override (context.traits over cached ones).
+func traitsInto(u *User, traits []byte, overlay bool) {
+	if traits == nil {
+		return
+	}
+	var registered, created string
+	f := flattener{skip: func(k string) bool {
+		switch k {
+		case "email", "phone", "name", "address", "registeredAt", "createdAt", "id", "userId":
+			return true
+		}
+		return false
+	}}
+	if overlay && u.ntraits > 0 {
+		f.dst = append(f.dst, u.traits...)
+		f.n = u.ntraits
+	}
+	members(traits, func(k, v []byte) bool {
+		switch string(k) {
+		case `"email"`:
+			setStr(&u.Email, v)
+		case `"phone"`:
+			setStr(&u.Phone, v)
+		case `"name"`:
+			setStr(&u.Name, v)
+		case `"registeredAt"`:
+			registered = text(v)
+		case `"createdAt"`:
+			created = text(v)
+		case `"address"`:
+			if kind(v) == '{' {
+				u.Address = address(v)
+			}
+		}
+		return true
+	})
+	if t := first(registered, created); t != "" {
+		if ts, ok := parseTime(t); ok {
+			u.RegisteredAt = ts.UTC().Format("2006-01-02T15:04:05.000Z")
+		}
+	}
+	f.object("", traits, 1)
+	u.traits, u.ntraits = f.dst, f.n
+}
+
+func setStr(dst *string, v []byte) {
+	if s := text(v); s != "" {
+		*dst = truncate(s, MaxStringLength)
+	}
+}
+
+func first(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func address(v []byte) Address {
+	var a Address
+	members(v, func(k, val []byte) bool {
+		s := truncate(text(val), MaxStringLength)
+		switch string(k) {
+		case `"street"`, `"line1"`:
+			a.Line1 = s
+		case `"line2"`:
+			a.Line2 = s
+		case `"city"`:
+			a.City = s
+		case `"country"`, `"country_code"`, `"countryCode"`:
+			a.CountryCode = s
+		case `"state"`, `"region_code"`, `"regionCode"`:
+			a.RegionCode = s
+		case `"postalCode"`, `"postal_code"`:
+			a.PostalCode = s
+		}
+		return true
+	})
+	return a
+}
+
+func (m *Mapper) event(msg *message, user User, castle []byte, created, now time.Time) Event {
+	e := Event{CreatedAt: created, User: user, Library: m.cfg.Version}
+	page := msg.ctx("page")
+	f := flattener{dst: make([]byte, 0, len(msg.properties)+64)}
+	if msg.properties != nil {
+		f.object("", msg.properties, 1)
+	}
+	switch msg.typ {
+	case "page":
+		e.Type = "$page"
+		if m.cfg.PageType == PageAsCustom {
+			e.Type = "$custom"
+			e.Name = truncate(first(msg.name, "Page Viewed"), MaxNameLength)
+		}
+		for _, kv := range [...]struct{ k, v string }{
+			{"name", msg.name}, {"category", msg.category},
+		} {
+			if kv.v != "" && !hasKey(msg.properties, kv.k) {
+				f.add(kv.k, kv.v)
+			}
+		}
+		if kind(page) == '{' {
+			for _, k := range [...]string{"url", "path", "referrer", "title", "search"} {
+				if v := text(field(page, k)); v != "" && !hasKey(msg.properties, k) {
+					f.add(k, v)
+				}
+			}
+		}
+	case "track":
+		e.Type = "$custom"
+		e.Name = truncate(msg.event, MaxNameLength)
+		if e.Name == "" {
+			e.Name = "Unnamed Event"
+		}
+	}
+	e.props, e.nprops = f.dst, f.n
+	if ip := text(msg.ctx("ip")); publicIP(ip) {
+		e.IP = ip
+		e.UserAgent = truncate(text(msg.ctx("userAgent")), 1024)
+		e.Locale = truncate(text(msg.ctx("locale")), 1024)
+		if kind(page) == '{' {
+			e.Referer = truncate(text(field(page, "referrer")), 1024)
+		}
+	}
+	if kind(castle) == '{' && !created.IsZero() {
+		if tok := text(field(castle, "requestToken", "request_token")); tok != "" {
+			if d := now.Sub(created); d <= 120*time.Second && d >= -120*time.Second {
+				e.RequestToken = truncate(tok, 4096)
+			}
+		}
+	}
+	return e
+}
+
+func hasKey(obj []byte, key string) bool {
+	found := false
+	members(obj, func(k, _ []byte) bool {
+		if len(k) == len(key)+2 && string(k[1:len(k)-1]) == key {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+// publicIP: a valid IP that is global unicast and not private.
+func publicIP(s string) bool {
+	if s == "" {
+		return false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return false
+	}
+	a = a.Unmap()
+	return a.IsGlobalUnicast() && !a.IsPrivate()
+}
+
+// eventTime is SPEC §4's created_at: timestamp, else receivedAt - (sentAt
+// - originalTimestamp), else originalTimestamp. Zero when none parses.
+func eventTime(msg *message) time.Time {
+	if t, ok := parseTime(msg.timestamp); ok {
+		return t
+	}
+	orig, okO := parseTime(msg.originalTimestamp)
+	if recv, ok := parseTime(msg.receivedAt); ok && okO {
+		if sent, ok := parseTime(msg.sentAt); ok {
+			return recv.Add(-sent.Sub(orig))
+		}
+	}
+	if okO {
+		return orig
+	}
+	return time.Time{}
+}
+
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-1-2T15:4:5Z07:00",
+	"2006-1-2T15:4:5",
+	"2006-1-2 15:4:5Z07:00",
+	"2006-1-2 15:4:5",
+}
+
+// parseTime parses Segment's ISO 8601 times leniently: with or without
+// fractional seconds, zone, or zero padding.
+func parseTime(s string) (time.Time, bool) {
+	if s == "" || len(s) > 64 {
+		return time.Time{}, false
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			if t.Year() < 1970 || t.Year() > 9999 {
+				return time.Time{}, false
+			}
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
