@@ -127,8 +127,15 @@ func (l *limiter) sweep(now time.Time) {
 	}
 }
 
+// Canonical forms of the X-RateLimit-* header names, for direct map use.
+const (
+	hdrLimit     = "X-Ratelimit-Limit"
+	hdrRemaining = "X-Ratelimit-Remaining"
+	hdrReset     = "X-Ratelimit-Reset"
+)
+
 func setRateHeaders(h http.Header, d decision) {
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.remaining))
-	h.Set("X-RateLimit-Reset", strconv.Itoa(ceilSeconds(d.reset, 0)))
+	h[hdrLimit] = []string{strconv.Itoa(d.limit)}
+	h[hdrRemaining] = []string{strconv.Itoa(d.remaining)}
+	h[hdrReset] = []string{strconv.Itoa(ceilSeconds(d.reset, 0))}
 }

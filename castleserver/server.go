@@ -229,7 +229,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "bad_request", "Content-Type must be application/json")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -261,6 +261,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.count(s.cfg.SuccessStatus)
 }
 
+// readBody reads at most limit bytes of the body (else an
+// *http.MaxBytesError), in one allocation when the length is declared.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(rd, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(rd)
+}
+
 // errorBody is Castle's error object.
 type errorBody struct {
 	Type    string `json:"type"`
@@ -269,7 +283,7 @@ type errorBody struct {
 
 // fail writes a Castle error answer and counts it.
 func (s *Server) fail(w http.ResponseWriter, code int, typ, msg string) {
-	if s.limiter != nil && w.Header().Get("X-RateLimit-Limit") == "" {
+	if s.limiter != nil && w.Header()[hdrLimit] == nil {
 		setRateHeaders(w.Header(), s.limiter.fresh())
 	}
 	b, _ := json.Marshal(errorBody{Type: typ, Message: msg})

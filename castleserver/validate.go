@@ -1,15 +1,12 @@
 package castleserver
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // validationError is a rejected body: status, Castle error type, message.
@@ -29,233 +26,185 @@ func invalid(format string, args ...any) *validationError {
 	}
 }
 
+var errNotObject = &validationError{http.StatusBadRequest, "bad_request", "The request body must be a JSON object"}
+
 // parsed is what the server reads out of a valid body.
 type parsed struct {
 	typ, name, userID string
 	createdAt         time.Time
 }
 
-// payload holds the fields checked; the rest (sent_at, timestamp,
-// product, session, transaction, ...) is accepted as is.
-type payload struct {
-	Type         json.RawMessage `json:"type"`
-	Name         json.RawMessage `json:"name"`
-	Status       json.RawMessage `json:"status"`
-	User         json.RawMessage `json:"user"`
-	Properties   json.RawMessage `json:"properties"`
-	Context      json.RawMessage `json:"context"`
-	CreatedAt    json.RawMessage `json:"created_at"`
-	RequestToken json.RawMessage `json:"request_token"`
-}
-
-type userPayload struct {
-	ID           json.RawMessage `json:"id"`
-	Email        json.RawMessage `json:"email"`
-	Phone        json.RawMessage `json:"phone"`
-	Name         json.RawMessage `json:"name"`
-	RegisteredAt json.RawMessage `json:"registered_at"`
-	Traits       json.RawMessage `json:"traits"`
-	Address      json.RawMessage `json:"address"`
-}
-
-type contextPayload struct {
-	IP      json.RawMessage `json:"ip"`
-	Headers json.RawMessage `json:"headers"`
-	Library json.RawMessage `json:"library"`
-}
-
-// validate checks body against what Castle documents for /v1/log.
+// validate checks body against what Castle documents for /v1/log. Fields
+// it does not know (sent_at, timestamp, product, session, transaction, ...)
+// are accepted as they are.
 func (s *Server) validate(body []byte) (parsed, *validationError) {
 	var out parsed
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(body) {
-		return out, &validationError{http.StatusBadRequest, "bad_request", "The request body must be a JSON object"}
+	d, err := parseJSON(body)
+	if err != nil {
+		return out, errNotObject
 	}
-	var p payload
-	if err := json.Unmarshal(body, &p); err != nil {
-		return out, &validationError{http.StatusBadRequest, "bad_request", "The request body must be a JSON object"}
+	defer d.free()
+	const root = 0
+	if d.kind(root) != jObject {
+		return out, errNotObject
 	}
 
-	if p.Type == nil {
+	t := d.get(root, "type")
+	if t < 0 {
 		return out, invalid("root is missing required properties: type")
 	}
-	if !asString(p.Type, &out.typ) {
-		return out, invalid("property '/type' is not of type: string")
+	if d.kind(t) != jString {
+		return out, notOfType("/type", "string")
 	}
+	out.typ = d.text(t)
 	if _, ok := s.types[out.typ]; !ok {
 		return out, invalid("property '/type' is not one of: %s", strings.Join(s.cfg.Types, ", "))
 	}
-	if p.Name != nil {
-		if !asString(p.Name, &out.name) {
-			return out, invalid("property '/name' is not of type: string")
+	if n := d.get(root, "name"); n >= 0 {
+		if d.kind(n) != jString {
+			return out, notOfType("/name", "string")
 		}
-		if utf8.RuneCountInString(out.name) > s.cfg.MaxNameLength {
+		if d.runes(n) > s.cfg.MaxNameLength {
 			return out, invalid("property '/name' is longer than %d characters", s.cfg.MaxNameLength)
 		}
+		out.name = d.text(n)
 	}
 	if out.typ == "$custom" && out.name == "" {
 		return out, invalid("root is missing required properties: name (required when type is $custom)")
 	}
-	if p.Status != nil {
-		var st string
-		if !asString(p.Status, &st) {
-			return out, invalid("property '/status' is not of type: string")
+	if st := d.get(root, "status"); st >= 0 {
+		if d.kind(st) != jString {
+			return out, notOfType("/status", "string")
 		}
-		if !slices.Contains(statuses, st) {
+		if !slices.Contains(statuses, d.text(st)) {
 			return out, invalid("property '/status' is not one of: %s", strings.Join(statuses, ", "))
 		}
 	}
-	if p.RequestToken != nil {
-		var tok string
-		if !asString(p.RequestToken, &tok) {
-			return out, invalid("property '/request_token' is not of type: string")
-		}
+	if tok := d.get(root, "request_token"); tok >= 0 && d.kind(tok) != jString {
+		return out, notOfType("/request_token", "string")
 	}
-	if p.CreatedAt != nil {
-		var ts string
-		if !asString(p.CreatedAt, &ts) {
-			return out, invalid("property '/created_at' is not of type: string")
+	if ca := d.get(root, "created_at"); ca >= 0 {
+		if d.kind(ca) != jString {
+			return out, notOfType("/created_at", "string")
 		}
-		t, err := time.Parse(time.RFC3339Nano, ts)
+		ts, err := time.Parse(time.RFC3339Nano, d.text(ca))
 		if err != nil {
 			return out, invalid("property '/created_at' is not a valid date-time (RFC 3339)")
 		}
-		out.createdAt = t
+		out.createdAt = ts
 	}
-	if err := s.flatObject(p.Properties, "/properties"); err != nil {
+	if err := s.flatObject(d, d.get(root, "properties"), "/properties"); err != nil {
 		return out, err
 	}
-	if p.User != nil && !isNull(p.User) {
-		id, err := s.validateUser(p.User)
+	if u := d.get(root, "user"); u >= 0 && d.kind(u) != jNull {
+		id, err := s.validateUser(d, u)
 		if err != nil {
 			return out, err
 		}
 		out.userID = id
 	}
-	if p.Context != nil && !isNull(p.Context) {
-		if err := validateContext(p.Context); err != nil {
+	if c := d.get(root, "context"); c >= 0 && d.kind(c) != jNull {
+		if err := validateContext(d, c); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
 }
 
-func (s *Server) validateUser(raw json.RawMessage) (string, *validationError) {
-	if !isObject(raw) {
-		return "", invalid("property '/user' is not of type: object")
+func notOfType(ptr, want string) *validationError {
+	return invalid("property '%s' is not of type: %s", ptr, want)
+}
+
+func (s *Server) validateUser(d *doc, u int32) (string, *validationError) {
+	if d.kind(u) != jObject {
+		return "", notOfType("/user", "object")
 	}
-	var u userPayload
-	_ = json.Unmarshal(raw, &u) // raw is a valid object
 	var id string
-	if u.ID != nil && !asString(u.ID, &id) {
-		return "", invalid("property '/user/id' is not of type: string")
+	if v := d.get(u, "id"); v >= 0 {
+		if d.kind(v) != jString {
+			return "", notOfType("/user/id", "string")
+		}
+		id = d.text(v)
 	}
-	for _, f := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"email", u.Email}, {"phone", u.Phone}, {"name", u.Name}, {"registered_at", u.RegisteredAt}} {
-		var v string
-		if f.raw != nil && !asString(f.raw, &v) {
-			return "", invalid("property '/user/%s' is not of type: string", f.name)
+	for _, f := range []string{"email", "phone", "name", "registered_at"} {
+		if v := d.get(u, f); v >= 0 && d.kind(v) != jString {
+			return "", notOfType("/user/"+f, "string")
 		}
 	}
-	if u.Address != nil && !isNull(u.Address) && !isObject(u.Address) {
-		return "", invalid("property '/user/address' is not of type: object")
+	if a := d.get(u, "address"); a >= 0 && d.kind(a) != jNull && d.kind(a) != jObject {
+		return "", notOfType("/user/address", "object")
 	}
-	if err := s.flatObject(u.Traits, "/user/traits"); err != nil {
+	if err := s.flatObject(d, d.get(u, "traits"), "/user/traits"); err != nil {
 		return "", err
 	}
 	return id, nil
 }
 
-// flatObject checks an optional one-level object of string (bounded),
-// number, boolean or null values.
-func (s *Server) flatObject(raw json.RawMessage, ptr string) *validationError {
-	if raw == nil || isNull(raw) {
+// flatObject checks an optional (v < 0: absent) one-level object of string
+// (bounded), number, boolean or null values. The first offending member,
+// in document order, is named.
+func (s *Server) flatObject(d *doc, v int32, ptr string) *validationError {
+	if v < 0 || d.kind(v) == jNull {
 		return nil
 	}
-	if !isObject(raw) {
-		return invalid("property '%s' is not of type: object", ptr)
+	if d.kind(v) != jObject {
+		return notOfType(ptr, "object")
 	}
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &m) // raw is a valid object
-	// Check in key order, so that the error named is deterministic.
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := bytes.TrimLeft(m[k], " \t\r\n")
-		switch v[0] {
-		case '{', '[':
-			return invalid("property '%s/%s' is not of type: string, number, boolean, null", ptr, escapePointer(k))
-		case '"':
-			var str string
-			_ = json.Unmarshal(v, &str)
-			if utf8.RuneCountInString(str) > s.cfg.MaxStringLength {
-				return invalid("property '%s/%s' is longer than %d characters", ptr, escapePointer(k), s.cfg.MaxStringLength)
+	for c := d.nodes[v].child; c >= 0; c = d.nodes[c].next {
+		switch d.kind(c) {
+		case jObject, jArray:
+			return notOfType(ptr+"/"+escapePointer(d.key(c)), "string, number, boolean, null")
+		case jString:
+			if d.runes(c) > s.cfg.MaxStringLength {
+				return invalid("property '%s/%s' is longer than %d characters", ptr, escapePointer(d.key(c)), s.cfg.MaxStringLength)
 			}
 		}
 	}
 	return nil
 }
 
-func validateContext(raw json.RawMessage) *validationError {
-	if !isObject(raw) {
-		return invalid("property '/context' is not of type: object")
+func validateContext(d *doc, c int32) *validationError {
+	if d.kind(c) != jObject {
+		return notOfType("/context", "object")
 	}
-	var c contextPayload
-	_ = json.Unmarshal(raw, &c)
-	if c.IP == nil {
+	ip := d.get(c, "ip")
+	if ip < 0 {
 		return invalid("property '/context' is missing required properties: ip")
 	}
-	var ip string
-	if !asString(c.IP, &ip) {
-		return invalid("property '/context/ip' is not of type: string")
+	if d.kind(ip) != jString {
+		return notOfType("/context/ip", "string")
 	}
-	if !publicIP(ip) {
+	if !publicIP(d.text(ip)) {
 		return invalid("property '/context/ip' must be a valid, public IP")
 	}
-	if c.Library != nil && !isNull(c.Library) && !isObject(c.Library) {
-		return invalid("property '/context/library' is not of type: object")
+	if l := d.get(c, "library"); l >= 0 && d.kind(l) != jNull && d.kind(l) != jObject {
+		return notOfType("/context/library", "object")
 	}
-	if c.Headers == nil || isNull(c.Headers) {
+	h := d.get(c, "headers")
+	if h < 0 || d.kind(h) == jNull {
 		return nil
 	}
-	h := bytes.TrimLeft(c.Headers, " \t\r\n")
-	switch h[0] {
-	case '{':
+	switch d.kind(h) {
+	case jObject:
 		// What every Castle SDK sends: values are strings, or true for a
 		// scrubbed header (Cookie, Authorization).
-		var m map[string]json.RawMessage
-		_ = json.Unmarshal(h, &m)
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			v := bytes.TrimSpace(m[k])
-			var str string
-			if !asString(v, &str) && !bytes.Equal(v, []byte("true")) {
-				return invalid("property '/context/headers/%s' is not of type: string, true", escapePointer(k))
+		for m := d.nodes[h].child; m >= 0; m = d.nodes[m].next {
+			if d.kind(m) != jString && !d.isTrue(m) {
+				return notOfType("/context/headers/"+escapePointer(d.key(m)), "string, true")
 			}
 		}
-	case '[':
+	case jArray:
 		// The form of the OpenAPI example: [[name, value], ...].
-		var pairs [][]json.RawMessage
-		if json.Unmarshal(h, &pairs) != nil {
-			return invalid("property '/context/headers' is not an array of [name, value] pairs")
-		}
-		for i, p := range pairs {
-			var a, b string
-			if len(p) != 2 || !asString(p[0], &a) || !asString(p[1], &b) {
+		i := 0
+		for p := d.nodes[h].child; p >= 0; p = d.nodes[p].next {
+			first := d.nodes[p].child
+			if d.kind(p) != jArray || d.children(p) != 2 || d.kind(first) != jString || d.kind(d.nodes[first].next) != jString {
 				return invalid("property '/context/headers/%d' is not a [name, value] pair of strings", i)
 			}
+			i++
 		}
 	default:
-		return invalid("property '/context/headers' is not of type: object")
+		return notOfType("/context/headers", "object")
 	}
 	return nil
 }
@@ -271,21 +220,6 @@ func publicIP(s string) bool {
 	}
 	a = a.Unmap()
 	return a.IsGlobalUnicast() && !a.IsPrivate()
-}
-
-func asString(raw json.RawMessage, out *string) bool {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '"' {
-		return false
-	}
-	return json.Unmarshal(raw, out) == nil
-}
-
-func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
-
-func isObject(raw json.RawMessage) bool {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	return len(raw) > 0 && raw[0] == '{'
 }
 
 // escapePointer escapes a key for a JSON pointer (RFC 6901).

@@ -16,11 +16,11 @@ import (
 
 // outcome is what one HTTP attempt came to.
 type outcome struct {
-	class string // metric class
-	code  int    // HTTP status, 0 if none
-	err   error  // nil on 2xx; *APIError or a (redacted) transport error
-	// cause is the retry cause ("" when not retryable).
-	cause string
+	class class // metric class
+	code  int   // HTTP status, 0 if none
+	err   error // nil on 2xx; *APIError or a (redacted) transport error
+	// cause is the retry cause (classNone when not retryable).
+	cause class
 	// retryAfter is the server's requested wait (Retry-After, or on a 429
 	// X-RateLimit-Reset); hasRetryAfter says whether one was given.
 	retryAfter    time.Duration
@@ -99,7 +99,7 @@ func (c *Client) attempt(ctx context.Context, body []byte) outcome {
 	_ = resp.Body.Close()
 	o.latency = time.Since(start)
 	if rerr != nil && ctx.Err() != nil {
-		o.class, o.cause = classCanceled, ""
+		o.class, o.cause = classCanceled, classNone
 		o.err = c.redact(rerr)
 		return o
 	}

@@ -24,6 +24,13 @@ var ErrClosed = errors.New("castle client closed")
 
 // Client delivers events to Castle's POST /v1/log. It is safe for
 // concurrent use. Build it with New and stop it with Close.
+//
+// How it works: every user's events wait in that user's lane, a FIFO; an
+// event without a user gets a lane of its own. Concurrency workers take
+// ready lanes from one queue and send each lane's head event; a lane is
+// served by at most one worker at a time, which keeps a user's events in
+// order. A lane that must wait (per-user pacing, or a retry backoff) arms a
+// timer and frees its worker, so a held-back user holds back no one else.
 type Client struct {
 	cfg      Config
 	log      *zap.Logger
@@ -33,52 +40,87 @@ type Client struct {
 	redactor *redactor
 	pacer    *pacer // nil when per-user pacing is off
 	epoch    time.Time
-	sem      chan struct{}
 
 	// Header values shared, read-only, by every request.
 	hdrAuth, hdrJSON, hdrUA []string
 
 	closeCtx context.Context
 	closeFn  context.CancelCauseFunc
-	wg       sync.WaitGroup
+	workers  sync.WaitGroup
+	batches  sync.WaitGroup // Pendings not yet settled
 
 	mu        sync.Mutex
-	lanes     map[string]*lane
+	ready     laneQueue // lanes waiting for a worker
+	wake      *sync.Cond
+	lanes     map[string]*lane // user lanes
+	armed     map[*lane]struct{}
 	lastSweep time.Duration
 	closed    bool
 
 	consecFail  atomic.Int64
-	lastFail    atomic.Pointer[string]
+	lastFail    atomic.Int32 // a class
 	unreachable atomic.Bool
 }
 
-// lane is the FIFO of one user's events. At most one goroutine drains a
-// lane at a time, which is what keeps a user's events in order.
+// Lane states, guarded by Client.mu.
+const (
+	laneIdle    uint8 = iota // no work, or not yet started
+	laneQueued               // in the ready queue
+	laneRunning              // a worker is serving it
+	laneWaiting              // a timer will requeue it
+)
+
+// lane is the FIFO of one user's events (or of one anonymous event).
 type lane struct {
-	key     string
-	queue   []*job // guarded by Client.mu
-	head    int
-	running bool // guarded by Client.mu: a goroutine is draining the lane
-	pace    userPace
+	key   string
+	queue []*job // guarded by Client.mu
+	head  int
+	state uint8       // guarded by Client.mu
+	timer *time.Timer // guarded by Client.mu; armed while laneWaiting
+	pace  userPace    // touched only by the worker serving the lane
 }
 
-func (l *lane) pop() *job {
-	if l.head == len(l.queue) {
-		return nil
-	}
-	j := l.queue[l.head]
+func (l *lane) empty() bool { return l.head == len(l.queue) }
+
+func (l *lane) front() *job { return l.queue[l.head] }
+
+func (l *lane) popFront() {
 	l.queue[l.head] = nil
 	l.head++
 	if l.head == len(l.queue) {
 		l.queue, l.head = l.queue[:0], 0
 	}
-	return j
+}
+
+// laneQueue is a FIFO of lanes.
+type laneQueue struct {
+	buf  []*lane
+	head int
+}
+
+func (q *laneQueue) push(l *lane) { q.buf = append(q.buf, l) }
+
+func (q *laneQueue) pop() *lane {
+	if q.head == len(q.buf) {
+		return nil
+	}
+	l := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head++
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.buf) {
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	return l
 }
 
 // Job states.
 const (
-	jobPending uint32 = iota
-	jobRunning
+	jobPending uint32 = iota // waiting: queued, paced, or between attempts
+	jobRunning               // a worker holds it
 	jobSettled
 )
 
@@ -87,6 +129,12 @@ type job struct {
 	idx   int
 	ev    Event
 	state atomic.Uint32
+	// Delivery progress, written by the worker before the job returns to
+	// jobPending, so that cancelPending reads them consistently.
+	attempts int
+	code     int
+	lastErr  error
+	deadline time.Time
 }
 
 // Pending is a submitted batch whose events are being delivered.
@@ -150,13 +198,18 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 		redactor: newRedactor(cfg.Secret, basic),
 		pacer:    newPacer(cfg.UserRate),
 		epoch:    time.Now(),
-		sem:      make(chan struct{}, cfg.Concurrency),
 		hdrAuth:  []string{"Basic " + basic},
 		hdrJSON:  []string{"application/json"},
 		hdrUA:    []string{cfg.UserAgent},
 		lanes:    make(map[string]*lane),
+		armed:    make(map[*lane]struct{}),
 	}
+	c.wake = sync.NewCond(&c.mu)
 	c.closeCtx, c.closeFn = context.WithCancelCause(context.Background())
+	c.workers.Add(cfg.Concurrency)
+	for range cfg.Concurrency {
+		go c.worker()
+	}
 	return c, nil
 }
 
@@ -208,69 +261,82 @@ func (c *Client) Submit(ctx context.Context, events []Event) *Pending {
 	}
 	p.jobs = make([]job, n)
 	for i := range events {
-		p.jobs[i] = job{p: p, idx: i, ev: events[i]}
+		p.jobs[i].p, p.jobs[i].idx, p.jobs[i].ev = p, i, events[i]
 	}
 	p.remaining.Store(int64(n))
 	p.ctx, p.cancel = context.WithCancelCause(ctx)
-	p.stops[0] = context.AfterFunc(c.closeCtx, func() { p.cancel(ErrClosed) })
-	p.stops[1] = context.AfterFunc(p.ctx, p.cancelPending)
 
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.batches.Add(1)
+	p.stops[0] = context.AfterFunc(c.closeCtx, func() { p.cancel(ErrClosed) })
+	p.stops[1] = context.AfterFunc(p.ctx, p.cancelPending)
 	if c.closed {
-		c.mu.Unlock()
 		p.cancel(ErrClosed) // settles everything through cancelPending
 		return p
 	}
 	c.maybeSweep()
+	woken := 0
 	for i := range p.jobs {
 		j := &p.jobs[i]
+		var l *lane
 		if j.ev.UserID == "" {
-			c.wg.Add(1)
-			go c.runSingle(j)
-			continue
-		}
-		l := c.lanes[j.ev.UserID]
-		if l == nil {
+			l = &lane{}
+		} else if l = c.lanes[j.ev.UserID]; l == nil {
 			l = &lane{key: j.ev.UserID}
 			c.lanes[j.ev.UserID] = l
 		}
 		l.queue = append(l.queue, j)
-		if !l.running {
-			l.running = true
-			c.wg.Add(1)
-			go c.runLane(l)
+		if l.state == laneIdle {
+			l.state = laneQueued
+			c.ready.push(l)
+			woken++
 		}
 	}
-	c.mu.Unlock()
+	if woken >= c.cfg.Concurrency {
+		c.wake.Broadcast()
+	} else {
+		for range woken {
+			c.wake.Signal()
+		}
+	}
 	return p
 }
 
-// cancelPending settles as Canceled every job no goroutine has started.
+// cancelPending settles as Canceled every job no worker holds.
 func (p *Pending) cancelPending() {
 	cause := context.Cause(p.ctx)
 	for i := range p.jobs {
 		j := &p.jobs[i]
 		if j.state.CompareAndSwap(jobPending, jobSettled) {
-			p.c.settle(j, Result{Status: Canceled, Err: fmt.Errorf("castle: event not sent: %w", cause)})
+			p.c.settle(j, Canceled, j.canceledErr(cause))
 		}
 	}
 }
 
-// settle records r for j; the last settled job completes the batch.
-func (c *Client) settle(j *job, r Result) {
+func (j *job) canceledErr(cause error) error {
+	if j.lastErr != nil {
+		return fmt.Errorf("castle: delivery canceled after %d attempts (last error: %w): %w", j.attempts, j.lastErr, cause)
+	}
+	return fmt.Errorf("castle: delivery canceled after %d attempts: %w", j.attempts, cause)
+}
+
+// settle records j's result; the last settled job completes the batch.
+func (c *Client) settle(j *job, s Status, err error) {
 	p := j.p
-	p.results[j.idx] = r
-	c.m.events.WithLabelValues(c.m.typeLabel(j.ev.Type), r.Status.String()).Inc()
+	p.results[j.idx] = Result{Status: s, Attempts: j.attempts, Code: j.code, Err: err}
+	c.m.eventCounter(j.ev.Type, s).Inc()
 	if p.remaining.Add(-1) == 0 {
 		p.stops[0]()
 		p.stops[1]()
 		p.cancel(context.Canceled)
 		close(p.done)
+		c.batches.Done()
 	}
 }
 
-// maybeSweep forgets the pacing state of idle users, at most once per
-// longest window. Called with c.mu held.
+// maybeSweep forgets idle users whose pacing state no longer matters, at
+// most once per longest window. Called with c.mu held.
 func (c *Client) maybeSweep() {
 	if c.pacer == nil {
 		return
@@ -281,131 +347,166 @@ func (c *Client) maybeSweep() {
 	}
 	c.lastSweep = now
 	for k, l := range c.lanes {
-		if !l.running && l.head == len(l.queue) && c.pacer.idle(&l.pace, now) {
+		if l.state == laneIdle && c.pacer.idle(&l.pace, now) {
 			delete(c.lanes, k)
 		}
 	}
 }
 
-func (c *Client) runSingle(j *job) {
-	defer c.wg.Done()
-	c.process(j, nil)
-}
-
-func (c *Client) runLane(l *lane) {
-	defer c.wg.Done()
+// worker serves ready lanes until the client is closed.
+func (c *Client) worker() {
+	defer c.workers.Done()
 	for {
 		c.mu.Lock()
-		j := l.pop()
-		if j == nil {
-			l.running = false
-			if c.pacer == nil {
-				delete(c.lanes, l.key) // no state worth keeping
+		var l *lane
+		for !c.closed {
+			if l = c.ready.pop(); l != nil {
+				break
+			}
+			c.wake.Wait()
+		}
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		l.state = laneRunning
+		c.mu.Unlock()
+		c.serve(l)
+	}
+}
+
+// serve sends l's events in order until the lane is empty or must wait.
+func (c *Client) serve(l *lane) {
+	for {
+		c.mu.Lock()
+		// Drop jobs settled while queued (their batch was canceled).
+		for !l.empty() && l.front().state.Load() == jobSettled {
+			l.popFront()
+		}
+		if l.empty() || c.closed {
+			l.state = laneIdle
+			if l.key != "" && (c.pacer == nil || c.closed) {
+				delete(c.lanes, l.key) // no pacing state worth keeping
 			}
 			c.mu.Unlock()
 			return
 		}
+		j := l.front()
 		c.mu.Unlock()
-		c.process(j, l)
+		if !j.state.CompareAndSwap(jobPending, jobRunning) {
+			continue // settled by cancelPending meanwhile
+		}
+		wait, done := c.step(j, l)
+		if !done {
+			j.state.Store(jobPending)
+			// cancelPending runs once, when the batch's context ends; if
+			// that happened while we held the job, settle it here.
+			if ctx := j.p.ctx; ctx.Err() != nil && j.state.CompareAndSwap(jobPending, jobSettled) {
+				c.settle(j, Canceled, j.canceledErr(context.Cause(ctx)))
+				continue
+			}
+			c.arm(l, wait)
+			return
+		}
+		c.mu.Lock()
+		l.popFront()
+		c.mu.Unlock()
 	}
 }
 
-// process delivers one event: pacing, bounded concurrency, retries.
-func (c *Client) process(j *job, l *lane) {
-	if !j.state.CompareAndSwap(jobPending, jobRunning) {
-		return // canceled before it started
+// arm requeues l after d, freeing its worker meanwhile.
+func (c *Client) arm(l *lane, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		l.state = laneIdle
+		return
 	}
+	l.state = laneWaiting
+	c.armed[l] = struct{}{}
+	l.timer = time.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed || l.state != laneWaiting {
+			return
+		}
+		delete(c.armed, l)
+		l.timer = nil
+		l.state = laneQueued
+		c.ready.push(l)
+		c.wake.Signal()
+	})
+}
+
+// step makes one attempt at delivering j, after pacing. It returns done
+// once j is settled; otherwise how long the lane must wait first.
+func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	ctx := j.p.ctx
-	var (
-		res      Result
-		deadline time.Time
-		lastErr  error
-	)
-	finish := func(s Status, err error) {
-		res.Status, res.Err = s, err
-		j.state.Store(jobSettled)
-		c.settle(j, res)
+	if ctx.Err() != nil {
+		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)))
+		return 0, true
 	}
-	canceled := func() {
-		err := fmt.Errorf("castle: delivery canceled after %d attempts: %w", res.Attempts, context.Cause(ctx))
-		if lastErr != nil {
-			err = fmt.Errorf("castle: delivery canceled after %d attempts (last error: %w): %w", res.Attempts, lastErr, context.Cause(ctx))
+	paced := c.pacer != nil && l.key != ""
+	if paced {
+		if d := c.pacer.delay(&l.pace, c.now()); d > 0 {
+			c.m.paceWaits.Inc()
+			c.m.paceWaited.Add(d.Seconds())
+			return d, false
 		}
-		finish(Canceled, err)
+		c.pacer.record(&l.pace, c.now())
 	}
-	for {
-		if l != nil && c.pacer != nil {
-			if d := c.pacer.delay(&l.pace, c.now()); d > 0 {
-				c.m.paceWaits.Inc()
-				c.m.paceWaited.Add(d.Seconds())
-				if !sleep(ctx, d) {
-					canceled()
-					return
-				}
-			}
-		}
-		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
-			canceled()
-			return
-		}
-		if l != nil && c.pacer != nil {
-			c.pacer.record(&l.pace, c.now())
-		}
-		if res.Attempts == 0 {
-			deadline = time.Now().Add(c.cfg.Retry.MaxElapsed)
-		}
-		res.Attempts++
-		c.m.inFlight.Inc()
-		o := c.attempt(ctx, j.ev.Body)
-		c.m.inFlight.Dec()
-		<-c.sem
+	if j.attempts == 0 {
+		j.deadline = time.Now().Add(c.cfg.Retry.MaxElapsed)
+	}
+	j.attempts++
+	c.m.inFlight.Inc()
+	o := c.attempt(ctx, j.ev.Body)
+	c.m.inFlight.Dec()
 
-		c.m.requests.WithLabelValues(o.class).Inc()
-		c.m.latency.WithLabelValues(o.class).Observe(o.latency.Seconds())
-		c.noteReachability(o)
-		if o.code != 0 {
-			res.Code = o.code
-		}
-		if l != nil && c.pacer != nil && o.exhaustedFor > 0 {
-			// Castle says this user's budget is spent: hold the user
-			// until the window resets, whatever our own count says.
-			l.pace.notBefore = max(l.pace.notBefore, c.now()+min(o.exhaustedFor, c.cfg.Retry.Max))
-		}
-		switch {
-		case o.class == class2xx:
-			finish(Delivered, nil)
-			return
-		case o.class == classCanceled:
-			canceled()
-			return
-		case o.cause == "":
-			finish(Rejected, o.err)
-			return
-		}
-		lastErr = o.err
-
-		now := time.Now()
-		if !now.Before(deadline) {
-			finish(RetriesExhausted, fmt.Errorf("castle: gave up after %d attempts in %s: %w",
-				res.Attempts, c.cfg.Retry.MaxElapsed, o.err))
-			return
-		}
-		wait := c.backoff(res.Attempts)
-		if o.hasRetryAfter {
-			wait = max(wait, o.retryAfter)
-		}
-		wait = min(wait, c.cfg.Retry.Max, deadline.Sub(now))
-		c.m.retries.WithLabelValues(o.cause).Inc()
-		c.log.Debug("castle request failed, will retry",
-			zap.String("cause", o.cause), zap.Int("code", o.code), zap.Int("attempt", res.Attempts),
-			zap.Duration("wait", wait), zap.Error(o.err))
-		if !sleep(ctx, wait) {
-			canceled()
-			return
-		}
+	c.m.reqBy[o.class].Inc()
+	c.m.latBy[o.class].Observe(o.latency.Seconds())
+	c.noteReachability(o)
+	if o.code != 0 {
+		j.code = o.code
 	}
+	if paced && o.exhaustedFor > 0 {
+		// Castle says this user's budget is spent: hold the user until
+		// the window resets, whatever our own count says.
+		l.pace.notBefore = max(l.pace.notBefore, c.now()+min(o.exhaustedFor, c.cfg.Retry.Max))
+	}
+	switch {
+	case o.class == class2xx:
+		c.finish(j, Delivered, nil)
+		return 0, true
+	case o.class == classCanceled:
+		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)))
+		return 0, true
+	case o.cause == classNone:
+		c.finish(j, Rejected, o.err)
+		return 0, true
+	}
+	j.lastErr = o.err
+	now := time.Now()
+	if !now.Before(j.deadline) {
+		c.finish(j, RetriesExhausted, fmt.Errorf("castle: gave up after %d attempts in %s: %w",
+			j.attempts, c.cfg.Retry.MaxElapsed, o.err))
+		return 0, true
+	}
+	wait := c.backoff(j.attempts)
+	if o.hasRetryAfter {
+		wait = max(wait, o.retryAfter)
+	}
+	wait = min(wait, c.cfg.Retry.Max, j.deadline.Sub(now))
+	c.m.retryBy[o.cause].Inc()
+	c.log.Debug("castle request failed, will retry",
+		zap.String("cause", o.cause.String()), zap.Int("code", o.code), zap.Int("attempt", j.attempts),
+		zap.Duration("wait", wait), zap.Error(o.err))
+	return wait, false
+}
+
+func (c *Client) finish(j *job, s Status, err error) {
+	j.state.Store(jobSettled)
+	c.settle(j, s, err)
 }
 
 // backoff is the jittered wait before retry n (n >= 1).
@@ -422,21 +523,6 @@ func (c *Client) backoff(n int) time.Duration {
 	return time.Duration(d)
 }
 
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // noteReachability tracks consecutive attempts that failed at the
 // transport level or with 5xx (or another unexpected status).
 func (c *Client) noteReachability(o outcome) {
@@ -445,14 +531,15 @@ func (c *Client) noteReachability(o outcome) {
 		return
 	case classTimeout, classConnError, class5xx, classOther:
 		n := c.consecFail.Add(1)
-		cls := o.class
-		c.lastFail.Store(&cls)
+		c.lastFail.Store(int32(o.class))
 		if n >= int64(c.cfg.UnreachableAfter) && c.unreachable.CompareAndSwap(false, true) {
-			c.log.Warn("castle api looks unreachable", zap.Int64("consecutive_failures", n), zap.String("last", cls))
+			c.log.Warn("castle api looks unreachable", zap.Int64("consecutive_failures", n), zap.String("last", o.class.String()))
 		}
 	default:
-		c.consecFail.Store(0)
-		if c.unreachable.CompareAndSwap(true, false) {
+		if c.consecFail.Load() != 0 {
+			c.consecFail.Store(0)
+		}
+		if c.unreachable.Load() && c.unreachable.CompareAndSwap(true, false) {
 			c.log.Info("castle api reachable again")
 		}
 	}
@@ -466,16 +553,13 @@ func (c *Client) Reachable() error {
 	if n < int64(c.cfg.UnreachableAfter) {
 		return nil
 	}
-	last := "unknown"
-	if p := c.lastFail.Load(); p != nil {
-		last = *p
-	}
-	return fmt.Errorf("castle api unreachable: the last %d attempts failed (last: %s)", n, last)
+	return fmt.Errorf("castle api unreachable: the last %d attempts failed (last: %s)", n, class(c.lastFail.Load()))
 }
 
-// Close settles every unsettled event as Canceled (cause ErrClosed), waits
-// for the client's goroutines to end, and closes idle connections. Later
-// Submits settle their events Canceled at once. Close is idempotent.
+// Close settles every unsettled event as Canceled (cause ErrClosed), stops
+// the workers and timers, waits until every Pending is done, and closes
+// idle connections. Later Submits settle their events Canceled at once.
+// Close is idempotent.
 func (c *Client) Close() {
 	c.mu.Lock()
 	if c.closed {
@@ -483,8 +567,15 @@ func (c *Client) Close() {
 		return
 	}
 	c.closed = true
+	for l := range c.armed {
+		l.timer.Stop()
+		l.state = laneIdle
+	}
+	clear(c.armed)
+	c.wake.Broadcast()
 	c.mu.Unlock()
 	c.closeFn(ErrClosed)
-	c.wg.Wait()
+	c.workers.Wait()
+	c.batches.Wait()
 	c.http.CloseIdleConnections()
 }

@@ -6,17 +6,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Request classes: the bounded values of the "class" label.
+// class is the outcome class of one HTTP attempt: the bounded values of
+// the "class" and "cause" labels.
+type class uint8
+
 const (
-	class2xx       = "2xx"
-	class4xx       = "4xx"
-	class429       = "429"
-	class5xx       = "5xx"
-	classOther     = "other" // 1xx/3xx: unexpected, treated as retryable
-	classTimeout   = "timeout"
-	classConnError = "conn_error"
-	classCanceled  = "canceled"
+	classNone class = iota // not retryable (as a cause)
+	class2xx
+	class4xx
+	class429
+	class5xx
+	classOther // 1xx/3xx: unexpected, treated as retryable
+	classTimeout
+	classConnError
+	classCanceled
+	numClasses
 )
+
+var classNames = [numClasses]string{"", "2xx", "4xx", "429", "5xx", "other", "timeout", "conn_error", "canceled"}
+
+func (c class) String() string { return classNames[c] }
 
 // maxTypeLabels bounds the distinct values of the "type" label; later
 // values are reported as "other".
@@ -43,9 +52,17 @@ type metrics struct {
 	paceWaits  prometheus.Counter
 	paceWaited prometheus.Counter
 
+	// Series resolved once, so the hot path does no label hashing.
+	reqBy   [numClasses]prometheus.Counter
+	latBy   [numClasses]prometheus.Observer
+	retryBy [numClasses]prometheus.Counter
+
 	mu    sync.Mutex
-	types map[string]struct{}
+	types map[string]*[numStatuses]prometheus.Counter
 }
+
+// numStatuses sizes arrays indexed by Status.
+const numStatuses = int(Canceled) + 1
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "castle_destination", "castle"
@@ -79,37 +96,47 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "pacing_wait_seconds_total",
 			Help: "Total time events waited for their user's rate limit.",
 		}),
-		types: make(map[string]struct{}),
+		types: make(map[string]*[numStatuses]prometheus.Counter),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.paceWaits, m.paceWaited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
-	// Pre-create the bounded series so dashboards see zeros.
-	for _, c := range []string{class2xx, class4xx, class429, class5xx, classOther, classTimeout, classConnError, classCanceled} {
-		m.requests.WithLabelValues(c)
-		m.latency.WithLabelValues(c)
+	// Create the bounded series up front, so dashboards see zeros.
+	for c := class2xx; c < numClasses; c++ {
+		m.reqBy[c] = m.requests.WithLabelValues(c.String())
+		m.latBy[c] = m.latency.WithLabelValues(c.String())
 	}
-	for _, c := range []string{class429, class5xx, classOther, classTimeout, classConnError} {
-		m.retries.WithLabelValues(c)
+	for _, c := range []class{class429, class5xx, classOther, classTimeout, classConnError} {
+		m.retryBy[c] = m.retries.WithLabelValues(c.String())
 	}
 	return m, nil
 }
 
-// typeLabel bounds the cardinality of the caller-chosen type label.
-func (m *metrics) typeLabel(t string) string {
-	if t == "" {
-		return "unknown"
+// eventCounter returns the events_total series for (typ, st). The type
+// label is bounded: "" is "unknown", and past maxTypeLabels distinct
+// values, new ones are "other".
+func (m *metrics) eventCounter(typ string, st Status) prometheus.Counter {
+	if typ == "" {
+		typ = "unknown"
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.types[t]; ok {
-		return t
+	cs := m.types[typ]
+	if cs == nil {
+		label := typ
+		if len(m.types) >= maxTypeLabels {
+			label = "other"
+			if cs = m.types[label]; cs != nil {
+				return cs[st]
+			}
+		}
+		cs = new([numStatuses]prometheus.Counter)
+		for s := Delivered; s <= Canceled; s++ {
+			cs[s] = m.events.WithLabelValues(label, s.String())
+		}
+		m.types[label] = cs
 	}
-	if len(m.types) >= maxTypeLabels {
-		return "other"
-	}
-	m.types[t] = struct{}{}
-	return t
+	return cs[st]
 }
