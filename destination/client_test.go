@@ -1,0 +1,108 @@
+package destination_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/destination"
+)
+
+func TestStatusClasses(t *testing.T) {
+	tests := []struct {
+		name         string
+		scfg         castleserver.Config
+		fault        *castleserver.Fault
+		body         string // default: a valid body
+		urlSuffix    string
+		secret       string
+		wantStatus   destination.Status
+		wantAttempts int
+		wantCode     int
+		wantType     string // Castle error type, for Rejected
+		wantMsg      string // substring of Castle's message, for Rejected
+		wantClass    string // requests_total class of the first attempt
+	}{
+		{name: "204 delivered", wantStatus: destination.Delivered, wantAttempts: 1, wantCode: 204, wantClass: "2xx"},
+		{name: "201 delivered", scfg: castleserver.Config{SuccessStatus: 201}, wantStatus: destination.Delivered, wantAttempts: 1, wantCode: 201, wantClass: "2xx"},
+		{name: "200 delivered", scfg: castleserver.Config{SuccessStatus: 200}, wantStatus: destination.Delivered, wantAttempts: 1, wantCode: 200, wantClass: "2xx"},
+		{name: "400 rejected", fault: ptr(castleserver.Status(400)), wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 400, wantType: "bad_request", wantClass: "4xx"},
+		{name: "401 rejected", fault: ptr(castleserver.Status(401)), wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 401, wantType: "unauthorized", wantClass: "4xx"},
+		{name: "403 rejected", fault: ptr(castleserver.Status(403)), wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 403, wantType: "forbidden", wantClass: "4xx"},
+		{name: "404 rejected", fault: ptr(castleserver.Status(404)), wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 404, wantType: "not_found", wantClass: "4xx"},
+		{name: "422 rejected", fault: ptr(castleserver.Status(422)), wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 422, wantType: "invalid_parameters", wantClass: "4xx"},
+		{name: "408 retried", fault: ptr(castleserver.Status(408)), wantStatus: destination.Delivered, wantAttempts: 2, wantCode: 204, wantClass: "4xx"},
+		{name: "429 retried", fault: ptr(castleserver.TooManyRequests("0")), wantStatus: destination.Delivered, wantAttempts: 2, wantCode: 204, wantClass: "429"},
+		{name: "500 retried", fault: ptr(castleserver.Status(500)), wantStatus: destination.Delivered, wantAttempts: 2, wantCode: 204, wantClass: "5xx"},
+		{name: "502 retried", fault: ptr(castleserver.Status(502)), wantStatus: destination.Delivered, wantAttempts: 2, wantCode: 204, wantClass: "5xx"},
+		{name: "503 retried", fault: ptr(castleserver.Status(503)), wantStatus: destination.Delivered, wantAttempts: 2, wantCode: 204, wantClass: "5xx"},
+		{name: "504 retried", fault: ptr(castleserver.Status(504)), wantStatus: destination.Delivered, wantAttempts: 2, wantCode: 204, wantClass: "5xx"},
+		{name: "wrong secret", secret: "sk_wrong_secret_value", wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 401, wantType: "unauthorized", wantMsg: "API secret", wantClass: "4xx"},
+		{name: "invalid body", body: `{"type":"$custom"}`, wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 422, wantType: "invalid_parameters", wantMsg: "name", wantClass: "4xx"},
+		{name: "not json", body: `{"type":`, wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 400, wantType: "bad_request", wantClass: "4xx"},
+		{name: "too large", scfg: castleserver.Config{MaxBodyBytes: 64}, body: `{"type":"$custom","name":"` + strings.Repeat("x", 100) + `"}`, wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 413, wantType: "bad_request", wantClass: "4xx"},
+		{name: "unknown route", urlSuffix: "/nope", wantStatus: destination.Rejected, wantAttempts: 1, wantCode: 404, wantType: "route_not_found", wantClass: "4xx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startLoopback(t, tt.scfg, destination.Config{Retry: fastRetry, Secret: tt.secret})
+			if tt.urlSuffix != "" {
+				// Rebuild the client against a different base path.
+				e.c.Close()
+				e.c, e.reg, e.logs = newClient(t, destination.Config{URL: e.url + tt.urlSuffix, Retry: fastRetry}, nil)
+				t.Cleanup(e.c.Close)
+			}
+			if tt.fault != nil {
+				e.srv.FailNext(1, *tt.fault)
+			}
+			ev := event("u1", 1)
+			if tt.body != "" {
+				ev.Body = []byte(tt.body)
+			}
+			res := e.c.Deliver(context.Background(), []destination.Event{ev})
+			if len(res) != 1 {
+				t.Fatalf("got %d results, want 1", len(res))
+			}
+			r := res[0]
+			if r.Status != tt.wantStatus || r.Attempts != tt.wantAttempts || r.Code != tt.wantCode {
+				t.Fatalf("result = %v attempts=%d code=%d err=%v; want %v attempts=%d code=%d",
+					r.Status, r.Attempts, r.Code, r.Err, tt.wantStatus, tt.wantAttempts, tt.wantCode)
+			}
+			switch tt.wantStatus {
+			case destination.Delivered:
+				if r.Err != nil {
+					t.Errorf("Err = %v, want nil", r.Err)
+				}
+				if got := e.srv.Stats().Accepted; got != 1 {
+					t.Errorf("server accepted %d, want 1", got)
+				}
+			case destination.Rejected:
+				var ae *destination.APIError
+				if !errors.As(r.Err, &ae) {
+					t.Fatalf("Err = %T %v, want *APIError", r.Err, r.Err)
+				}
+				if ae.StatusCode != tt.wantCode || ae.Type != tt.wantType || !strings.Contains(ae.Message, tt.wantMsg) || ae.Message == "" {
+					t.Errorf("APIError = %+v, want code %d type %q message containing %q", ae, tt.wantCode, tt.wantType, tt.wantMsg)
+				}
+				if e.srv != nil && e.srv.Stats().Accepted != 0 {
+					t.Errorf("server accepted a rejected event")
+				}
+			}
+			if got := counter(t, e.reg, "castle_destination_castle_requests_total", "class", tt.wantClass); got < 1 {
+				t.Errorf("requests_total{class=%q} = %v, want >= 1", tt.wantClass, got)
+			}
+			if got := counter(t, e.reg, "castle_destination_castle_events_total", "type", "track", "result", tt.wantStatus.String()); got != 1 {
+				t.Errorf("events_total{result=%q} = %v, want 1", tt.wantStatus, got)
+			}
+			if tt.wantAttempts > 1 {
+				if got := sumCounter(t, e.reg, "castle_destination_castle_retries_total"); got != float64(tt.wantAttempts-1) {
+					t.Errorf("retries_total = %v, want %d", got, tt.wantAttempts-1)
+				}
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

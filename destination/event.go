@@ -1,0 +1,96 @@
+package destination
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Event is one Castle POST /v1/log request.
+type Event struct {
+	// Body is the JSON body, ready to send. The client treats it as
+	// read-only and may send it more than once (retries).
+	Body []byte
+	// UserID is the Castle user.id: the per-user pacing and ordering key.
+	// "" means no per-user limit and no ordering.
+	UserID string
+	// Type is a bounded metric label chosen by the caller ("page",
+	// "track"). The client keeps at most maxTypeLabels distinct values and
+	// folds the rest into "other".
+	Type string
+}
+
+// Status is how an event was settled.
+type Status uint8
+
+// The settled states of an event.
+const (
+	// Delivered: Castle answered 2xx.
+	Delivered Status = iota + 1
+	// Rejected: Castle answered a 4xx other than 408 and 429; retrying
+	// cannot help. Dead-letter reason "rejected".
+	Rejected
+	// RetriesExhausted: retryable failures (429, 5xx, 408, timeouts,
+	// connection errors) went on past the retry budget. Dead-letter reason
+	// "retries_exhausted".
+	RetriesExhausted
+	// Canceled: the context ended (or the client was closed) before the
+	// event was settled. The event was NOT delivered as far as the client
+	// knows; it must be neither dead-lettered nor committed.
+	Canceled
+)
+
+// String returns the bounded label of s: "delivered", "rejected",
+// "retries_exhausted" or "canceled".
+func (s Status) String() string {
+	switch s {
+	case Delivered:
+		return "delivered"
+	case Rejected:
+		return "rejected"
+	case RetriesExhausted:
+		return "retries_exhausted"
+	case Canceled:
+		return "canceled"
+	default:
+		return "status(" + strconv.Itoa(int(s)) + ")"
+	}
+}
+
+// Result says how one event was settled.
+type Result struct {
+	Status Status
+	// Attempts is the number of HTTP requests started for the event.
+	Attempts int
+	// Code is the last HTTP status received (0 if none).
+	Code int
+	// Err is nil when Delivered. For Rejected it is an *APIError carrying
+	// Castle's {"type","message"} body. For RetriesExhausted it is the last
+	// failure (an *APIError or a transport error). For Canceled it wraps
+	// the context's error. It never contains the API secret.
+	Err error
+}
+
+// APIError is a non-2xx answer from Castle, with its JSON error body.
+type APIError struct {
+	StatusCode int
+	// Type and Message come from Castle's error body {"type","message"}.
+	// When the body is not that JSON object, Type is empty and Message
+	// holds the start of the raw body.
+	Type    string
+	Message string
+}
+
+// Error formats the status and Castle's error; it never includes the
+// secret (bodies are scrubbed of it when read).
+func (e *APIError) Error() string {
+	switch {
+	case e.Type != "" && e.Message != "":
+		return fmt.Sprintf("castle: HTTP %d %s: %s", e.StatusCode, e.Type, e.Message)
+	case e.Type != "":
+		return fmt.Sprintf("castle: HTTP %d %s", e.StatusCode, e.Type)
+	case e.Message != "":
+		return fmt.Sprintf("castle: HTTP %d: %s", e.StatusCode, e.Message)
+	default:
+		return fmt.Sprintf("castle: HTTP %d", e.StatusCode)
+	}
+}

@@ -1,0 +1,187 @@
+package destination_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/destination"
+)
+
+// testSecret is long and distinctive, so a leak cannot hide.
+const testSecret = "sk_test_Zq8VUxF1d7rK2mNoP4sT"
+
+// fastRetry retries quickly and without jitter, for tests on real time.
+var fastRetry = destination.RetryPolicy{
+	Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2, MaxElapsed: 10 * time.Second,
+}
+
+// env is a client wired to a server.
+type env struct {
+	srv  *castleserver.Server
+	url  string
+	c    *destination.Client
+	reg  *prometheus.Registry
+	logs *observer.ObservedLogs
+	stop func()
+}
+
+func newClient(t testing.TB, cfg destination.Config, hc *http.Client) (*destination.Client, *prometheus.Registry, *observer.ObservedLogs) {
+	t.Helper()
+	if cfg.Secret == "" {
+		cfg.Secret = testSecret
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	reg := prometheus.NewRegistry()
+	c, err := destination.New(cfg, zap.New(core), reg, hc)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c, reg, logs
+}
+
+func newServer(t testing.TB, scfg castleserver.Config) *castleserver.Server {
+	t.Helper()
+	if scfg.Secret == "" {
+		scfg.Secret = testSecret
+	}
+	s, err := castleserver.New(scfg)
+	if err != nil {
+		t.Fatalf("castleserver.New: %v", err)
+	}
+	return s
+}
+
+// startLoopback serves s on a real loopback socket. Cleanup is registered.
+func startLoopback(t testing.TB, scfg castleserver.Config, cfg destination.Config) *env {
+	t.Helper()
+	s := newServer(t, scfg)
+	ts := httptest.NewServer(s)
+	cfg.URL = ts.URL
+	c, reg, logs := newClient(t, cfg, nil)
+	e := &env{srv: s, url: ts.URL, c: c, reg: reg, logs: logs}
+	e.stop = func() {
+		e.c.Close()
+		s.Close()
+		ts.Close()
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// startMem serves h through an in-memory listener, for synctest bubbles.
+// The caller must defer e.stop() inside the bubble.
+func startMem(t *testing.T, h http.Handler, cfg destination.Config) *env {
+	t.Helper()
+	l := castleserver.NewMemListener()
+	hs := &http.Server{Handler: h}
+	go func() { _ = hs.Serve(l) }()
+	tr := &http.Transport{DialContext: l.DialContext, MaxIdleConnsPerHost: 64}
+	cfg.URL = "http://castle.test"
+	c, reg, logs := newClient(t, cfg, &http.Client{Transport: tr})
+	e := &env{c: c, reg: reg, logs: logs}
+	if s, ok := h.(*castleserver.Server); ok {
+		e.srv = s
+	}
+	e.stop = func() {
+		c.Close()
+		if e.srv != nil {
+			e.srv.Close()
+		}
+		_ = hs.Close()
+		tr.CloseIdleConnections()
+	}
+	return e
+}
+
+func startMemServer(t *testing.T, scfg castleserver.Config, cfg destination.Config) *env {
+	return startMem(t, newServer(t, scfg), cfg)
+}
+
+// body returns a valid /v1/log body for user with a sequence property.
+func body(user string, seq int) []byte {
+	if user == "" {
+		return fmt.Appendf(nil, `{"type":"$custom","name":"Clicked","properties":{"seq":%d}}`, seq)
+	}
+	return fmt.Appendf(nil, `{"type":"$custom","name":"Clicked","user":{"id":%q},"properties":{"seq":%d}}`, user, seq)
+}
+
+func event(user string, seq int) destination.Event {
+	return destination.Event{Body: body(user, seq), UserID: user, Type: "track"}
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue metric
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+		}
+		return 0
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+// gatherText renders every metric, for leak checks.
+func gatherText(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	var b strings.Builder
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		b.WriteString(mf.String())
+	}
+	return b.String()
+}
+
+// sumCounter adds up every series of a counter.
+func sumCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}

@@ -1,0 +1,425 @@
+package destination_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/destination"
+)
+
+// noJitter is a retry schedule whose waits are exact: 100 ms doubling.
+var noJitter = destination.RetryPolicy{
+	Initial: 100 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2, MaxElapsed: time.Minute,
+}
+
+func deliverOne(t *testing.T, c *destination.Client, ev destination.Event) destination.Result {
+	t.Helper()
+	res := c.Deliver(context.Background(), []destination.Event{ev})
+	if len(res) != 1 {
+		t.Fatalf("got %d results", len(res))
+	}
+	return res[0]
+}
+
+func TestBackoffSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
+		defer e.stop()
+		e.srv.FailNext(3, castleserver.Status(500))
+		start := time.Now()
+		r := deliverOne(t, e.c, event("u", 1))
+		if r.Status != destination.Delivered || r.Attempts != 4 {
+			t.Fatalf("got %v after %d attempts (%v), want delivered after 4", r.Status, r.Attempts, r.Err)
+		}
+		// Waits of 100, 200 and 400 ms: the last attempt starts at 700 ms.
+		if got := time.Since(start); got != 700*time.Millisecond {
+			t.Errorf("delivered after %v, want 700ms", got)
+		}
+		acc := e.srv.Accepted()
+		if len(acc) != 1 || acc[0].ReceivedAt.Sub(start) != 700*time.Millisecond {
+			t.Errorf("accepted %d, at %v", len(acc), acc[0].ReceivedAt.Sub(start))
+		}
+		if got := counter(t, e.reg, "castle_destination_castle_retries_total", "cause", "5xx"); got != 3 {
+			t.Errorf("retries{5xx} = %v, want 3", got)
+		}
+	})
+}
+
+func TestBackoffCappedAtMax(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := noJitter
+		p.Max = 300 * time.Millisecond
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: p})
+		defer e.stop()
+		e.srv.FailNext(4, castleserver.Status(503))
+		start := time.Now()
+		r := deliverOne(t, e.c, event("u", 1))
+		// 100 + 200 + 300 + 300.
+		if r.Status != destination.Delivered || time.Since(start) != 900*time.Millisecond {
+			t.Fatalf("got %v after %v, want delivered after 900ms", r.Status, time.Since(start))
+		}
+	})
+}
+
+func TestRetriesExhausted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := destination.RetryPolicy{Initial: time.Second, Max: 4 * time.Second, Multiplier: 2, MaxElapsed: 10 * time.Second}
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: p})
+		defer e.stop()
+		e.srv.StartOutage(castleserver.Status(503))
+		start := time.Now()
+		r := deliverOne(t, e.c, event("u", 1))
+		// Attempts at 0, 1, 3, 7 s, then the wait of 4 s is cut to end at
+		// the 10 s deadline: a last attempt at 10 s.
+		if r.Status != destination.RetriesExhausted || r.Attempts != 5 || r.Code != 503 {
+			t.Fatalf("got %v attempts=%d code=%d, want retries_exhausted after 5 with 503", r.Status, r.Attempts, r.Code)
+		}
+		if got := time.Since(start); got != 10*time.Second {
+			t.Errorf("gave up after %v, want 10s", got)
+		}
+		var ae *destination.APIError
+		if !errors.As(r.Err, &ae) || ae.StatusCode != 503 || ae.Type != "service_unavailable" {
+			t.Errorf("Err = %v, want the last 503 APIError", r.Err)
+		}
+		if err := e.c.Reachable(); err == nil {
+			t.Error("Reachable() = nil during an outage")
+		}
+		e.srv.EndOutage()
+		if r := deliverOne(t, e.c, event("u2", 1)); r.Status != destination.Delivered {
+			t.Fatalf("after the outage: %v", r.Status)
+		}
+		if err := e.c.Reachable(); err != nil {
+			t.Errorf("Reachable() = %v after a delivery", err)
+		}
+	})
+}
+
+func TestDefaultPolicyRidesOutThirtySecondOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{})
+		defer e.stop()
+		e.srv.StartOutage(castleserver.Status(503))
+		p := e.c.Submit(context.Background(), []destination.Event{event("u", 1), event("", 2), event("v", 3)})
+		time.Sleep(30 * time.Second)
+		e.srv.EndOutage()
+		start := time.Now()
+		for i, r := range p.Wait() {
+			if r.Status != destination.Delivered {
+				t.Errorf("event %d: %v (%v)", i, r.Status, r.Err)
+			}
+		}
+		// The default backoff caps at 10 s (+20 % jitter).
+		if d := time.Since(start); d > 12*time.Second {
+			t.Errorf("took %v after the outage ended, want <= 12s", d)
+		}
+	})
+}
+
+func TestRetryAfter(t *testing.T) {
+	tests := []struct {
+		name   string
+		value  func(now time.Time) string
+		max    time.Duration
+		wantAt time.Duration
+	}{
+		{"delta seconds", func(time.Time) string { return "3" }, 10 * time.Second, 3 * time.Second},
+		{"http date", func(now time.Time) string { return now.Add(5 * time.Second).UTC().Format(http.TimeFormat) }, 10 * time.Second, 5 * time.Second},
+		{"past http date", func(now time.Time) string { return now.Add(-time.Hour).UTC().Format(http.TimeFormat) }, 10 * time.Second, 100 * time.Millisecond},
+		{"capped by Max", func(time.Time) string { return "60" }, 2 * time.Second, 2 * time.Second},
+		{"garbage ignored", func(time.Time) string { return "soon" }, 10 * time.Second, 100 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := noJitter
+				p.Max = tt.max
+				e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: p})
+				defer e.stop()
+				start := time.Now()
+				e.srv.FailNext(1, castleserver.TooManyRequests(tt.value(start)))
+				r := deliverOne(t, e.c, event("u", 1))
+				if r.Status != destination.Delivered || r.Attempts != 2 {
+					t.Fatalf("got %v after %d attempts", r.Status, r.Attempts)
+				}
+				if got := time.Since(start); got != tt.wantAt {
+					t.Errorf("retried after %v, want %v", got, tt.wantAt)
+				}
+				if got := counter(t, e.reg, "castle_destination_castle_retries_total", "cause", "429"); got != 1 {
+					t.Errorf("retries{429} = %v", got)
+				}
+			})
+		})
+	}
+}
+
+// A 429 without Retry-After: X-RateLimit-Reset says when to come back.
+func TestRateLimitResetOn429(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				w.Header().Set("X-RateLimit-Limit", "6")
+				w.Header().Set("X-RateLimit-Remaining", "0")
+				w.Header().Set("X-RateLimit-Reset", "3")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+		e := startMem(t, h, destination.Config{Retry: noJitter})
+		defer e.stop()
+		start := time.Now()
+		r := deliverOne(t, e.c, event("u", 1))
+		if r.Status != destination.Delivered || time.Since(start) != 3*time.Second {
+			t.Fatalf("got %v after %v, want delivered after 3s", r.Status, time.Since(start))
+		}
+	})
+}
+
+// X-RateLimit-Remaining: 0 on a success holds the user until the reset, so
+// a server stricter than our pacing is not hit with a 429.
+func TestRateLimitHeadersInformPacing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		loose := destination.UserRate{Windows: []destination.RateWindow{{Requests: 100, Per: time.Second}}}
+		e := startMemServer(t,
+			castleserver.Config{Limits: []castleserver.Limit{{Requests: 2, Per: time.Second}}},
+			destination.Config{Retry: noJitter, UserRate: loose})
+		defer e.stop()
+		start := time.Now()
+		evs := []destination.Event{event("u", 1), event("u", 2), event("u", 3), event("u", 4)}
+		for i, r := range e.c.Deliver(context.Background(), evs) {
+			if r.Status != destination.Delivered || r.Attempts != 1 {
+				t.Errorf("event %d: %v after %d attempts", i, r.Status, r.Attempts)
+			}
+		}
+		if n := e.srv.Stats().ByStatus[429]; n != 0 {
+			t.Errorf("server answered %d 429s", n)
+		}
+		if got := time.Since(start); got != time.Second {
+			t.Errorf("took %v, want 1s (two per second)", got)
+		}
+	})
+}
+
+func TestTimeoutRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter, Timeout: 2 * time.Second})
+		defer e.stop()
+		e.srv.FailNext(1, castleserver.Hang())
+		start := time.Now()
+		r := deliverOne(t, e.c, event("u", 1))
+		if r.Status != destination.Delivered || r.Attempts != 2 {
+			t.Fatalf("got %v after %d attempts (%v)", r.Status, r.Attempts, r.Err)
+		}
+		if got := time.Since(start); got != 2*time.Second+100*time.Millisecond {
+			t.Errorf("delivered after %v, want 2.1s", got)
+		}
+		if got := counter(t, e.reg, "castle_destination_castle_requests_total", "class", "timeout"); got != 1 {
+			t.Errorf("requests{timeout} = %v, want 1", got)
+		}
+		if got := counter(t, e.reg, "castle_destination_castle_retries_total", "cause", "timeout"); got != 1 {
+			t.Errorf("retries{timeout} = %v, want 1", got)
+		}
+	})
+}
+
+func TestConcurrencyBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newServer(t, castleserver.Config{})
+		s.SetLatency(time.Second)
+		var cur, peak atomic.Int32
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := cur.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			defer cur.Add(-1)
+			s.ServeHTTP(w, r)
+		})
+		e := startMem(t, h, destination.Config{Concurrency: 4, Retry: noJitter})
+		defer func() { e.stop(); s.Close() }()
+		evs := make([]destination.Event, 20)
+		for i := range evs {
+			evs[i] = event("", i)
+		}
+		start := time.Now()
+		for i, r := range e.c.Deliver(context.Background(), evs) {
+			if r.Status != destination.Delivered {
+				t.Errorf("event %d: %v", i, r.Status)
+			}
+		}
+		if got := peak.Load(); got != 4 {
+			t.Errorf("peak concurrency %d, want 4", got)
+		}
+		if got := time.Since(start); got != 5*time.Second {
+			t.Errorf("took %v, want 5s (20 requests, 4 at a time, 1s each)", got)
+		}
+	})
+}
+
+func TestCancelMidRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
+		defer e.stop()
+		e.srv.StartOutage(castleserver.Status(503))
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		res := e.c.Deliver(ctx, []destination.Event{event("u", 1), event("", 2)})
+		if got := time.Since(start); got != 1500*time.Millisecond {
+			t.Errorf("Deliver returned after %v, want 1.5s", got)
+		}
+		for i, r := range res {
+			if r.Status != destination.Canceled || r.Attempts < 1 || !errors.Is(r.Err, context.DeadlineExceeded) {
+				t.Errorf("event %d: %v attempts=%d err=%v, want canceled with DeadlineExceeded", i, r.Status, r.Attempts, r.Err)
+			}
+		}
+		before := e.srv.Stats().Requests
+		time.Sleep(time.Minute)
+		if after := e.srv.Stats().Requests; after != before {
+			t.Errorf("%d requests after cancellation", after-before)
+		}
+		if got := counter(t, e.reg, "castle_destination_castle_events_total", "type", "track", "result", "canceled"); got != 2 {
+			t.Errorf("events{canceled} = %v, want 2", got)
+		}
+	})
+}
+
+func TestCancelInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter, Timeout: time.Minute})
+		defer e.stop()
+		e.srv.FailNext(1, castleserver.Hang())
+		ctx, cancel := context.WithCancel(context.Background())
+		p := e.c.Submit(ctx, []destination.Event{event("u", 1)})
+		time.Sleep(time.Second)
+		cancel()
+		r := p.Wait()[0]
+		if r.Status != destination.Canceled || r.Attempts != 1 || !errors.Is(r.Err, context.Canceled) {
+			t.Fatalf("got %v attempts=%d err=%v", r.Status, r.Attempts, r.Err)
+		}
+		if got := counter(t, e.reg, "castle_destination_castle_requests_total", "class", "canceled"); got != 1 {
+			t.Errorf("requests{canceled} = %v", got)
+		}
+	})
+}
+
+// A canceled batch returns promptly even when its event waits behind
+// another batch's event of the same user that is retrying.
+func TestCancelQueuedBehindRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
+		defer e.stop()
+		e.srv.StartOutage(castleserver.Status(503))
+		a := e.c.Submit(context.Background(), []destination.Event{event("u", 1)})
+		ctx, cancel := context.WithCancel(context.Background())
+		b := e.c.Submit(ctx, []destination.Event{event("u", 2), event("w", 3)})
+		time.Sleep(time.Second)
+		start := time.Now()
+		cancel()
+		rb := b.Wait()
+		if time.Since(start) != 0 {
+			t.Errorf("canceled batch took %v to return", time.Since(start))
+		}
+		if rb[0].Status != destination.Canceled || rb[0].Attempts != 0 {
+			t.Errorf("queued event: %v attempts=%d, want canceled with 0 attempts", rb[0].Status, rb[0].Attempts)
+		}
+		if rb[1].Status != destination.Canceled {
+			t.Errorf("other user's event: %v, want canceled", rb[1].Status)
+		}
+		select {
+		case <-a.Done():
+			t.Fatal("batch a settled during the outage")
+		default:
+		}
+		e.srv.EndOutage()
+		if r := a.Wait()[0]; r.Status != destination.Delivered {
+			t.Fatalf("batch a: %v", r.Status)
+		}
+		for _, rec := range e.srv.Accepted() {
+			if rec.Properties["seq"] != float64(1) {
+				t.Errorf("server accepted canceled event %s", rec.Body)
+			}
+		}
+	})
+}
+
+func TestCloseCancelsPending(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
+		defer e.stop()
+		e.srv.StartOutage(castleserver.Status(503))
+		p := e.c.Submit(context.Background(), []destination.Event{event("u", 1), event("u", 2), event("", 3)})
+		time.Sleep(time.Second)
+		e.c.Close()
+		for i, r := range p.Wait() {
+			if r.Status != destination.Canceled || !errors.Is(r.Err, destination.ErrClosed) {
+				t.Errorf("event %d: %v %v, want canceled by ErrClosed", i, r.Status, r.Err)
+			}
+		}
+		r := e.c.Deliver(context.Background(), []destination.Event{event("u", 4)})
+		if r[0].Status != destination.Canceled || !errors.Is(r[0].Err, destination.ErrClosed) {
+			t.Errorf("after Close: %v %v", r[0].Status, r[0].Err)
+		}
+		e.c.Close() // idempotent
+	})
+}
+
+// checkWindows verifies arrival times keep every limit.
+func checkWindows(t *testing.T, user string, times []time.Time, limits []castleserver.Limit) {
+	t.Helper()
+	for _, l := range limits {
+		for i := l.Requests; i < len(times); i++ {
+			if d := times[i].Sub(times[i-l.Requests]); d < l.Per {
+				t.Errorf("user %s: requests %d and %d only %v apart (limit %d per %v)", user, i-l.Requests, i, d, l.Requests, l.Per)
+			}
+		}
+	}
+}
+
+func TestPacingHeavyUserDoesNotSlowOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
+		defer e.stop()
+		var evs []destination.Event
+		for i := range 25 {
+			evs = append(evs, event("heavy", i))
+			evs = append(evs, event("light"+strconv.Itoa(i), i))
+		}
+		start := time.Now()
+		for i, r := range e.c.Deliver(context.Background(), evs) {
+			if r.Status != destination.Delivered || r.Attempts != 1 {
+				t.Errorf("event %d: %v after %d attempts", i, r.Status, r.Attempts)
+			}
+		}
+		if n := e.srv.Stats().ByStatus[429]; n != 0 {
+			t.Errorf("server answered %d 429s to a paced client", n)
+		}
+		var heavy []time.Time
+		for _, rec := range e.srv.Accepted() {
+			if rec.UserID == "heavy" {
+				heavy = append(heavy, rec.ReceivedAt)
+			} else if d := rec.ReceivedAt.Sub(start); d != 0 {
+				t.Errorf("light user %s delivered after %v, want at once", rec.UserID, d)
+			}
+		}
+		checkWindows(t, "heavy", heavy, castleserver.DefaultLimits)
+		// 25 events at 10 per 5.1 s: the 21st cannot go before 10.2 s.
+		if d := heavy[len(heavy)-1].Sub(start); d < 10200*time.Millisecond {
+			t.Errorf("heavy user done after %v, want >= 10.2s", d)
+		}
+		if got := counter(t, e.reg, "castle_destination_castle_pacing_waits_total"); got < 1 {
+			t.Errorf("pacing_waits_total = %v", got)
+		}
+	})
+}
