@@ -1,0 +1,301 @@
+// Package consumer reads one Kafka topic as a member of a consumer group and
+// hands its records out one by one; the caller acknowledges each record once it
+// is done with it (delivered, dropped or dead-lettered). Offsets are committed
+// per partition, in order, only past records that are acknowledged, so a
+// crash, a rebalance or a shutdown never loses a record: the uncommitted ones
+// are read again (at-least-once). The package also writes dead letters to a
+// Kafka topic (DeadLetterWriter).
+//
+// It knows nothing of Segment or Castle: records are opaque bytes.
+//
+// It is built on kafka-go's ConsumerGroup/Generation API rather than the
+// group-managed kafka.Reader: each generation gives this member its partitions
+// and their committed offsets; one partition reader (a kafka.Reader with no
+// group) per assigned partition fetches from there; commits go through
+// Generation.CommitOffsets, so the broker rejects (fences) a commit from a
+// generation that is over. The records of a generation carry its offset
+// trackers: their acknowledgements never count towards a later generation,
+// even one in which the same partition comes back to this member.
+//
+// What it does not do: batching, retries, decoding. Those belong to the
+// pipeline that receives the records.
+package consumer
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+var (
+	errTrackerClosed = errors.New("partition tracker closed")
+	errNotMember     = errors.New("consumer: not a member of a consumer group generation")
+	errStopped       = errors.New("consumer: stopped")
+)
+
+// Record is one Kafka message handed out by Run. Call Ack exactly when the
+// record is done; records that are never acked are re-read after a restart or
+// a rebalance.
+type Record struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []kafka.Header
+	Time      time.Time
+
+	tracker *tracker
+	seq     uint64
+	metrics *metrics
+	acked   atomic.Bool
+}
+
+// Ack marks the record done (delivered, dropped or dead-lettered): its offset
+// may be committed once every earlier record of its partition is done too.
+// Safe from any goroutine; idempotent; a no-op (counted as a late ack) once
+// the record's generation ended. On a Record not made by Run it does nothing.
+func (r *Record) Ack() {
+	if r == nil || r.tracker == nil || !r.acked.CompareAndSwap(false, true) {
+		return
+	}
+	if r.tracker.ack(r.seq) {
+		r.metrics.acks.Inc()
+	} else {
+		r.metrics.lateAcks.Inc()
+	}
+}
+
+// Consumer is a consumer group member. Make one with New and call Run once.
+type Consumer struct {
+	cfg     Config
+	cluster Cluster
+	log     *zap.Logger
+	metrics *metrics
+	started atomic.Bool
+
+	readyMu  sync.Mutex
+	readyErr error
+
+	// owned is the partition set of the latest generation, for deleting the
+	// metric series of partitions that moved away. Generations run one after
+	// the other, so only one goroutine uses it at a time.
+	owned map[int]bool
+}
+
+// New validates cfg, applies defaults and registers the metrics on reg (nil:
+// not registered). It does not connect to Kafka.
+func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		cfg:      cfg,
+		cluster:  cfg.Cluster(),
+		log:      logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID)),
+		metrics:  m,
+		readyErr: errNotMember,
+		owned:    map[int]bool{},
+	}, nil
+}
+
+// Ready reports nil while the consumer is a member of a generation (even one
+// with no partitions: a replica beyond the partition count is healthy), and
+// an error saying why not otherwise. For /readyz.
+func (c *Consumer) Ready() error {
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	return c.readyErr
+}
+
+func (c *Consumer) setReady(err error) {
+	c.readyMu.Lock()
+	c.readyErr = err
+	c.readyMu.Unlock()
+}
+
+// Run joins the group and sends records on out until ctx is done. Then it
+// stops fetching, waits up to DrainTimeout for the records handed out to be
+// acked (keep receiving from out and acking until it is closed: records
+// still buffered in out count as handed out), commits, leaves the group,
+// closes out and returns nil.
+//
+// It returns an error, without retrying, when the consumer cannot work: the
+// topic does not exist, authentication or authorization fails, the broker
+// rejects the group settings, TLS verification fails; and after JoinTimeout
+// without group membership for any other error (brokers unreachable,
+// coordinator unavailable), which it retries until then. Errors fetching a
+// partition are retried for as long as the generation lasts (counted and
+// logged).
+func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("consumer: Run called more than once")
+	}
+	defer close(out)
+	defer c.setReady(errStopped)
+
+	transport := c.cluster.Transport()
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}
+
+	if err := c.checkTopic(ctx, client); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+
+	sugar := c.log.Sugar()
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    c.cfg.GroupID,
+		Brokers:               c.cfg.Brokers,
+		Dialer:                c.cluster.Dialer(),
+		Topics:                []string{c.cfg.Topic},
+		HeartbeatInterval:     c.cfg.HeartbeatInterval,
+		SessionTimeout:        c.cfg.SessionTimeout,
+		RebalanceTimeout:      c.cfg.RebalanceTimeout,
+		JoinGroupBackoff:      c.cfg.RetryBackoff,
+		WatchPartitionChanges: true,
+		StartOffset:           c.cfg.StartOffset,
+		Logger:                kafka.LoggerFunc(sugar.Debugf),
+		ErrorLogger:           kafka.LoggerFunc(sugar.Infof),
+	})
+	if err != nil {
+		return fmt.Errorf("consumer group: %w", err)
+	}
+	defer group.Close()
+
+	lastMember := time.Now()
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if isFatal(err) {
+				return fmt.Errorf("join consumer group %q: %w", c.cfg.GroupID, err)
+			}
+			if time.Since(lastMember) > c.cfg.JoinTimeout {
+				return fmt.Errorf("join consumer group %q: no membership for over %s: %w", c.cfg.GroupID, c.cfg.JoinTimeout, err)
+			}
+			c.setReady(fmt.Errorf("consumer: joining group: %w", err))
+			c.log.Warn("joining consumer group failed; retrying", zap.Error(err))
+			continue
+		}
+		c.metrics.generations.Inc()
+		g := c.newGeneration(gen, client, out)
+		finished := make(chan struct{})
+		gen.Start(func(genCtx context.Context) { g.run(ctx, genCtx, finished) })
+		<-finished
+		lastMember = time.Now()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	// Leave the group; this also ends the generation whose supervisor is
+	// waiting for it after a shutdown drain.
+	_ = group.Close()
+	for p := range c.owned {
+		c.metrics.lag.DeleteLabelValues(partitionLabel(p))
+		c.metrics.inFlight.DeleteLabelValues(partitionLabel(p))
+	}
+	c.metrics.assigned.Set(0)
+	c.log.Info("consumer stopped")
+	return nil
+}
+
+// checkTopic fails when the topic does not exist: kafka-go's group would
+// otherwise assign nothing and look healthy forever. Connection errors are
+// retried until JoinTimeout.
+func (c *Consumer) checkTopic(ctx context.Context, client *kafka.Client) error {
+	deadline := time.Now().Add(c.cfg.JoinTimeout)
+	for {
+		err := c.topicExists(ctx, client)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if isFatal(err) || errors.Is(err, kafka.UnknownTopicOrPartition) {
+			return fmt.Errorf("consumer: topic %q: %w", c.cfg.Topic, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consumer: topic %q: brokers unavailable for over %s: %w", c.cfg.Topic, c.cfg.JoinTimeout, err)
+		}
+		c.setReady(fmt.Errorf("consumer: reading topic metadata: %w", err))
+		c.log.Warn("reading topic metadata failed; retrying", zap.Error(err))
+		if !sleep(ctx, c.cfg.RetryBackoff) {
+			return nil
+		}
+	}
+}
+
+func (c *Consumer) topicExists(ctx context.Context, client *kafka.Client) error {
+	resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.cfg.Topic}})
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		if t.Name != c.cfg.Topic {
+			continue
+		}
+		if t.Error != nil {
+			return t.Error
+		}
+		if len(t.Partitions) == 0 {
+			return kafka.UnknownTopicOrPartition
+		}
+		return nil
+	}
+	return kafka.UnknownTopicOrPartition
+}
+
+// isFatal reports errors that retrying cannot fix: credentials, permissions,
+// settings the broker refuses, TLS trust.
+func isFatal(err error) bool {
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism, kafka.IllegalSASLState,
+			kafka.GroupAuthorizationFailed, kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed,
+			kafka.InvalidSessionTimeout, kafka.InvalidGroupId, kafka.InconsistentGroupProtocol:
+			return true
+		}
+	}
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verify           *tls.CertificateVerificationError
+		header           tls.RecordHeaderError
+	)
+	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify) || errors.As(err, &header)
+}
+
+// sleep waits d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
