@@ -1,0 +1,201 @@
+// Package harness runs the real worker against an in-process
+// Kafka-protocol broker (kfake) and a Castle-compatible API on loopback. The
+// demo, the bench command and the end-to-end tests share it, so that what
+// the demo shows is what the tests check.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/config"
+	"github.com/castle-destination/castle-destination/internal/traffic"
+)
+
+// Secret is the API secret of the local Castle API (and the Secure Mode key
+// of the generated traffic). It is not a real secret.
+const Secret = "local-demo-secret"
+
+// Options shape an environment. Zero fields take the defaults given.
+type Options struct {
+	Topic      string // default "segment"
+	DLQTopic   string // default "segment-dlq"
+	Partitions int    // default 6
+	// Castle configures the local Castle API; Secret is always Secret.
+	Castle castleserver.Config
+}
+
+// Env is a running broker and Castle API.
+type Env struct {
+	Cluster   *kfake.Cluster
+	Brokers   []string
+	Topic     string
+	DLQTopic  string
+	Castle    *castleserver.Server
+	CastleURL string
+
+	partitions int
+	httpSrv    *http.Server
+	ln         net.Listener
+	serveErr   chan error
+}
+
+// Start starts a broker with the topics and a Castle API on 127.0.0.1.
+func Start(opt Options) (*Env, error) {
+	if opt.Topic == "" {
+		opt.Topic = "segment"
+	}
+	if opt.DLQTopic == "" {
+		opt.DLQTopic = "segment-dlq"
+	}
+	if opt.Partitions <= 0 {
+		opt.Partitions = 6
+	}
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.SeedTopics(int32(opt.Partitions), opt.Topic),
+		kfake.SeedTopics(1, opt.DLQTopic),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start in-process Kafka: %w", err)
+	}
+	opt.Castle.Secret = Secret
+	srv, err := castleserver.New(opt.Castle)
+	if err != nil {
+		cluster.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cluster.Close()
+		return nil, fmt.Errorf("listen for the local Castle API: %w", err)
+	}
+	e := &Env{
+		Cluster: cluster, Brokers: cluster.ListenAddrs(), Topic: opt.Topic, DLQTopic: opt.DLQTopic,
+		Castle: srv, CastleURL: "http://" + ln.Addr().String(),
+		partitions: opt.Partitions, ln: ln, serveErr: make(chan error, 1),
+		httpSrv: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
+	}
+	go func() { e.serveErr <- e.httpSrv.Serve(ln) }()
+	return e, nil
+}
+
+// Close stops the Castle API and the broker.
+func (e *Env) Close() {
+	e.Castle.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = e.httpSrv.Shutdown(ctx)
+	<-e.serveErr
+	e.Cluster.Close()
+}
+
+// Partitions is the partition count of the topic.
+func (e *Env) Partitions() int { return e.partitions }
+
+// Config returns the worker settings for this environment: every default
+// of the run subcommand, pointed at the broker and the Castle API, with the
+// given environment overrides (env names as in the README).
+func (e *Env) Config(env map[string]string) (config.Config, error) {
+	base := map[string]string{
+		"KAFKA_BROKERS":         joinComma(e.Brokers),
+		"KAFKA_TOPIC":           e.Topic,
+		"DLQ_TOPIC":             e.DLQTopic,
+		"CASTLE_API_URL":        e.CastleURL,
+		"CASTLE_API_SECRET":     Secret,
+		"METRICS_ADDR":          "127.0.0.1:0",
+		"KAFKA_SESSION_TIMEOUT": "6s",
+		"KAFKA_FETCH_MAX_WAIT":  "100ms",
+		"BATCH_LINGER":          "50ms",
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	var cfg config.Config
+	f := config.NewFlags("run", io.Discard)
+	cfg.RegisterKafka(f)
+	cfg.RegisterCastle(f)
+	cfg.RegisterMapping(f)
+	cfg.RegisterBatch(f)
+	cfg.RegisterOps(f, true)
+	if err := f.Parse(nil, func(k string) string { return base[k] }); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += v
+	}
+	return out
+}
+
+// Produce writes records to the topic, keyed as generated, acknowledged by
+// the broker before it returns.
+func (e *Env) Produce(ctx context.Context, records []traffic.Record) error {
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(e.Brokers...),
+		Topic:        e.Topic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    1000,
+		BatchBytes:   512 << 10, // under the broker's 1 MiB message limit
+		BatchTimeout: time.Millisecond,
+	}
+	defer w.Close()
+	msgs := make([]kafka.Message, 0, min(len(records), 5000))
+	flush := func() error {
+		if len(msgs) == 0 {
+			return nil
+		}
+		err := w.WriteMessages(ctx, msgs...)
+		msgs = msgs[:0]
+		if err != nil {
+			return fmt.Errorf("produce to %s: %w", e.Topic, err)
+		}
+		return nil
+	}
+	for _, r := range records {
+		msgs = append(msgs, kafka.Message{Key: r.Key, Value: r.Value, Time: r.Time})
+		if len(msgs) == cap(msgs) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// Generate makes n records of realistic traffic whose valid Secure Mode
+// tokens verify with Secret at now, and tallies what the worker must do
+// with them. The user population is wide enough that Castle's per-user rate
+// limit does not dominate a short run.
+func Generate(seed int64, n int, now time.Time) ([]traffic.Record, traffic.Tally) {
+	recs := traffic.Generate(traffic.Config{
+		Seed: seed, Secret: Secret, Now: now,
+		Users: max(5000, n/2), HeavyShare: -1,
+	}, n)
+	var t traffic.Tally
+	for _, r := range recs {
+		t.Add(r)
+	}
+	return recs, t
+}
+
+// ErrIncomplete is returned by Wait when the deadline passes first.
+var ErrIncomplete = errors.New("harness: the worker did not settle every message in time")

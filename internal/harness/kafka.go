@@ -1,0 +1,86 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+func (e *Env) client() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(e.Brokers...), Timeout: 10 * time.Second}
+}
+
+// Committed returns the group's committed offset per partition of the
+// topic (-1 where none).
+func (e *Env) Committed(ctx context.Context, group string) (map[int]int64, error) {
+	parts := make([]int, e.partitions)
+	for i := range parts {
+		parts[i] = i
+	}
+	res, err := e.client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{
+		GroupID: group, Topics: map[string][]int{e.Topic: parts},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("offset fetch: %w", err)
+	}
+	if res.Error != nil {
+		return nil, fmt.Errorf("offset fetch: %w", res.Error)
+	}
+	out := make(map[int]int64, e.partitions)
+	for _, p := range res.Topics[e.Topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("offset fetch partition %d: %w", p.Partition, p.Error)
+		}
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out, nil
+}
+
+// LogEnd returns the next offset to be written, per partition of topic.
+func (e *Env) LogEnd(ctx context.Context, topic string) (map[int]int64, error) {
+	n := e.partitions
+	if topic != e.Topic {
+		n = 1
+	}
+	reqs := make([]kafka.OffsetRequest, n)
+	for i := range reqs {
+		reqs[i] = kafka.LastOffsetOf(i)
+	}
+	res, err := e.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets: %w", err)
+	}
+	out := make(map[int]int64, n)
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("list offsets partition %d: %w", p.Partition, p.Error)
+		}
+		out[p.Partition] = p.LastOffset
+	}
+	return out, nil
+}
+
+// ReadAll returns every message of a topic partition up to its current end.
+func (e *Env) ReadAll(ctx context.Context, topic string, partition int) ([]kafka.Message, error) {
+	ends, err := e.LogEnd(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	end := ends[partition]
+	if end == 0 {
+		return nil, nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.Brokers, Topic: topic, Partition: partition, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	var out []kafka.Message
+	for int64(len(out)) < end {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return out, fmt.Errorf("read %s/%d: %w", topic, partition, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

@@ -1,0 +1,69 @@
+package pipeline
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/castle-destination/castle-destination/mapping"
+)
+
+// metrics are the pipeline's Prometheus series. Label values are bounded:
+// Segment types (page, track) and mapping or delivery reasons.
+type metrics struct {
+	consumed         prometheus.Counter
+	forwarded        *prometheus.CounterVec
+	dropped          *prometheus.CounterVec
+	deadLetters      *prometheus.CounterVec
+	identified       prometheus.Counter
+	canceled         prometheus.Counter
+	deadLetterErrors prometheus.Counter
+	batchSize        prometheus.Histogram
+	inFlight         prometheus.Gauge
+}
+
+const namespace = "castle_destination"
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		consumed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
+			Name: "messages_consumed_total", Help: "Input records read (Kafka messages or archive lines); an envelope counts once."}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+			Name: "events_forwarded_total", Help: "Events Castle accepted, by Segment type."}, []string{"type"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+			Name: "messages_dropped_total", Help: "Segment messages dropped on purpose, by reason."}, []string{"reason"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+			Name: "dead_letters_total", Help: "Segment messages dead-lettered, by reason."}, []string{"reason"}),
+		identified: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
+			Name: "messages_identified_total", Help: "Identify messages absorbed into the per-user cache."}),
+		canceled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
+			Name: "events_canceled_total", Help: "Events neither delivered nor dead-lettered because work was canceled (shutdown, rebalance); their records are offered again."}),
+		deadLetterErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
+			Name: "dead_letter_write_errors_total", Help: "Failed attempts to write dead letters (retried)."}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
+			Name: "batch_size", Help: "Messages per delivery batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace,
+			Name: "in_flight_events", Help: "Messages in batches being delivered or dead-lettered."}),
+	}
+	for _, t := range []string{"page", "track"} {
+		m.forwarded.WithLabelValues(t)
+	}
+	for _, r := range mapping.Reasons() {
+		switch r {
+		case mapping.ReasonMalformed, mapping.ReasonUserJWTInvalid:
+			m.deadLetters.WithLabelValues(string(r))
+		default:
+			m.dropped.WithLabelValues(string(r))
+		}
+	}
+	for _, r := range []string{"rejected", "retries_exhausted"} {
+		m.deadLetters.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.consumed, m.forwarded, m.dropped, m.deadLetters, m.identified,
+		m.canceled, m.deadLetterErrors, m.batchSize, m.inFlight} {
+		if err := reg.Register(c); err != nil {
+			return nil, errors.Join(errors.New("register pipeline metrics"), err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,304 @@
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+)
+
+// MaxRecordBytes bounds one record (one line, or one value of a whole-file
+// JSON document). A longer line is reported and skipped.
+const MaxRecordBytes = 16 << 20
+
+// Input is one file of Segment messages, or "-" for stdin.
+type Input struct {
+	Path string
+	Size int64 // bytes on disk; 0 for stdin
+}
+
+// Expand turns the command line's sources into files, in a stable order:
+// directories are walked (sorted, recursively) for .json, .ndjson, .jsonl and
+// .gz files, which is Segment's archive layout of dated folders; "-" is
+// stdin. A source that does not exist is an error.
+func Expand(sources []string) ([]Input, error) {
+	var out []Input
+	for _, src := range sources {
+		if src == "-" {
+			out = append(out, Input{Path: "-"})
+			continue
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, fmt.Errorf("replay source: %w", err)
+		}
+		if !st.IsDir() {
+			out = append(out, Input{Path: src, Size: st.Size()})
+			continue
+		}
+		var found []Input
+		err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || !archiveFile(d.Name()) {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			found = append(found, Input{Path: path, Size: info.Size()})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("replay source %s: %w", src, err)
+		}
+		slices.SortFunc(found, func(a, b Input) int { return strings.Compare(a.Path, b.Path) })
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+func archiveFile(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	for _, ext := range []string{".json", ".ndjson", ".jsonl", ".gz"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// Problem is something wrong in an input that was skipped: a corrupt gzip
+// member, a line too long, a document that does not parse.
+type Problem struct {
+	Path   string
+	Record int64 // index of the record at or after which it happened
+	Err    error
+}
+
+func (p Problem) Error() string {
+	return fmt.Sprintf("%s: record %d: %v", p.Path, p.Record, p.Err)
+}
+
+// counter counts bytes read from the file, for progress.
+type counter struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// gzipMagic starts every gzip member.
+var gzipMagic = []byte{0x1f, 0x8b, 0x08}
+
+// readFile emits the records of one file: each non-empty line of NDJSON, or
+// each value of a whole-file JSON document (a message, an envelope, or an
+// array of messages). gzip is recognised by its magic bytes, whatever the
+// name. A corrupt gzip member is reported and skipped: reading goes on at
+// the next member. emit gets the record's index in the file; it may keep
+// the bytes.
+func readFile(ctx context.Context, in Input, stdin io.Reader, read *atomic.Int64, emit func(idx int64, value []byte) error, problem func(Problem)) error {
+	var f io.Reader
+	if in.Path == "-" {
+		f = stdin
+	} else {
+		file, err := os.Open(in.Path)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		defer file.Close()
+		f = file
+	}
+	br := bufio.NewReaderSize(counter{f, read}, 256<<10)
+	head, _ := br.Peek(3)
+	var idx int64
+	if !bytes.Equal(head, gzipMagic) {
+		err := readRecords(ctx, in, br, &idx, emit, problem)
+		var ge gzipError
+		if errors.As(err, &ge) {
+			return fmt.Errorf("replay: read %s: %w", in.Path, ge.err)
+		}
+		return err
+	}
+	for {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			problem(Problem{Path: in.Path, Record: idx, Err: fmt.Errorf("corrupt gzip header: %w", err)})
+			if !skipToMember(br) {
+				return nil
+			}
+			continue
+		}
+		zr.Multistream(false)
+		err = readRecords(ctx, in, bufio.NewReaderSize(zr, 256<<10), &idx, emit, problem)
+		if err != nil {
+			var ge gzipError
+			if !errors.As(err, &ge) {
+				return err
+			}
+			problem(Problem{Path: in.Path, Record: idx, Err: fmt.Errorf("corrupt gzip member, skipped to the next one: %w", ge.err)})
+			if !skipToMember(br) {
+				return nil
+			}
+			continue
+		}
+		// Member done; is there another?
+		if _, err := br.Peek(1); err != nil {
+			return nil
+		}
+	}
+}
+
+// skipToMember discards input up to the next gzip member header and reports
+// whether one was found.
+func skipToMember(br *bufio.Reader) bool {
+	for {
+		b, err := br.Peek(3)
+		if len(b) < 3 || err != nil && len(b) < 3 {
+			return false
+		}
+		if bytes.Equal(b, gzipMagic) {
+			// Skip at least one byte when called at the member that failed.
+			return true
+		}
+		if _, err := br.Discard(1); err != nil {
+			return false
+		}
+	}
+}
+
+// gzipError marks a decompression failure, as opposed to a failure of emit
+// or of the context.
+type gzipError struct{ err error }
+
+func (e gzipError) Error() string { return e.err.Error() }
+
+// readRecords reads NDJSON lines, or a whole-file JSON document when the
+// first line is not a complete JSON value.
+func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, emit func(int64, []byte) error, problem func(Problem)) error {
+	first := true
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		line, err := readLine(br)
+		if len(bytes.TrimSpace(line)) > 0 {
+			if first && !json.Valid(line) && err == nil {
+				// A pretty-printed document: the rest of the stream is one
+				// or more JSON values.
+				return readDocument(ctx, in, io.MultiReader(bytes.NewReader(line), br), idx, emit, problem)
+			}
+			first = false
+			if eerr := emit(*idx, line); eerr != nil {
+				return eerr
+			}
+			*idx++
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.Is(err, errLineTooLong):
+			problem(Problem{Path: in.Path, Record: *idx, Err: err})
+			if eerr := emit(*idx, nil); eerr != nil { // nil: skipped, nothing to send
+				return eerr
+			}
+			*idx++
+		default:
+			return gzipError{err}
+		}
+	}
+}
+
+var errLineTooLong = fmt.Errorf("line longer than %d bytes, skipped", MaxRecordBytes)
+
+// readLine returns the next line without its newline. A line longer than
+// MaxRecordBytes is consumed and reported with errLineTooLong.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > MaxRecordBytes {
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			return nil, errLineTooLong
+		}
+		line = append(line, chunk...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if err != nil {
+			return line, err
+		}
+		return line, nil
+	}
+}
+
+// readDocument emits the values of a whole-file JSON document; the elements
+// of a top-level array are records of their own.
+func readDocument(ctx context.Context, in Input, r io.Reader, idx *int64, emit func(int64, []byte) error, problem func(Problem)) error {
+	dec := json.NewDecoder(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			var se *json.SyntaxError
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF) {
+				problem(Problem{Path: in.Path, Record: *idx, Err: fmt.Errorf("not JSON, rest of the document skipped: %w", err)})
+				return nil
+			}
+			return gzipError{err}
+		}
+		if len(raw) > 0 && raw[0] == '[' {
+			var items []json.RawMessage
+			if err := json.Unmarshal(raw, &items); err != nil {
+				problem(Problem{Path: in.Path, Record: *idx, Err: err})
+				continue
+			}
+			for _, it := range items {
+				if err := emit(*idx, it); err != nil {
+					return err
+				}
+				*idx++
+			}
+			continue
+		}
+		if err := emit(*idx, raw); err != nil {
+			return err
+		}
+		*idx++
+	}
+}

@@ -1,0 +1,194 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/pipeline"
+)
+
+// Kafka is a source of the messages of a topic received between Since and
+// Until (Kafka record timestamps). It reads each partition directly from
+// the offsets those times map to, in no consumer group and committing
+// nothing, so production offsets are untouched.
+type Kafka struct {
+	Brokers []string
+	Topic   string
+	Since   time.Time // zero: from the earliest offset
+	Until   time.Time // zero: up to the log end at start
+	Dialer  *kafka.Dialer
+	// Transport carries the offset lookups (TLS/SASL like Dialer).
+	Transport kafka.RoundTripper
+	MaxBytes  int
+	Logger    *zap.Logger
+
+	total atomic.Int64
+	done  atomic.Int64
+}
+
+// Progress reports records read of those in the range.
+func (k *Kafka) Progress() (done, total int64) { return k.done.Load(), k.total.Load() }
+
+type span struct {
+	partition  int
+	start, end int64 // [start, end)
+}
+
+// spans maps the time window to offsets per partition.
+func (k *Kafka) spans(ctx context.Context) ([]span, error) {
+	c := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Transport: k.Transport, Timeout: 30 * time.Second}
+	meta, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.Topic}})
+	if err != nil {
+		return nil, fmt.Errorf("replay: kafka metadata: %w", err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+		if len(meta.Topics) == 1 {
+			return nil, fmt.Errorf("replay: topic %s: %w", k.Topic, meta.Topics[0].Error)
+		}
+		return nil, fmt.Errorf("replay: topic %s not found", k.Topic)
+	}
+	parts := meta.Topics[0].Partitions
+	// One request kind per call: a ListOffsets request must not name a
+	// partition twice.
+	list := func(req func(partition int) kafka.OffsetRequest) (map[int]kafka.PartitionOffsets, error) {
+		reqs := make([]kafka.OffsetRequest, 0, len(parts))
+		for _, p := range parts {
+			reqs = append(reqs, req(p.ID))
+		}
+		res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{k.Topic: reqs}})
+		if err != nil {
+			return nil, fmt.Errorf("replay: kafka offsets: %w", err)
+		}
+		out := make(map[int]kafka.PartitionOffsets, len(parts))
+		for _, po := range res.Topics[k.Topic] {
+			if po.Error != nil {
+				return nil, fmt.Errorf("replay: partition %d offsets: %w", po.Partition, po.Error)
+			}
+			out[po.Partition] = po
+		}
+		return out, nil
+	}
+	first, err := list(kafka.FirstOffsetOf)
+	if err != nil {
+		return nil, err
+	}
+	last, err := list(kafka.LastOffsetOf)
+	if err != nil {
+		return nil, err
+	}
+	var since, until map[int]kafka.PartitionOffsets
+	if !k.Since.IsZero() {
+		if since, err = list(func(p int) kafka.OffsetRequest { return kafka.TimeOffsetOf(p, k.Since) }); err != nil {
+			return nil, err
+		}
+	}
+	if !k.Until.IsZero() {
+		if until, err = list(func(p int) kafka.OffsetRequest { return kafka.TimeOffsetOf(p, k.Until) }); err != nil {
+			return nil, err
+		}
+	}
+	var out []span
+	for _, p := range parts {
+		s := span{partition: p.ID, start: first[p.ID].FirstOffset, end: last[p.ID].LastOffset}
+		if since != nil {
+			s.start = max(s.start, offsetAt(since[p.ID], s.end))
+		}
+		if until != nil {
+			s.end = min(s.end, offsetAt(until[p.ID], s.end))
+		}
+		if s.end > s.start {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b span) int { return a.partition - b.partition })
+	return out, nil
+}
+
+// offsetAt is the first offset at or after the requested time, or end when
+// no record is that late (the broker answers offset -1, which kafka-go
+// files as LastOffset, leaving Offsets empty).
+func offsetAt(po kafka.PartitionOffsets, end int64) int64 {
+	best := int64(-1)
+	for off := range po.Offsets {
+		if best < 0 || off < best {
+			best = off
+		}
+	}
+	if best < 0 {
+		return end
+	}
+	return best
+}
+
+// Run reads every partition's span concurrently and sends the records on
+// out, then closes out.
+func (k *Kafka) Run(ctx context.Context, out chan<- pipeline.Record, wait func()) error {
+	defer wait()
+	spans, err := k.spans(ctx)
+	if err != nil {
+		close(out)
+		return err
+	}
+	for _, s := range spans {
+		k.total.Add(s.end - s.start)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(spans))
+	for i, s := range spans {
+		wg.Go(func() {
+			if err := k.readSpan(ctx, s, out); err != nil {
+				errs[i] = err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	close(out)
+	return errors.Join(errs...)
+}
+
+func (k *Kafka) readSpan(ctx context.Context, s span, out chan<- pipeline.Record) error {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   k.Brokers,
+		Topic:     k.Topic,
+		Partition: s.partition,
+		Dialer:    k.Dialer,
+		MaxBytes:  max(k.MaxBytes, 1<<20),
+		MaxWait:   500 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(s.start); err != nil {
+		return fmt.Errorf("replay: partition %d: %w", s.partition, err)
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("replay: partition %d: %w", s.partition, err)
+		}
+		if m.Offset >= s.end {
+			return nil
+		}
+		k.done.Add(1)
+		select {
+		case out <- pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if m.Offset+1 >= s.end {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package replay
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/deadletter"
+	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/mapping"
+	"github.com/castle-destination/castle-destination/pipeline"
+)
+
+// Source produces records for the pipeline. Run sends them on out, closes
+// out when done, then calls wait (which returns once the pipeline settled
+// everything) before it returns, so it can save its final progress.
+type Source interface {
+	Run(ctx context.Context, out chan<- pipeline.Record, wait func()) error
+	// Progress reports how far the source is, in its own unit (bytes of
+	// files, or Kafka records); total is 0 when unknown.
+	Progress() (done, total int64)
+}
+
+// Config assembles a replay.
+type Config struct {
+	Pipeline    pipeline.Config
+	Mapper      pipeline.Mapper
+	Seen        pipeline.Forgetter // may be nil
+	Deliverer   pipeline.Deliverer
+	DeadLetters deadletter.Sink
+	// Rate caps events sent per second (0: no cap).
+	Rate     float64
+	Logger   *zap.Logger
+	Registry *prometheus.Registry
+	// Progress receives progress reports: a redrawn bar when Terminal,
+	// else a line every ProgressEvery (default 10 s). Nil: none.
+	Progress      io.Writer
+	Terminal      bool
+	ProgressEvery time.Duration
+}
+
+// Summary is what a replay did.
+type Summary struct {
+	pipeline.Outcomes
+	Duration time.Duration
+}
+
+// Run replays src through the pipeline and returns what happened. A
+// canceled ctx stops reading at once; work in flight is canceled and its
+// records are not marked done (a checkpointed replay re-sends them).
+func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
+	start := time.Now()
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	d := cfg.Deliverer
+	if cfg.Rate > 0 {
+		d = &paced{d: d, every: time.Duration(float64(time.Second) / cfg.Rate)}
+		// Keep batches to a tenth of a second of sending, so the cap
+		// holds over short windows too.
+		cfg.Pipeline.Batch.Count = max(1, min(orDefault(cfg.Pipeline.Batch.Count, destination.DefaultBatchCount), int(cfg.Rate/10)))
+	}
+	p, err := pipeline.New(cfg.Pipeline, cfg.Mapper, d, cfg.DeadLetters, cfg.Seen, log, cfg.Registry)
+	if err != nil {
+		return Summary{}, err
+	}
+	in := make(chan pipeline.Record, 256)
+	piped := make(chan error, 1)
+	go func() { piped <- p.Run(ctx, in) }()
+
+	stopProgress := func() {}
+	if cfg.Progress != nil {
+		stopProgress = progress(cfg, src, start)
+	}
+	var perr error
+	serr := src.Run(ctx, in, func() { perr = <-piped })
+	stopProgress()
+	o, oerr := pipeline.Observe(cfg.Registry)
+	s := Summary{Outcomes: o, Duration: time.Since(start)}
+	switch {
+	case serr != nil:
+		return s, serr
+	case perr != nil:
+		return s, perr
+	case oerr != nil:
+		return s, oerr
+	}
+	return s, nil
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// paced spaces submissions so that events go out at most at one per every.
+type paced struct {
+	d     pipeline.Deliverer
+	every time.Duration
+	mu    sync.Mutex
+	next  time.Time
+}
+
+func (p *paced) Submit(ctx context.Context, events []destination.Event) pipeline.Pending {
+	p.mu.Lock()
+	now := time.Now()
+	at := p.next
+	if at.Before(now) {
+		at = now
+	}
+	p.next = at.Add(time.Duration(len(events)) * p.every)
+	p.mu.Unlock()
+	if wait := at.Sub(now); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	return p.d.Submit(ctx, events)
+}
+
+// DryRun is a Deliverer that writes each Castle request body as one NDJSON
+// line and reports it delivered. Nothing is sent.
+type DryRun struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error
+}
+
+// NewDryRun writes to w; call Flush at the end.
+func NewDryRun(w io.Writer) *DryRun { return &DryRun{w: bufio.NewWriterSize(w, 256<<10)} }
+
+type settled []destination.Result
+
+func (s settled) Wait() []destination.Result { return s }
+
+// Submit writes the bodies in order. After a write error (a closed pipe)
+// every event is settled Canceled, so nothing is marked done.
+func (d *DryRun) Submit(ctx context.Context, events []destination.Event) pipeline.Pending {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	res := make(settled, len(events))
+	for i, ev := range events {
+		if d.err == nil {
+			if _, err := d.w.Write(ev.Body); err != nil {
+				d.err = err
+			} else if err := d.w.WriteByte('\n'); err != nil {
+				d.err = err
+			}
+		}
+		if d.err != nil || ctx.Err() != nil {
+			res[i] = destination.Result{Status: destination.Canceled, Err: fmt.Errorf("dry run output: %w", firstErr(d.err, ctx.Err()))}
+			continue
+		}
+		res[i] = destination.Result{Status: destination.Delivered}
+	}
+	return res
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// Flush writes out what is buffered and reports the first write error.
+func (d *DryRun) Flush() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
+	return d.w.Flush()
+}
+
+// Window keeps forwarded messages whose event time is in [since, until); a
+// zero bound is open. A message without a readable time is kept only when
+// both bounds are open.
+func Window(since, until time.Time) func(r *mapping.Result) bool {
+	return func(r *mapping.Result) bool {
+		t := r.Event.Time()
+		if t.IsZero() {
+			return since.IsZero() && until.IsZero()
+		}
+		return (since.IsZero() || !t.Before(since)) && (until.IsZero() || t.Before(until))
+	}
+}

@@ -1,0 +1,309 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/internal/traffic"
+	"github.com/castle-destination/castle-destination/worker"
+)
+
+// run starts the worker and returns a stop func that shuts it down
+// gracefully and reports its error.
+func run(t *testing.T, env *harness.Env, overrides map[string]string) (*workerRun, func() error) {
+	t.Helper()
+	cfg, err := env.Config(overrides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &workerRun{reg: worker.NewRegistry(), group: cfg.Kafka.GroupID}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, cfg, worker.Options{Registry: w.reg}) }()
+	var stopped bool
+	var stopErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(60 * time.Second):
+				stopErr = errors.New("worker did not stop within 60s")
+			}
+		}
+		return stopErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return w, stop
+}
+
+type workerRun struct {
+	reg   *prometheus.Registry
+	group string
+}
+
+// forwards returns the messageIds the worker must deliver, and the tally.
+func forwards(recs []traffic.Record) (map[string]bool, traffic.Tally) {
+	want := map[string]bool{}
+	var tally traffic.Tally
+	for _, r := range recs {
+		tally.Add(r)
+		for _, e := range r.Expects {
+			if e.Outcome == traffic.Forward {
+				want[e.TraceID] = true
+			}
+		}
+	}
+	return want, tally
+}
+
+// received counts, per properties.trace_id, what the Castle API accepted.
+func received(srv *castleserver.Server) map[string]int {
+	got := map[string]int{}
+	for _, r := range srv.Accepted() {
+		id, _ := r.Properties["trace_id"].(string)
+		got[id]++
+	}
+	return got
+}
+
+// waitDelivered polls until every wanted id has been accepted at least once.
+func waitDelivered(t *testing.T, srv *castleserver.Server, want map[string]bool, timeout time.Duration) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := received(srv)
+		missing := 0
+		for id := range want {
+			if got[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d forwardable messages never reached Castle (accepted %d requests)", missing, len(want), len(srv.Accepted()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitCommitted(t *testing.T, env *harness.Env, group string, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	end, err := env.LogEnd(ctx, env.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := env.Committed(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if maps.Equal(got, end) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets %v, want the log end %v", got, end)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func startEnv(t *testing.T, partitions int) *harness.Env {
+	t.Helper()
+	env, err := harness.Start(harness.Options{Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	return env
+}
+
+func TestEndToEndExactSet(t *testing.T) {
+	env := startEnv(t, 4)
+	recs, _ := harness.Generate(7, 10_000, time.Now())
+	want, tally := forwards(recs)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	w, stop := run(t, env, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	got, err := harness.WaitSettled(ctx, w.reg, tally.Total())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	// Exactly the forwardable set, each once, nothing else.
+	rec := received(env.Castle)
+	var extra, dup []string
+	for id, n := range rec {
+		if !want[id] {
+			extra = append(extra, id)
+		} else if n > 1 {
+			dup = append(dup, id)
+		}
+	}
+	missing := 0
+	for id := range want {
+		if rec[id] == 0 {
+			missing++
+		}
+	}
+	if missing > 0 || len(extra) > 0 || len(dup) > 0 {
+		t.Fatalf("Castle received %d distinct ids: %d missing, %d unexpected (e.g. %v), %d duplicated (e.g. %v)",
+			len(rec), missing, len(extra), first(extra), len(dup), first(dup))
+	}
+	// The counters agree with the expected outcomes by type and reason.
+	if !maps.Equal(nonzero(got.Tally.Forward), nonzero(tally.Forward)) ||
+		!maps.Equal(nonzero(got.Tally.Drop), nonzero(tally.Drop)) ||
+		!maps.Equal(nonzero(got.Tally.DeadLetter), nonzero(tally.DeadLetter)) ||
+		got.Tally.Identified != tally.Identified {
+		t.Errorf("outcomes:\n got  %+v\n want %+v", got.Tally, tally)
+	}
+	// Every dead letter is on the DLQ topic, and every offset is committed.
+	dlq, err := env.ReadAll(context.Background(), env.DLQTopic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sum(tally.DeadLetter); len(dlq) != n {
+		t.Errorf("DLQ topic holds %d letters, want %d", len(dlq), n)
+	}
+	waitCommitted(t, env, w.group, 10*time.Second)
+}
+
+func TestRestartMidStreamLosesNothing(t *testing.T) {
+	env := startEnv(t, 4)
+	recs, _ := harness.Generate(11, 10_000, time.Now())
+	want, tally := forwards(recs)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	w1, stop1 := run(t, env, map[string]string{"BATCH_SIZE": "50", "CASTLE_CONCURRENCY": "8"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := harness.WaitSettled(ctx, w1.reg, tally.Total()/3); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop1(); err != nil {
+		t.Fatalf("first worker: %v", err)
+	}
+	first := len(env.Castle.Accepted())
+	if first >= len(want) {
+		t.Fatalf("the first worker delivered everything (%d): the test did not stop it mid-stream", first)
+	}
+	w2, stop2 := run(t, env, nil)
+	got := waitDelivered(t, env.Castle, want, 90*time.Second)
+	if err := stop2(); err != nil {
+		t.Fatalf("second worker: %v", err)
+	}
+	dups := 0
+	for id, n := range got {
+		if !want[id] {
+			t.Errorf("Castle received %q, which is not forwardable", id)
+		}
+		dups += n - 1
+	}
+	t.Logf("first worker delivered %d, second the rest; %d duplicates across the restart", first, dups)
+	waitCommitted(t, env, w2.group, 10*time.Second)
+}
+
+func TestCastleOutageNeverCommitsPastUndelivered(t *testing.T) {
+	env := startEnv(t, 3)
+	recs, _ := harness.Generate(13, 2_000, time.Now())
+	want, _ := forwards(recs)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	// The first offset per partition whose record holds a forwardable
+	// message: nothing at or past it may be committed during the outage.
+	fwd := map[string]bool{}
+	for _, r := range recs {
+		for _, e := range r.Expects {
+			if e.Outcome == traffic.Forward {
+				fwd[string(r.Value)] = true
+			}
+		}
+	}
+	bound := map[int]int64{}
+	for p := range env.Partitions() {
+		msgs, err := env.ReadAll(context.Background(), env.Topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bound[p] = int64(len(msgs))
+		for _, m := range msgs {
+			if fwd[string(m.Value)] {
+				bound[p] = m.Offset
+				break
+			}
+		}
+	}
+
+	env.Castle.StartOutage(castleserver.Status(503))
+	w, stop := run(t, env, map[string]string{"KAFKA_COMMIT_INTERVAL": "100ms"})
+	// Let the worker fetch, map, try, fail and (wrongly, if it would) commit.
+	deadline := time.Now().Add(30 * time.Second)
+	for env.Castle.Stats().Requests < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker sent only %d requests during the outage", env.Castle.Stats().Requests)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // several commit intervals
+	committed, err := env.Committed(context.Background(), w.group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, off := range committed {
+		if off > bound[p] {
+			t.Errorf("partition %d committed to %d during the outage, past the undelivered record at %d", p, off, bound[p])
+		}
+	}
+	if n := len(env.Castle.Accepted()); n != 0 {
+		t.Fatalf("Castle accepted %d events during a full outage", n)
+	}
+	env.Castle.EndOutage()
+	waitDelivered(t, env.Castle, want, 90*time.Second)
+	if err := stop(); err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	waitCommitted(t, env, w.group, 10*time.Second)
+}
+
+func first(s []string) []string {
+	slices.Sort(s)
+	return s[:min(len(s), 3)]
+}
+
+func nonzero(m map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,270 @@
+// Package worker assembles the run subcommand: a Kafka consumer group feeds
+// the pipeline, the pipeline delivers to Castle, dead letters go to a topic
+// or to the log, and an HTTP server exposes metrics and health. It owns the
+// shutdown order: stop fetching, let in-flight work finish within the
+// shutdown timeout, commit what is done, leave the group.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/config"
+	"github.com/castle-destination/castle-destination/consumer"
+	"github.com/castle-destination/castle-destination/deadletter"
+	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/mapping"
+	"github.com/castle-destination/castle-destination/ops"
+	"github.com/castle-destination/castle-destination/pipeline"
+	"github.com/castle-destination/castle-destination/version"
+)
+
+// Options are the parts a caller may supply; zero values get defaults.
+type Options struct {
+	// Logger defaults to a no-op logger.
+	Logger *zap.Logger
+	// Registry receives every metric. Default: a new registry with the Go
+	// and process collectors.
+	Registry *prometheus.Registry
+	// HTTPClient talks to Castle. Default: destination's tuned transport.
+	HTTPClient *http.Client
+	// Now is the clock of the mapping (JWT exp/nbf, request token age).
+	Now func() time.Time
+	// Listening, if set, is called with the ops server's address once it
+	// listens (":0" picks a free port).
+	Listening func(addr string)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Registry == nil {
+		o.Registry = NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// NewMapper builds the mapping with its dedupe window and identify cache
+// from the settings. The dedupe window is returned too: the pipeline tells
+// it to forget events that were not delivered.
+func NewMapper(cfg config.Config) (*mapping.Mapper, *mapping.Dedupe, error) {
+	pt, err := mapping.ParsePageType(cfg.Mapping.PageType)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PAGE_TYPE (--page-type): %w", err)
+	}
+	var seen *mapping.Dedupe
+	if cfg.Mapping.DedupeSize > 0 {
+		seen = mapping.NewDedupe(cfg.Mapping.DedupeSize)
+	}
+	var users *mapping.Users
+	if cfg.Mapping.UserCacheSize > 0 {
+		users = mapping.NewUsers(cfg.Mapping.UserCacheSize)
+	}
+	m := mapping.New(mapping.Config{
+		Secret:         []byte(cfg.Castle.APISecret.Reveal()),
+		PageType:       pt,
+		AcceptMobile:   cfg.Mapping.AcceptMobile,
+		RequireUserJWT: cfg.Mapping.RequireUserJWT,
+		Version:        version.Get().Version,
+	}, seen, users)
+	return m, seen, nil
+}
+
+// NewCastle builds the Castle API client from the settings.
+func NewCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer, hc *http.Client) (*destination.Client, error) {
+	retry := destination.DefaultRetryPolicy()
+	if cfg.RetryMaxElapsed > 0 {
+		retry.MaxElapsed = cfg.RetryMaxElapsed
+	}
+	return destination.New(destination.Config{
+		URL:         cfg.APIURL,
+		Secret:      cfg.APISecret.Reveal(),
+		Concurrency: cfg.Concurrency,
+		Timeout:     cfg.Timeout,
+		Retry:       retry,
+	}, logger, reg, hc)
+}
+
+// PipelineConfig is the pipeline's share of the settings.
+func PipelineConfig(cfg config.Config, now func() time.Time) pipeline.Config {
+	return pipeline.Config{
+		Batch: destination.BatchPolicy{Count: cfg.Batch.Size, Bytes: cfg.Batch.Bytes, Linger: cfg.Batch.Linger},
+		Now:   now,
+	}
+}
+
+// ConsumerConfig is the consumer's share of the settings.
+func ConsumerConfig(cfg config.Config) (consumer.Config, error) {
+	k := cfg.Kafka
+	tlsCfg, err := k.TLSConfig()
+	if err != nil {
+		return consumer.Config{}, err
+	}
+	mech, err := k.SASL()
+	if err != nil {
+		return consumer.Config{}, err
+	}
+	start := kafka.FirstOffset
+	if k.StartOffset == "latest" {
+		start = kafka.LastOffset
+	}
+	return consumer.Config{
+		Brokers:          k.Brokers,
+		Topic:            k.Topic,
+		GroupID:          k.GroupID,
+		ClientID:         k.ClientID,
+		TLS:              tlsCfg,
+		SASL:             mech,
+		StartOffset:      start,
+		MinBytes:         k.FetchMinBytes,
+		MaxBytes:         k.FetchMaxBytes,
+		MaxWait:          k.FetchMaxWait,
+		SessionTimeout:   k.SessionTimeout,
+		RebalanceTimeout: k.RebalanceTimeout,
+		CommitInterval:   k.CommitInterval,
+		MaxInFlight:      k.MaxInFlight,
+		DrainTimeout:     cfg.Ops.ShutdownTimeout,
+	}, nil
+}
+
+// Run consumes until ctx ends, then drains: fetching stops at once, work in
+// flight gets cfg.Ops.ShutdownTimeout to finish, what is done is committed.
+// It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
+	opt = opt.withDefaults()
+	log, reg := opt.Logger, opt.Registry
+
+	mapper, seen, err := NewMapper(cfg)
+	if err != nil {
+		return err
+	}
+	castle, err := NewCastle(cfg.Castle, log.Named("castle"), reg, opt.HTTPClient)
+	if err != nil {
+		return err
+	}
+	defer castle.Close()
+
+	ccfg, err := ConsumerConfig(cfg)
+	if err != nil {
+		return err
+	}
+	var dlq deadletter.Sink = deadletter.NewLog(log.Named("deadletter"))
+	if cfg.Kafka.DLQTopic != "" {
+		w, err := consumer.NewDeadLetterWriter(consumer.DLQConfig{
+			Brokers: ccfg.Brokers, Topic: cfg.Kafka.DLQTopic, TLS: ccfg.TLS, SASL: ccfg.SASL, ClientID: ccfg.ClientID, Registerer: reg,
+		}, log.Named("dlq"))
+		if err != nil {
+			return fmt.Errorf("dead-letter writer: %w", err)
+		}
+		defer func() {
+			if cerr := w.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close dead-letter writer: %w", cerr)
+			}
+		}()
+		dlq = w
+	}
+	cons, err := consumer.New(ccfg, log.Named("kafka"), reg)
+	if err != nil {
+		return err
+	}
+	pipe, err := pipeline.New(PipelineConfig(cfg, opt.Now), mapper, pipeline.Castle(castle), dlq, seen, log.Named("pipeline"), reg)
+	if err != nil {
+		return err
+	}
+
+	srv, err := ops.Listen(cfg.Ops.MetricsAddr, reg,
+		ops.Check{Name: "kafka", Check: cons.Ready},
+		ops.Check{Name: "castle", Check: castle.Reachable})
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR (--metrics-addr): %w", err)
+	}
+	if opt.Listening != nil {
+		opt.Listening(srv.Addr())
+	}
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	opsDone := make(chan error, 1)
+	go func() { opsDone <- srv.Serve(opsCtx) }()
+	defer func() {
+		stopOps()
+		if serr := <-opsDone; serr != nil && err == nil {
+			err = serr
+		}
+	}()
+
+	log.Info("starting",
+		zap.String("version", version.Get().Version),
+		zap.Strings("brokers", cfg.Kafka.Brokers),
+		zap.String("topic", cfg.Kafka.Topic),
+		zap.String("group", cfg.Kafka.GroupID),
+		zap.String("castle", cfg.Castle.APIURL),
+		zap.String("metrics", srv.Addr()))
+
+	// Work (delivery, dead letters) outlives ctx by the shutdown timeout.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopTimer := context.AfterFunc(ctx, func() {
+		log.Info("shutting down: fetching stopped, draining in-flight work", zap.Duration("timeout", cfg.Ops.ShutdownTimeout))
+		t := time.AfterFunc(cfg.Ops.ShutdownTimeout, cancelWork)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	defer stopTimer()
+
+	recs := make(chan *consumer.Record, 256)
+	in := make(chan pipeline.Record, 256)
+	consDone := make(chan error, 1)
+	consume, stopConsuming := context.WithCancel(ctx)
+	defer stopConsuming()
+	go func() { consDone <- cons.Run(consume, recs) }()
+	go forward(work, recs, in)
+
+	perr := pipe.Run(work, in)
+	stopConsuming() // the pipeline only stops early on failure
+	cerr := <-consDone
+	switch {
+	case cerr != nil:
+		return fmt.Errorf("kafka consumer: %w", cerr)
+	case perr != nil && !errors.Is(perr, context.Canceled):
+		return perr
+	case perr != nil:
+		log.Warn("shutdown timeout reached: in-flight events were canceled; their records stay uncommitted and will be read again",
+			zap.Duration("timeout", cfg.Ops.ShutdownTimeout))
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// forward hands consumer records to the pipeline until the consumer closes
+// recs. Once work ends nothing more is handed over, but recs is still drained
+// so that the consumer can finish its own shutdown; those records are never
+// acknowledged and will be read again.
+func forward(work context.Context, recs <-chan *consumer.Record, in chan<- pipeline.Record) {
+	defer close(in)
+	for r := range recs {
+		select {
+		case in <- pipeline.Record{Value: r.Value, Key: r.Key, Source: r.Topic, Partition: r.Partition, Offset: r.Offset, Acker: r}:
+		case <-work.Done():
+			for range recs {
+			}
+			return
+		}
+	}
+}
