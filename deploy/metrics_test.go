@@ -1,8 +1,3 @@
-//go:build lead
-
-// This file needs worker.RegisterMetrics, which the lead provides; the
-// build tag keeps it out until then. Remove the tag after merging.
-
 package deploy_test
 
 import (

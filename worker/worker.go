@@ -268,3 +268,27 @@ func forward(work context.Context, recs <-chan *consumer.Record, in chan<- pipel
 		}
 	}
 }
+
+// RegisterMetrics registers on reg every metric a running worker exports
+// (the pipeline's, the Castle client's, the Kafka consumer's and the
+// dead-letter writer's), without connecting to anything: for checks that
+// dashboards and alerts query real metrics.
+func RegisterMetrics(reg prometheus.Registerer) error {
+	castle, err := destination.New(destination.Config{URL: "http://127.0.0.1:9", Secret: "unused"}, nil, reg, nil)
+	if err != nil {
+		return err
+	}
+	castle.Close()
+	if _, err := consumer.New(consumer.Config{Brokers: []string{"127.0.0.1:9"}, Topic: "t", GroupID: "g"}, nil, reg); err != nil {
+		return err
+	}
+	w, err := consumer.NewDeadLetterWriter(consumer.DLQConfig{Brokers: []string{"127.0.0.1:9"}, Topic: "dlq", Registerer: reg}, nil)
+	if err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	_, err = pipeline.New(pipeline.Config{}, nil, nil, nil, nil, zap.NewNop(), reg)
+	return err
+}
