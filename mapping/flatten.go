@@ -31,41 +31,97 @@ type flattener struct {
 	dst  []byte
 	n    int
 	skip func(key string) bool // top-level keys to leave out (nil: none)
+	seen uint8                 // page keys present at the top level
 }
+
+// Top-level keys a page's own properties may set, which context.page and
+// the page name then do not override.
+const (
+	seenName uint8 = 1 << iota
+	seenCategory
+	seenURL
+	seenPath
+	seenReferrer
+	seenTitle
+	seenSearch
+)
 
 func (f *flattener) object(prefix string, obj []byte, depth int) {
 	members(obj, func(k, v []byte) bool {
 		if f.n >= MaxKeys {
 			return false
 		}
-		key := unquote(k)
+		var key string
 		if prefix != "" {
-			key = prefix + "." + key
-		} else if f.skip != nil && f.skip(key) {
-			return true
+			key = prefix + "." + unquote(k)
+		} else {
+			switch string(k) {
+			case `"name"`:
+				f.seen |= seenName
+			case `"category"`:
+				f.seen |= seenCategory
+			case `"url"`:
+				f.seen |= seenURL
+			case `"path"`:
+				f.seen |= seenPath
+			case `"referrer"`:
+				f.seen |= seenReferrer
+			case `"title"`:
+				f.seen |= seenTitle
+			case `"search"`:
+				f.seen |= seenSearch
+			}
+			if f.skip != nil && f.skip(unquote(k)) {
+				return true
+			}
 		}
 		switch kind(v) {
 		case 'n', 0:
 			return true
 		case '{':
 			if depth < MaxDepth {
+				if key == "" {
+					key = unquote(k)
+				}
 				f.object(key, v, depth+1)
 				return true
 			}
-			f.member(key)
+			f.memberRaw(key, k)
 			f.dst = appendString(f.dst, compactString(v))
 		case '[':
-			f.member(key)
+			f.memberRaw(key, k)
 			f.dst = appendString(f.dst, compactString(v))
 		case '"':
-			f.member(key)
+			f.memberRaw(key, k)
 			f.dst = appendRawString(f.dst, trimWS(v))
 		default: // number, true, false
-			f.member(key)
+			f.memberRaw(key, k)
 			f.dst = append(f.dst, trimWS(v)...)
 		}
 		return true
 	})
+}
+
+// memberRaw starts a member named key, or, when key is "", by the raw
+// top-level key rawKey (copied as is when it needs no cleaning).
+func (f *flattener) memberRaw(key string, rawKey []byte) {
+	if key != "" {
+		f.member(key)
+		return
+	}
+	if len(rawKey) >= 2 && len(rawKey)-2 <= MaxKeyLength {
+		body := rawKey[1 : len(rawKey)-1]
+		if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) && noControl(body) {
+			if f.n > 0 {
+				f.dst = append(f.dst, ',')
+			}
+			f.n++
+			f.dst = append(f.dst, rawKey...)
+			f.dst = append(f.dst, ':')
+			return
+		}
+	}
+	f.member(unquote(rawKey))
 }
 
 func (f *flattener) member(key string) {

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bytes"
 	"strconv"
 	"unicode/utf8"
 )
@@ -23,13 +24,22 @@ func skipWS(b []byte, i int) int {
 
 // skipString returns the index after the string starting at b[i] == '"'.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+	start := i + 1
+	i = start
+	for i < len(b) {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
 		}
+		k := i + j
+		n := 0
+		for m := k - 1; m >= start && b[m] == '\\'; m-- {
+			n++
+		}
+		if n%2 == 0 {
+			return k + 1
+		}
+		i = k + 1
 	}
 	return len(b)
 }

@@ -32,7 +32,6 @@
 package mapping
 
 import (
-	"encoding/json"
 	"errors"
 	"net/netip"
 	"strings"
@@ -138,26 +137,75 @@ type message struct {
 	timestamp, originalTimestamp, sentAt       string
 	receivedAt                                 string
 	hasType                                    bool
-	context, integrations, properties, traits  []byte
-	// batch-level context and integrations fill in missing keys.
-	batchContext, batchIntegrations []byte
+	integrations, properties, traits           []byte
+	context                                    ctxFields
+	// batch-level integrations fill in missing keys (context is merged
+	// when decoded).
+	batchIntegrations []byte
+}
+
+// ctxFields are the context keys the mapping reads.
+type ctxFields struct {
+	ip, userAgent, locale, library, page, traits, castle []byte
+}
+
+func decodeCtx(obj []byte) ctxFields {
+	var c ctxFields
+	members(obj, func(k, v []byte) bool {
+		switch string(k) {
+		case `"ip"`:
+			c.ip = v
+		case `"userAgent"`:
+			c.userAgent = v
+		case `"locale"`:
+			c.locale = v
+		case `"library"`:
+			c.library = v
+		case `"page"`:
+			c.page = v
+		case `"traits"`:
+			c.traits = v
+		default:
+			if keyIs(k, "Castle") {
+				c.castle = v
+			}
+		}
+		return true
+	})
+	return c
+}
+
+// under fills c's missing keys from batch (the item's own keys win).
+func (c *ctxFields) under(batch *ctxFields) {
+	for _, f := range [...]struct {
+		dst *[]byte
+		src []byte
+	}{
+		{&c.ip, batch.ip}, {&c.userAgent, batch.userAgent}, {&c.locale, batch.locale}, {&c.library, batch.library},
+		{&c.page, batch.page}, {&c.traits, batch.traits}, {&c.castle, batch.castle},
+	} {
+		if *f.dst == nil {
+			*f.dst = f.src
+		}
+	}
 }
 
 // Map decodes one record and appends one Result per Segment message to dst.
 func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
-	if !json.Valid(raw) {
+	if !valid(raw) {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not valid JSON", Raw: raw})
 	}
 	if kind(raw) != '{' {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not a JSON object", Raw: raw})
 	}
 	if batch := field(raw, "batch"); batch != nil && kind(batch) == '[' {
-		var bctx, bint []byte
+		var bctx ctxFields
+		var bint []byte
 		var bsent string
 		members(raw, func(k, v []byte) bool {
 			switch string(k) {
 			case `"context"`:
-				bctx = objectOrNil(v)
+				bctx = decodeCtx(objectOrNil(v))
 			case `"integrations"`:
 				bint = objectOrNil(v)
 			case `"sentAt"`:
@@ -171,7 +219,8 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 				return true
 			}
 			msg := decode(item)
-			msg.batchContext, msg.batchIntegrations = bctx, bint
+			msg.context.under(&bctx)
+			msg.batchIntegrations = bint
 			if msg.sentAt == "" {
 				msg.sentAt = bsent
 			}
@@ -221,7 +270,7 @@ func decode(raw []byte) message {
 		case `"receivedAt"`:
 			msg.receivedAt = text(v)
 		case `"context"`:
-			msg.context = objectOrNil(v)
+			msg.context = decodeCtx(objectOrNil(v))
 		case `"integrations"`:
 			msg.integrations = objectOrNil(v)
 		case `"properties"`:
@@ -232,14 +281,6 @@ func decode(raw []byte) message {
 		return true
 	})
 	return msg
-}
-
-// ctx returns a context key, the message's own first, then the batch's.
-func (msg *message) ctx(names ...string) []byte {
-	if v := field(msg.context, names...); v != nil {
-		return v
-	}
-	return field(msg.batchContext, names...)
 }
 
 // integration returns an integrations key (case-insensitive), the
@@ -285,7 +326,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 			return r
 		}
 	case "":
-		lib := strings.ToLower(text(field(msg.ctx("library"), "name")))
+		lib := strings.ToLower(text(field(msg.context.library, "name")))
 		if serverLibraries[lib] {
 			r.Action, r.Reason = Drop, ReasonServerSide
 			r.Detail = "library " + truncate(lib, 64)
@@ -314,7 +355,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 		token = text(field(castle, "userJwt", "user_jwt"))
 	}
 	if token == "" {
-		if c := msg.ctx("Castle"); kind(c) == '{' {
+		if c := msg.context.castle; kind(c) == '{' {
 			token = text(field(c, "userJwt", "user_jwt"))
 		}
 	}
@@ -333,7 +374,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 		}
 	}
 	user.ID = msg.userID
-	if ct := msg.ctx("traits"); kind(ct) == '{' {
+	if ct := msg.context.traits; kind(ct) == '{' {
 		traitsInto(&user, ct, true)
 	}
 	if token == "" {
@@ -364,7 +405,7 @@ func (m *Mapper) identify(msg *message, r Result, token string, at time.Time) Re
 	var user User
 	traits := msg.traits
 	if traits == nil {
-		traits = objectOrNil(msg.ctx("traits"))
+		traits = objectOrNil(msg.context.traits)
 	}
 	traitsInto(&user, traits, false)
 	user.ID = msg.userID
@@ -477,7 +518,7 @@ func address(v []byte) Address {
 
 func (m *Mapper) event(msg *message, user User, castle []byte, created, now time.Time) Event {
 	e := Event{CreatedAt: created, User: user, Library: m.cfg.Version}
-	page := msg.ctx("page")
+	page := msg.context.page
 	f := flattener{dst: make([]byte, 0, len(msg.properties)+64)}
 	if msg.properties != nil {
 		f.object("", msg.properties, 1)
@@ -489,19 +530,36 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 			e.Type = "$custom"
 			e.Name = truncate(first(msg.name, "Page Viewed"), MaxNameLength)
 		}
-		for _, kv := range [...]struct{ k, v string }{
-			{"name", msg.name}, {"category", msg.category},
-		} {
-			if kv.v != "" && !hasKey(msg.properties, kv.k) {
-				f.add(kv.k, kv.v)
-			}
+		if msg.name != "" && f.seen&seenName == 0 {
+			f.add("name", msg.name)
+		}
+		if msg.category != "" && f.seen&seenCategory == 0 {
+			f.add("category", msg.category)
 		}
 		if kind(page) == '{' {
-			for _, k := range [...]string{"url", "path", "referrer", "title", "search"} {
-				if v := text(field(page, k)); v != "" && !hasKey(msg.properties, k) {
-					f.add(k, v)
+			members(page, func(k, v []byte) bool {
+				var bit uint8
+				switch string(k) {
+				case `"url"`:
+					bit = seenURL
+				case `"path"`:
+					bit = seenPath
+				case `"referrer"`:
+					bit = seenReferrer
+				case `"title"`:
+					bit = seenTitle
+				case `"search"`:
+					bit = seenSearch
+				default:
+					return true
 				}
-			}
+				if f.seen&bit == 0 {
+					if t := text(v); t != "" {
+						f.add(unquote(k), t)
+					}
+				}
+				return true
+			})
 		}
 	case "track":
 		e.Type = "$custom"
@@ -511,10 +569,10 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 		}
 	}
 	e.props, e.nprops = f.dst, f.n
-	if ip := text(msg.ctx("ip")); publicIP(ip) {
+	if ip := text(msg.context.ip); publicIP(ip) {
 		e.IP = ip
-		e.UserAgent = truncate(text(msg.ctx("userAgent")), 1024)
-		e.Locale = truncate(text(msg.ctx("locale")), 1024)
+		e.UserAgent = truncate(text(msg.context.userAgent), 1024)
+		e.Locale = truncate(text(msg.context.locale), 1024)
 		if kind(page) == '{' {
 			e.Referer = truncate(text(field(page, "referrer")), 1024)
 		}
@@ -527,18 +585,6 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 		}
 	}
 	return e
-}
-
-func hasKey(obj []byte, key string) bool {
-	found := false
-	members(obj, func(k, _ []byte) bool {
-		if len(k) == len(key)+2 && string(k[1:len(k)-1]) == key {
-			found = true
-			return false
-		}
-		return true
-	})
-	return found
 }
 
 // publicIP: a valid IP that is global unicast and not private.
