@@ -2,41 +2,47 @@ package mapping
 
 import (
 	"container/list"
+	"hash/maphash"
 	"sync"
 )
 
 // Dedupe is a bounded window of forwarded messageIds: the most recent size
-// ids are remembered and the oldest is evicted first (FIFO). Safe for
-// concurrent use.
+// ids are remembered and the oldest is evicted first (FIFO). Ids are kept
+// as 64-bit hashes (about 40 bytes per id instead of the id itself): two
+// ids collide with probability about size/2^64 per message, which would
+// drop one event as a duplicate. Safe for concurrent use.
 type Dedupe struct {
 	mu   sync.Mutex
+	seed maphash.Seed
 	size int
-	ids  map[string]struct{}
-	ring []string
+	ids  map[uint64]struct{}
+	ring []uint64
 	next int
 }
 
 // NewDedupe returns a window of size ids (at least 1).
 func NewDedupe(size int) *Dedupe {
 	size = max(size, 1)
-	return &Dedupe{size: size, ids: make(map[string]struct{}, min(size, 1<<16)), ring: make([]string, 0, min(size, 1<<16))}
+	return &Dedupe{seed: maphash.MakeSeed(), size: size,
+		ids: make(map[uint64]struct{}, min(size, 1<<16)), ring: make([]uint64, 0, min(size, 1<<16))}
 }
 
 // seen reports whether id is in the window, and adds it if not.
 func (d *Dedupe) seen(id string) bool {
+	h := maphash.String(d.seed, id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.ids[id]; ok {
+	if _, ok := d.ids[h]; ok {
 		return true
 	}
 	if len(d.ring) < d.size {
-		d.ring = append(d.ring, id)
+		d.ring = append(d.ring, h)
 	} else {
 		delete(d.ids, d.ring[d.next])
-		d.ring[d.next] = id
+		d.ring[d.next] = h
 		d.next = (d.next + 1) % d.size
 	}
-	d.ids[id] = struct{}{}
+	d.ids[h] = struct{}{}
 	return false
 }
 
@@ -44,8 +50,9 @@ func (d *Dedupe) seen(id string) bool {
 // again: the caller calls it when a forwarded event was not delivered after
 // all (canceled at shutdown). Its slot in the ring stays until evicted.
 func (d *Dedupe) Forget(id string) {
+	h := maphash.String(d.seed, id)
 	d.mu.Lock()
-	delete(d.ids, id)
+	delete(d.ids, h)
 	d.mu.Unlock()
 }
 

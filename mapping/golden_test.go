@@ -300,3 +300,21 @@ func writeInputs(t *testing.T) {
 		}
 	}
 }
+
+// A token that verified once (and is cached) still expires.
+func TestVerifiedTokenStillExpires(t *testing.T) {
+	tok := tokens(t)["VALID"]
+	m := goldenMapper()
+	msg := func(id string) []byte {
+		return []byte(`{"type":"track","event":"E","channel":"client","messageId":"` + id + `","integrations":{"Castle":{"userJwt":"` + tok + `"}},"context":{"library":{"name":"analytics.js"}}}`)
+	}
+	if r := m.Map(nil, msg("t1"), goldenNow)[0]; r.Action != mapping.Forward || r.Event.UserID() != "secure-user-1" {
+		t.Fatalf("valid token: %+v", r)
+	}
+	if r := m.Map(nil, msg("t2"), goldenNow.Add(3*time.Hour))[0]; r.Action != mapping.DeadLetter || r.Reason != mapping.ReasonUserJWTInvalid {
+		t.Fatalf("token past exp: action %d reason %q", r.Action, r.Reason)
+	}
+	if r := m.Map(nil, msg("t3"), goldenNow.Add(time.Minute))[0]; r.Action != mapping.Forward {
+		t.Fatalf("valid token again: %+v", r.Detail)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -27,6 +28,12 @@ func (m *Mapper) verify(token string, at time.Time) (jwt.MapClaims, error) {
 	if len(m.cfg.Secret) == 0 {
 		return nil, errNoSecret
 	}
+	if v, ok := m.tokens.get(token); ok {
+		if err := v.validAt(at); err != nil {
+			return nil, err
+		}
+		return v.claims, nil
+	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		return m.cfg.Secret, nil
@@ -38,7 +45,57 @@ func (m *Mapper) verify(token string, at time.Time) (jwt.MapClaims, error) {
 	if err != nil {
 		return nil, jwtError(err)
 	}
+	v := &verified{claims: claims}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		v.exp = exp.Time
+	}
+	if nbf, err := claims.GetNotBefore(); err == nil && nbf != nil {
+		v.nbf = nbf.Time
+	}
+	m.tokens.put(token, v)
 	return claims, nil
+}
+
+// verified is a token whose signature checked out, with its time bounds.
+type verified struct {
+	claims   jwt.MapClaims
+	exp, nbf time.Time
+}
+
+func (v *verified) validAt(at time.Time) error {
+	if !v.exp.IsZero() && at.After(v.exp.Add(jwtLeeway)) {
+		return errors.New("token is expired")
+	}
+	if !v.nbf.IsZero() && at.Before(v.nbf.Add(-jwtLeeway)) {
+		return errors.New("token is not valid yet")
+	}
+	return nil
+}
+
+// tokenCache remembers tokens that verified, so that a user's token is
+// checked with HMAC once rather than on every event. Bounded: when full it
+// starts over. Only valid signatures enter it, so bad tokens cannot fill it.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]*verified
+}
+
+const tokenCacheSize = 10_000
+
+func (c *tokenCache) get(tok string) (*verified, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[tok]
+	return v, ok
+}
+
+func (c *tokenCache) put(tok string, v *verified) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= tokenCacheSize {
+		c.m = make(map[string]*verified)
+	}
+	c.m[tok] = v
 }
 
 // jwtError is a short, bounded description of why a token failed.

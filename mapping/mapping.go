@@ -118,9 +118,10 @@ type Result struct {
 
 // Mapper maps records. Safe for concurrent use.
 type Mapper struct {
-	cfg   Config
-	seen  *Dedupe
-	users *Users
+	cfg    Config
+	seen   *Dedupe
+	users  *Users
+	tokens tokenCache
 }
 
 // New returns a Mapper; seen or users may be nil (no dedupe, no cache).

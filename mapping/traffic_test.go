@@ -74,3 +74,31 @@ func check(t *testing.T, got mapping.Result, want traffic.Expect) bool {
 	}
 	return true
 }
+
+func TestDedupeWindow(t *testing.T) {
+	d := mapping.NewDedupe(3)
+	m := mapping.New(mapping.Config{}, d, nil)
+	msg := func(id string) []byte {
+		return []byte(`{"type":"track","event":"E","channel":"client","messageId":"` + id + `","context":{"library":{"name":"analytics.js"}}}`)
+	}
+	now := traffic.DefaultNow()
+	act := func(id string) mapping.Action { return m.Map(nil, msg(id), now)[0].Action }
+	for _, id := range []string{"a", "b", "c"} {
+		if act(id) != mapping.Forward {
+			t.Fatalf("%s: first sight not forwarded", id)
+		}
+	}
+	if act("a") != mapping.Drop {
+		t.Fatal("a repeated within the window was forwarded")
+	}
+	if act("d") != mapping.Forward || act("a") != mapping.Forward {
+		t.Fatal("after d evicted a (FIFO), a should forward again")
+	}
+	d.Forget("d")
+	if act("d") != mapping.Forward {
+		t.Fatal("a forgotten id is still a duplicate")
+	}
+	if d.Len() > 3 {
+		t.Fatalf("window holds %d ids, bound 3", d.Len())
+	}
+}

@@ -203,13 +203,16 @@ func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, em
 			return err
 		}
 		line, err := readLine(br)
-		if len(bytes.TrimSpace(line)) > 0 {
-			if first && !json.Valid(line) && err == nil {
+		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
+			if first && err == nil && (len(trimmed) == 1 && (trimmed[0] == '{' || trimmed[0] == '[') ||
+				trimmed[0] == '[' && !json.Valid(trimmed)) {
 				// A pretty-printed document: the rest of the stream is one
 				// or more JSON values.
-				return readDocument(ctx, in, io.MultiReader(bytes.NewReader(line), br), idx, emit, problem)
+				return readDocument(ctx, in, io.MultiReader(bytes.NewReader(line), bytes.NewReader([]byte{'\n'}), br), idx, emit, problem)
 			}
 			first = false
+			// One record per line; a line that is not a Segment message
+			// (an array, broken JSON) is the mapping's to dead-letter.
 			if eerr := emit(*idx, line); eerr != nil {
 				return eerr
 			}
@@ -283,16 +286,8 @@ func readDocument(ctx context.Context, in Input, r io.Reader, idx *int64, emit f
 			return gzipError{err}
 		}
 		if len(raw) > 0 && raw[0] == '[' {
-			var items []json.RawMessage
-			if err := json.Unmarshal(raw, &items); err != nil {
-				problem(Problem{Path: in.Path, Record: *idx, Err: err})
-				continue
-			}
-			for _, it := range items {
-				if err := emit(*idx, it); err != nil {
-					return err
-				}
-				*idx++
+			if err := emitArray(raw, idx, emit); err != nil {
+				return err
 			}
 			continue
 		}
@@ -301,4 +296,24 @@ func readDocument(ctx context.Context, in Input, r io.Reader, idx *int64, emit f
 		}
 		*idx++
 	}
+}
+
+// emitArray emits each element of a JSON array as a record.
+func emitArray(raw []byte, idx *int64, emit func(int64, []byte) error) error {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return emit2(emit, idx, raw)
+	}
+	for _, it := range items {
+		if err := emit2(emit, idx, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func emit2(emit func(int64, []byte) error, idx *int64, v []byte) error {
+	err := emit(*idx, v)
+	*idx++
+	return err
 }

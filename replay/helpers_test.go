@@ -1,0 +1,20 @@
+package replay_test
+
+import (
+	"context"
+
+	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/pipeline"
+)
+
+type destinationEvent = destination.Event
+
+type deliverFunc func(ctx context.Context, evs []destination.Event) pipeline.Pending
+
+func (f deliverFunc) Submit(ctx context.Context, evs []destination.Event) pipeline.Pending {
+	return f(ctx, evs)
+}
+
+func destinationBatch() destination.BatchPolicy {
+	return destination.BatchPolicy{Count: 100, Linger: 5_000_000}
+}
