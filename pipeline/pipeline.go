@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,10 @@ type Config struct {
 	// DeadLetterRetry is the pause between attempts to write dead letters
 	// when the sink fails (default 1 s). Records wait, unacknowledged.
 	DeadLetterRetry time.Duration
+	// MapWorkers is how many goroutines map records (default GOMAXPROCS).
+	// Consecutive records are mapped in chunks by one worker; chunks are
+	// batched and delivered in input order.
+	MapWorkers int
 	// Keep, if set, is asked about every message the mapping forwards; a
 	// false answer drops it with reason DropOutsideWindow (replay's
 	// --since/--until on event time).
@@ -112,6 +117,9 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, seen Forgetter,
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MapWorkers <= 0 {
+		cfg.MapWorkers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.DeadLetterRetry <= 0 {
 		cfg.DeadLetterRetry = time.Second
@@ -157,17 +165,60 @@ type item struct {
 	detail    string
 }
 
+// chunk is a run of consecutive input records, mapped by one worker while
+// other workers map the next chunks; the batcher takes chunks in input
+// order.
+type chunk struct {
+	recs  []Record
+	items []item
+	done  chan struct{}
+}
+
+// maxChunk bounds the records of one chunk. A chunk takes what is waiting
+// in the input, so under light load chunks are single records.
+const maxChunk = 64
+
 // Run reads records from in until it is closed, then delivers what is
 // batched and waits for every batch in flight. If ctx ends first, work in
 // flight is canceled: those records are not acknowledged. Run returns
 // ctx.Err() in that case, nil otherwise.
+//
+// Records are mapped by MapWorkers goroutines in chunks of consecutive
+// records and batched in input order.
 func (p *Pipeline) Run(ctx context.Context, in <-chan Record) error {
 	defer p.wg.Wait()
+	workers := p.cfg.MapWorkers
+	work := make(chan *chunk, workers)
+	ordered := make(chan *chunk, 2*workers)
+	var mappers sync.WaitGroup
+	for range workers {
+		mappers.Go(func() {
+			var results []mapping.Result
+			for c := range work {
+				for _, rec := range c.recs {
+					results = p.prepare(rec, results[:0], &c.items)
+				}
+				close(c.done)
+			}
+		})
+	}
+	go p.read(ctx, in, work, ordered)
+	defer mappers.Wait()
+	// On cancellation, chunks already read are given back: their
+	// forwarded ids are forgotten, their records not acknowledged.
+	defer func() {
+		for c := range ordered {
+			<-c.done
+			for i := range c.items {
+				p.cancel(&c.items[i])
+			}
+		}
+	}()
+
 	batcher := destination.NewBatcher[item](p.cfg.Batch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	var results []mapping.Result
 	for {
 		var tick <-chan time.Time
 		if d, ok := batcher.UntilNext(p.cfg.Now()); ok {
@@ -181,15 +232,29 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan Record) error {
 			tick = timer.C
 		}
 		select {
-		case rec, ok := <-in:
+		case c, ok := <-ordered:
 			timer.Stop() // Go 1.23+: no stale tick can be received after Stop
 			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return p.dispatch(ctx, batcher.Flush())
 			}
-			results = p.handle(rec, results[:0], batcher)
-			if batcher.Full() {
-				if err := p.dispatch(ctx, batcher.Flush()); err != nil {
-					return err
+			<-c.done
+			now := p.cfg.Now()
+			for i := range c.items {
+				it := c.items[i]
+				size := len(it.raw)
+				if it.event.Body != nil {
+					size = len(it.event.Body)
+				}
+				if batcher.Add(it, size, now) {
+					if err := p.dispatch(ctx, batcher.Flush()); err != nil {
+						for j := i + 1; j < len(c.items); j++ {
+							p.cancel(&c.items[j])
+						}
+						return err
+					}
 				}
 			}
 		case <-tick:
@@ -197,18 +262,67 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan Record) error {
 				return err
 			}
 		case <-ctx.Done():
+			for _, it := range batcher.Flush() {
+				p.cancel(&it)
+			}
 			return ctx.Err()
 		}
 	}
 }
 
-// handle maps one record and adds its work to the batcher, or acknowledges
-// it at once when all its messages were dropped or absorbed.
-func (p *Pipeline) handle(rec Record, results []mapping.Result, b *destination.Batcher[item]) []mapping.Result {
+// read groups input records into chunks and hands each to the mappers and,
+// in order, to the batcher. It closes both channels when in is closed or
+// ctx ends.
+func (p *Pipeline) read(ctx context.Context, in <-chan Record, work, ordered chan<- *chunk) {
+	defer close(work)
+	defer close(ordered)
+	for {
+		var c *chunk
+		select {
+		case rec, ok := <-in:
+			if !ok {
+				return
+			}
+			c = &chunk{recs: make([]Record, 1, 8), done: make(chan struct{})}
+			c.recs[0] = rec
+		case <-ctx.Done():
+			return
+		}
+		closed := false
+	fill:
+		for len(c.recs) < maxChunk {
+			select {
+			case rec, ok := <-in:
+				if !ok {
+					closed = true
+					break fill
+				}
+				c.recs = append(c.recs, rec)
+			default:
+				break fill
+			}
+		}
+		select {
+		case ordered <- c:
+			work <- c // mappers drain work until it is closed
+		case <-ctx.Done():
+			return
+		}
+		if closed {
+			return
+		}
+	}
+}
+
+// prepare maps one record and appends its work items, or acknowledges it
+// at once when all its messages were dropped or absorbed. It runs on the
+// mapper goroutines.
+func (p *Pipeline) prepare(rec Record, results []mapping.Result, items *[]item) []mapping.Result {
 	p.m.consumed.Inc()
 	now := p.cfg.Now()
 	results = p.mapper.Map(results, rec.Value, now)
 	var pend *pending
+	first := len(*items)
 	for i := range results {
 		r := &results[i]
 		switch r.Action {
@@ -224,18 +338,14 @@ func (p *Pipeline) handle(rec Record, results []mapping.Result, b *destination.B
 				pend = &pending{rec: rec}
 			}
 			body := r.Event.AppendJSON(make([]byte, 0, 512))
-			it := item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
-				event: destination.Event{Body: body, UserID: r.Event.UserID(), Type: r.Type}}
-			pend.left.Add(1)
-			b.Add(it, len(body), now)
+			*items = append(*items, item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
+				event: destination.Event{Body: body, UserID: r.Event.UserID(), Type: r.Type}})
 		case mapping.DeadLetter:
 			if pend == nil {
 				pend = &pending{rec: rec}
 			}
-			it := item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
-				reason: string(r.Reason), detail: r.Detail}
-			pend.left.Add(1)
-			b.Add(it, len(r.Raw), now)
+			*items = append(*items, item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
+				reason: string(r.Reason), detail: r.Detail})
 		case mapping.Drop:
 			p.m.dropped.WithLabelValues(string(r.Reason)).Inc()
 		case mapping.Identified:
@@ -246,7 +356,9 @@ func (p *Pipeline) handle(rec Record, results []mapping.Result, b *destination.B
 		if rec.Acker != nil {
 			rec.Acker.Ack()
 		}
+		return results
 	}
+	pend.left.Store(int32(len(*items) - first))
 	return results
 }
 
