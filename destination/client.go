@@ -147,6 +147,7 @@ type Pending struct {
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
 	stops     [2]func() bool
+	notify    func(i int, r Result)
 }
 
 // Done is closed once every event of the batch is settled.
@@ -253,8 +254,16 @@ func (c *Client) Deliver(ctx context.Context, events []Event) []Result {
 // any earlier Submit. When ctx ends, events not yet settled are settled
 // Canceled promptly (a request in flight is aborted).
 func (c *Client) Submit(ctx context.Context, events []Event) *Pending {
+	return c.SubmitNotify(ctx, events, nil)
+}
+
+// SubmitNotify is Submit, and also calls settled with each event's index
+// and result as soon as that event is settled, from the goroutine that
+// settled it: settled must be quick and must not block. A caller can thus
+// act on early events without waiting for the whole batch.
+func (c *Client) SubmitNotify(ctx context.Context, events []Event, settled func(i int, r Result)) *Pending {
 	n := len(events)
-	p := &Pending{c: c, results: make([]Result, n), done: make(chan struct{})}
+	p := &Pending{c: c, results: make([]Result, n), done: make(chan struct{}), notify: settled}
 	if n == 0 {
 		close(p.done)
 		return p
@@ -326,6 +335,9 @@ func (c *Client) settle(j *job, s Status, err error) {
 	p := j.p
 	p.results[j.idx] = Result{Status: s, Attempts: j.attempts, Code: j.code, Err: err}
 	c.m.eventCounter(j.ev.Type, s).Inc()
+	if p.notify != nil {
+		p.notify(j.idx, p.results[j.idx])
+	}
 	if p.remaining.Add(-1) == 0 {
 		p.stops[0]()
 		p.stops[1]()

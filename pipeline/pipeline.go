@@ -52,7 +52,10 @@ type Mapper interface {
 // events: the pipeline submits batches in input order, from one goroutine,
 // and relies on it for per-user ordering.
 type Deliverer interface {
-	Submit(ctx context.Context, events []destination.Event) Pending
+	// Submit queues events and returns at once; settled is called for each
+	// event as soon as it is settled (quick, non-blocking), and Wait
+	// returns once all are.
+	Submit(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result)) Pending
 }
 
 // Pending is a submitted batch; Wait returns one result per event, in
@@ -64,8 +67,8 @@ func Castle(c *destination.Client) Deliverer { return castle{c} }
 
 type castle struct{ c *destination.Client }
 
-func (c castle) Submit(ctx context.Context, events []destination.Event) Pending {
-	return c.c.Submit(ctx, events)
+func (c castle) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) Pending {
+	return c.c.SubmitNotify(ctx, events, settled)
 }
 
 // Forgetter forgets a messageId the mapping recorded as forwarded when its
@@ -75,9 +78,9 @@ type Forgetter interface{ Forget(messageID string) }
 // Config tunes a pipeline.
 type Config struct {
 	Batch destination.BatchPolicy
-	// MaxInFlightBatches bounds the batches being delivered at once; when
-	// reached, the pipeline stops reading input (backpressure).
-	MaxInFlightBatches int
+	// MaxInFlightEvents bounds the events being delivered at once (default
+	// 20,000); when reached, batching waits and input backs up.
+	MaxInFlightEvents int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// DeadLetterRetry is the pause between attempts to write dead letters
@@ -112,8 +115,8 @@ type Pipeline struct {
 
 // New returns a pipeline. seen may be nil when no dedupe window is used.
 func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, seen Forgetter, logger *zap.Logger, reg prometheus.Registerer) (*Pipeline, error) {
-	if cfg.MaxInFlightBatches <= 0 {
-		cfg.MaxInFlightBatches = 16
+	if cfg.MaxInFlightEvents <= 0 {
+		cfg.MaxInFlightEvents = 20_000
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -130,7 +133,7 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, seen Forgetter,
 	}
 	return &Pipeline{
 		cfg: cfg, mapper: m, deliver: d, dlq: dlq, seen: seen, log: logger, m: met,
-		sem: make(chan struct{}, cfg.MaxInFlightBatches),
+		sem: make(chan struct{}, cfg.MaxInFlightEvents),
 	}, nil
 }
 
@@ -369,16 +372,6 @@ func (p *Pipeline) dispatch(ctx context.Context, batch []item) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		for i := range batch {
-			p.cancel(&batch[i])
-		}
-		return ctx.Err()
-	}
-	p.m.batchSize.Observe(float64(len(batch)))
-	p.m.inFlight.Add(float64(len(batch)))
 	var events []destination.Event
 	var idx []int
 	for i := range batch {
@@ -387,13 +380,43 @@ func (p *Pipeline) dispatch(ctx context.Context, batch []item) error {
 			idx = append(idx, i)
 		}
 	}
-	pend := p.deliver.Submit(ctx, events)
+	// One slot per event, released as each event settles, so that a few
+	// events held back (a paced user, a retry) hold only their own slots.
+	for n := range len(events) {
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			for range n {
+				<-p.sem
+			}
+			for i := range batch {
+				p.cancel(&batch[i])
+			}
+			return ctx.Err()
+		}
+	}
+	p.m.batchSize.Observe(float64(len(batch)))
+	p.m.inFlight.Add(float64(len(events)))
+	failed := make([]destination.Result, len(events)) // written only for failures
+	pend := p.deliver.Submit(ctx, events, func(j int, r destination.Result) {
+		it := &batch[idx[j]]
+		switch r.Status {
+		case destination.Delivered:
+			p.m.forwarded.WithLabelValues(it.segType).Inc()
+			it.rec.done(true)
+		case destination.Canceled:
+			p.cancel(it)
+		default:
+			failed[j] = r
+		}
+		p.m.inFlight.Dec()
+		<-p.sem
+	})
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		defer func() { <-p.sem }()
-		defer p.m.inFlight.Sub(float64(len(batch)))
-		p.settle(ctx, batch, idx, pend.Wait())
+		pend.Wait()
+		p.deadLetter(ctx, batch, idx, failed)
 	}()
 	return nil
 }
@@ -406,33 +429,24 @@ func (p *Pipeline) cancel(it *item) {
 	it.rec.done(false)
 }
 
-// settle takes a delivered batch's results, dead-letters what Castle
-// refused or what kept failing together with the mapping's dead letters,
-// then settles every item. idx maps results to batch items.
-func (p *Pipeline) settle(ctx context.Context, batch []item, idx []int, results []destination.Result) {
-
+// deadLetter writes, once a batch is settled, the dead letters of the
+// events Castle refused or that kept failing (failed, by event) and of the
+// mapping's dead letters, then settles them. idx maps events to batch
+// items.
+func (p *Pipeline) deadLetter(ctx context.Context, batch []item, idx []int, failed []destination.Result) {
 	now := p.cfg.Now()
 	var letters []deadletter.Letter
 	var lettered []int
-	settled := make([]bool, len(batch))
-	for j, r := range results {
-		it := &batch[idx[j]]
-		switch r.Status {
-		case destination.Delivered:
-			p.m.forwarded.WithLabelValues(it.segType).Inc()
-			settled[idx[j]] = true
-			it.rec.done(true)
-		case destination.Canceled:
-			settled[idx[j]] = true
-			p.cancel(it)
-		default: // Rejected, RetriesExhausted
-			detail := ""
-			if r.Err != nil {
-				detail = r.Err.Error()
-			}
-			letters = append(letters, p.letter(it, r.Status.String(), detail, r.Attempts, now))
-			lettered = append(lettered, idx[j])
+	for j, r := range failed {
+		if r.Status == 0 {
+			continue
 		}
+		detail := ""
+		if r.Err != nil {
+			detail = r.Err.Error()
+		}
+		letters = append(letters, p.letter(&batch[idx[j]], r.Status.String(), detail, r.Attempts, now))
+		lettered = append(lettered, idx[j])
 	}
 	for i := range batch {
 		if batch[i].event.Body == nil {
@@ -445,9 +459,7 @@ func (p *Pipeline) settle(ctx context.Context, batch []item, idx []int, results 
 	}
 	if err := p.writeLetters(ctx, letters); err != nil {
 		for _, i := range lettered {
-			if !settled[i] {
-				p.cancel(&batch[i])
-			}
+			p.cancel(&batch[i])
 		}
 		return
 	}

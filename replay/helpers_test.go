@@ -9,10 +9,12 @@ import (
 
 type destinationEvent = destination.Event
 
-type deliverFunc func(ctx context.Context, evs []destination.Event) pipeline.Pending
+type destinationResult = destination.Result
 
-func (f deliverFunc) Submit(ctx context.Context, evs []destination.Event) pipeline.Pending {
-	return f(ctx, evs)
+type deliverFunc func(ctx context.Context, evs []destination.Event, settled func(int, destination.Result)) pipeline.Pending
+
+func (f deliverFunc) Submit(ctx context.Context, evs []destination.Event, settled func(int, destination.Result)) pipeline.Pending {
+	return f(ctx, evs, settled)
 }
 
 func destinationBatch() destination.BatchPolicy {

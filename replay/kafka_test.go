@@ -1,8 +1,8 @@
 package replay_test
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"testing"
 	"time"
 

@@ -253,8 +253,8 @@ func TestResumeAfterInterruption(t *testing.T) {
 	dry := replay.NewDryRun(&first.out)
 	m := mapping.New(mapping.Config{Secret: []byte(secret)}, mapping.NewDedupe(1<<20), mapping.NewUsers(1<<16))
 	reg := prometheus.NewRegistry()
-	counted := deliverFunc(func(ctx context.Context, evs []destinationEvent) pipeline.Pending {
-		p := dry.Submit(ctx, evs)
+	counted := deliverFunc(func(ctx context.Context, evs []destinationEvent, settled func(int, destinationResult)) pipeline.Pending {
+		p := dry.Submit(ctx, evs, settled)
 		if o, _ := pipeline.Observe(reg); o.Settled() > 1000 {
 			cancel()
 		}

@@ -110,7 +110,7 @@ type paced struct {
 	next  time.Time
 }
 
-func (p *paced) Submit(ctx context.Context, events []destination.Event) pipeline.Pending {
+func (p *paced) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) pipeline.Pending {
 	p.mu.Lock()
 	now := time.Now()
 	at := p.next
@@ -127,7 +127,7 @@ func (p *paced) Submit(ctx context.Context, events []destination.Event) pipeline
 			t.Stop()
 		}
 	}
-	return p.d.Submit(ctx, events)
+	return p.d.Submit(ctx, events, settled)
 }
 
 // DryRun is a Deliverer that writes each Castle request body as one NDJSON
@@ -141,16 +141,16 @@ type DryRun struct {
 // NewDryRun writes to w; call Flush at the end.
 func NewDryRun(w io.Writer) *DryRun { return &DryRun{w: bufio.NewWriterSize(w, 256<<10)} }
 
-type settled []destination.Result
+type results []destination.Result
 
-func (s settled) Wait() []destination.Result { return s }
+func (s results) Wait() []destination.Result { return s }
 
 // Submit writes the bodies in order. After a write error (a closed pipe)
 // every event is settled Canceled, so nothing is marked done.
-func (d *DryRun) Submit(ctx context.Context, events []destination.Event) pipeline.Pending {
+func (d *DryRun) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) pipeline.Pending {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	res := make(settled, len(events))
+	res := make(results, len(events))
 	for i, ev := range events {
 		if d.err == nil {
 			if _, err := d.w.Write(ev.Body); err != nil {
@@ -164,6 +164,11 @@ func (d *DryRun) Submit(ctx context.Context, events []destination.Event) pipelin
 			continue
 		}
 		res[i] = destination.Result{Status: destination.Delivered}
+	}
+	if settled != nil {
+		for i, r := range res {
+			settled(i, r)
+		}
 	}
 	return res
 }

@@ -1,0 +1,234 @@
+// Command bench measures castle-destination end to end on this machine:
+// an in-process Kafka-protocol broker (kfake) and the Castle-compatible API
+// on loopback, N preloaded realistic messages, the real worker, and a
+// report of events/s, Castle request latency, CPU per million events and
+// peak RSS, as a table and as JSON.
+//
+//	go run ./cmd/bench                    # 500,000 messages
+//	go run ./cmd/bench -messages 100000 -json bench.json
+//
+// Everything runs in one process, so CPU and RSS include the broker and
+// the API server, not only the worker: they are upper bounds.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/worker"
+)
+
+// Result is the JSON report.
+type Result struct {
+	Messages         int     `json:"messages"`
+	Records          int     `json:"records"`
+	Partitions       int     `json:"partitions"`
+	EventsForwarded  int     `json:"events_forwarded"`
+	Seconds          float64 `json:"seconds"`
+	MessagesPerSec   float64 `json:"messages_per_second"`
+	EventsPerSec     float64 `json:"events_per_second"`
+	RequestP50Ms     float64 `json:"castle_request_p50_ms"`
+	RequestP99Ms     float64 `json:"castle_request_p99_ms"`
+	CPUSecPerMillion float64 `json:"cpu_seconds_per_million_events"`
+	PeakRSSMB        float64 `json:"peak_rss_mb"`
+	GoMaxProcs       int     `json:"gomaxprocs"`
+	GoVersion        string  `json:"go_version"`
+}
+
+func main() {
+	n := flag.Int("messages", 500_000, "Kafka records to preload")
+	partitions := flag.Int("partitions", 12, "partitions of the topic")
+	seed := flag.Int64("seed", 1, "traffic seed")
+	jsonOut := flag.String("json", "", "also write the result as JSON to this file")
+	env := flag.String("env", "", "extra worker settings, NAME=value,NAME=value (e.g. BATCH_SIZE=1000)")
+	flag.Parse()
+	res, err := bench(*n, *partitions, *seed, *env)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "messages\t%d (%d records, %d partitions)\n", res.Messages, res.Records, res.Partitions)
+	fmt.Fprintf(tw, "events forwarded\t%d\n", res.EventsForwarded)
+	fmt.Fprintf(tw, "duration\t%.2f s\n", res.Seconds)
+	fmt.Fprintf(tw, "throughput\t%.0f messages/s, %.0f events/s to Castle\n", res.MessagesPerSec, res.EventsPerSec)
+	fmt.Fprintf(tw, "Castle request latency\tp50 %.2f ms, p99 %.2f ms\n", res.RequestP50Ms, res.RequestP99Ms)
+	fmt.Fprintf(tw, "CPU per million events\t%.1f s (whole process)\n", res.CPUSecPerMillion)
+	fmt.Fprintf(tw, "peak RSS\t%.0f MB (whole process)\n", res.PeakRSSMB)
+	fmt.Fprintf(tw, "machine\tGOMAXPROCS=%d, %s\n", res.GoMaxProcs, res.GoVersion)
+	tw.Flush()
+	b, _ := json.MarshalIndent(res, "", "  ")
+	fmt.Println(string(b))
+	if *jsonOut != "" {
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func bench(n, partitions int, seed int64, extra string) (Result, error) {
+	res := Result{Records: n, Partitions: partitions, GoMaxProcs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version()}
+	env, err := harness.Start(harness.Options{Partitions: partitions, Castle: castleserver.Config{MaxRecords: 1}})
+	if err != nil {
+		return res, err
+	}
+	defer env.Close()
+	fmt.Fprintf(os.Stderr, "generating and producing %d records...\n", n)
+	records, want := harness.Generate(seed, n, time.Now())
+	ctx := context.Background()
+	if err := env.Produce(ctx, records); err != nil {
+		return res, err
+	}
+	records = nil
+	runtime.GC()
+	res.Messages = want.Total()
+	overrides := map[string]string{"LOG_LEVEL": "warn"}
+	for _, kv := range strings.Split(extra, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			overrides[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	cfg, err := env.Config(overrides)
+	if err != nil {
+		return res, err
+	}
+	reg := worker.NewRegistry()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	fmt.Fprintf(os.Stderr, "running the worker over %d messages...\n", res.Messages)
+	go func() { done <- worker.Run(runCtx, cfg, worker.Options{Registry: reg}) }()
+	if os.Getenv("BENCH_TRACE") != "" {
+		go func() {
+			for range time.Tick(time.Second) {
+				mfs, _ := reg.Gather()
+				var line []string
+				for _, mf := range mfs {
+					switch mf.GetName() {
+					case "castle_destination_messages_consumed_total", "castle_destination_in_flight_events",
+						"castle_destination_castle_requests_in_flight", "castle_destination_consumer_in_flight", "castle_destination_castle_pacing_waits_total":
+						v := 0.0
+						for _, m := range mf.GetMetric() {
+							v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+						}
+						line = append(line, fmt.Sprintf("%s=%.0f", strings.TrimPrefix(mf.GetName(), "castle_destination_"), v))
+					}
+				}
+				fmt.Fprintln(os.Stderr, strings.Join(line, " "))
+			}
+		}()
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	got, werr := harness.WaitSettled(waitCtx, reg, res.Messages)
+	cancel()
+	elapsed := time.Since(start)
+	cpu := cpuSeconds() - cpu0
+	stop()
+	if err := <-done; err != nil {
+		return res, err
+	}
+	if werr != nil {
+		return res, werr
+	}
+	st := env.Castle.Stats()
+	fmt.Fprintf(os.Stderr, "Castle API: %d requests, %d accepted, by status %v, faults %v\n", st.Requests, st.Accepted, st.ByStatus, st.Faults)
+	for _, v := range got.Forwarded {
+		res.EventsForwarded += v
+	}
+	res.Seconds = elapsed.Seconds()
+	res.MessagesPerSec = float64(res.Messages) / res.Seconds
+	res.EventsPerSec = float64(res.EventsForwarded) / res.Seconds
+	res.CPUSecPerMillion = cpu / float64(max(res.EventsForwarded, 1)) * 1e6
+	res.PeakRSSMB = peakRSSMB()
+	res.RequestP50Ms, res.RequestP99Ms = latency(reg)
+	return res, nil
+}
+
+// latency reads p50 and p99 of successful Castle requests from the
+// client's histogram.
+func latency(g prometheus.Gatherer) (p50, p99 float64) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return math.NaN(), math.NaN()
+	}
+	type bucket struct{ le, n float64 }
+	var buckets []bucket
+	var total float64
+	for _, mf := range mfs {
+		if mf.GetName() != "castle_destination_castle_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			ok := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "class" && l.GetValue() == "2xx" {
+					ok = true
+				}
+			}
+			if !ok {
+				continue
+			}
+			h := m.GetHistogram()
+			total = float64(h.GetSampleCount())
+			for _, b := range h.GetBucket() {
+				buckets = append(buckets, bucket{b.GetUpperBound(), float64(b.GetCumulativeCount())})
+			}
+		}
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].le < buckets[j].le })
+	q := func(f float64) float64 {
+		want := f * total
+		prevLe, prevN := 0.0, 0.0
+		for _, b := range buckets {
+			if b.n >= want {
+				if b.n == prevN {
+					return b.le * 1000
+				}
+				return (prevLe + (b.le-prevLe)*(want-prevN)/(b.n-prevN)) * 1000
+			}
+			prevLe, prevN = b.le, b.n
+		}
+		return math.Inf(1)
+	}
+	return q(0.5), q(0.99)
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			kb, _ := strconv.Atoi(strings.Fields(l)[1])
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
