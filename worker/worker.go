@@ -41,6 +41,10 @@ type Options struct {
 	// Listening, if set, is called with the ops server's address once it
 	// listens (":0" picks a free port).
 	Listening func(addr string)
+	// UserRate overrides the per-user pacing of Castle requests (default:
+	// Castle's documented limits). The benchmark turns it off to measure
+	// the worker rather than Castle's per-user limit.
+	UserRate *destination.UserRate
 }
 
 func (o Options) withDefaults() Options {
@@ -91,6 +95,10 @@ func NewMapper(cfg config.Config) (*mapping.Mapper, *mapping.Dedupe, error) {
 
 // NewCastle builds the Castle API client from the settings.
 func NewCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer, hc *http.Client) (*destination.Client, error) {
+	return newCastle(cfg, logger, reg, hc, nil)
+}
+
+func newCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer, hc *http.Client, rate *destination.UserRate) (*destination.Client, error) {
 	retry := destination.DefaultRetryPolicy()
 	if cfg.RetryMaxElapsed > 0 {
 		retry.MaxElapsed = cfg.RetryMaxElapsed
@@ -101,7 +109,16 @@ func NewCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer,
 		Concurrency: cfg.Concurrency,
 		Timeout:     cfg.Timeout,
 		Retry:       retry,
+		UserRate:    deref(rate),
 	}, logger, reg, hc)
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // PipelineConfig is the pipeline's share of the settings.
@@ -157,7 +174,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	castle, err := NewCastle(cfg.Castle, log.Named("castle"), reg, opt.HTTPClient)
+	castle, err := newCastle(cfg.Castle, log.Named("castle"), reg, opt.HTTPClient, opt.UserRate)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,9 +30,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/internal/traffic"
 	"github.com/castle-destination/castle-destination/worker"
 )
+
+var profileTo string
 
 // Result is the JSON report.
 type Result struct {
@@ -46,6 +51,7 @@ type Result struct {
 	RequestP99Ms     float64 `json:"castle_request_p99_ms"`
 	CPUSecPerMillion float64 `json:"cpu_seconds_per_million_events"`
 	PeakRSSMB        float64 `json:"peak_rss_mb"`
+	BaselineRSSMB    float64 `json:"rss_before_worker_mb"`
 	GoMaxProcs       int     `json:"gomaxprocs"`
 	GoVersion        string  `json:"go_version"`
 }
@@ -55,9 +61,14 @@ func main() {
 	partitions := flag.Int("partitions", 12, "partitions of the topic")
 	seed := flag.Int64("seed", 1, "traffic seed")
 	jsonOut := flag.String("json", "", "also write the result as JSON to this file")
+	limits := flag.Bool("user-limits", false, "keep Castle's per-user rate limit (server) and pacing (client): then the busiest generated user, not the worker, sets the duration")
 	env := flag.String("env", "", "extra worker settings, NAME=value,NAME=value (e.g. BATCH_SIZE=1000)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
-	res, err := bench(*n, *partitions, *seed, *env)
+	if *cpuprofile != "" {
+		profileTo = *cpuprofile
+	}
+	res, err := bench(*n, *partitions, *seed, *env, *limits)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -69,7 +80,7 @@ func main() {
 	fmt.Fprintf(tw, "throughput\t%.0f messages/s, %.0f events/s to Castle\n", res.MessagesPerSec, res.EventsPerSec)
 	fmt.Fprintf(tw, "Castle request latency\tp50 %.2f ms, p99 %.2f ms\n", res.RequestP50Ms, res.RequestP99Ms)
 	fmt.Fprintf(tw, "CPU per million events\t%.1f s (whole process)\n", res.CPUSecPerMillion)
-	fmt.Fprintf(tw, "peak RSS\t%.0f MB (whole process)\n", res.PeakRSSMB)
+	fmt.Fprintf(tw, "peak RSS\t%.0f MB (whole process; %.0f MB before the worker started: broker holding the messages)\n", res.PeakRSSMB, res.BaselineRSSMB)
 	fmt.Fprintf(tw, "machine\tGOMAXPROCS=%d, %s\n", res.GoMaxProcs, res.GoVersion)
 	tw.Flush()
 	b, _ := json.MarshalIndent(res, "", "  ")
@@ -82,21 +93,33 @@ func main() {
 	}
 }
 
-func bench(n, partitions int, seed int64, extra string) (Result, error) {
+func bench(n, partitions int, seed int64, extra string, limits bool) (Result, error) {
 	res := Result{Records: n, Partitions: partitions, GoMaxProcs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version()}
-	env, err := harness.Start(harness.Options{Partitions: partitions, Castle: castleserver.Config{MaxRecords: 1}})
+	env, err := harness.Start(harness.Options{Partitions: partitions, Castle: castleserver.Config{MaxRecords: 1, RateLimitOff: !limits}})
 	if err != nil {
 		return res, err
 	}
 	defer env.Close()
 	fmt.Fprintf(os.Stderr, "generating and producing %d records...\n", n)
-	records, want := harness.Generate(seed, n, time.Now())
 	ctx := context.Background()
-	if err := env.Produce(ctx, records); err != nil {
-		return res, err
+	gen := harness.NewGenerator(seed, n, time.Now())
+	var want traffic.Tally
+	for left := n; left > 0; {
+		chunk := make([]traffic.Record, 0, min(left, 20_000))
+		for range cap(chunk) {
+			r := gen.Next()
+			want.Add(r)
+			chunk = append(chunk, r)
+		}
+		if err := env.Produce(ctx, chunk); err != nil {
+			return res, err
+		}
+		left -= len(chunk)
 	}
-	records = nil
 	runtime.GC()
+	// Measure the peak RSS of the run, not of generating the messages.
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	res.BaselineRSSMB = procMB("VmRSS:")
 	res.Messages = want.Total()
 	overrides := map[string]string{"LOG_LEVEL": "warn"}
 	for _, kv := range strings.Split(extra, ",") {
@@ -108,13 +131,30 @@ func bench(n, partitions int, seed int64, extra string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	reg := worker.NewRegistry()
+	// A plain registry: the Go and process collectors would add the cost
+	// of reading /proc to every poll of the counters.
+	reg := prometheus.NewRegistry()
 	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	done := make(chan error, 1)
+	if profileTo != "" {
+		f, err := os.Create(profileTo)
+		if err != nil {
+			return res, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return res, err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "running the worker over %d messages...\n", res.Messages)
-	go func() { done <- worker.Run(runCtx, cfg, worker.Options{Registry: reg}) }()
+	opt := worker.Options{Registry: reg}
+	if !limits {
+		opt.UserRate = &destination.UserRate{Off: true}
+	}
+	go func() { done <- worker.Run(runCtx, cfg, opt) }()
 	if os.Getenv("BENCH_TRACE") != "" {
 		go func() {
 			for range time.Tick(time.Second) {
@@ -219,13 +259,16 @@ func cpuSeconds() float64 {
 	return tv(ru.Utime) + tv(ru.Stime)
 }
 
-func peakRSSMB() float64 {
+func peakRSSMB() float64 { return procMB("VmHWM:") }
+
+// procMB reads a kB field of /proc/self/status, in MB.
+func procMB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
+		if strings.HasPrefix(l, field) {
 			kb, _ := strconv.Atoi(strings.Fields(l)[1])
 			return float64(kb) / 1024
 		}

@@ -186,15 +186,25 @@ func (e *Env) Produce(ctx context.Context, records []traffic.Record) error {
 // with them. The user population is wide enough that Castle's per-user rate
 // limit does not dominate a short run.
 func Generate(seed int64, n int, now time.Time) ([]traffic.Record, traffic.Tally) {
-	recs := traffic.Generate(traffic.Config{
-		Seed: seed, Secret: Secret, Now: now,
-		Users: max(5000, n/2), HeavyShare: -1,
-	}, n)
+	g := NewGenerator(seed, n, now)
+	recs := make([]traffic.Record, n)
+	for i := range recs {
+		recs[i] = g.Next()
+	}
 	var t traffic.Tally
 	for _, r := range recs {
 		t.Add(r)
 	}
 	return recs, t
+}
+
+// NewGenerator is the generator behind Generate, for streams too large to
+// hold in memory: n sizes the user population.
+func NewGenerator(seed int64, n int, now time.Time) *traffic.Generator {
+	return traffic.New(traffic.Config{
+		Seed: seed, Secret: Secret, Now: now,
+		Users: max(5000, 2*n), HeavyShare: -1,
+	})
 }
 
 // ErrIncomplete is returned by Wait when the deadline passes first.

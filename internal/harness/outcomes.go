@@ -32,7 +32,7 @@ func Observe(g prometheus.Gatherer) (Outcomes, error) {
 // WaitSettled polls g until the worker has settled at least total messages
 // (forwarded, identified, dropped or dead-lettered), or ctx ends.
 func WaitSettled(ctx context.Context, g prometheus.Gatherer, total int) (Outcomes, error) {
-	t := time.NewTicker(20 * time.Millisecond)
+	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		o, err := Observe(g)
