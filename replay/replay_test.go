@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,6 +75,7 @@ func write(t testing.TB, path string, b []byte) {
 }
 
 type run struct {
+	mu      sync.Mutex
 	out     bytes.Buffer
 	sum     replay.Summary
 	err     error
@@ -95,6 +97,8 @@ func dryRun(t testing.TB, ctx context.Context, src replay.Source, tweak func(*re
 		Pipeline: pipeline.Config{Batch: destinationBatch()},
 		Mapper:   m, Deliverer: dry, Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
 		DeadLetters: deadletter.SinkFunc(func(_ context.Context, l ...deadletter.Letter) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
 			r.letters = append(r.letters, l...)
 			return nil
 		}),
