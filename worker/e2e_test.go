@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -91,6 +92,9 @@ func waitDelivered(t *testing.T, srv *castleserver.Server, want map[string]bool,
 		if missing == 0 {
 			return got
 		}
+		if os.Getenv("E2E_TRACE") != "" {
+			t.Logf("%s: %d missing, %d accepted", time.Now().Format("15:04:05.0"), missing, len(srv.Accepted()))
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d forwardable messages never reached Castle (accepted %d requests)", missing, len(want), len(srv.Accepted()))
 		}
@@ -139,7 +143,7 @@ func TestEndToEndExactSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, stop := run(t, env, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
 	got, err := harness.WaitSettled(ctx, w.reg, tally.Total())
 	if err != nil {
@@ -188,7 +192,7 @@ func TestEndToEndExactSet(t *testing.T) {
 
 func TestRestartMidStreamLosesNothing(t *testing.T) {
 	env := startEnv(t, 4)
-	recs, _ := harness.Generate(11, 10_000, time.Now())
+	recs, _ := harness.Generate(11, 5_000, time.Now())
 	want, tally := forwards(recs)
 	if err := env.Produce(context.Background(), recs); err != nil {
 		t.Fatal(err)
@@ -207,7 +211,7 @@ func TestRestartMidStreamLosesNothing(t *testing.T) {
 		t.Fatalf("the first worker delivered everything (%d): the test did not stop it mid-stream", first)
 	}
 	w2, stop2 := run(t, env, nil)
-	got := waitDelivered(t, env.Castle, want, 90*time.Second)
+	got := waitDelivered(t, env.Castle, want, 180*time.Second)
 	if err := stop2(); err != nil {
 		t.Fatalf("second worker: %v", err)
 	}
@@ -278,7 +282,7 @@ func TestCastleOutageNeverCommitsPastUndelivered(t *testing.T) {
 		t.Fatalf("Castle accepted %d events during a full outage", n)
 	}
 	env.Castle.EndOutage()
-	waitDelivered(t, env.Castle, want, 90*time.Second)
+	waitDelivered(t, env.Castle, want, 180*time.Second)
 	if err := stop(); err != nil {
 		t.Fatalf("worker: %v", err)
 	}

@@ -34,7 +34,7 @@ func TestCastleFaultsLoseNothing(t *testing.T) {
 	env.Castle.FailRate(0.03, castleserver.Reset())
 	env.Castle.FailRate(0.01, castleserver.Hang())
 	w, stop := run(t, env, map[string]string{"CASTLE_TIMEOUT": "500ms"})
-	got := waitDelivered(t, env.Castle, want, 120*time.Second)
+	got := waitDelivered(t, env.Castle, want, 180*time.Second)
 	if err := stop(); err != nil {
 		t.Fatalf("worker: %v", err)
 	}
