@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/internal/harness"
 	"github.com/castle-destination/castle-destination/ops"
