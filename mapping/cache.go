@@ -1,8 +1,10 @@
 package mapping
 
 import (
+	"bytes"
 	"container/list"
 	"hash/maphash"
+	"strings"
 	"sync"
 )
 
@@ -96,6 +98,14 @@ func (u *Users) get(id string) (User, string, bool) {
 }
 
 func (u *Users) put(id string, user User, jwt string) {
+	// The cache outlives the record these strings may alias.
+	id, jwt = strings.Clone(id), strings.Clone(jwt)
+	for _, f := range []*string{&user.ID, &user.Email, &user.Phone, &user.Name, &user.RegisteredAt,
+		&user.Address.Line1, &user.Address.Line2, &user.Address.City, &user.Address.CountryCode,
+		&user.Address.RegionCode, &user.Address.PostalCode} {
+		*f = strings.Clone(*f)
+	}
+	user.traits = bytes.Clone(user.traits)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if e, ok := u.byID[id]; ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // A small reader of JSON the decoder already validated (json.RawMessage
@@ -168,7 +169,7 @@ func unquote(raw []byte) string {
 		}
 	}
 	if simple {
-		return string(s)
+		return view(s)
 	}
 	out := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {
@@ -235,9 +236,20 @@ func text(raw []byte) string {
 	case '"':
 		return unquote(trimWS(raw))
 	case '0', 't', 'f':
-		return string(trimWS(raw))
+		return view(trimWS(raw))
 	}
 	return ""
+}
+
+// view is b as a string without copying: the mapping's strings alias the
+// record, which the caller must not modify while it uses the results (see
+// Map). Values that outlive a record (the Users cache, the token cache)
+// are cloned.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 func trimWS(b []byte) []byte {

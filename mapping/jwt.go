@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +53,7 @@ func (m *Mapper) verify(token string, at time.Time) (jwt.MapClaims, error) {
 	if nbf, err := claims.GetNotBefore(); err == nil && nbf != nil {
 		v.nbf = nbf.Time
 	}
-	m.tokens.put(token, v)
+	m.tokens.put(strings.Clone(token), v)
 	return claims, nil
 }
 

@@ -192,6 +192,8 @@ func (c *ctxFields) under(batch *ctxFields) {
 }
 
 // Map decodes one record and appends one Result per Segment message to dst.
+// The results' strings and Raw alias raw without copying: the caller must
+// not modify raw while it uses them.
 func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 	if !valid(raw) {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not valid JSON", Raw: raw})
