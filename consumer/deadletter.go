@@ -28,7 +28,21 @@ const (
 	HeaderMessageID       = "castle-destination-message-id"
 	HeaderAttempts        = "castle-destination-attempts"
 	HeaderTime            = "castle-destination-time"
+	// HeaderValueBytes carries the original value's length, only on a
+	// letter whose value was cut to MaxLetterValueBytes.
+	HeaderValueBytes = "castle-destination-value-bytes"
 )
+
+// MaxLetterValueBytes bounds the value of a dead letter. A message can be
+// larger than the dead-letter topic accepts (a 10 MB message on a source
+// topic configured for it, a DLQ topic with Kafka's default 1 MiB limit);
+// such a letter keeps its first MaxLetterValueBytes bytes and says how long
+// the original was, rather than failing forever and stalling its partition.
+// The original stays in the source topic until retention removes it.
+const MaxLetterValueBytes = 900 << 10
+
+// maxLetterKeyBytes bounds the key of a dead letter for the same reason.
+const maxLetterKeyBytes = 16 << 10
 
 // Header value bounds, in bytes: a dead letter explains itself, it does not
 // carry a dump.
@@ -179,9 +193,16 @@ func letterMessage(l deadletter.Letter, now time.Time) kafka.Message {
 	if t.IsZero() {
 		t = now
 	}
-	return kafka.Message{
-		Key:   l.Key,
-		Value: l.Value,
+	key, value := l.Key, l.Value
+	if len(key) > maxLetterKeyBytes {
+		key = key[:maxLetterKeyBytes]
+	}
+	if len(value) > MaxLetterValueBytes {
+		value = value[:MaxLetterValueBytes]
+	}
+	m := kafka.Message{
+		Key:   key,
+		Value: value,
 		Time:  t,
 		Headers: []kafka.Header{
 			{Key: HeaderReason, Value: []byte(truncate(l.Reason, maxShortHeader))},
@@ -194,6 +215,10 @@ func letterMessage(l deadletter.Letter, now time.Time) kafka.Message {
 			{Key: HeaderTime, Value: []byte(t.UTC().Format(time.RFC3339Nano))},
 		},
 	}
+	if len(value) < len(l.Value) {
+		m.Headers = append(m.Headers, kafka.Header{Key: HeaderValueBytes, Value: []byte(strconv.Itoa(len(l.Value)))})
+	}
+	return m
 }
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence and

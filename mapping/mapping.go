@@ -11,9 +11,9 @@
 // values the caller owns and passes in.
 //
 // Choices where the SPEC is silent:
-//   - Input must be valid JSON (encoding/json's validator, which also bounds
-//     nesting at 10,000 levels); anything else is malformed. Invalid UTF-8
-//     inside strings is replaced with U+FFFD in the output.
+//   - Input must be valid JSON nested at most MaxNesting (1024) levels
+//     deep; anything else is malformed. Invalid UTF-8 inside strings is
+//     replaced with U+FFFD in the output.
 //   - A non-string scalar where a string is expected (a numeric userId) is
 //     used as written; an object or array there is ignored. A non-object
 //     properties, traits or context is ignored.
