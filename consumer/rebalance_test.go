@@ -1,0 +1,185 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/castle-destination/castle-destination/consumer/kafkatest"
+)
+
+func waitStable(t *testing.T, kc *kafkatest.Cluster, group string, members int) kafkatest.GroupState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	st, err := kc.WaitStable(ctx, group, members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// partitionsOf returns the sorted partitions of recs.
+func partitionsOf(recs []*Record) []int {
+	seen := map[int]bool{}
+	for _, rec := range recs {
+		seen[rec.Partition] = true
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// keysOf returns the sorted partition@offset names of recs.
+func keysOf(recs []*Record) []string {
+	ks := make([]string, len(recs))
+	for i, rec := range recs {
+		ks[i] = recKey(rec)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// rangeKeys names offsets [from, to) of each partition, sorted.
+func rangeKeys(partitions []int, from, to int) []string {
+	var ks []string
+	for _, p := range partitions {
+		for o := from; o < to; o++ {
+			ks = append(ks, fmt.Sprintf("%d@%d", p, o))
+		}
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
+	const parts, n = 4, 10
+	all := []int{0, 1, 2, 3}
+	kc := kafkatest.New(t, "in", parts)
+	produceN(t, kc, "in", all, 0, n)
+	cfg := testConfig(kc, "in", "g")
+
+	// A owns everything and acks offsets 0..2 of each partition.
+	a := start(t, cfg, 0)
+	colA := collect(a)
+	oldA := colA.waitLen(t, parts*n, 20*time.Second)
+	if got, want := keysOf(oldA), rangeKeys(all, 0, n); !slices.Equal(got, want) {
+		t.Fatalf("A received %v, want %v", got, want)
+	}
+	for _, rec := range oldA {
+		if rec.Offset < 3 {
+			rec.Ack()
+		}
+	}
+	waitCommitted(t, kc, "g", "in", map[int]int64{0: 3, 1: 3, 2: 3, 3: 3})
+
+	// B joins with A's other 28 records still un-acked.
+	b := start(t, cfg, 0)
+	colB := collect(b)
+	st := waitStable(t, kc, "g", 2)
+	for m, ps := range st.Members {
+		if len(ps) != 2 {
+			t.Fatalf("member %s owns %v, want 2 of the 4 partitions (group %+v)", m, ps, st)
+		}
+	}
+	recsB := colB.waitLen(t, 2*(n-3), 20*time.Second)
+	partsB := partitionsOf(recsB)
+	partsA := slices.DeleteFunc(slices.Clone(all), func(p int) bool { return slices.Contains(partsB, p) })
+	if len(partsB) != 2 || len(partsA) != 2 {
+		t.Fatalf("B received records of partitions %v, want 2 partitions", partsB)
+	}
+	// B re-reads the un-acked records of its partitions, from the commit.
+	if got, want := keysOf(recsB), rangeKeys(partsB, 3, n); !slices.Equal(got, want) {
+		t.Fatalf("B received %v, want %v", got, want)
+	}
+	// A's next generation re-reads the un-acked records of the partitions it
+	// kept, and nothing of B's.
+	newA := colA.waitLen(t, parts*n+2*(n-3), 20*time.Second)[parts*n:]
+	if got, want := keysOf(newA), rangeKeys(partsA, 3, n); !slices.Equal(got, want) {
+		t.Fatalf("A's new generation received %v, want %v", got, want)
+	}
+
+	// A now acks its old generation's records: all late, none commits.
+	acksBefore := value(t, a.c.metrics.acks)
+	for _, rec := range oldA {
+		rec.Ack()
+	}
+	if got := value(t, a.c.metrics.lateAcks); got != parts*(n-3) {
+		t.Errorf("A counted %v late acks, want %d", got, parts*(n-3))
+	}
+	if got := value(t, a.c.metrics.acks); got != acksBefore {
+		t.Errorf("A's acks went from %v to %v on acking an ended generation's records", acksBefore, got)
+	}
+	if got := value(t, a.c.metrics.abandoned); got != parts*(n-3) {
+		t.Errorf("A abandoned %v records at the rebalance, want %d", got, parts*(n-3))
+	}
+	// Give A's committer ticks to (wrongly) commit: its new generation
+	// commits on every tick, so wait until it has set its in-flight gauges
+	// after the late acks.
+	commitsBefore := value(t, a.c.metrics.commits)
+	newA[0].Ack()
+	eventually(t, 20*time.Second, func() string {
+		if got := value(t, a.c.metrics.commits); got <= commitsBefore {
+			return fmt.Sprintf("A's commits stayed at %v", got)
+		}
+		return ""
+	})
+	got := committed(t, kc, "g", "in")
+	for _, p := range partsB {
+		if got[p] != 3 {
+			t.Fatalf("committed %v: partition %d, owned by B with nothing acked, moved from 3", got, p)
+		}
+	}
+	if p := newA[0].Partition; got[p] != 4 {
+		t.Fatalf("committed %v: partition %d should be at 4 after A's first new ack", got, p)
+	}
+
+	// Everyone acks: the commits reach the log end.
+	for _, rec := range append(recsB, newA...) {
+		rec.Ack()
+	}
+	waitCommitted(t, kc, "g", "in", map[int]int64{0: n, 1: n, 2: n, 3: n})
+	var union set
+	for _, rec := range append(colA.snapshot(), colB.snapshot()...) {
+		union.add(recKey(rec))
+	}
+	for _, k := range rangeKeys(all, 0, n) {
+		if !union.has(k) {
+			t.Errorf("record %s was never received", k)
+		}
+	}
+	if got := value(t, b.c.metrics.lateAcks); got != 0 {
+		t.Errorf("B counted %v late acks, want 0", got)
+	}
+
+	// B leaves: A takes back all four partitions.
+	b.cancel()
+	if err := b.waitDone(t, 30*time.Second); err != nil {
+		t.Fatalf("B's Run: %v", err)
+	}
+	st = waitStable(t, kc, "g", 1)
+	for _, ps := range st.Members {
+		if !slices.Equal(ps, all) {
+			t.Fatalf("A owns %v after B left, want %v", ps, all)
+		}
+	}
+	seen := colA.len()
+	produceN(t, kc, "in", all, n, 5)
+	back := colA.waitLen(t, seen+parts*5, 20*time.Second)[seen:]
+	if got, want := keysOf(back), rangeKeys(all, n, n+5); !slices.Equal(got, want) {
+		t.Fatalf("A received %v after B left, want %v", got, want)
+	}
+	for _, rec := range back {
+		rec.Ack()
+	}
+	waitCommitted(t, kc, "g", "in", map[int]int64{0: n + 5, 1: n + 5, 2: n + 5, 3: n + 5})
+	a.cancel()
+	if err := a.waitDone(t, 30*time.Second); err != nil {
+		t.Fatalf("A's Run: %v", err)
+	}
+	<-colA.done
+	if extra := colA.len() - seen - parts*5; extra != 0 {
+		t.Errorf("A received %d records beyond the new ones after B left", extra)
+	}
+}
