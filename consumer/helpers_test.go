@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
@@ -51,7 +52,13 @@ func start(t *testing.T, cfg Config, buf int) *running {
 // startWith is start with the metrics registered on reg (nil: none).
 func startWith(t *testing.T, cfg Config, buf int, reg prometheus.Registerer) *running {
 	t.Helper()
-	c, err := New(cfg, zaptest.NewLogger(t).Named(cfg.GroupID), reg)
+	return startLogged(t, cfg, buf, reg, zaptest.NewLogger(t).Named(cfg.GroupID))
+}
+
+// startLogged is startWith with the given logger.
+func startLogged(t *testing.T, cfg Config, buf int, reg prometheus.Registerer, logger *zap.Logger) *running {
+	t.Helper()
+	c, err := New(cfg, logger, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

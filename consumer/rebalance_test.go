@@ -8,6 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
 )
 
@@ -182,4 +187,76 @@ func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
 	if extra := colA.len() - seen - parts*5; extra != 0 {
 		t.Errorf("A received %d records beyond the new ones after B left", extra)
 	}
+}
+
+func TestRebalanceDrainCommitsAcksAfterGenerationEnd(t *testing.T) {
+	const n = 10
+	kc := kafkatest.New(t, "in", 2)
+	produceN(t, kc, "in", []int{0, 1}, 0, n)
+	cfg := testConfig(kc, "in", "g")
+	cfg.SessionTimeout = 4 * time.Second
+	cfg.RebalanceTimeout = 6 * time.Second
+	cfg.RebalanceDrain = 3 * time.Second
+
+	// A's log tells when its heartbeat failed, which ends its generation.
+	core, logs := observer.New(zap.DebugLevel)
+	logger := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core())).Named("A")
+	a := startLogged(t, cfg, 0, nil, logger)
+	colA := collect(a)
+	oldA := colA.waitLen(t, 2*n, 20*time.Second)
+
+	b := start(t, cfg, 0)
+	colB := collect(b)
+	eventually(t, 20*time.Second, func() string {
+		if logs.FilterMessageSnippet("stopped heartbeat").Len() == 0 {
+			return "A's heartbeat has not stopped"
+		}
+		return ""
+	})
+	// The generation is over; A acks everything within RebalanceDrain, in
+	// two steps so the second comes while the supervisor drains: the first
+	// half is committed (by the ended generation) before the second is acked.
+	for _, rec := range oldA {
+		if rec.Offset < n/2 {
+			rec.Ack()
+		}
+	}
+	waitCommitted(t, kc, "g", "in", map[int]int64{0: n / 2, 1: n / 2})
+	for _, rec := range oldA {
+		if rec.Offset >= n/2 {
+			rec.Ack()
+		}
+	}
+	waitStable(t, kc, "g", 2)
+	waitCommitted(t, kc, "g", "in", map[int]int64{0: n, 1: n})
+	if got := value(t, a.c.metrics.lateAcks); got != 0 {
+		t.Errorf("A counted %v late acks within RebalanceDrain, want 0", got)
+	}
+	if got := value(t, a.c.metrics.abandoned); got != 0 {
+		t.Errorf("A abandoned %v records, want 0", got)
+	}
+	if got := value(t, a.c.metrics.commitErrors); got != 0 {
+		t.Errorf("A had %v commit errors, want 0", got)
+	}
+
+	// Nothing acked is read again: the next records each member gets are
+	// the new ones.
+	produceN(t, kc, "in", []int{0, 1}, n, 1)
+	eventually(t, 20*time.Second, func() string {
+		if got := colA.len() - 2*n + colB.len(); got < 2 {
+			return fmt.Sprintf("A and B received %d of the 2 new records", got)
+		}
+		return ""
+	})
+	got := keysOf(append(colA.snapshot()[2*n:], colB.snapshot()...))
+	if want := []string{"0@10", "1@10"}; !slices.Equal(got, want) {
+		t.Fatalf("after the rebalance A and B received %v, want %v", got, want)
+	}
+	if colB.len() != 1 {
+		t.Errorf("B received %d records, want 1 (one partition each)", colB.len())
+	}
+	for _, rec := range append(colA.snapshot()[2*n:], colB.snapshot()...) {
+		rec.Ack()
+	}
+	waitCommitted(t, kc, "g", "in", map[int]int64{0: n + 1, 1: n + 1})
 }
