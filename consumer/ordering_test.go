@@ -85,3 +85,34 @@ func TestOutOfOrderAcksCommitContiguousWatermark(t *testing.T) {
 		t.Fatalf("committed %v after stop, want 10 on both partitions", got)
 	}
 }
+
+func TestConcurrentAcks(t *testing.T) {
+	const parts, n = 3, 200
+	kc := kafkatest.New(t, "in", parts)
+	produceN(t, kc, "in", []int{0, 1, 2}, 0, n)
+	r := start(t, testConfig(kc, "in", "g"), 0)
+	recs := r.receive(t, parts*n, 30*time.Second)
+	// 8 goroutines ack interleaved slices, each record twice.
+	done := make(chan struct{})
+	for w := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := len(recs) - 1 - w; i >= 0; i -= 4 {
+				recs[i].Ack()
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	waitCommitted(t, kc, "g", "in", map[int]int64{0: n, 1: n, 2: n})
+	if got := value(t, r.c.metrics.acks); got != parts*n {
+		t.Errorf("acks = %v, want %d (each record counted once)", got, parts*n)
+	}
+	if got := value(t, r.c.metrics.lateAcks); got != 0 {
+		t.Errorf("late acks = %v, want 0", got)
+	}
+	if err := r.stop(t, nil); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}

@@ -260,3 +260,45 @@ func TestRebalanceDrainCommitsAcksAfterGenerationEnd(t *testing.T) {
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: n + 1, 1: n + 1})
 }
+
+func TestMemberWithoutPartitionsIsReady(t *testing.T) {
+	kc := kafkatest.New(t, "in", 1)
+	cfg := testConfig(kc, "in", "g")
+	a := start(t, cfg, 0)
+	colA := collect(a)
+	b := start(t, cfg, 0)
+	colB := collect(b)
+	st := waitStable(t, kc, "g", 2)
+	owners := 0
+	for _, ps := range st.Members {
+		if len(ps) > 0 {
+			owners++
+		}
+	}
+	if owners != 1 {
+		t.Fatalf("group %+v: want exactly one member owning the partition", st)
+	}
+	// Both are ready, the one without a partition included.
+	eventually(t, 20*time.Second, func() string {
+		for name, r := range map[string]*running{"A": a, "B": b} {
+			if err := r.c.Ready(); err != nil {
+				return fmt.Sprintf("%s not ready: %v", name, err)
+			}
+		}
+		return ""
+	})
+	produceN(t, kc, "in", []int{0}, 0, 5)
+	eventually(t, 20*time.Second, func() string {
+		if got := colA.len() + colB.len(); got < 5 {
+			return fmt.Sprintf("received %d of 5 records", got)
+		}
+		return ""
+	})
+	if colA.len() != 0 && colB.len() != 0 {
+		t.Fatalf("both members received records (A %d, B %d)", colA.len(), colB.len())
+	}
+	for _, rec := range append(colA.snapshot(), colB.snapshot()...) {
+		rec.Ack()
+	}
+	waitCommitted(t, kc, "g", "in", map[int]int64{0: 5})
+}
