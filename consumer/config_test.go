@@ -211,3 +211,40 @@ func TestSASLMechanismErrors(t *testing.T) {
 		}
 	}
 }
+
+// A member that starts a new group at the log end and acks nothing must not
+// leave the next member to start at a later log end: the records it handed
+// out would be skipped.
+func TestStartOffsetLatestPinnedAcrossRestart(t *testing.T) {
+	kc := kafkatest.New(t, "in", 1)
+	produceN(t, kc, "in", []int{0}, 0, 10)
+	cfg := testConfig(kc, "in", "latest")
+	cfg.StartOffset = kafka.LastOffset
+	cfg.DrainTimeout = 200 * time.Millisecond
+	r := start(t, cfg, 0)
+	eventually(t, 20*time.Second, func() string {
+		if err := r.c.Ready(); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	produceN(t, kc, "in", []int{0}, 10, 5)
+	recs := r.receive(t, 5, 20*time.Second)
+	if recs[0].Offset != 10 {
+		t.Fatalf("first record at offset %d, want 10", recs[0].Offset)
+	}
+	if err := r.stop(t, nil); err != nil { // nothing acked
+		t.Fatalf("Run: %v", err)
+	}
+	produceN(t, kc, "in", []int{0}, 15, 2)
+
+	r2 := start(t, cfg, 0)
+	again := r2.receive(t, 7, 20*time.Second)
+	if got, want := keysOf(again), rangeKeys([]int{0}, 10, 17); !slices.Equal(got, want) {
+		t.Fatalf("restart received %v, want %v (the un-acked records and the new ones)", got, want)
+	}
+	for _, rec := range again {
+		rec.Ack()
+	}
+	waitCommitted(t, kc, "latest", "in", map[int]int64{0: 17})
+}
