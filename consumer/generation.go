@@ -142,12 +142,23 @@ func (g *generation) setup(ctx context.Context, assigned []kafka.PartitionAssign
 	}
 
 	owned := make(map[int]bool, len(assigned))
+	pins := make(map[int]int64)
 	for _, a := range assigned {
 		start := g.starts[a.ID]
 		g.trackers[a.ID] = newTracker(a.ID, c.cfg.MaxInFlight, start)
 		g.committed[a.ID] = start
+		if a.Offset < 0 && start >= 0 {
+			// The group has no offset here yet: commit where it starts, or
+			// the next owner of the partition would resolve StartOffset
+			// again (a later log end, for LastOffset) and skip the records
+			// handed out here and never acked. If this commit fails, the
+			// committer retries it.
+			g.committed[a.ID] = a.Offset
+			pins[a.ID] = start
+		}
 		owned[a.ID] = true
 	}
+	g.commitOffsets(pins)
 	for p := range c.owned {
 		if !owned[p] {
 			c.metrics.lag.DeleteLabelValues(partitionLabel(p))

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
@@ -43,7 +46,19 @@ type running struct {
 
 func start(t *testing.T, cfg Config, buf int) *running {
 	t.Helper()
-	c, err := New(cfg, zaptest.NewLogger(t).Named(cfg.GroupID), nil)
+	return startWith(t, cfg, buf, nil)
+}
+
+// startWith is start with the metrics registered on reg (nil: none).
+func startWith(t *testing.T, cfg Config, buf int, reg prometheus.Registerer) *running {
+	t.Helper()
+	return startLogged(t, cfg, buf, reg, zaptest.NewLogger(t).Named(cfg.GroupID))
+}
+
+// startLogged is startWith with the given logger.
+func startLogged(t *testing.T, cfg Config, buf int, reg prometheus.Registerer, logger *zap.Logger) *running {
+	t.Helper()
+	c, err := New(cfg, logger, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,4 +192,83 @@ func (s *set) has(k string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.m[k] > 0
+}
+
+// collector receives every record of a running consumer in the background,
+// without acking, until out closes.
+type collector struct {
+	mu   sync.Mutex
+	recs []*Record
+	done chan struct{} // closed when out is closed
+}
+
+// collect starts a collector on r. Use it instead of r.receive/r.stop.
+func collect(r *running) *collector {
+	col := &collector{done: make(chan struct{})}
+	go func() {
+		defer close(col.done)
+		for rec := range r.out {
+			col.mu.Lock()
+			col.recs = append(col.recs, rec)
+			col.mu.Unlock()
+		}
+	}()
+	return col
+}
+
+// snapshot returns the records received so far.
+func (col *collector) snapshot() []*Record {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return append([]*Record(nil), col.recs...)
+}
+
+func (col *collector) len() int {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return len(col.recs)
+}
+
+// waitLen waits until at least n records were received.
+func (col *collector) waitLen(t *testing.T, n int, timeout time.Duration) []*Record {
+	t.Helper()
+	eventually(t, timeout, func() string {
+		if got := col.len(); got < n {
+			return fmt.Sprintf("received %d records, want %d", got, n)
+		}
+		return ""
+	})
+	return col.snapshot()
+}
+
+// recKey names a record by partition and offset.
+func recKey(rec *Record) string { return fmt.Sprintf("%d@%d", rec.Partition, rec.Offset) }
+
+// waitDone waits for Run to return and returns its error.
+func (r *running) waitDone(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(timeout):
+		t.Fatalf("Run did not return within %s", timeout)
+		return nil
+	}
+}
+
+// value reads a counter or gauge.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	}
+	t.Fatalf("metric %s is neither a counter nor a gauge", m.Desc())
+	return 0
 }

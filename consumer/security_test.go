@@ -1,0 +1,272 @@
+package consumer
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/castle-destination/castle-destination/consumer/kafkatest"
+)
+
+// testCA is a throw-away certificate authority.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// writeFile writes the CA certificate as PEM into a temporary directory and
+// returns the path.
+func (ca *testCA) writeFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, ca.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// serverTLS returns a server configuration with a certificate for 127.0.0.1
+// and localhost signed by ca.
+func (ca *testCA) serverTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "kfake"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+	}
+}
+
+// startCluster starts a one-topic cluster with cfg's client settings and
+// options.
+func startCluster(t *testing.T, topic string, partitions int, cfg kafkatest.Config) *kafkatest.Cluster {
+	t.Helper()
+	cfg.Topics = map[string]int{topic: partitions}
+	kc, err := kafkatest.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return kc
+}
+
+// consumeAll runs a consumer with cfg over the n records of each of
+// partitions, acks them and waits for the commits.
+func consumeAll(t *testing.T, kc *kafkatest.Cluster, cfg Config, partitions []int, n int) {
+	t.Helper()
+	produceN(t, kc, cfg.Topic, partitions, 0, n)
+	r := start(t, cfg, 0)
+	recs := r.receive(t, n*len(partitions), 20*time.Second)
+	want := map[int]int64{}
+	for _, p := range partitions {
+		want[p] = int64(n)
+	}
+	for _, rec := range recs {
+		rec.Ack()
+	}
+	waitCommitted(t, kc, cfg.GroupID, cfg.Topic, want)
+	if err := r.stop(t, nil); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// runFails runs a consumer with cfg and returns Run's error, failing if it
+// returns nil or takes longer than within.
+func runFails(t *testing.T, cfg Config, within time.Duration) error {
+	t.Helper()
+	c, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), within+30*time.Second)
+	defer cancel()
+	began := time.Now()
+	err = c.Run(ctx, make(chan *Record))
+	if err == nil {
+		t.Fatal("Run returned nil")
+	}
+	if took := time.Since(began); took > within {
+		t.Errorf("Run took %s to fail, want within %s", took, within)
+	}
+	return err
+}
+
+func TestTLSWithCAFile(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	clientTLS, err := TLSFromCAFile(ca.writeFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := startCluster(t, "in", 2, kafkatest.Config{
+		ClientTLS: clientTLS,
+		Opts:      []kfake.Opt{kfake.TLS(ca.serverTLS(t))},
+	})
+
+	t.Run("consume", func(t *testing.T) {
+		cfg := testConfig(kc, "in", "tls")
+		cfg.TLS = clientTLS
+		consumeAll(t, kc, cfg, []int{0, 1}, 5)
+	})
+
+	t.Run("untrusted CA", func(t *testing.T) {
+		other, err := TLSFromCAFile(newTestCA(t, "other CA").writeFile(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(kc, "in", "tls-untrusted")
+		cfg.TLS = other
+		cfg.JoinTimeout = time.Minute // a verification failure is fatal, not retried
+		err = runFails(t, cfg, 10*time.Second)
+		t.Logf("untrusted CA: %v", err)
+		if !isFatal(err) {
+			t.Errorf("Run error %v is not a TLS verification failure", err)
+		}
+	})
+
+	t.Run("bad CA file", func(t *testing.T) {
+		if _, err := TLSFromCAFile(filepath.Join(t.TempDir(), "missing.pem")); err == nil {
+			t.Error("TLSFromCAFile accepted a missing file")
+		}
+		junk := filepath.Join(t.TempDir(), "junk.pem")
+		if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := TLSFromCAFile(junk); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+			t.Errorf("TLSFromCAFile(junk) = %v, want a no-PEM error", err)
+		}
+	})
+}
+
+func TestSASL(t *testing.T) {
+	const user = "castle"
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		t.Run(mech, func(t *testing.T) {
+			t.Parallel()
+			const password = "Pa55-w0rd-not-to-leak"
+			m, err := SASLMechanism(mech, user, password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kc := startCluster(t, "in", 1, kafkatest.Config{
+				ClientSASL: m,
+				Opts:       []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(mech, user, password)},
+			})
+
+			cfg := testConfig(kc, "in", "sasl")
+			cfg.SASL = m
+			consumeAll(t, kc, cfg, []int{0}, 5)
+
+			// A wrong password fails Run. kfake closes the connection on a
+			// failed authentication instead of answering
+			// SASLAuthenticationFailed as Kafka does, so here it is retried
+			// up to JoinTimeout like any connection error.
+			const wrong = "Wr0ng-pa55-not-to-leak"
+			bad, err := SASLMechanism(mech, user, wrong)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg = testConfig(kc, "in", "sasl-wrong")
+			cfg.SASL = bad
+			cfg.JoinTimeout = time.Second
+			err = runFails(t, cfg, 15*time.Second)
+			for _, secret := range []string{wrong, password} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("Run error contains a password: %v", err)
+				}
+			}
+			t.Logf("wrong password: %v", err)
+			got, cerr := kc.CommittedOffsets(t.Context(), "sasl-wrong", "in")
+			if cerr == nil && got[0] != -1 {
+				t.Errorf("the wrong-password group committed %v", got)
+			} else if cerr != nil && !errors.Is(cerr, kafka.GroupIdNotFound) {
+				t.Errorf("committed offsets of the wrong-password group: %v", cerr)
+			}
+
+			// No credentials at all fail too.
+			cfg.SASL = nil
+			t.Logf("no credentials: %v", runFails(t, cfg, 15*time.Second))
+		})
+	}
+}
+
+func TestSASLOverTLS(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	clientTLS, err := TLSFromCAFile(ca.writeFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const user, password = "castle", "tls-and-scram-secret"
+	m, err := SASLMechanism("SCRAM-SHA-512", user, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := startCluster(t, "in", 2, kafkatest.Config{
+		ClientTLS:  clientTLS,
+		ClientSASL: m,
+		Opts: []kfake.Opt{kfake.TLS(ca.serverTLS(t)), kfake.EnableSASL(),
+			kfake.Superuser("SCRAM-SHA-512", user, password)},
+	})
+	cfg := testConfig(kc, "in", "tls-sasl")
+	cfg.TLS, cfg.SASL = clientTLS, sasl.Mechanism(m)
+	consumeAll(t, kc, cfg, []int{0, 1}, 5)
+}
