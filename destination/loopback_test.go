@@ -1,0 +1,271 @@
+package destination_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/destination"
+)
+
+// Per-user order survives retries, resets and concurrent batches.
+func TestOrderPerUser(t *testing.T) {
+	e := startLoopback(t, castleserver.Config{RateLimitOff: true, MaxRecords: -1, Seed: 7},
+		destination.Config{Retry: fastRetry, UserRate: destination.UserRate{Off: true}, Concurrency: 16})
+	e.srv.FailRate(0.2, castleserver.Status(500))
+	e.srv.FailRate(0.1, castleserver.TooManyRequests("0"))
+	e.srv.FailRate(0.05, castleserver.Reset())
+
+	const users, perUser, batches = 20, 30, 3
+	var want = make(map[string][]int)
+	var pend []*destination.Pending
+	seq := 0
+	for range batches {
+		var evs []destination.Event
+		for range perUser / batches {
+			for u := range users {
+				user := "user-" + strconv.Itoa(u)
+				evs = append(evs, event(user, seq))
+				want[user] = append(want[user], seq)
+				seq++
+			}
+		}
+		pend = append(pend, e.c.Submit(context.Background(), evs)) // submitted in order
+	}
+	var wg sync.WaitGroup
+	for _, p := range pend { // waited for concurrently
+		wg.Go(func() {
+			for _, r := range p.Wait() {
+				if r.Status != destination.Delivered {
+					t.Errorf("event not delivered: %v %v", r.Status, r.Err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	got := make(map[string][]int)
+	for _, rec := range e.srv.Accepted() {
+		got[rec.UserID] = append(got[rec.UserID], int(rec.Properties["seq"].(float64)))
+	}
+	for user, w := range want {
+		if fmt.Sprint(got[user]) != fmt.Sprint(w) {
+			t.Errorf("user %s: server got %v, want %v", user, got[user], w)
+		}
+	}
+	st := e.srv.Stats()
+	if st.Faults["status_500"] == 0 || st.Faults["status_429"] == 0 || st.Faults["reset"] == 0 {
+		t.Errorf("faults not exercised: %v", st.Faults)
+	}
+	if st.Accepted != int64(seq) {
+		t.Errorf("accepted %d, want %d (exactly once)", st.Accepted, seq)
+	}
+}
+
+// Two goroutines calling Deliver: each call's events of a user keep their
+// order, and a call's events are never interleaved out of order with the
+// other's beyond what enqueue order allows.
+func TestConcurrentDeliverCallsKeepUserOrder(t *testing.T) {
+	e := startLoopback(t, castleserver.Config{RateLimitOff: true, MaxRecords: -1},
+		destination.Config{Retry: fastRetry, UserRate: destination.UserRate{Off: true}})
+	e.srv.FailRate(0.3, castleserver.Status(503))
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			var evs []destination.Event
+			for i := range 50 {
+				evs = append(evs, event("shared", g*1000+i))
+			}
+			for _, r := range e.c.Deliver(context.Background(), evs) {
+				if r.Status != destination.Delivered {
+					t.Errorf("%v", r.Status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	last := map[int]int{0: -1, 1: -1}
+	for _, rec := range e.srv.Accepted() {
+		s := int(rec.Properties["seq"].(float64))
+		g, i := s/1000, s%1000
+		if i <= last[g] {
+			t.Fatalf("call %d: event %d accepted after %d", g, i, last[g])
+		}
+		last[g] = i
+	}
+	if last[0] != 49 || last[1] != 49 {
+		t.Errorf("missing events: %v", last)
+	}
+}
+
+func TestConnectionResetRetried(t *testing.T) {
+	e := startLoopback(t, castleserver.Config{}, destination.Config{Retry: fastRetry})
+	e.srv.FailNext(2, castleserver.Reset())
+	r := e.c.Deliver(context.Background(), []destination.Event{event("u", 1)})[0]
+	if r.Status != destination.Delivered || r.Attempts != 3 {
+		t.Fatalf("got %v after %d attempts (%v)", r.Status, r.Attempts, r.Err)
+	}
+	if got := counter(t, e.reg, "castle_destination_castle_requests_total", "class", "conn_error"); got != 2 {
+		t.Errorf("requests{conn_error} = %v, want 2", got)
+	}
+	if got := counter(t, e.reg, "castle_destination_castle_retries_total", "cause", "conn_error"); got != 2 {
+		t.Errorf("retries{conn_error} = %v, want 2", got)
+	}
+}
+
+func TestConnectionRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	p := fastRetry
+	p.MaxElapsed = 50 * time.Millisecond
+	c, reg, _ := newClient(t, destination.Config{URL: url, Retry: p}, nil)
+	defer c.Close()
+	r := c.Deliver(context.Background(), []destination.Event{event("u", 1)})[0]
+	if r.Status != destination.RetriesExhausted || r.Code != 0 || r.Attempts < 2 {
+		t.Fatalf("got %v code=%d attempts=%d", r.Status, r.Code, r.Attempts)
+	}
+	var op *net.OpError
+	if !errors.As(r.Err, &op) {
+		t.Errorf("Err = %v, want a *net.OpError inside", r.Err)
+	}
+	if err := c.Reachable(); err == nil || !strings.Contains(err.Error(), "conn_error") {
+		t.Errorf("Reachable() = %v", err)
+	}
+	if got := counter(t, reg, "castle_destination_castle_events_total", "type", "track", "result", "retries_exhausted"); got != 1 {
+		t.Errorf("events{retries_exhausted} = %v", got)
+	}
+}
+
+// The default pacing against a server enforcing Castle's real limits, on
+// real time: a heavy user is paced, nobody sees a 429.
+func TestPacingAgainstRealLimitsNoTooManyRequests(t *testing.T) {
+	e := startLoopback(t, castleserver.Config{MaxRecords: -1}, destination.Config{Retry: fastRetry})
+	var evs []destination.Event
+	for i := range 8 {
+		evs = append(evs, event("heavy", i))
+	}
+	for i := range 30 {
+		evs = append(evs, event("light-"+strconv.Itoa(i), i))
+	}
+	start := time.Now()
+	for i, r := range e.c.Deliver(context.Background(), evs) {
+		if r.Status != destination.Delivered || r.Attempts != 1 {
+			t.Errorf("event %d: %v after %d attempts", i, r.Status, r.Attempts)
+		}
+	}
+	if n := e.srv.Stats().ByStatus[429]; n != 0 {
+		t.Errorf("%d 429s from a paced client", n)
+	}
+	var heavy []time.Time
+	for _, rec := range e.srv.Accepted() {
+		if rec.UserID == "heavy" {
+			heavy = append(heavy, rec.ReceivedAt)
+		}
+	}
+	checkWindows(t, "heavy", heavy, castleserver.DefaultLimits)
+	// The 7th request of the heavy user must wait out the 1 s window.
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("done after %v: the heavy user was not paced", d)
+	}
+}
+
+// The secret appears in no error, log line, metric or Reachable message,
+// even when a server echoes the credentials back.
+func TestSecretNeverLeaks(t *testing.T) {
+	basic := base64.StdEncoding.EncodeToString([]byte(":" + testSecret))
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pass, _ := r.BasicAuth()
+		code := http.StatusBadRequest
+		if r.Header.Get("X-Test") == "" && strings.Contains(string(mustRead(r)), `"seq":2`) {
+			code = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"type":"bad_request","message":"you sent %s and %s"}`, pass, r.Header.Get("Authorization"))
+	}))
+	defer echo.Close()
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices the client hanging up only once the body is read.
+		io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+
+	var errs []string
+	var logs []string
+	run := func(url string, timeout time.Duration, evs ...destination.Event) {
+		p := fastRetry
+		p.MaxElapsed = 30 * time.Millisecond
+		c, reg, obs := newClient(t, destination.Config{URL: url, Retry: p, Timeout: timeout}, nil)
+		for _, r := range c.Deliver(context.Background(), evs) {
+			if r.Err == nil {
+				t.Errorf("%s: no error", url)
+				continue
+			}
+			errs = append(errs, r.Err.Error(), fmt.Sprintf("%+v", r.Err))
+		}
+		if err := c.Reachable(); err != nil {
+			errs = append(errs, err.Error())
+		}
+		c.Close()
+		for _, entry := range obs.All() {
+			enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg"})
+			buf, err := enc.EncodeEntry(entry.Entry, entry.Context)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs = append(logs, buf.String())
+		}
+		errs = append(errs, gatherText(t, reg))
+	}
+	run(echo.URL, time.Second, event("u", 1), event("u", 2)) // 400 echo (rejected), 503 echo (exhausted)
+	run(hang.URL, 5*time.Millisecond, event("u", 3))         // timeouts
+	run("http://127.0.0.1:1", time.Second, event("u", 4))    // refused
+
+	if len(logs) == 0 {
+		t.Fatal("no log lines captured; the check would be vacuous")
+	}
+	for _, s := range append(errs, logs...) {
+		if strings.Contains(s, testSecret) || strings.Contains(s, basic) {
+			t.Errorf("secret leaked: %s", s)
+		}
+	}
+	// The echoed text is there, redacted: the check above is not vacuous.
+	if !strings.Contains(strings.Join(errs, "\n"), "you sent [REDACTED] and Basic [REDACTED]") {
+		t.Errorf("echoed body not found redacted in errors:\n%s", strings.Join(errs, "\n"))
+	}
+
+	// Config errors do not echo a URL carrying the secret.
+	_, err := destination.New(destination.Config{URL: "https://:" + testSecret + "@api.castle.io", Secret: testSecret}, nil, nil, nil)
+	if err == nil || strings.Contains(err.Error(), testSecret) {
+		t.Errorf("New with credentials in the URL: %v", err)
+	}
+}
+
+func mustRead(r *http.Request) []byte {
+	var b strings.Builder
+	buf := make([]byte, 512)
+	for {
+		n, err := r.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return []byte(b.String())
+		}
+	}
+}
