@@ -103,10 +103,11 @@ func (e *Env) Close() {
 // Partitions is the partition count of the topic.
 func (e *Env) Partitions() int { return e.partitions }
 
-// Config returns the worker settings for this environment: every default
-// of the run subcommand, pointed at the broker and the Castle API, with the
-// given environment overrides (env names as in the README).
-func (e *Env) Config(env map[string]string) (config.Config, error) {
+// Vars returns the environment variables that point the run subcommand at
+// this environment, with the given overrides (env names as in the README).
+// A test that runs the worker as a child process passes them as its
+// environment.
+func (e *Env) Vars(overrides map[string]string) map[string]string {
 	base := map[string]string{
 		"KAFKA_BROKERS":         joinComma(e.Brokers),
 		"KAFKA_TOPIC":           e.Topic,
@@ -118,9 +119,17 @@ func (e *Env) Config(env map[string]string) (config.Config, error) {
 		"KAFKA_FETCH_MAX_WAIT":  "100ms",
 		"BATCH_LINGER":          "50ms",
 	}
-	for k, v := range env {
+	for k, v := range overrides {
 		base[k] = v
 	}
+	return base
+}
+
+// Config returns the worker settings for this environment: every default
+// of the run subcommand, pointed at the broker and the Castle API, with the
+// given environment overrides.
+func (e *Env) Config(env map[string]string) (config.Config, error) {
+	base := e.Vars(env)
 	var cfg config.Config
 	f := config.NewFlags("run", io.Discard)
 	cfg.RegisterKafka(f)
