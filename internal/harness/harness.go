@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -32,6 +33,9 @@ type Options struct {
 	Partitions int    // default 6
 	// Castle configures the local Castle API; Secret is always Secret.
 	Castle castleserver.Config
+	// DataDir, when set, makes the broker keep its logs, topics and group
+	// offsets in that directory, so that RestartBroker brings them back.
+	DataDir string
 }
 
 // Env is a running broker and Castle API.
@@ -44,6 +48,8 @@ type Env struct {
 	CastleURL string
 
 	partitions int
+	dataDir    string
+	transport  *kafka.Transport // of the helpers' admin requests
 	httpSrv    *http.Server
 	ln         net.Listener
 	serveErr   chan error
@@ -60,12 +66,7 @@ func Start(opt Options) (*Env, error) {
 	if opt.Partitions <= 0 {
 		opt.Partitions = 6
 	}
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(int32(opt.Partitions), opt.Topic),
-		kfake.SeedTopics(1, opt.DLQTopic),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-	)
+	cluster, err := newCluster(opt.Partitions, opt.Topic, opt.DLQTopic, opt.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("start in-process Kafka: %w", err)
 	}
@@ -83,11 +84,53 @@ func Start(opt Options) (*Env, error) {
 	e := &Env{
 		Cluster: cluster, Brokers: cluster.ListenAddrs(), Topic: opt.Topic, DLQTopic: opt.DLQTopic,
 		Castle: srv, CastleURL: "http://" + ln.Addr().String(),
-		partitions: opt.Partitions, ln: ln, serveErr: make(chan error, 1),
+		partitions: opt.Partitions, dataDir: opt.DataDir, transport: &kafka.Transport{}, ln: ln, serveErr: make(chan error, 1),
 		httpSrv: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
 	}
 	go func() { e.serveErr <- e.httpSrv.Serve(ln) }()
 	return e, nil
+}
+
+func newCluster(partitions int, topic, dlqTopic, dataDir string, extra ...kfake.Opt) (*kfake.Cluster, error) {
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.SeedTopics(int32(partitions), topic),
+		kfake.SeedTopics(1, dlqTopic),
+		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
+	}
+	if dataDir != "" {
+		opts = append(opts, kfake.DataDir(dataDir))
+	}
+	return kfake.NewCluster(append(opts, extra...)...)
+}
+
+// RestartBroker stops the broker, leaves it down for the given time (every
+// client connection is cut and new ones are refused), and starts it again on
+// the same address with its persisted state: records, topics and committed
+// offsets. The environment must have been started with a DataDir.
+func (e *Env) RestartBroker(down time.Duration) error {
+	if e.dataDir == "" {
+		return errors.New("restart broker: the environment has no DataDir")
+	}
+	_, portStr, err := net.SplitHostPort(e.Brokers[0])
+	if err != nil {
+		return fmt.Errorf("restart broker: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("restart broker: port %q: %w", portStr, err)
+	}
+	e.Cluster.Close()
+	time.Sleep(down)
+	c, err := newCluster(e.partitions, e.Topic, e.DLQTopic, e.dataDir, kfake.Ports(port))
+	if err != nil {
+		return fmt.Errorf("restart broker on port %d: %w", port, err)
+	}
+	e.Cluster = c
+	// The helpers' pooled connections died with the old broker.
+	e.transport.CloseIdleConnections()
+	e.transport = &kafka.Transport{}
+	return nil
 }
 
 // Close stops the Castle API and the broker.
@@ -130,6 +173,12 @@ func (e *Env) Vars(overrides map[string]string) map[string]string {
 // given environment overrides.
 func (e *Env) Config(env map[string]string) (config.Config, error) {
 	base := e.Vars(env)
+	return ParseConfig(func(k string) string { return base[k] })
+}
+
+// ParseConfig reads the run settings from getenv, every default applied,
+// as a worker started by Vars in a child process does.
+func ParseConfig(getenv func(string) string) (config.Config, error) {
 	var cfg config.Config
 	f := config.NewFlags("run", io.Discard)
 	cfg.RegisterKafka(f)
@@ -137,7 +186,7 @@ func (e *Env) Config(env map[string]string) (config.Config, error) {
 	cfg.RegisterMapping(f)
 	cfg.RegisterBatch(f)
 	cfg.RegisterOps(f, true)
-	if err := f.Parse(nil, func(k string) string { return base[k] }); err != nil {
+	if err := f.Parse(nil, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

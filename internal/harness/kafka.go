@@ -9,7 +9,7 @@ import (
 )
 
 func (e *Env) client() *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(e.Brokers...), Timeout: 10 * time.Second}
+	return &kafka.Client{Addr: kafka.TCP(e.Brokers...), Timeout: 10 * time.Second, Transport: e.transport}
 }
 
 // Committed returns the group's committed offset per partition of the
