@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 
 	"github.com/castle-destination/castle-destination/config"
 	"github.com/castle-destination/castle-destination/ops"
@@ -55,5 +57,8 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return usageError{err}
 	}
 	defer func() { _ = logger.Sync() }()
+	if note := ops.ApplyMemoryLimit(getenv, os.DirFS("/sys/fs/cgroup"), debug.SetMemoryLimit); note != "" {
+		logger.Info(note)
+	}
 	return worker.Run(ctx, cfg, worker.Options{Logger: logger})
 }
