@@ -6,9 +6,13 @@
 //
 //	go run ./cmd/bench                    # 500,000 messages
 //	go run ./cmd/bench -messages 100000 -json bench.json
+//	go run ./cmd/bench -messages 1000000 -worker-process
 //
-// Everything runs in one process, so CPU and RSS include the broker and
-// the API server, not only the worker: they are upper bounds.
+// By default everything runs in one process, so CPU and RSS include the
+// broker and the API server, not only the worker: they are upper bounds.
+// With -worker-process the worker runs in a child process and CPU and peak
+// RSS are its own; throughput is also reported per quarter of the events,
+// to show whether it holds steady over a long backlog.
 package main
 
 import (
@@ -36,7 +40,10 @@ import (
 	"github.com/castle-destination/castle-destination/worker"
 )
 
-var profileTo string
+var (
+	profileTo     string
+	workerProcess bool
+)
 
 // Result is the JSON report.
 type Result struct {
@@ -52,11 +59,19 @@ type Result struct {
 	CPUSecPerMillion float64 `json:"cpu_seconds_per_million_events"`
 	PeakRSSMB        float64 `json:"peak_rss_mb"`
 	BaselineRSSMB    float64 `json:"rss_before_worker_mb"`
-	GoMaxProcs       int     `json:"gomaxprocs"`
-	GoVersion        string  `json:"go_version"`
+	WorkerProcess    bool    `json:"worker_process"`
+	// EventsPerSecByQuarter is the delivery rate over each quarter of the
+	// events (-worker-process only).
+	EventsPerSecByQuarter []float64 `json:"events_per_second_by_quarter,omitempty"`
+	GoMaxProcs            int       `json:"gomaxprocs"`
+	GoVersion             string    `json:"go_version"`
 }
 
 func main() {
+	if os.Getenv(childEnv) == "1" {
+		childMain()
+		return
+	}
 	n := flag.Int("messages", 500_000, "Kafka records to preload")
 	partitions := flag.Int("partitions", 12, "partitions of the topic")
 	seed := flag.Int64("seed", 1, "traffic seed")
@@ -64,7 +79,16 @@ func main() {
 	limits := flag.Bool("user-limits", false, "keep Castle's per-user rate limit (server) and pacing (client): then the busiest generated user, not the worker, sets the duration")
 	env := flag.String("env", "", "extra worker settings, NAME=value,NAME=value (e.g. BATCH_SIZE=1000)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.BoolVar(&workerProcess, "worker-process", false, "run the worker in a child process: CPU and peak RSS are the worker's alone")
+	memprofile := flag.String("memprofile", "", "with -worker-process: the worker writes its heap profile to this file every 5 s")
 	flag.Parse()
+	if *memprofile != "" {
+		// The child inherits the environment.
+		if err := os.Setenv(memProfileEnv, *memprofile); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
 	if *cpuprofile != "" {
 		profileTo = *cpuprofile
 	}
@@ -79,8 +103,14 @@ func main() {
 	fmt.Fprintf(tw, "duration\t%.2f s\n", res.Seconds)
 	fmt.Fprintf(tw, "throughput\t%.0f messages/s, %.0f events/s to Castle\n", res.MessagesPerSec, res.EventsPerSec)
 	fmt.Fprintf(tw, "Castle request latency\tp50 %.2f ms, p99 %.2f ms\n", res.RequestP50Ms, res.RequestP99Ms)
-	fmt.Fprintf(tw, "CPU per million events\t%.1f s (whole process)\n", res.CPUSecPerMillion)
-	fmt.Fprintf(tw, "peak RSS\t%.0f MB (whole process; %.0f MB before the worker started: broker holding the messages)\n", res.PeakRSSMB, res.BaselineRSSMB)
+	if res.WorkerProcess {
+		fmt.Fprintf(tw, "throughput by quarter\t%.0f events/s\n", res.EventsPerSecByQuarter)
+		fmt.Fprintf(tw, "CPU per million events\t%.1f s (worker process)\n", res.CPUSecPerMillion)
+		fmt.Fprintf(tw, "peak RSS\t%.0f MB (worker process; the broker process holds %.0f MB)\n", res.PeakRSSMB, res.BaselineRSSMB)
+	} else {
+		fmt.Fprintf(tw, "CPU per million events\t%.1f s (whole process)\n", res.CPUSecPerMillion)
+		fmt.Fprintf(tw, "peak RSS\t%.0f MB (whole process; %.0f MB before the worker started: broker holding the messages)\n", res.PeakRSSMB, res.BaselineRSSMB)
+	}
 	fmt.Fprintf(tw, "machine\tGOMAXPROCS=%d, %s\n", res.GoMaxProcs, res.GoVersion)
 	tw.Flush()
 	b, _ := json.MarshalIndent(res, "", "  ")
@@ -119,13 +149,26 @@ func bench(n, partitions int, seed int64, extra string, limits bool) (Result, er
 	runtime.GC()
 	// Measure the peak RSS of the run, not of generating the messages.
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	res.BaselineRSSMB = procMB("VmRSS:")
+	res.BaselineRSSMB = procMB("/proc/self/status", "VmRSS:")
 	res.Messages = want.Total()
 	overrides := map[string]string{"LOG_LEVEL": "warn"}
 	for _, kv := range strings.Split(extra, ",") {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			overrides[strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}
+	}
+	if workerProcess {
+		forwardable := 0
+		for _, v := range want.Forward {
+			forwardable += v
+		}
+		fmt.Fprintf(os.Stderr, "running the worker process over %d messages...\n", res.Messages)
+		if err := runChild(ctx, env, overrides, limits, forwardable, &res); err != nil {
+			return res, err
+		}
+		res.MessagesPerSec = float64(res.Messages) / res.Seconds
+		res.EventsPerSec = float64(res.EventsForwarded) / res.Seconds
+		return res, nil
 	}
 	cfg, err := env.Config(overrides)
 	if err != nil {
@@ -259,11 +302,11 @@ func cpuSeconds() float64 {
 	return tv(ru.Utime) + tv(ru.Stime)
 }
 
-func peakRSSMB() float64 { return procMB("VmHWM:") }
+func peakRSSMB() float64 { return procMB("/proc/self/status", "VmHWM:") }
 
-// procMB reads a kB field of /proc/self/status, in MB.
-func procMB(field string) float64 {
-	b, err := os.ReadFile("/proc/self/status")
+// procMB reads a kB field of a /proc/PID/status file, in MB.
+func procMB(status, field string) float64 {
+	b, err := os.ReadFile(status)
 	if err != nil {
 		return 0
 	}
