@@ -106,6 +106,10 @@ func TestSecondWorkerJoinsAndLeaves(t *testing.T) {
 	if err := stop2(); err != nil {
 		t.Fatalf("second worker: %v", err)
 	}
+	// It kept settling until it left.
+	if o2, err = harness.Observe(w2.reg); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(received(env.Castle)); n >= len(want) {
 		t.Fatalf("all %d were delivered before the second worker left: the test did not move partitions mid-stream", n)
 	}
