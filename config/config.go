@@ -122,7 +122,7 @@ func (c *Config) RegisterKafka(f *Flags) {
 	f.Duration(&k.SessionTimeout, "kafka-session-timeout", "KAFKA_SESSION_TIMEOUT", 30*time.Second, "group session timeout")
 	f.Duration(&k.RebalanceTimeout, "kafka-rebalance-timeout", "KAFKA_REBALANCE_TIMEOUT", 30*time.Second, "group rebalance timeout")
 	f.Duration(&k.CommitInterval, "kafka-commit-interval", "KAFKA_COMMIT_INTERVAL", time.Second, "how often completed offsets are committed")
-	f.Int(&k.MaxInFlight, "kafka-max-in-flight", "KAFKA_MAX_IN_FLIGHT", 500, "records of one partition in flight at most")
+	f.Int(&k.MaxInFlight, "kafka-max-in-flight", "KAFKA_MAX_IN_FLIGHT", 1000, "records of one partition in flight at most")
 }
 
 // RegisterCastle defines the Castle API settings on f.

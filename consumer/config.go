@@ -50,7 +50,7 @@ type Config struct {
 	// shutdown.
 	CommitInterval time.Duration
 	// MaxInFlight bounds, per partition, the records between the committable
-	// watermark and the fetch position (default 500). A partition's fetcher
+	// watermark and the fetch position (default 1000). A partition's fetcher
 	// waits while the bound is reached.
 	MaxInFlight int
 	// RebalanceDrain is how long a generation that ends waits for its
@@ -83,7 +83,7 @@ const (
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 30 * time.Second
 	DefaultCommitInterval    = time.Second
-	DefaultMaxInFlight       = 500
+	DefaultMaxInFlight       = 1000
 	DefaultRebalanceDrain    = 5 * time.Second
 	DefaultDrainTimeout      = 10 * time.Second
 	DefaultJoinTimeout       = 2 * time.Minute
