@@ -80,7 +80,7 @@ func main() {
 	env := flag.String("env", "", "extra worker settings, NAME=value,NAME=value (e.g. BATCH_SIZE=1000)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.BoolVar(&workerProcess, "worker-process", false, "run the worker in a child process: CPU and peak RSS are the worker's alone")
-	memprofile := flag.String("memprofile", "", "with -worker-process: the worker writes its heap profile to this file every 5 s")
+	memprofile := flag.String("memprofile", "", "with -worker-process: the worker writes its heap profile at its peak to this file")
 	flag.Parse()
 	if *memprofile != "" {
 		// The child inherits the environment.

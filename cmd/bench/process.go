@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -59,24 +60,33 @@ func childMain() {
 	_ = json.NewEncoder(os.Stdout).Encode(r)
 }
 
-// memProfileEnv names the file the child writes its heap profile to (every
-// 5 s, so the last one shows the heap near the end of the run).
+// memProfileEnv names the file the child writes its heap profile to: it is
+// rewritten whenever the heap in use reaches a new high (checked every
+// second), so it shows the heap at its peak.
 const memProfileEnv = "CASTLE_BENCH_MEMPROFILE"
 
 func writeHeapProfiles(ctx context.Context, path string) {
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var peak uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse <= peak {
+			continue
+		}
+		peak = ms.HeapInuse
 		f, err := os.Create(path)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench worker: heap profile:", err)
 			return
 		}
+		runtime.GC() // the profile shows the heap as of the last collection
 		if err := pprof.WriteHeapProfile(f); err != nil {
 			fmt.Fprintln(os.Stderr, "bench worker: heap profile:", err)
 		}
