@@ -44,7 +44,7 @@ func ContainerMemoryLimit(cgroup fs.FS) (limit int64, ok bool) {
 // GOMEMLIMIT wins and nothing is changed. It returns what it did, for the
 // log, or "" when it did nothing.
 func ApplyMemoryLimit(getenv func(string) string, cgroup fs.FS, set func(int64) int64) string {
-	if v := getenv("GOMEMLIMIT"); v != "" {
+	if getenv("GOMEMLIMIT") != "" {
 		return ""
 	}
 	limit, ok := ContainerMemoryLimit(cgroup)

@@ -77,6 +77,20 @@ func received(srv *castleserver.Server) map[string]int {
 	return got
 }
 
+// duplicates reports every id Castle received that is not forwardable, and
+// returns how many extra copies of the forwardable ones it received.
+func duplicates(t *testing.T, got map[string]int, want map[string]bool) int {
+	t.Helper()
+	dups := 0
+	for id, n := range got {
+		if !want[id] {
+			t.Errorf("Castle received %q, which is not forwardable", id)
+		}
+		dups += n - 1
+	}
+	return dups
+}
+
 // waitDelivered polls until every wanted id has been accepted at least once.
 func waitDelivered(t *testing.T, srv *castleserver.Server, want map[string]bool, timeout time.Duration) map[string]int {
 	t.Helper()
@@ -113,24 +127,10 @@ func waitDelivered(t *testing.T, srv *castleserver.Server, want map[string]bool,
 
 func waitCommitted(t *testing.T, env *harness.Env, group string, timeout time.Duration) {
 	t.Helper()
-	ctx := context.Background()
-	end, err := env.LogEnd(ctx, env.Topic)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := env.WaitCommitted(ctx, group); err != nil {
 		t.Fatal(err)
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		got, err := env.Committed(ctx, group)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if maps.Equal(got, end) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("committed offsets %v, want the log end %v", got, end)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -224,13 +224,7 @@ func TestRestartMidStreamLosesNothing(t *testing.T) {
 	if err := stop2(); err != nil {
 		t.Fatalf("second worker: %v", err)
 	}
-	dups := 0
-	for id, n := range got {
-		if !want[id] {
-			t.Errorf("Castle received %q, which is not forwardable", id)
-		}
-		dups += n - 1
-	}
+	dups := duplicates(t, got, want)
 	t.Logf("first worker delivered %d, second the rest; %d duplicates across the restart", first, dups)
 	waitCommitted(t, env, w2.group, 10*time.Second)
 }

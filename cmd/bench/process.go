@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -158,29 +157,16 @@ func runChild(ctx context.Context, env *harness.Env, overrides map[string]string
 		prev = m
 	}
 
-	end, err := env.LogEnd(ctx, env.Topic)
+	cfg, err := env.Config(overrides)
 	if err != nil {
 		kill()
 		return err
 	}
-	group := vars["KAFKA_GROUP_ID"]
-	if group == "" {
-		group = "castle-destination"
-	}
-	for {
-		got, err := env.Committed(ctx, group)
-		if err != nil {
-			kill()
-			return err
-		}
-		if maps.Equal(got, end) {
-			break
-		}
-		if time.Since(start) > 30*time.Minute {
-			kill()
-			return fmt.Errorf("committed %v, log end %v", got, end)
-		}
-		time.Sleep(100 * time.Millisecond)
+	cctx, cancel := context.WithDeadline(ctx, start.Add(30*time.Minute))
+	defer cancel()
+	if err := env.WaitCommitted(cctx, cfg.Kafka.GroupID); err != nil {
+		kill()
+		return err
 	}
 
 	// Not the rusage of the exited child: Linux carries the parent's peak

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -60,6 +61,31 @@ func (e *Env) LogEnd(ctx context.Context, topic string) (map[int]int64, error) {
 		out[p.Partition] = p.LastOffset
 	}
 	return out, nil
+}
+
+// WaitCommitted polls until the group's committed offsets reach the end of
+// the topic as it is when called, or ctx ends.
+func (e *Env) WaitCommitted(ctx context.Context, group string) error {
+	end, err := e.LogEnd(ctx, e.Topic)
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		got, err := e.Committed(ctx, group)
+		if err != nil {
+			return err
+		}
+		if maps.Equal(got, end) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("committed offsets %v, want the log end %v: %w", got, end, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
 }
 
 // ReadAll returns every message of a topic partition up to its current end.
