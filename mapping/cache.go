@@ -2,7 +2,6 @@ package mapping
 
 import (
 	"bytes"
-	"container/list"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -67,58 +66,159 @@ func (d *Dedupe) Len() int {
 
 // Users is the bounded per-user identify cache (LRU by userId): the user
 // fields an identify set, and its userJwt. Safe for concurrent use.
+//
+// It can hold a hundred thousand users or more, so an entry is kept
+// compact: the user's strings and token live in one string, the traits in
+// one slice, and the recency list is threaded through a slice of entries by
+// index. Apart from the map, that is three allocations per user and no
+// per-field pointers for the garbage collector to trace.
 type Users struct {
-	mu    sync.Mutex
-	size  int
-	byID  map[string]*list.Element
-	order *list.List // front: most recently used
+	mu   sync.Mutex
+	size int
+	byID map[string]int32 // userId -> index in ents
+	ents []userEntry
+	// head is the most recently used entry, tail the least; -1 when empty.
+	head, tail int32
 }
 
-type cached struct {
-	id   string
-	user User   // fields from identify traits
-	jwt  string // the identify's userJwt ("" none)
+// Indexes into userEntry.ends: the fields of User, then the token.
+const (
+	uID = iota
+	uEmail
+	uPhone
+	uName
+	uRegisteredAt
+	uLine1
+	uLine2
+	uCity
+	uCountryCode
+	uRegionCode
+	uPostalCode
+	uJWT
+	uFields
+)
+
+type userEntry struct {
+	id      string
+	data    string          // the fields concatenated, in the order above
+	ends    [uFields]uint32 // where each field ends in data
+	traits  []byte
+	ntraits int32
+	// prev is the more recently used neighbour, next the less; -1 none.
+	prev, next int32
+}
+
+func (e *userEntry) field(i int) string {
+	start := uint32(0)
+	if i > 0 {
+		start = e.ends[i-1]
+	}
+	return e.data[start:e.ends[i]]
+}
+
+// fields lists the strings of u and the token in the order of the u*
+// indexes.
+func fields(u *User, jwt string) [uFields]string {
+	return [uFields]string{u.ID, u.Email, u.Phone, u.Name, u.RegisteredAt,
+		u.Address.Line1, u.Address.Line2, u.Address.City, u.Address.CountryCode,
+		u.Address.RegionCode, u.Address.PostalCode, jwt}
 }
 
 // NewUsers returns a cache of at most size users (at least 1).
 func NewUsers(size int) *Users {
-	return &Users{size: max(size, 1), byID: map[string]*list.Element{}, order: list.New()}
+	size = max(size, 1)
+	return &Users{size: size, byID: make(map[string]int32, min(size, 1<<12)), head: -1, tail: -1}
 }
 
 func (u *Users) get(id string) (User, string, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	e, ok := u.byID[id]
+	i, ok := u.byID[id]
 	if !ok {
 		return User{}, "", false
 	}
-	u.order.MoveToFront(e)
-	c := e.Value.(*cached)
-	return c.user, c.jwt, true
+	u.toFront(i)
+	e := &u.ents[i]
+	user := User{
+		ID: e.field(uID), Email: e.field(uEmail), Phone: e.field(uPhone), Name: e.field(uName),
+		RegisteredAt: e.field(uRegisteredAt),
+		Address: Address{Line1: e.field(uLine1), Line2: e.field(uLine2), City: e.field(uCity),
+			CountryCode: e.field(uCountryCode), RegionCode: e.field(uRegionCode), PostalCode: e.field(uPostalCode)},
+		// A full slice expression: appending to the traits copies them
+		// rather than writing into the cache.
+		traits:  e.traits[:len(e.traits):len(e.traits)],
+		ntraits: int(e.ntraits),
+	}
+	return user, e.field(uJWT), true
 }
 
 func (u *Users) put(id string, user User, jwt string) {
-	// The cache outlives the record these strings may alias.
-	id, jwt = strings.Clone(id), strings.Clone(jwt)
-	for _, f := range []*string{&user.ID, &user.Email, &user.Phone, &user.Name, &user.RegisteredAt,
-		&user.Address.Line1, &user.Address.Line2, &user.Address.City, &user.Address.CountryCode,
-		&user.Address.RegionCode, &user.Address.PostalCode} {
-		*f = strings.Clone(*f)
+	// Copy what is kept: the strings may alias the record being mapped.
+	var b strings.Builder
+	fs := fields(&user, jwt)
+	n := 0
+	for _, f := range fs {
+		n += len(f)
 	}
-	user.traits = bytes.Clone(user.traits)
+	b.Grow(n)
+	var ends [uFields]uint32
+	for i, f := range fs {
+		b.WriteString(f)
+		ends[i] = uint32(b.Len())
+	}
+	data := b.String()
+	var traits []byte
+	if len(user.traits) > 0 {
+		traits = bytes.Clone(user.traits)
+	}
+
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if e, ok := u.byID[id]; ok {
-		c := e.Value.(*cached)
-		c.user, c.jwt = user, jwt
-		u.order.MoveToFront(e)
+	i, ok := u.byID[id]
+	switch {
+	case ok:
+	case len(u.ents) < u.size:
+		id = strings.Clone(id)
+		i = int32(len(u.ents))
+		u.ents = append(u.ents, userEntry{id: id, prev: -1, next: -1})
+		u.byID[id] = i
+	default: // full: the least recently used entry makes room
+		i = u.tail
+		delete(u.byID, u.ents[i].id)
+		id = strings.Clone(id)
+		u.ents[i].id = id
+		u.byID[id] = i
+	}
+	e := &u.ents[i]
+	e.data, e.ends, e.traits, e.ntraits = data, ends, traits, int32(user.ntraits)
+	u.toFront(i)
+}
+
+// toFront makes entry i, linked or not, the most recently used. Called
+// with u.mu held.
+func (u *Users) toFront(i int32) {
+	if u.head == i {
 		return
 	}
-	u.byID[id] = u.order.PushFront(&cached{id: id, user: user, jwt: jwt})
-	for u.order.Len() > u.size {
-		last := u.order.Back()
-		delete(u.byID, last.Value.(*cached).id)
-		u.order.Remove(last)
+	e := &u.ents[i]
+	// Unlink, if linked (a new entry has no neighbours and is not the
+	// tail, unless it is the only entry).
+	if e.prev >= 0 {
+		u.ents[e.prev].next = e.next
+	}
+	if e.next >= 0 {
+		u.ents[e.next].prev = e.prev
+	}
+	if u.tail == i {
+		u.tail = e.prev
+	}
+	e.prev, e.next = -1, u.head
+	if u.head >= 0 {
+		u.ents[u.head].prev = i
+	}
+	u.head = i
+	if u.tail < 0 {
+		u.tail = i
 	}
 }
 
@@ -126,5 +226,5 @@ func (u *Users) put(id string, user User, jwt string) {
 func (u *Users) Len() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.order.Len()
+	return len(u.byID)
 }
