@@ -11,6 +11,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -196,10 +197,10 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan Record) error {
 	var mappers sync.WaitGroup
 	for range workers {
 		mappers.Go(func() {
-			var results []mapping.Result
+			var s scratch
 			for c := range work {
 				for _, rec := range c.recs {
-					results = p.prepare(rec, results[:0], &c.items)
+					p.prepare(rec, &s, &c.items)
 				}
 				close(c.done)
 			}
@@ -317,13 +318,20 @@ func (p *Pipeline) read(ctx context.Context, in <-chan Record, work, ordered cha
 	}
 }
 
+// scratch is a mapper goroutine's reusable memory.
+type scratch struct {
+	results []mapping.Result
+	body    []byte
+}
+
 // prepare maps one record and appends its work items, or acknowledges it
 // at once when all its messages were dropped or absorbed. It runs on the
 // mapper goroutines.
-func (p *Pipeline) prepare(rec Record, results []mapping.Result, items *[]item) []mapping.Result {
+func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 	p.m.consumed.Inc()
 	now := p.cfg.Now()
-	results = p.mapper.Map(results, rec.Value, now)
+	s.results = p.mapper.Map(s.results[:0], rec.Value, now)
+	results := s.results
 	var pend *pending
 	first := len(*items)
 	for i := range results {
@@ -340,7 +348,14 @@ func (p *Pipeline) prepare(rec Record, results []mapping.Result, items *[]item) 
 			if pend == nil {
 				pend = &pending{rec: rec}
 			}
-			body := r.Event.AppendJSON(make([]byte, 0, 512))
+			// Encoded into scratch, then copied to a buffer of its size:
+			// the body waits in memory until delivered, with thousands of
+			// others, and a grown buffer would carry up to a third unused.
+			s.body = r.Event.AppendJSON(s.body[:0])
+			body := bytes.Clone(s.body)
+			if cap(s.body) > 64<<10 {
+				s.body = nil // do not keep a rare huge buffer
+			}
 			*items = append(*items, item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
 				event: destination.Event{Body: body, UserID: r.Event.UserID(), Type: r.Type}})
 		case mapping.DeadLetter:
@@ -359,10 +374,9 @@ func (p *Pipeline) prepare(rec Record, results []mapping.Result, items *[]item) 
 		if rec.Acker != nil {
 			rec.Acker.Ack()
 		}
-		return results
+		return
 	}
 	pend.left.Store(int32(len(*items) - first))
-	return results
 }
 
 // dispatch submits a batch for delivery, waiting for a free slot first.
