@@ -45,3 +45,28 @@ func TestApplyMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestApplyGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		gogc string
+		want int // 0: left alone
+	}{
+		{"", GCPercent},
+		{"100", 0},
+		{"off", 0},
+	} {
+		got := 0
+		note := ApplyGCPercent(func(k string) string {
+			if k == "GOGC" {
+				return tc.gogc
+			}
+			return ""
+		}, func(n int) int { got = n; return 100 })
+		if got != tc.want {
+			t.Errorf("GOGC=%q: set %d, want %d", tc.gogc, got, tc.want)
+		}
+		if (note != "") != (tc.want != 0) {
+			t.Errorf("GOGC=%q: note %q", tc.gogc, note)
+		}
+	}
+}

@@ -141,6 +141,9 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return usageError{err}
 	}
 	defer func() { _ = logger.Sync() }()
+	for _, note := range ops.TuneRuntime(getenv) {
+		logger.Info(note)
+	}
 	reg := worker.NewRegistry()
 
 	mapper, seen, err := worker.NewMapper(s.cfg)

@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"runtime/debug"
 
 	"github.com/castle-destination/castle-destination/config"
 	"github.com/castle-destination/castle-destination/ops"
@@ -57,7 +55,7 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return usageError{err}
 	}
 	defer func() { _ = logger.Sync() }()
-	if note := ops.ApplyMemoryLimit(getenv, os.DirFS("/sys/fs/cgroup"), debug.SetMemoryLimit); note != "" {
+	for _, note := range ops.TuneRuntime(getenv) {
 		logger.Info(note)
 	}
 	return worker.Run(ctx, cfg, worker.Options{Logger: logger})
