@@ -57,9 +57,12 @@ type Result struct {
 	RequestP50Ms     float64 `json:"castle_request_p50_ms"`
 	RequestP99Ms     float64 `json:"castle_request_p99_ms"`
 	CPUSecPerMillion float64 `json:"cpu_seconds_per_million_events"`
-	PeakRSSMB        float64 `json:"peak_rss_mb"`
-	BaselineRSSMB    float64 `json:"rss_before_worker_mb"`
-	WorkerProcess    bool    `json:"worker_process"`
+	// GCCPUSecPerMillion is the garbage collector's part of it, as the
+	// runtime estimates it (-worker-process only).
+	GCCPUSecPerMillion float64 `json:"gc_cpu_seconds_per_million_events,omitempty"`
+	PeakRSSMB          float64 `json:"peak_rss_mb"`
+	BaselineRSSMB      float64 `json:"rss_before_worker_mb"`
+	WorkerProcess      bool    `json:"worker_process"`
 	// EventsPerSecByQuarter is the delivery rate over each quarter of the
 	// events (-worker-process only).
 	EventsPerSecByQuarter []float64 `json:"events_per_second_by_quarter,omitempty"`
@@ -78,7 +81,7 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the result as JSON to this file")
 	limits := flag.Bool("user-limits", false, "keep Castle's per-user rate limit (server) and pacing (client): then the busiest generated user, not the worker, sets the duration")
 	env := flag.String("env", "", "extra worker settings, NAME=value,NAME=value (e.g. BATCH_SIZE=1000)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run (with -worker-process: of the worker) to this file")
 	flag.BoolVar(&workerProcess, "worker-process", false, "run the worker in a child process: CPU and peak RSS are the worker's alone")
 	memprofile := flag.String("memprofile", "", "with -worker-process: the worker writes its heap profile at its peak to this file")
 	flag.Parse()
@@ -91,6 +94,13 @@ func main() {
 	}
 	if *cpuprofile != "" {
 		profileTo = *cpuprofile
+		if workerProcess {
+			// Profile the worker, not the broker and the API server.
+			if err := os.Setenv(cpuProfileEnv, *cpuprofile); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+		}
 	}
 	res, err := bench(*n, *partitions, *seed, *env, *limits)
 	if err != nil {
@@ -105,7 +115,7 @@ func main() {
 	fmt.Fprintf(tw, "Castle request latency\tp50 %.2f ms, p99 %.2f ms\n", res.RequestP50Ms, res.RequestP99Ms)
 	if res.WorkerProcess {
 		fmt.Fprintf(tw, "throughput by quarter\t%.0f events/s\n", res.EventsPerSecByQuarter)
-		fmt.Fprintf(tw, "CPU per million events\t%.1f s (worker process)\n", res.CPUSecPerMillion)
+		fmt.Fprintf(tw, "CPU per million events\t%.1f s (worker process; the garbage collector %.1f s)\n", res.CPUSecPerMillion, res.GCCPUSecPerMillion)
 		fmt.Fprintf(tw, "peak RSS\t%.0f MB (worker process; the broker process holds %.0f MB)\n", res.PeakRSSMB, res.BaselineRSSMB)
 	} else {
 		fmt.Fprintf(tw, "CPU per million events\t%.1f s (whole process)\n", res.CPUSecPerMillion)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/ops"
 	"github.com/castle-destination/castle-destination/worker"
 )
 
@@ -28,8 +30,11 @@ const childEnv = "CASTLE_BENCH_WORKER_CHILD"
 
 // childReport is what the child prints on stdout when it stops.
 type childReport struct {
-	P50Ms float64 `json:"p50_ms"`
-	P99Ms float64 `json:"p99_ms"`
+	// GCCPUSeconds is the runtime's estimate of the CPU its garbage
+	// collector used.
+	GCCPUSeconds float64 `json:"gc_cpu_seconds"`
+	P50Ms        float64 `json:"p50_ms"`
+	P99Ms        float64 `json:"p99_ms"`
 }
 
 // childMain runs the worker from the environment until SIGTERM, then
@@ -42,6 +47,10 @@ func childMain() {
 		fmt.Fprintln(os.Stderr, "bench worker:", err)
 		os.Exit(2)
 	}
+	// The runtime settings castle-destination run applies.
+	for _, note := range ops.TuneRuntime(os.Getenv) {
+		fmt.Fprintln(os.Stderr, "bench worker:", note)
+	}
 	reg := prometheus.NewRegistry()
 	opt := worker.Options{Registry: reg}
 	if limits, _ := strconv.ParseBool(os.Getenv("CASTLE_BENCH_USER_LIMITS")); !limits {
@@ -50,12 +59,28 @@ func childMain() {
 	if path := os.Getenv(memProfileEnv); path != "" {
 		go writeHeapProfiles(ctx, path)
 	}
+	if path := os.Getenv(cpuProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench worker: cpu profile:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if err := worker.Run(ctx, cfg, opt); err != nil {
 		fmt.Fprintln(os.Stderr, "bench worker:", err)
 		os.Exit(1)
 	}
 	var r childReport
 	r.P50Ms, r.P99Ms = latency(reg)
+	gc := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(gc)
+	if gc[0].Value.Kind() == metrics.KindFloat64 {
+		r.GCCPUSeconds = gc[0].Value.Float64()
+	}
 	_ = json.NewEncoder(os.Stdout).Encode(r)
 }
 
@@ -63,6 +88,9 @@ func childMain() {
 // rewritten whenever the heap in use reaches a new high (checked every
 // second), so it shows the heap at its peak.
 const memProfileEnv = "CASTLE_BENCH_MEMPROFILE"
+
+// cpuProfileEnv names the file the child writes its CPU profile to.
+const cpuProfileEnv = "CASTLE_BENCH_CPUPROFILE"
 
 func writeHeapProfiles(ctx context.Context, path string) {
 	t := time.NewTicker(time.Second)
@@ -183,6 +211,7 @@ func runChild(ctx context.Context, env *harness.Env, overrides map[string]string
 	res.RequestP50Ms, res.RequestP99Ms = r.P50Ms, r.P99Ms
 	st := cmd.ProcessState
 	res.CPUSecPerMillion = (st.UserTime() + st.SystemTime()).Seconds() / float64(max(forwardable, 1)) * 1e6
+	res.GCCPUSecPerMillion = r.GCCPUSeconds / float64(max(forwardable, 1)) * 1e6
 	res.EventsForwarded = forwardable
 	res.WorkerProcess = true
 	return nil
