@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
@@ -34,6 +35,24 @@ func BenchmarkDeliver(b *testing.B) {
 		for _, inflight := range []int{1, 4} {
 			b.Run(fmt.Sprintf("batch=%d/inflight=%d", bs, inflight), func(b *testing.B) {
 				benchDeliver(b, bs, inflight)
+			})
+		}
+	}
+}
+
+// BenchmarkDeliverLatency is delivery when Castle is a network away: the
+// server answers every request after latency (20 ms stands for a worker in
+// a cloud region talking to Castle's API). The client keeps at most
+// concurrency requests in flight, so it cannot exceed concurrency/latency
+// events/s, and at the default of 64 that bound, not CPU, sets the rate.
+func BenchmarkDeliverLatency(b *testing.B) {
+	for _, latency := range []time.Duration{20 * time.Millisecond} {
+		for _, conc := range []int{64, 256, 1024} {
+			b.Run(fmt.Sprintf("latency=%s/concurrency=%d", latency, conc), func(b *testing.B) {
+				e := startLoopback(b, castleserver.Config{MaxRecords: 1}, destination.Config{Concurrency: conc})
+				e.srv.SetLatency(latency)
+				runBench(b, e, 500, 4)
+				b.ReportMetric(float64(conc)/latency.Seconds(), "bound-events/s")
 			})
 		}
 	}
