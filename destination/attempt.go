@@ -31,6 +31,15 @@ type outcome struct {
 	latency      time.Duration
 }
 
+// Response headers read on every answer, spelled the way net/http stores
+// them (canonical), so that Header.Get does not rewrite the name, and
+// allocate, on each call.
+const (
+	hdrRetryAfter         = "Retry-After"
+	hdrRateLimitReset     = "X-Ratelimit-Reset"
+	hdrRateLimitRemaining = "X-Ratelimit-Remaining"
+)
+
 // attempt sends body once, within the per-attempt timeout.
 func (c *Client) attempt(ctx context.Context, body []byte) outcome {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
@@ -63,11 +72,11 @@ func (c *Client) attempt(ctx context.Context, body []byte) outcome {
 	}
 	o := outcome{code: resp.StatusCode}
 	now := time.Now()
-	if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+	if ra, ok := parseRetryAfter(resp.Header.Get(hdrRetryAfter), now); ok {
 		o.retryAfter, o.hasRetryAfter = ra, true
 	}
-	reset, hasReset := parseRateLimitReset(resp.Header.Get("X-RateLimit-Reset"), now)
-	if rem, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("X-RateLimit-Remaining"))); err == nil && rem <= 0 && hasReset {
+	reset, hasReset := parseRateLimitReset(resp.Header.Get(hdrRateLimitReset), now)
+	if rem, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get(hdrRateLimitRemaining))); err == nil && rem <= 0 && hasReset {
 		o.exhaustedFor = reset
 	}
 
