@@ -178,6 +178,13 @@ func (u *Users) put(id string, user User, jwt string) {
 	switch {
 	case ok:
 	case len(u.ents) < u.size:
+		if len(u.ents) == cap(u.ents) {
+			// Double, but not past size: a full cache is the steady
+			// state, and append would leave up to twice the room.
+			ents := make([]userEntry, len(u.ents), min(max(2*len(u.ents), 64), u.size))
+			copy(ents, u.ents)
+			u.ents = ents
+		}
 		id = strings.Clone(id)
 		i = int32(len(u.ents))
 		u.ents = append(u.ents, userEntry{id: id, prev: -1, next: -1})

@@ -167,3 +167,16 @@ func TestUsersChurn(t *testing.T) {
 		t.Errorf("most recent user: %+v %v", got, ok)
 	}
 }
+
+// A full cache holds about size entries' worth of memory, not the next
+// power of two.
+func TestUsersCapacity(t *testing.T) {
+	const size = 10_000
+	u := NewUsers(size)
+	for i := range size + 100 {
+		u.put(fmt.Sprint(i), User{}, "")
+	}
+	if c := cap(u.ents); c > size*11/10 {
+		t.Errorf("room for %d entries in a cache of %d", c, size)
+	}
+}
