@@ -74,29 +74,44 @@ func (v *verified) validAt(at time.Time) error {
 }
 
 // tokenCache remembers tokens that verified, so that a user's token is
-// checked with HMAC once rather than on every event. Bounded: when full it
-// starts over. Only valid signatures enter it, so bad tokens cannot fill it.
+// checked with HMAC once rather than on every event. Only valid signatures
+// enter it, so bad tokens cannot fill it. Bounded by two generations: when
+// the current one is full it becomes the previous one and the one before
+// is dropped, and a token found in the previous generation moves back to
+// the current one. So the tokens in use survive a rollover, and at most
+// 2×tokenGeneration are kept.
 type tokenCache struct {
-	mu sync.Mutex
-	m  map[string]*verified
+	mu        sync.Mutex
+	cur, prev map[string]*verified
 }
 
-const tokenCacheSize = 10_000
+const tokenGeneration = 5_000
 
 func (c *tokenCache) get(tok string) (*verified, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v, ok := c.m[tok]
+	if v, ok := c.cur[tok]; ok {
+		return v, true
+	}
+	v, ok := c.prev[tok]
+	if ok {
+		delete(c.prev, tok)
+		c.addLocked(tok, v)
+	}
 	return v, ok
 }
 
 func (c *tokenCache) put(tok string, v *verified) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= tokenCacheSize {
-		c.m = make(map[string]*verified)
+	c.addLocked(tok, v)
+}
+
+func (c *tokenCache) addLocked(tok string, v *verified) {
+	if c.cur == nil || len(c.cur) >= tokenGeneration {
+		c.prev, c.cur = c.cur, make(map[string]*verified)
 	}
-	c.m[tok] = v
+	c.cur[tok] = v
 }
 
 // jwtError is a short, bounded description of why a token failed.
