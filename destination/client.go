@@ -146,8 +146,12 @@ type Pending struct {
 	done      chan struct{}
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
-	stops     [2]func() bool
 	notify    func(i int, r Result)
+	// stops unregister the batch's context.AfterFuncs. The functions
+	// registered can run, and settle the whole batch, before Submit has
+	// stored the stops: stopMu makes the last settle wait for them.
+	stopMu sync.Mutex
+	stops  [2]func() bool
 }
 
 // Done is closed once every event of the batch is settled.
@@ -278,8 +282,10 @@ func (c *Client) SubmitNotify(ctx context.Context, events []Event, settled func(
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.batches.Add(1)
+	p.stopMu.Lock()
 	p.stops[0] = context.AfterFunc(c.closeCtx, func() { p.cancel(ErrClosed) })
 	p.stops[1] = context.AfterFunc(p.ctx, p.cancelPending)
+	p.stopMu.Unlock()
 	if c.closed {
 		p.cancel(ErrClosed) // settles everything through cancelPending
 		return p
@@ -339,8 +345,10 @@ func (c *Client) settle(j *job, s Status, err error) {
 		p.notify(j.idx, p.results[j.idx])
 	}
 	if p.remaining.Add(-1) == 0 {
+		p.stopMu.Lock()
 		p.stops[0]()
 		p.stops[1]()
+		p.stopMu.Unlock()
 		p.cancel(context.Canceled)
 		close(p.done)
 		c.batches.Done()

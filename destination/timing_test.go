@@ -423,3 +423,26 @@ func TestPacingHeavyUserDoesNotSlowOthers(t *testing.T) {
 		}
 	})
 }
+
+// Submitting to a closed client, or with a context already done, settles
+// everything at once from another goroutine, possibly before Submit has
+// returned: that must not race with Submit's own bookkeeping.
+func TestSubmitSettledAtOnce(t *testing.T) {
+	e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
+	defer e.stop()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 2000 {
+		r := e.c.Deliver(done, []destination.Event{event("u", i)})
+		if r[0].Status != destination.Canceled {
+			t.Fatalf("submit %d with a done context: %v %v", i, r[0].Status, r[0].Err)
+		}
+	}
+	e.c.Close()
+	for i := range 2000 {
+		r := e.c.Deliver(context.Background(), []destination.Event{event("u", i)})
+		if r[0].Status != destination.Canceled || !errors.Is(r[0].Err, destination.ErrClosed) {
+			t.Fatalf("submit %d after Close: %v %v", i, r[0].Status, r[0].Err)
+		}
+	}
+}
