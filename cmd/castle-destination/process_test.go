@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,26 +28,9 @@ func TestMain(m *testing.M) {
 // child is the worker running as a separate process.
 type child struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *harness.SyncBuffer
 	done   chan struct{}
 	err    error // of Wait, once done is closed
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startChild(t *testing.T, vars map[string]string, args ...string) *child {
@@ -58,7 +39,7 @@ func startChild(t *testing.T, vars map[string]string, args ...string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: exec.Command(exe, args...), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	c := &child{cmd: exec.Command(exe, args...), stderr: &harness.SyncBuffer{}, done: make(chan struct{})}
 	c.cmd.Env = append(os.Environ(), childEnv+"=1")
 	for k, v := range vars {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v) // the last of a name wins
