@@ -103,15 +103,7 @@ func TestBadInputNeverStallsAPartition(t *testing.T) {
 	// under -race on a busy machine, and the reader would refetch it in a
 	// loop. A real broker streams the answer; this is about the test rig.
 	wr, stop := run(t, env, map[string]string{"KAFKA_FETCH_MAX_WAIT": "5s"})
-	got := waitDelivered(t, env.Castle, want, 120*time.Second)
-	waitCommitted(t, env, wr.group, 60*time.Second)
-	out, err := harness.Observe(wr.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stop(); err != nil {
-		t.Fatalf("worker: %v", err)
-	}
+	got, out := finish(t, env, wr, stop, want, 120*time.Second)
 	for id := range got {
 		if strings.HasPrefix(id, "bad-") && !want[id] {
 			t.Errorf("Castle received %q, which is not forwardable", id)

@@ -134,6 +134,23 @@ func waitCommitted(t *testing.T, env *harness.Env, group string, timeout time.Du
 	}
 }
 
+// finish waits until Castle has received every wanted event (within
+// timeout) and the worker's group has committed to the log end, then reads
+// the worker's outcomes and stops it. It returns what Castle received.
+func finish(t *testing.T, env *harness.Env, w *workerRun, stop func() error, want map[string]bool, timeout time.Duration) (map[string]int, harness.Outcomes) {
+	t.Helper()
+	got := waitDelivered(t, env.Castle, want, timeout)
+	waitCommitted(t, env, w.group, 60*time.Second)
+	o, err := harness.Observe(w.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	return got, o
+}
+
 func startEnv(t *testing.T, partitions int) *harness.Env {
 	t.Helper()
 	env, err := harness.Start(harness.Options{Partitions: partitions})

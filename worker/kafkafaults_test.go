@@ -41,15 +41,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		t.Fatalf("everything was delivered (%d) before the broker went down: the test restarted it too late", before)
 	}
 	env.Castle.SetLatency(0)
-	got := waitDelivered(t, env.Castle, want, 180*time.Second)
-	waitCommitted(t, env, w.group, 60*time.Second)
-	o, err := harness.Observe(w.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stop(); err != nil {
-		t.Fatalf("worker: %v", err)
-	}
+	got, o := finish(t, env, w, stop, want, 180*time.Second)
 	dups := duplicates(t, got, want)
 	// Every dead letter the traffic calls for is on the topic, written
 	// before or after the restart, none lost while the broker was away.
@@ -108,15 +100,7 @@ func TestSecondWorkerJoinsAndLeaves(t *testing.T) {
 		t.Fatalf("all %d were delivered before the second worker left: the test did not move partitions mid-stream", n)
 	}
 	env.Castle.SetLatency(0)
-	got := waitDelivered(t, env.Castle, want, 180*time.Second)
-	waitCommitted(t, env, w1.group, 60*time.Second)
-	o1, err := harness.Observe(w1.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stop1(); err != nil {
-		t.Fatalf("first worker: %v", err)
-	}
+	got, o1 := finish(t, env, w1, stop1, want, 180*time.Second)
 	dups := duplicates(t, got, want)
 	if o1.Settled()+o2.Settled() < tally.Total() {
 		t.Errorf("the workers settled %d+%d messages, want at least %d", o1.Settled(), o2.Settled(), tally.Total())
