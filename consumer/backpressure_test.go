@@ -44,10 +44,10 @@ func TestMaxInFlightPerPartition(t *testing.T) {
 	// is on the records between the committable watermark and the fetch
 	// position.
 	for _, rec := range byPart[0][1:] {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	quiet(t, r, 500*time.Millisecond, "with the oldest record of partition 0 still un-acked")
-	byPart[0][0].Ack()
+	byPart[0][0].Ack(nil)
 	more := r.receive(t, maxInFlight, 20*time.Second)
 	for i, rec := range more {
 		if rec.Partition != 0 || rec.Offset != int64(maxInFlight+i) {
@@ -108,7 +108,7 @@ func TestMaxInFlightPerPartition(t *testing.T) {
 		}
 		rec := outstanding[rng.IntN(len(outstanding))]
 		delete(ps[rec.Partition].out, rec.Offset)
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: n, 1: n})
 }

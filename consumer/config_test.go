@@ -31,7 +31,7 @@ func TestStartOffsetLatestForNewGroup(t *testing.T) {
 		t.Fatalf("received %v, want only the records produced after joining %v", got, want)
 	}
 	for _, rec := range recs {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "latest", "in", map[int]int64{0: 13, 1: 13})
 	if err := r.stop(t, func(rec *Record) { t.Errorf("unexpected record %s", recKey(rec)) }); err != nil {
@@ -46,7 +46,7 @@ func TestStartOffsetLatestForNewGroup(t *testing.T) {
 		t.Fatalf("restart with a committed offset received %v, want [0@13 0@14]", got)
 	}
 	for _, rec := range again {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "latest", "in", map[int]int64{0: 15, 1: 13})
 }
@@ -244,7 +244,7 @@ func TestStartOffsetLatestPinnedAcrossRestart(t *testing.T) {
 		t.Fatalf("restart received %v, want %v (the un-acked records and the new ones)", got, want)
 	}
 	for _, rec := range again {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "latest", "in", map[int]int64{0: 17})
 }

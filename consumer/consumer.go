@@ -42,9 +42,9 @@ var (
 	errStopped       = errors.New("consumer: stopped")
 )
 
-// Record is one Kafka message handed out by Run. Call Ack exactly when the
-// record is done; records that are never acked are re-read after a restart or
-// a rebalance.
+// Record is one Kafka message handed out by Run. Call Ack(nil) exactly when
+// the record is done; records that are never acked, or acked with an error
+// (abandoned), are re-read after a restart or a rebalance.
 type Record struct {
 	Topic     string
 	Partition int
@@ -60,12 +60,15 @@ type Record struct {
 	acked   atomic.Bool
 }
 
-// Ack marks the record done (delivered, dropped or dead-lettered): its offset
-// may be committed once every earlier record of its partition is done too.
-// Safe from any goroutine; idempotent; a no-op (counted as a late ack) once
-// the record's generation ended. On a Record not made by Run it does nothing.
-func (r *Record) Ack() {
-	if r == nil || r.tracker == nil || !r.acked.CompareAndSwap(false, true) {
+// Ack with a nil err marks the record done (delivered, dropped or
+// dead-lettered): its offset may be committed once every earlier record of
+// its partition is done too. A non-nil err says the record was abandoned:
+// it stays uncommitted, and its partition's commits stop before it until
+// the generation ends, so that it is read again. Safe from any goroutine;
+// idempotent; a no-op (counted as a late ack) once the record's generation
+// ended. On a Record not made by Run it does nothing.
+func (r *Record) Ack(err error) {
+	if err != nil || r == nil || r.tracker == nil || !r.acked.CompareAndSwap(false, true) {
 		return
 	}
 	if r.tracker.ack(r.seq) {

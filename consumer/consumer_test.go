@@ -16,7 +16,7 @@ func TestConsumeAckCommit(t *testing.T) {
 		t.Fatalf("Ready after receiving records: %v", err)
 	}
 	for _, rec := range recs {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 20, 1: 20, 2: 20})
 	if err := r.stop(t, nil); err != nil {

@@ -73,7 +73,7 @@ func TestLagMetric(t *testing.T) {
 	for _, rec := range recs {
 		// Partition 0: 0..7 and, past the gap, 10..12; partition 1: all.
 		if rec.Partition == 1 || rec.Offset < 8 || (rec.Offset >= 10 && rec.Offset <= 12) {
-			rec.Ack()
+			rec.Ack(nil)
 			acked++
 		}
 	}
@@ -99,11 +99,11 @@ func TestLagMetric(t *testing.T) {
 	waitGathered(t, reg, "castle_destination_consumer_lag", map[string]float64{"0": 12, "1": 5})
 
 	for _, rec := range recs {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	more := r.receive(t, 5, 20*time.Second)
 	for _, rec := range more {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitGathered(t, reg, "castle_destination_consumer_lag", map[string]float64{"0": 0, "1": 0})
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 20, 1: 15})

@@ -42,7 +42,7 @@ func TestOutOfOrderAcksCommitContiguousWatermark(t *testing.T) {
 
 	// Partition 0: 5..9 first. Nothing is committable.
 	for _, rec := range p0[5:] {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitInFlight(t, r, 0, 5)
 	// The group's start offsets (0) are committed on joining; nothing more.
@@ -51,33 +51,33 @@ func TestOutOfOrderAcksCommitContiguousWatermark(t *testing.T) {
 	}
 	// 1..3 still leave offset 0 outstanding.
 	for _, rec := range p0[1:4] {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitInFlight(t, r, 0, 2)
 	if got := committed(t, kc, "g", "in"); got[0] != 0 {
 		t.Fatalf("committed %v with offsets 0 and 4 of partition 0 un-acked, want 0", got)
 	}
 	// 0 makes 0..3 contiguous: the watermark is 4, not 10.
-	p0[0].Ack()
+	p0[0].Ack(nil)
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 4})
 	waitInFlight(t, r, 0, 1)
 	if got := committed(t, kc, "g", "in"); got[0] != 4 || got[1] != 0 {
 		t.Fatalf("committed %v, want partition 0 at 4 and partition 1 at 0", got)
 	}
 	// 4 fills the gap: straight to 10.
-	p0[4].Ack()
+	p0[4].Ack(nil)
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 10})
 
 	// Partition 1 in reverse order: nothing until the very last ack.
 	p1 := byPart[1]
 	for i := len(p1) - 1; i >= 1; i-- {
-		p1[i].Ack()
+		p1[i].Ack(nil)
 	}
 	waitInFlight(t, r, 1, 1)
 	if got := committed(t, kc, "g", "in"); got[1] != 0 {
 		t.Fatalf("committed %v with offset 0 of partition 1 un-acked, want 0", got)
 	}
-	p1[0].Ack()
+	p1[0].Ack(nil)
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 10, 1: 10})
 	if err := r.stop(t, nil); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -99,7 +99,7 @@ func TestConcurrentAcks(t *testing.T) {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for i := len(recs) - 1 - w; i >= 0; i -= 4 {
-				recs[i].Ack()
+				recs[i].Ack(nil)
 			}
 		}()
 	}

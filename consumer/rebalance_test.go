@@ -74,7 +74,7 @@ func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
 	}
 	for _, rec := range oldA {
 		if rec.Offset < 3 {
-			rec.Ack()
+			rec.Ack(nil)
 		}
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 3, 1: 3, 2: 3, 3: 3})
@@ -108,7 +108,7 @@ func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
 	// A now acks its old generation's records: all late, none commits.
 	acksBefore := value(t, a.c.metrics.acks)
 	for _, rec := range oldA {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	if got := value(t, a.c.metrics.lateAcks); got != parts*(n-3) {
 		t.Errorf("A counted %v late acks, want %d", got, parts*(n-3))
@@ -123,7 +123,7 @@ func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
 	// commits on every tick, so wait until it has set its in-flight gauges
 	// after the late acks.
 	commitsBefore := value(t, a.c.metrics.commits)
-	newA[0].Ack()
+	newA[0].Ack(nil)
 	eventually(t, 20*time.Second, func() string {
 		if got := value(t, a.c.metrics.commits); got <= commitsBefore {
 			return fmt.Sprintf("A's commits stayed at %v", got)
@@ -142,7 +142,7 @@ func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
 
 	// Everyone acks: the commits reach the log end.
 	for _, rec := range append(recsB, newA...) {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: n, 1: n, 2: n, 3: n})
 	var union set
@@ -176,7 +176,7 @@ func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
 		t.Fatalf("A received %v after B left, want %v", got, want)
 	}
 	for _, rec := range back {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: n + 5, 1: n + 5, 2: n + 5, 3: n + 5})
 	a.cancel()
@@ -218,13 +218,13 @@ func TestRebalanceDrainCommitsAcksAfterGenerationEnd(t *testing.T) {
 	// half is committed (by the ended generation) before the second is acked.
 	for _, rec := range oldA {
 		if rec.Offset < n/2 {
-			rec.Ack()
+			rec.Ack(nil)
 		}
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: n / 2, 1: n / 2})
 	for _, rec := range oldA {
 		if rec.Offset >= n/2 {
-			rec.Ack()
+			rec.Ack(nil)
 		}
 	}
 	waitStable(t, kc, "g", 2)
@@ -256,7 +256,7 @@ func TestRebalanceDrainCommitsAcksAfterGenerationEnd(t *testing.T) {
 		t.Errorf("B received %d records, want 1 (one partition each)", colB.len())
 	}
 	for _, rec := range append(colA.snapshot()[2*n:], colB.snapshot()...) {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: n + 1, 1: n + 1})
 }
@@ -298,7 +298,7 @@ func TestMemberWithoutPartitionsIsReady(t *testing.T) {
 		t.Fatalf("both members received records (A %d, B %d)", colA.len(), colB.len())
 	}
 	for _, rec := range append(colA.snapshot(), colB.snapshot()...) {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 5})
 }

@@ -24,9 +24,9 @@ func TestRestartRedeliversUnacked(t *testing.T) {
 	for _, rec := range recs {
 		switch {
 		case rec.Partition == 0 && rec.Offset < 10, rec.Partition == 1 && rec.Offset < 15:
-			rec.Ack()
+			rec.Ack(nil)
 		case rec.Offset == 12 || rec.Offset == 18:
-			rec.Ack()
+			rec.Ack(nil)
 			ackedPastGap[recKey(rec)] = true
 		}
 	}
@@ -71,7 +71,7 @@ func TestRestartRedeliversUnacked(t *testing.T) {
 		}
 	}
 	for _, rec := range again {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 20, 1: 20})
 	// Nothing else is handed out: stop fails on any further record.

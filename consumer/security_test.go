@@ -122,7 +122,7 @@ func consumeAll(t *testing.T, kc *kafkatest.Cluster, cfg Config, partitions []in
 		want[p] = int64(n)
 	}
 	for _, rec := range recs {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, cfg.GroupID, cfg.Topic, want)
 	if err := r.stop(t, nil); err != nil {

@@ -15,7 +15,7 @@ func TestShutdownDrainCommitsAckedAbandonsRest(t *testing.T) {
 	r := start(t, cfg, 0)
 	recs := r.receive(t, 10, 20*time.Second)
 	for _, rec := range recs[:4] {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 4})
 
@@ -23,7 +23,7 @@ func TestShutdownDrainCommitsAckedAbandonsRest(t *testing.T) {
 	began := time.Now()
 	r.cancel()
 	for _, rec := range recs[4:7] {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	if err := r.waitDone(t, 30*time.Second); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -42,7 +42,7 @@ func TestShutdownDrainCommitsAckedAbandonsRest(t *testing.T) {
 	}
 	// After Run returned, acks are late and commit nothing.
 	for _, rec := range recs[7:] {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	if got := value(t, r.c.metrics.lateAcks); got != 3 {
 		t.Errorf("late acks = %v, want 3", got)
@@ -57,7 +57,7 @@ func TestShutdownDrainCommitsAckedAbandonsRest(t *testing.T) {
 		if rec.Offset != int64(7+i) {
 			t.Fatalf("restart record %d has offset %d, want %d", i, rec.Offset, 7+i)
 		}
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	waitCommitted(t, kc, "g", "in", map[int]int64{0: 10})
 }
@@ -80,10 +80,10 @@ func TestShutdownDrainEndsWhenIdle(t *testing.T) {
 	began := time.Now()
 	r.cancel()
 	for _, rec := range first {
-		rec.Ack()
+		rec.Ack(nil)
 	}
 	n := len(first)
-	if err := r.stop(t, func(rec *Record) { rec.Ack(); n++ }); err != nil {
+	if err := r.stop(t, func(rec *Record) { rec.Ack(nil); n++ }); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if n != 20 {

@@ -80,14 +80,14 @@ func runBench(b *testing.B, e *env, batchSize, inflight int) {
 	pool := len(events)
 	ctx := context.Background()
 	failed := 0
-	wait := func(p *destination.Pending) {
+	wait := func(p *pending) {
 		for _, r := range p.Wait() {
 			if r.Status != destination.Delivered {
 				failed++
 			}
 		}
 	}
-	var queue []*destination.Pending // batches in flight, oldest first
+	var queue []*pending // batches in flight, oldest first
 	b.ReportAllocs()
 	b.ResetTimer()
 	for sent := 0; sent < b.N; {
@@ -98,7 +98,7 @@ func runBench(b *testing.B, e *env, batchSize, inflight int) {
 			wait(queue[0])
 			queue = queue[1:]
 		}
-		queue = append(queue, e.c.Submit(ctx, events[off:off+n]))
+		queue = append(queue, submit(e.c, ctx, events[off:off+n]))
 	}
 	for _, p := range queue {
 		wait(p)

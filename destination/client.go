@@ -3,51 +3,58 @@ package destination
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/hold"
 )
 
 // ErrClosed is the cause of events settled Canceled because the client was
 // closed.
 var ErrClosed = errors.New("castle client closed")
 
-// Client delivers events to Castle's POST /v1/log. It is safe for
-// concurrent use. Build it with New and stop it with Close.
-//
-// How it works: every user's events wait in that user's lane, a FIFO; an
-// event without a user gets a lane of its own. Concurrency workers take
-// ready lanes from one queue and send each lane's head event; a lane is
-// served by at most one worker at a time, which keeps a user's events in
-// order. A lane that must wait (per-user pacing, or a retry backoff) arms a
-// timer and frees its worker, so a held-back user holds back no one else.
-type Client struct {
-	cfg      Config
-	log      *zap.Logger
-	m        *metrics
-	http     *http.Client
-	endpoint string
-	redactor *redactor
-	pacer    *pacer // nil when per-user pacing is off
-	epoch    time.Time
+// Faults is told about systemic faults (hold.Board): Raise at each failure
+// that holds delivery, Clear when the fault is gone.
+type Faults interface {
+	Raise(class, msg string)
+	Clear(class string)
+}
 
-	// Header values shared, read-only, by every request.
-	hdrAuth, hdrJSON, hdrUA []string
+// Client delivers events to Castle. It is safe for concurrent use. Build it
+// with New and stop it with Close.
+//
+// It schedules; a sender makes the requests. Every user's events wait in
+// that user's lane, a FIFO; an event without a user gets a lane of its own.
+// Concurrency workers take ready lanes from one queue and send each lane's
+// head event; a lane is served by at most one worker at a time, which keeps
+// a user's events in order (across /v1/log, /v1/risk and /v1/filter). A
+// lane that must wait (per-user pacing, or a retry backoff) arms a timer
+// and frees its worker, so a held-back user holds back no one else. A
+// gate in front of every send holds them all during a systemic fault or an
+// account-wide 429.
+type Client struct {
+	cfg    Config
+	log    *zap.Logger
+	m      *metrics
+	send   *sender
+	pacer  *pacer // nil when per-user pacing is off
+	gate   *gate
+	faults Faults
+	epoch  time.Time
 
 	closeCtx context.Context
 	closeFn  context.CancelCauseFunc
 	workers  sync.WaitGroup
-	batches  sync.WaitGroup // Pendings not yet settled
+	batches  sync.WaitGroup // batches not yet settled
 
 	mu        sync.Mutex
 	ready     laneQueue // lanes waiting for a worker
@@ -60,6 +67,8 @@ type Client struct {
 	consecFail  atomic.Int64
 	lastFail    atomic.Int32 // a class
 	unreachable atomic.Bool
+
+	recent429 recent429
 }
 
 // Lane states, guarded by Client.mu.
@@ -125,7 +134,7 @@ const (
 )
 
 type job struct {
-	p     *Pending
+	b     *batch
 	idx   int
 	ev    Event
 	state atomic.Uint32
@@ -134,19 +143,20 @@ type job struct {
 	attempts int
 	code     int
 	lastErr  error
-	deadline time.Time
+	deadline time.Time // zero until the first attempt of a retry budget
+	// scoring: the next attempt goes to ev.Score; cleared by a fallback.
+	scoring  bool
+	fallback string
 }
 
-// Pending is a submitted batch whose events are being delivered.
-type Pending struct {
+// batch is the events of one Submit call.
+type batch struct {
 	c         *Client
-	results   []Result
 	jobs      []job
 	remaining atomic.Int64
-	done      chan struct{}
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
-	notify    func(i int, r Result)
+	settled   func(i int, r Result)
 	// stops unregister the batch's context.AfterFuncs. The functions
 	// registered can run, and settle the whole batch, before Submit has
 	// stored the stops: stopMu makes the last settle wait for them.
@@ -154,22 +164,11 @@ type Pending struct {
 	stops  [2]func() bool
 }
 
-// Done is closed once every event of the batch is settled.
-func (p *Pending) Done() <-chan struct{} { return p.done }
-
-// Wait blocks until every event is settled and returns one Result per
-// event, in the order submitted. Cancellation of the Submit context settles
-// the remaining events as Canceled promptly.
-func (p *Pending) Wait() []Result {
-	<-p.done
-	return p.results
-}
-
 // New builds a Client. logger may be nil (no logs); reg may be nil (metrics
 // are kept but not exported); client may be nil, in which case a client
 // with a tuned transport (NewTransport) is used. A given client is copied
-// and set not to follow redirects: a redirect from Castle is a
-// misconfiguration, retried like a 5xx, and never turned into a GET.
+// and set not to follow redirects: a redirect from Castle means the URL is
+// wrong, which holds delivery like a 404, and it is never turned into a GET.
 func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http.Client) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("castle client config: %w", err)
@@ -185,6 +184,14 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 	if err != nil {
 		return nil, fmt.Errorf("castle client metrics: %w", err)
 	}
+	faults := cfg.Faults
+	if faults == nil {
+		b, err := hold.New(logger, reg, hold.Options{})
+		if err != nil {
+			return nil, err
+		}
+		faults = b
+	}
 	if client == nil {
 		client = &http.Client{Transport: NewTransport(cfg.Concurrency)}
 	} else {
@@ -193,22 +200,26 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 	}
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-	basic := base64.StdEncoding.EncodeToString([]byte(":" + cfg.Secret))
 	c := &Client{
-		cfg:      cfg,
-		log:      logger,
-		m:        m,
-		http:     client,
-		endpoint: strings.TrimRight(cfg.URL, "/") + "/v1/log",
-		redactor: newRedactor(cfg.Secret, basic),
-		pacer:    newPacer(cfg.UserRate),
-		epoch:    time.Now(),
-		hdrAuth:  []string{"Basic " + basic},
-		hdrJSON:  []string{"application/json"},
-		hdrUA:    []string{cfg.UserAgent},
-		lanes:    make(map[string]*lane),
-		armed:    make(map[*lane]struct{}),
+		cfg:    cfg,
+		log:    logger,
+		m:      m,
+		send:   newSender(cfg, client),
+		pacer:  newPacer(cfg.UserRate),
+		faults: faults,
+		epoch:  time.Now(),
+		lanes:  make(map[string]*lane),
+		armed:  make(map[*lane]struct{}),
 	}
+	c.gate = newGate(faults, cfg.Retry.Initial, cfg.ProbeMax, func(on bool) {
+		if on {
+			m.throttled.Set(1)
+			logger.Warn("castle throttles the account (429 beyond per-user limits): holding every request until the Retry-After passes")
+		} else {
+			m.throttled.Set(0)
+			logger.Info("castle account throttle over")
+		}
+	})
 	c.wake = sync.NewCond(&c.mu)
 	c.closeCtx, c.closeFn = context.WithCancelCause(context.Background())
 	c.workers.Add(cfg.Concurrency)
@@ -240,60 +251,45 @@ func NewTransport(concurrency int) *http.Transport {
 // now is the monotonic time since the client started.
 func (c *Client) now() time.Duration { return time.Since(c.epoch) }
 
-// Deliver sends every event and returns when each is settled, one Result
-// per event, in the same order. It is Submit followed by Wait.
+// Submit queues events for delivery and returns at once; settled is called
+// with each event's index and result as soon as that event is settled, from
+// the goroutine that settled it, so it must be quick and must not block.
 //
-// Events with the same UserID are sent in the order submitted, also across
-// concurrent calls; different users proceed concurrently, and a user held
-// back by pacing or a retry does not hold back others. Concurrent Deliver
-// calls are ordered by when they enqueue, which is on entry; a caller that
-// needs batch A's events before batch B's must Submit A before B (Deliver
-// from separate goroutines gives no such order).
-func (c *Client) Deliver(ctx context.Context, events []Event) []Result {
-	return c.Submit(ctx, events).Wait()
-}
-
-// Submit enqueues events for delivery and returns at once. Every event
-// with a UserID is queued behind that user's earlier events, from this or
-// any earlier Submit. When ctx ends, events not yet settled are settled
-// Canceled promptly (a request in flight is aborted).
-func (c *Client) Submit(ctx context.Context, events []Event) *Pending {
-	return c.SubmitNotify(ctx, events, nil)
-}
-
-// SubmitNotify is Submit, and also calls settled with each event's index
-// and result as soon as that event is settled, from the goroutine that
-// settled it: settled must be quick and must not block. A caller can thus
-// act on early events without waiting for the whole batch.
-func (c *Client) SubmitNotify(ctx context.Context, events []Event, settled func(i int, r Result)) *Pending {
+// Every event with a UserID is queued behind that user's earlier events,
+// from this or any earlier Submit: a caller that needs batch A's events
+// before batch B's submits A first. Different users proceed concurrently,
+// and a user held back by pacing or a retry does not hold back others.
+// When ctx ends, events not yet settled are settled Canceled promptly (a
+// request in flight is aborted).
+func (c *Client) Submit(ctx context.Context, events []Event, settled func(i int, r Result)) {
 	n := len(events)
-	p := &Pending{c: c, results: make([]Result, n), done: make(chan struct{}), notify: settled}
 	if n == 0 {
-		close(p.done)
-		return p
+		return
 	}
-	p.jobs = make([]job, n)
+	b := &batch{c: c, jobs: make([]job, n), settled: settled}
 	for i := range events {
-		p.jobs[i].p, p.jobs[i].idx, p.jobs[i].ev = p, i, events[i]
+		j := &b.jobs[i]
+		j.b, j.idx, j.ev = b, i, events[i]
+		j.scoring = j.ev.Score != nil
 	}
-	p.remaining.Store(int64(n))
-	p.ctx, p.cancel = context.WithCancelCause(ctx)
+	b.remaining.Store(int64(n))
+	b.ctx, b.cancel = context.WithCancelCause(ctx)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.batches.Add(1)
-	p.stopMu.Lock()
-	p.stops[0] = context.AfterFunc(c.closeCtx, func() { p.cancel(ErrClosed) })
-	p.stops[1] = context.AfterFunc(p.ctx, p.cancelPending)
-	p.stopMu.Unlock()
+	b.stopMu.Lock()
+	b.stops[0] = context.AfterFunc(c.closeCtx, func() { b.cancel(ErrClosed) })
+	b.stops[1] = context.AfterFunc(b.ctx, b.cancelPending)
+	b.stopMu.Unlock()
 	if c.closed {
-		p.cancel(ErrClosed) // settles everything through cancelPending
-		return p
+		b.cancel(ErrClosed) // settles everything through cancelPending
+		return
 	}
 	c.maybeSweep()
 	woken := 0
-	for i := range p.jobs {
-		j := &p.jobs[i]
+	for i := range b.jobs {
+		j := &b.jobs[i]
 		var l *lane
 		if j.ev.UserID == "" {
 			l = &lane{}
@@ -315,16 +311,15 @@ func (c *Client) SubmitNotify(ctx context.Context, events []Event, settled func(
 			c.wake.Signal()
 		}
 	}
-	return p
 }
 
 // cancelPending settles as Canceled every job no worker holds.
-func (p *Pending) cancelPending() {
-	cause := context.Cause(p.ctx)
-	for i := range p.jobs {
-		j := &p.jobs[i]
+func (b *batch) cancelPending() {
+	cause := context.Cause(b.ctx)
+	for i := range b.jobs {
+		j := &b.jobs[i]
 		if j.state.CompareAndSwap(jobPending, jobSettled) {
-			p.c.settle(j, Canceled, j.canceledErr(cause))
+			b.c.settle(j, Canceled, j.canceledErr(cause), nil)
 		}
 	}
 }
@@ -336,21 +331,23 @@ func (j *job) canceledErr(cause error) error {
 	return fmt.Errorf("castle: delivery canceled after %d attempts: %w", j.attempts, cause)
 }
 
-// settle records j's result; the last settled job completes the batch.
-func (c *Client) settle(j *job, s Status, err error) {
-	p := j.p
-	p.results[j.idx] = Result{Status: s, Attempts: j.attempts, Code: j.code, Err: err}
-	c.m.eventCounter(j.ev.Type, s).Inc()
-	if p.notify != nil {
-		p.notify(j.idx, p.results[j.idx])
+// settle reports j's result; the last settled job completes the batch.
+func (c *Client) settle(j *job, s Status, err error, verdict []byte) {
+	b := j.b
+	r := Result{Status: s, Attempts: j.attempts, Code: j.code, Err: err, Verdict: verdict, Fallback: j.fallback}
+	if j.scoring {
+		r.Endpoint = j.ev.Score.Endpoint
 	}
-	if p.remaining.Add(-1) == 0 {
-		p.stopMu.Lock()
-		p.stops[0]()
-		p.stops[1]()
-		p.stopMu.Unlock()
-		p.cancel(context.Canceled)
-		close(p.done)
+	c.m.eventCounter(j.ev.Type, s).Inc()
+	if b.settled != nil {
+		b.settled(j.idx, r)
+	}
+	if b.remaining.Add(-1) == 0 {
+		b.stopMu.Lock()
+		b.stops[0]()
+		b.stops[1]()
+		b.stopMu.Unlock()
+		b.cancel(context.Canceled)
 		c.batches.Done()
 	}
 }
@@ -421,12 +418,15 @@ func (c *Client) serve(l *lane) {
 			j.state.Store(jobPending)
 			// cancelPending runs once, when the batch's context ends; if
 			// that happened while we held the job, settle it here.
-			if ctx := j.p.ctx; ctx.Err() != nil && j.state.CompareAndSwap(jobPending, jobSettled) {
-				c.settle(j, Canceled, j.canceledErr(context.Cause(ctx)))
+			if ctx := j.b.ctx; ctx.Err() != nil && j.state.CompareAndSwap(jobPending, jobSettled) {
+				c.settle(j, Canceled, j.canceledErr(context.Cause(ctx)), nil)
 				continue
 			}
-			c.arm(l, wait)
-			return
+			if wait > 0 {
+				c.arm(l, wait)
+				return
+			}
+			continue // at once: a fallback to /v1/log, or a hold to wait out
 		}
 		c.mu.Lock()
 		l.popFront()
@@ -458,75 +458,185 @@ func (c *Client) arm(l *lane, d time.Duration) {
 	})
 }
 
-// step makes one attempt at delivering j, after pacing. It returns done
-// once j is settled; otherwise how long the lane must wait first.
+// step makes one attempt at delivering j, after the gate and pacing. It
+// returns done once j is settled; otherwise how long the lane must wait
+// before the next attempt (0: try again at once).
 func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
-	ctx := j.p.ctx
+	ctx := j.b.ctx
 	if ctx.Err() != nil {
-		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)))
+		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)), nil)
+		return 0, true
+	}
+	probe, err := c.gate.pass(ctx)
+	if err != nil {
+		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)), nil)
 		return 0, true
 	}
 	paced := c.pacer != nil && l.key != ""
 	if paced {
 		if d := c.pacer.delay(&l.pace, c.now()); d > 0 {
+			c.gate.leave(probe)
 			c.m.paceWaits.Inc()
 			c.m.paceWaited.Add(d.Seconds())
 			return d, false
 		}
 		c.pacer.record(&l.pace, c.now())
 	}
-	if j.attempts == 0 {
+	ep, body := Log, j.ev.Body
+	if j.scoring {
+		if time.Now().After(j.ev.Score.Until) {
+			c.fallBack(j, FallbackTokenAged)
+		} else {
+			ep, body = j.ev.Score.Endpoint, j.ev.Score.Body
+		}
+	}
+	if j.deadline.IsZero() {
 		j.deadline = time.Now().Add(c.cfg.Retry.MaxElapsed)
 	}
 	j.attempts++
 	c.m.inFlight.Inc()
-	o := c.attempt(ctx, j.ev.Body)
+	r := c.send.send(ctx, ep, body, ep != Log)
 	c.m.inFlight.Dec()
 
-	c.m.reqBy[o.class].Inc()
-	c.m.latBy[o.class].Observe(o.latency.Seconds())
-	c.noteReachability(o)
-	if o.code != 0 {
-		j.code = o.code
+	d := classify(ep, r.code, r.apiType, r.err, r.canceled, r.timedOut)
+	c.m.reqBy[d.class].Inc()
+	c.m.latBy[d.class].Observe(r.latency.Seconds())
+	c.noteReachability(d.class)
+	if r.code != 0 {
+		j.code = r.code
 	}
-	if paced && o.exhaustedFor > 0 {
+	if paced && r.hints.exhaustedFor > 0 {
 		// Castle says this user's budget is spent: hold the user until
 		// the window resets, whatever our own count says.
-		l.pace.notBefore = max(l.pace.notBefore, c.now()+min(o.exhaustedFor, c.cfg.Retry.Max))
+		l.pace.notBefore = max(l.pace.notBefore, c.now()+min(r.hints.exhaustedFor, c.cfg.Retry.Max))
 	}
-	switch {
-	case o.class == class2xx:
-		c.finish(j, Delivered, nil)
+	switch d.act {
+	case actDeliver:
+		c.gate.ok(probe, true)
+		c.finish(j, Delivered, nil, r.body)
 		return 0, true
-	case o.class == classCanceled:
-		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)))
+	case actCancel:
+		c.gate.leave(probe)
+		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)), nil)
 		return 0, true
-	case o.cause == classNone:
-		c.finish(j, Rejected, o.err)
+	case actReject:
+		c.gate.ok(probe, false)
+		c.finish(j, Rejected, c.send.apiError(r), nil)
 		return 0, true
+	case actFallback:
+		c.gate.ok(probe, false)
+		c.fallBack(j, FallbackTokenRefused)
+		return 0, false
+	case actHold:
+		j.lastErr = c.failure(r)
+		j.deadline = time.Time{} // a hold does not spend the retry budget
+		c.gate.hold(probe, d.hold, c.holdMessage(d.hold, ep, r))
+		return 0, false
 	}
-	j.lastErr = o.err
+	// actRetry
+	j.lastErr = c.failure(r)
+	wait := c.backoff(j.attempts)
+	if r.hints.has {
+		wait = max(wait, r.hints.retryAfter)
+	}
 	now := time.Now()
+	wait = min(wait, c.cfg.Retry.Max)
+	if d.class == class429 && c.accountWide429(l, r.hints) {
+		c.gate.throttle(probe, wait)
+	} else {
+		c.gate.ok(probe, false)
+	}
 	if !now.Before(j.deadline) {
 		c.finish(j, RetriesExhausted, fmt.Errorf("castle: gave up after %d attempts in %s: %w",
-			j.attempts, c.cfg.Retry.MaxElapsed, o.err))
+			j.attempts, c.cfg.Retry.MaxElapsed, j.lastErr), nil)
 		return 0, true
 	}
-	wait := c.backoff(j.attempts)
-	if o.hasRetryAfter {
-		wait = max(wait, o.retryAfter)
-	}
-	wait = min(wait, c.cfg.Retry.Max, j.deadline.Sub(now))
-	c.m.retryBy[o.cause].Inc()
+	wait = min(wait, j.deadline.Sub(now))
+	c.m.retryBy[d.cause].Inc()
 	c.log.Debug("castle request failed, will retry",
-		zap.String("cause", o.cause.String()), zap.Int("code", o.code), zap.Int("attempt", j.attempts),
-		zap.Duration("wait", wait), zap.Error(o.err))
+		zap.String("cause", d.cause.String()), zap.Int("code", r.code), zap.Int("attempt", j.attempts),
+		zap.Duration("wait", wait), zap.Error(j.lastErr))
 	return wait, false
 }
 
-func (c *Client) finish(j *job, s Status, err error) {
+// failure is the error an unsuccessful answer stands for.
+func (c *Client) failure(r response) error {
+	if r.err != nil {
+		return r.err
+	}
+	return c.send.apiError(r)
+}
+
+// fallBack sends j to /v1/log from now on.
+func (c *Client) fallBack(j *job, reason string) {
+	j.scoring, j.fallback = false, reason
+	c.m.fallbacks.WithLabelValues(reason).Inc()
+}
+
+// holdMessage says what a systemic fault means and which setting to fix.
+// It never contains the secret (the sender redacts transport errors).
+func (c *Client) holdMessage(class string, ep Endpoint, r response) string {
+	switch class {
+	case hold.Auth:
+		return fmt.Sprintf("CASTLE_API_SECRET was refused by Castle (%d %s on %s)", r.code, r.apiType, ep.Path())
+	case hold.TLS:
+		return fmt.Sprintf("TLS with CASTLE_API_URL %s failed: %v", c.send.base, r.err)
+	default:
+		if r.code >= 300 && r.code < 400 {
+			return fmt.Sprintf("CASTLE_API_URL %s is redirected (%d on %s): use the URL Castle serves", c.send.base, r.code, ep.Path())
+		}
+		return fmt.Sprintf("CASTLE_API_URL %s has no Castle API (%d %s on %s%s)", c.send.base, r.code, r.apiType, c.send.base, ep.Path())
+	}
+}
+
+// accountWide429 reports whether a 429 for lane l throttles the whole
+// account rather than this user: the event names no user, or Castle did
+// not say the user's budget is spent while our own pacing counts the user
+// well within Castle's limits, or several users got 429s within a second.
+func (c *Client) accountWide429(l *lane, h hints) bool {
+	if l.key == "" || c.pacer == nil || h.remaining > 0 {
+		return true
+	}
+	if h.remaining < 0 && !c.pacer.nearLimit(&l.pace, c.now()) {
+		return true
+	}
+	return c.recent429.add(l.key, c.now()) >= accountWideUsers
+}
+
+// accountWideUsers is how many distinct users answered 429 within
+// recent429Window make a 429 account-wide.
+const (
+	accountWideUsers = 3
+	recent429Window  = time.Second
+)
+
+// recent429 remembers the users of the last per-user 429s.
+type recent429 struct {
+	mu   sync.Mutex
+	at   [accountWideUsers * 2]time.Duration
+	user [accountWideUsers * 2]string
+	next int
+}
+
+// add notes a 429 for user at now and returns how many distinct users got
+// one within the window.
+func (r *recent429) add(user string, now time.Duration) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.at[r.next], r.user[r.next] = now, user
+	r.next = (r.next + 1) % len(r.at)
+	seen := make(map[string]struct{}, len(r.at))
+	for i := range r.at {
+		if r.user[i] != "" && now-r.at[i] <= recent429Window {
+			seen[r.user[i]] = struct{}{}
+		}
+	}
+	return len(seen)
+}
+
+func (c *Client) finish(j *job, s Status, err error, verdict []byte) {
 	j.state.Store(jobSettled)
-	c.settle(j, s, err)
+	c.settle(j, s, err, verdict)
 }
 
 // backoff is the jittered wait before retry n (n >= 1).
@@ -545,15 +655,15 @@ func (c *Client) backoff(n int) time.Duration {
 
 // noteReachability tracks consecutive attempts that failed at the
 // transport level or with 5xx (or another unexpected status).
-func (c *Client) noteReachability(o outcome) {
-	switch o.class {
+func (c *Client) noteReachability(cl class) {
+	switch cl {
 	case classCanceled:
 		return
 	case classTimeout, classConnError, class5xx, classOther:
 		n := c.consecFail.Add(1)
-		c.lastFail.Store(int32(o.class))
+		c.lastFail.Store(int32(cl))
 		if n >= int64(c.cfg.UnreachableAfter) && c.unreachable.CompareAndSwap(false, true) {
-			c.log.Warn("castle api looks unreachable", zap.Int64("consecutive_failures", n), zap.String("last", o.class.String()))
+			c.log.Warn("castle api looks unreachable", zap.Int64("consecutive_failures", n), zap.String("last", cl.String()))
 		}
 	default:
 		if c.consecFail.Load() != 0 {
@@ -577,7 +687,7 @@ func (c *Client) Reachable() error {
 }
 
 // Close settles every unsettled event as Canceled (cause ErrClosed), stops
-// the workers and timers, waits until every Pending is done, and closes
+// the workers and timers, waits until every batch is settled, and closes
 // idle connections. Later Submits settle their events Canceled at once.
 // Close is idempotent.
 func (c *Client) Close() {
@@ -597,5 +707,5 @@ func (c *Client) Close() {
 	c.closeFn(ErrClosed)
 	c.workers.Wait()
 	c.batches.Wait()
-	c.http.CloseIdleConnections()
+	c.send.http.CloseIdleConnections()
 }

@@ -16,12 +16,14 @@ const (
 	DefaultTimeout          = 5 * time.Second
 	DefaultMaxErrorBody     = 64 << 10
 	DefaultUnreachableAfter = 3
+	DefaultProbeMax         = 30 * time.Second
 )
 
 // Config configures a Client. Zero-valued fields take the defaults listed on
 // each field.
 type Config struct {
-	// URL is the API base URL; requests go to URL + "/v1/log".
+	// URL is the API base URL; requests go to URL + "/v1/log" (or
+	// "/v1/risk", "/v1/filter").
 	// Default DefaultURL. It must not carry credentials.
 	URL string
 	// Secret is the API secret, sent as the HTTP Basic auth password with
@@ -48,6 +50,14 @@ type Config struct {
 	// transport level or with 5xx before Reachable reports an error.
 	// Default 3.
 	UnreachableAfter int
+	// ProbeMax caps the wait between probe requests while delivery is held
+	// by a systemic fault (a refused secret, a wrong URL, a TLS failure).
+	// Probes start after Retry.Initial and double up to it. Default 30 s.
+	ProbeMax time.Duration
+	// Faults is told about systemic faults (a hold.Board, which also
+	// serves /readyz). Nil: the client keeps its own, registered on its
+	// registry.
+	Faults Faults
 }
 
 // RetryPolicy is the retry schedule, as data.
@@ -180,6 +190,9 @@ func (c Config) withDefaults() Config {
 	if c.UnreachableAfter == 0 {
 		c.UnreachableAfter = DefaultUnreachableAfter
 	}
+	if c.ProbeMax == 0 {
+		c.ProbeMax = DefaultProbeMax
+	}
 	return c
 }
 
@@ -218,6 +231,9 @@ func (c Config) Validate() error {
 	}
 	if c.UnreachableAfter < 1 {
 		return errors.New("unreachable after must be >= 1")
+	}
+	if c.ProbeMax < 0 {
+		return errors.New("probe max must be > 0")
 	}
 	if err := c.Retry.Validate(); err != nil {
 		return err

@@ -3,11 +3,38 @@ package destination
 import (
 	"fmt"
 	"strconv"
+	"time"
 )
 
-// Event is one Castle POST /v1/log request.
+// Endpoint is one of Castle's event APIs.
+type Endpoint uint8
+
+// The endpoints.
+const (
+	Log    Endpoint = iota // POST /v1/log: recorded, no verdict
+	Risk                   // POST /v1/risk: scored, a user is known; answers a verdict
+	Filter                 // POST /v1/filter: scored, before or without a user; answers a verdict
+)
+
+// String returns "log", "risk" or "filter".
+func (e Endpoint) String() string {
+	switch e {
+	case Risk:
+		return "risk"
+	case Filter:
+		return "filter"
+	default:
+		return "log"
+	}
+}
+
+// Path returns the endpoint's path under the API base URL.
+func (e Endpoint) Path() string { return "/v1/" + e.String() }
+
+// Event is one Castle event to deliver: a /v1/log request, and optionally
+// a scoring request tried first.
 type Event struct {
-	// Body is the JSON body, ready to send. The client treats it as
+	// Body is the /v1/log JSON body, ready to send. The client treats it as
 	// read-only and may send it more than once (retries).
 	Body []byte
 	// UserID is the Castle user.id: the per-user pacing and ordering key.
@@ -17,7 +44,27 @@ type Event struct {
 	// "track"). The client keeps at most maxTypeLabels distinct values and
 	// folds the rest into "other".
 	Type string
+	// Score, when set, asks for a verdict: the event goes to Score.Endpoint
+	// first, and to /v1/log with Body only if Castle refuses its request
+	// token or the token ages out before it can be sent.
+	Score *Score
 }
+
+// Score is a scoring request (Castle's Risk or Filter API).
+type Score struct {
+	Endpoint Endpoint // Risk or Filter
+	Body     []byte
+	// Until is the last moment the request is sent for scoring: its
+	// request token must still be fresh at Castle. Past it the event falls
+	// back to /v1/log (fallback reason "token_aged").
+	Until time.Time
+}
+
+// Fallback reasons: why a scoring request went to /v1/log instead.
+const (
+	FallbackTokenRefused = "token_refused" // Castle answered 422 invalid_request_token
+	FallbackTokenAged    = "token_aged"    // the token aged past Score.Until while waiting or retrying
+)
 
 // Status is how an event was settled.
 type Status uint8
@@ -26,8 +73,9 @@ type Status uint8
 const (
 	// Delivered: Castle answered 2xx.
 	Delivered Status = iota + 1
-	// Rejected: Castle answered a 4xx other than 408 and 429; retrying
-	// cannot help. Dead-letter reason "rejected".
+	// Rejected: Castle answered a 4xx that says the event itself is at
+	// fault (not 401, 403, 404, 408 or 429); retrying cannot help.
+	// Dead-letter reason "rejected".
 	Rejected
 	// RetriesExhausted: retryable failures (429, 5xx, 408, timeouts,
 	// connection errors) went on past the retry budget. Dead-letter reason
@@ -68,6 +116,14 @@ type Result struct {
 	// failure (an *APIError or a transport error). For Canceled it wraps
 	// the context's error. It never contains the API secret.
 	Err error
+	// Endpoint is where the event was last sent: Log, or the scoring
+	// endpoint of Event.Score unless it fell back.
+	Endpoint Endpoint
+	// Verdict is the body of a Delivered scoring answer (nil otherwise,
+	// and nil when the body could not be read).
+	Verdict []byte
+	// Fallback is why a scored event went to /v1/log ("" if it did not).
+	Fallback string
 }
 
 // APIError is a non-2xx answer from Castle, with its JSON error body.

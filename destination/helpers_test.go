@@ -1,10 +1,13 @@
 package destination_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,3 +188,51 @@ func sumCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// pending collects the results of one Submit.
+type pending struct {
+	mu   sync.Mutex
+	res  []destination.Result
+	left atomic.Int64
+	done chan struct{}
+}
+
+// submit submits events and returns a pending whose Wait returns their
+// results, in order, once all are settled.
+func submit(c *destination.Client, ctx context.Context, events []destination.Event) *pending {
+	p := &pending{res: make([]destination.Result, len(events)), done: make(chan struct{})}
+	p.left.Store(int64(len(events)))
+	if len(events) == 0 {
+		close(p.done)
+		return p
+	}
+	c.Submit(ctx, events, func(i int, r destination.Result) {
+		p.mu.Lock()
+		p.res[i] = r
+		p.mu.Unlock()
+		if p.left.Add(-1) == 0 {
+			close(p.done)
+		}
+	})
+	return p
+}
+
+func (p *pending) Wait() []destination.Result {
+	<-p.done
+	return p.snapshot()
+}
+
+// snapshot returns the results so far (zero Status: not settled yet).
+func (p *pending) snapshot() []destination.Result {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]destination.Result(nil), p.res...)
+}
+
+// deliver submits events and waits for their results.
+func deliver(c *destination.Client, ctx context.Context, events []destination.Event) []destination.Result {
+	return submit(c, ctx, events).Wait()
+}
+
+// Done is closed once every event is settled.
+func (p *pending) Done() <-chan struct{} { return p.done }

@@ -31,7 +31,7 @@ func TestOrderPerUser(t *testing.T) {
 
 	const users, perUser, batches = 20, 30, 3
 	var want = make(map[string][]int)
-	var pend []*destination.Pending
+	var pend []*pending
 	seq := 0
 	for range batches {
 		var evs []destination.Event
@@ -43,7 +43,7 @@ func TestOrderPerUser(t *testing.T) {
 				seq++
 			}
 		}
-		pend = append(pend, e.c.Submit(context.Background(), evs)) // submitted in order
+		pend = append(pend, submit(e.c, context.Background(), evs)) // submitted in order
 	}
 	var wg sync.WaitGroup
 	for _, p := range pend { // waited for concurrently
@@ -89,7 +89,7 @@ func TestConcurrentDeliverCallsKeepUserOrder(t *testing.T) {
 			for i := range 50 {
 				evs = append(evs, event("shared", g*1000+i))
 			}
-			for _, r := range e.c.Deliver(context.Background(), evs) {
+			for _, r := range deliver(e.c, context.Background(), evs) {
 				if r.Status != destination.Delivered {
 					t.Errorf("%v", r.Status)
 				}
@@ -114,7 +114,7 @@ func TestConcurrentDeliverCallsKeepUserOrder(t *testing.T) {
 func TestConnectionResetRetried(t *testing.T) {
 	e := startLoopback(t, castleserver.Config{}, destination.Config{Retry: fastRetry})
 	e.srv.FailNext(2, castleserver.Reset())
-	r := e.c.Deliver(context.Background(), []destination.Event{event("u", 1)})[0]
+	r := deliver(e.c, context.Background(), []destination.Event{event("u", 1)})[0]
 	if r.Status != destination.Delivered || r.Attempts != 3 {
 		t.Fatalf("got %v after %d attempts (%v)", r.Status, r.Attempts, r.Err)
 	}
@@ -137,7 +137,7 @@ func TestConnectionRefused(t *testing.T) {
 	p.MaxElapsed = 50 * time.Millisecond
 	c, reg, _ := newClient(t, destination.Config{URL: url, Retry: p}, nil)
 	defer c.Close()
-	r := c.Deliver(context.Background(), []destination.Event{event("u", 1)})[0]
+	r := deliver(c, context.Background(), []destination.Event{event("u", 1)})[0]
 	if r.Status != destination.RetriesExhausted || r.Code != 0 || r.Attempts < 2 {
 		t.Fatalf("got %v code=%d attempts=%d", r.Status, r.Code, r.Attempts)
 	}
@@ -206,7 +206,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		p := fastRetry
 		p.MaxElapsed = 30 * time.Millisecond
 		c, reg, obs := newClient(t, destination.Config{URL: url, Retry: p, Timeout: timeout}, nil)
-		for _, r := range c.Deliver(context.Background(), evs) {
+		for _, r := range deliver(c, context.Background(), evs) {
 			if r.Err == nil {
 				t.Errorf("%s: no error", url)
 				continue

@@ -43,6 +43,8 @@ const maxTypeLabels = 16
 //	castle_destination_castle_requests_in_flight          HTTP requests in flight
 //	castle_destination_castle_pacing_waits_total          times a user's event waited for the per-user rate limit
 //	castle_destination_castle_pacing_wait_seconds_total   total time spent in those waits
+//	castle_destination_castle_throttled                   1 while an account-wide 429 holds every request
+//	castle_destination_scoring_fallbacks_total{reason}    scored events sent to /v1/log instead: token_refused, token_aged
 type metrics struct {
 	requests   *prometheus.CounterVec
 	retries    *prometheus.CounterVec
@@ -51,6 +53,8 @@ type metrics struct {
 	inFlight   prometheus.Gauge
 	paceWaits  prometheus.Counter
 	paceWaited prometheus.Counter
+	throttled  prometheus.Gauge
+	fallbacks  *prometheus.CounterVec
 
 	// Series resolved once, so the hot path does no label hashing.
 	reqBy   [numClasses]prometheus.Counter
@@ -96,9 +100,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "pacing_wait_seconds_total",
 			Help: "Total time events waited for their user's rate limit.",
 		}),
+		throttled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "throttled",
+			Help: "1 while Castle throttles the account (429s beyond per-user limits) and every request waits.",
+		}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "scoring_fallbacks_total",
+			Help: "Events meant for scoring sent to /v1/log instead: token_refused (Castle refused the request token), token_aged (it aged out before it could be sent).",
+		}, []string{"reason"}),
 		types: make(map[string]*[numStatuses]prometheus.Counter),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.paceWaits, m.paceWaited} {
+	for _, r := range []string{FallbackTokenRefused, FallbackTokenAged} {
+		m.fallbacks.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.paceWaits, m.paceWaited, m.throttled, m.fallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

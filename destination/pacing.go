@@ -64,3 +64,21 @@ func (p *pacer) record(s *userPace, now time.Duration) {
 func (p *pacer) idle(s *userPace, now time.Duration) bool {
 	return (s.count == 0 || now-s.last >= p.maxPer) && now >= s.notBefore
 }
+
+// nearLimit reports whether s has used all but at most one request of any
+// window at now: a 429 then may well be Castle's per-user limit.
+func (p *pacer) nearLimit(s *userPace, now time.Duration) bool {
+	for _, w := range p.windows {
+		n := 0
+		for i := 0; i < s.count; i++ {
+			k := (s.head - 1 - i + len(s.sent)) % len(s.sent)
+			if now-s.sent[k] < w.Per {
+				n++
+			}
+		}
+		if n >= w.Requests-1 {
+			return true
+		}
+	}
+	return false
+}

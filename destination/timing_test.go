@@ -21,7 +21,7 @@ var noJitter = destination.RetryPolicy{
 
 func deliverOne(t *testing.T, c *destination.Client, ev destination.Event) destination.Result {
 	t.Helper()
-	res := c.Deliver(context.Background(), []destination.Event{ev})
+	res := deliver(c, context.Background(), []destination.Event{ev})
 	if len(res) != 1 {
 		t.Fatalf("got %d results", len(res))
 	}
@@ -106,7 +106,7 @@ func TestDefaultPolicyRidesOutThirtySecondOutage(t *testing.T) {
 		e := startMemServer(t, castleserver.Config{}, destination.Config{})
 		defer e.stop()
 		e.srv.StartOutage(castleserver.Status(503))
-		p := e.c.Submit(context.Background(), []destination.Event{event("u", 1), event("", 2), event("v", 3)})
+		p := submit(e.c, context.Background(), []destination.Event{event("u", 1), event("", 2), event("v", 3)})
 		time.Sleep(30 * time.Second)
 		e.srv.EndOutage()
 		start := time.Now()
@@ -194,7 +194,7 @@ func TestRateLimitHeadersInformPacing(t *testing.T) {
 		defer e.stop()
 		start := time.Now()
 		evs := []destination.Event{event("u", 1), event("u", 2), event("u", 3), event("u", 4)}
-		for i, r := range e.c.Deliver(context.Background(), evs) {
+		for i, r := range deliver(e.c, context.Background(), evs) {
 			if r.Status != destination.Delivered || r.Attempts != 1 {
 				t.Errorf("event %d: %v after %d attempts", i, r.Status, r.Attempts)
 			}
@@ -253,7 +253,7 @@ func TestConcurrencyBound(t *testing.T) {
 			evs[i] = event("", i)
 		}
 		start := time.Now()
-		for i, r := range e.c.Deliver(context.Background(), evs) {
+		for i, r := range deliver(e.c, context.Background(), evs) {
 			if r.Status != destination.Delivered {
 				t.Errorf("event %d: %v", i, r.Status)
 			}
@@ -275,7 +275,7 @@ func TestCancelMidRetry(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		res := e.c.Deliver(ctx, []destination.Event{event("u", 1), event("", 2)})
+		res := deliver(e.c, ctx, []destination.Event{event("u", 1), event("", 2)})
 		if got := time.Since(start); got != 1500*time.Millisecond {
 			t.Errorf("Deliver returned after %v, want 1.5s", got)
 		}
@@ -301,7 +301,7 @@ func TestCancelInFlight(t *testing.T) {
 		defer e.stop()
 		e.srv.FailNext(1, castleserver.Hang())
 		ctx, cancel := context.WithCancel(context.Background())
-		p := e.c.Submit(ctx, []destination.Event{event("u", 1)})
+		p := submit(e.c, ctx, []destination.Event{event("u", 1)})
 		time.Sleep(time.Second)
 		cancel()
 		r := p.Wait()[0]
@@ -321,9 +321,9 @@ func TestCancelQueuedBehindRetry(t *testing.T) {
 		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
 		defer e.stop()
 		e.srv.StartOutage(castleserver.Status(503))
-		a := e.c.Submit(context.Background(), []destination.Event{event("u", 1)})
+		a := submit(e.c, context.Background(), []destination.Event{event("u", 1)})
 		ctx, cancel := context.WithCancel(context.Background())
-		b := e.c.Submit(ctx, []destination.Event{event("u", 2), event("w", 3)})
+		b := submit(e.c, ctx, []destination.Event{event("u", 2), event("w", 3)})
 		time.Sleep(time.Second)
 		start := time.Now()
 		cancel()
@@ -359,7 +359,7 @@ func TestCloseCancelsPending(t *testing.T) {
 		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
 		defer e.stop()
 		e.srv.StartOutage(castleserver.Status(503))
-		p := e.c.Submit(context.Background(), []destination.Event{event("u", 1), event("u", 2), event("", 3)})
+		p := submit(e.c, context.Background(), []destination.Event{event("u", 1), event("u", 2), event("", 3)})
 		time.Sleep(time.Second)
 		e.c.Close()
 		for i, r := range p.Wait() {
@@ -367,7 +367,7 @@ func TestCloseCancelsPending(t *testing.T) {
 				t.Errorf("event %d: %v %v, want canceled by ErrClosed", i, r.Status, r.Err)
 			}
 		}
-		r := e.c.Deliver(context.Background(), []destination.Event{event("u", 4)})
+		r := deliver(e.c, context.Background(), []destination.Event{event("u", 4)})
 		if r[0].Status != destination.Canceled || !errors.Is(r[0].Err, destination.ErrClosed) {
 			t.Errorf("after Close: %v %v", r[0].Status, r[0].Err)
 		}
@@ -379,7 +379,7 @@ func TestCloseCancelsPending(t *testing.T) {
 // within Castle's limits: each delivered at its first attempt, no 429s.
 func deliverFirstTry(t *testing.T, e *env, evs []destination.Event) {
 	t.Helper()
-	for i, r := range e.c.Deliver(context.Background(), evs) {
+	for i, r := range deliver(e.c, context.Background(), evs) {
 		if r.Status != destination.Delivered || r.Attempts != 1 {
 			t.Errorf("event %d: %v after %d attempts", i, r.Status, r.Attempts)
 		}
@@ -440,14 +440,14 @@ func TestSubmitSettledAtOnce(t *testing.T) {
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
 	for i := range 2000 {
-		r := e.c.Deliver(done, []destination.Event{event("u", i)})
+		r := deliver(e.c, done, []destination.Event{event("u", i)})
 		if r[0].Status != destination.Canceled {
 			t.Fatalf("submit %d with a done context: %v %v", i, r[0].Status, r[0].Err)
 		}
 	}
 	e.c.Close()
 	for i := range 2000 {
-		r := e.c.Deliver(context.Background(), []destination.Event{event("u", i)})
+		r := deliver(e.c, context.Background(), []destination.Event{event("u", i)})
 		if r[0].Status != destination.Canceled || !errors.Is(r[0].Err, destination.ErrClosed) {
 			t.Fatalf("submit %d after Close: %v %v", i, r[0].Status, r[0].Err)
 		}

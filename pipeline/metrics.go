@@ -11,15 +11,15 @@ import (
 // metrics are the pipeline's Prometheus series. Label values are bounded:
 // Segment types (page, track) and mapping or delivery reasons.
 type metrics struct {
-	consumed         prometheus.Counter
-	forwarded        *prometheus.CounterVec
-	dropped          *prometheus.CounterVec
-	deadLetters      *prometheus.CounterVec
-	identified       prometheus.Counter
-	canceled         prometheus.Counter
-	deadLetterErrors prometheus.Counter
-	batchSize        prometheus.Histogram
-	inFlight         prometheus.Gauge
+	consumed    prometheus.Counter
+	forwarded   *prometheus.CounterVec
+	dropped     *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+	identified  prometheus.Counter
+	canceled    prometheus.Counter
+	abandoned   *prometheus.CounterVec
+	batchSize   prometheus.Histogram
+	inFlight    prometheus.Gauge
 }
 
 const namespace = "castle_destination"
@@ -38,8 +38,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "messages_identified_total", Help: "Identify messages absorbed into the per-user cache."}),
 		canceled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 			Name: "events_canceled_total", Help: "Events neither delivered nor dead-lettered because work was canceled (shutdown, rebalance); their records are offered again."}),
-		deadLetterErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
-			Name: "dead_letter_write_errors_total", Help: "Failed attempts to write dead letters (retried)."}),
+		abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+			Name: "records_abandoned_total", Help: "Records given back unsettled, to be read again, by reason: canceled (shutdown, rebalance), dead_letter_not_written."}, []string{"reason"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
 			Name: "batch_size", Help: "Messages per delivery batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace,
@@ -59,8 +59,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"rejected", "retries_exhausted"} {
 		m.deadLetters.WithLabelValues(r)
 	}
+	for _, r := range []string{"canceled", "dead_letter_not_written"} {
+		m.abandoned.WithLabelValues(r)
+	}
 	for _, c := range []prometheus.Collector{m.consumed, m.forwarded, m.dropped, m.deadLetters, m.identified,
-		m.canceled, m.deadLetterErrors, m.batchSize, m.inFlight} {
+		m.canceled, m.abandoned, m.batchSize, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("register pipeline metrics"), err)
 		}

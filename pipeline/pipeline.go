@@ -1,20 +1,26 @@
 // Package pipeline joins the parts of castle-destination: records come in
 // (from Kafka or from archive files), the mapping turns each into Castle
-// events or a drop or dead-letter decision, events are batched and delivered,
-// failures become dead letters, and every record is acknowledged once all
-// of its messages are settled — never before. The record's source decides
-// what an acknowledgement means (a Kafka offset that may be committed, a
-// checkpoint that may advance).
+// events or a drop or dead-letter decision, events are batched and handed
+// to the deliverer, failures become dead letters as soon as they fail, and
+// every record is acknowledged once all of its messages are settled —
+// never before. The record's source decides what an acknowledgement means
+// (a Kafka offset that may be committed, a checkpoint that may advance).
+//
+// A record is acknowledged with nil once each of its messages is
+// delivered, dropped or dead-lettered, and with an error when it is
+// abandoned (the run was canceled before it settled): its source must then
+// offer it again. Abandoned records are counted by reason.
 //
 // It owns no Kafka or HTTP code: it is given a Mapper, a Deliverer and a
-// dead-letter Sink.
+// dead-letter Sink. A dead-letter sink that fails holds: the letters wait,
+// unacknowledged, and are retried at a capped backoff while the fault is
+// reported (Config.Faults) until the sink accepts them.
 package pipeline
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -25,12 +31,32 @@ import (
 
 	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/hold"
 	"github.com/castle-destination/castle-destination/mapping"
 )
 
-// Acker is told once that every message of a record is settled: delivered,
-// dropped or dead-lettered.
-type Acker interface{ Ack() }
+// Acker is told once what became of a record: nil when every message of it
+// is settled (delivered, dropped or dead-lettered), an error when the
+// record was abandoned and must be offered again.
+type Acker interface{ Ack(err error) }
+
+// Why a record is abandoned: the errors an Acker receives.
+var (
+	// ErrCanceled: the run ended (shutdown, rebalance) before every
+	// message of the record was settled.
+	ErrCanceled = errors.New("pipeline: canceled before the record was settled")
+	// ErrDeadLetterNotWritten: a dead letter of the record could not be
+	// written before the run ended.
+	ErrDeadLetterNotWritten = errors.New("pipeline: dead letter not written before the run ended")
+)
+
+// abandonReason is the bounded metric label of an abandon error.
+func abandonReason(err error) string {
+	if errors.Is(err, ErrDeadLetterNotWritten) {
+		return "dead_letter_not_written"
+	}
+	return "canceled"
+}
 
 // Record is one input unit: a Kafka message or one line or file of an
 // archive. It holds one Segment message or a batch envelope of several.
@@ -48,45 +74,52 @@ type Mapper interface {
 	Map(dst []mapping.Result, raw []byte, now time.Time) []mapping.Result
 }
 
-// Deliverer sends events to Castle and settles each (destination.Client).
-// Submit must queue a user's events behind that user's earlier submitted
-// events: the pipeline submits batches in input order, from one goroutine,
-// and relies on it for per-user ordering.
+// Deliverer sends events to Castle and settles each (destination.Client):
+// settled is called once per event, as soon as it is settled, and must not
+// block. Submit must queue a user's events behind that user's earlier
+// submitted events: the pipeline submits batches in input order, from one
+// goroutine, and relies on it for per-user ordering.
 type Deliverer interface {
-	// Submit queues events and returns at once; settled is called for each
-	// event as soon as it is settled (quick, non-blocking), and Wait
-	// returns once all are.
-	Submit(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result)) Pending
+	Submit(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result))
 }
 
-// Pending is a submitted batch; Wait returns one result per event, in
-// order, once all are settled.
-type Pending interface{ Wait() []destination.Result }
+// DeliverFunc adapts a function to a Deliverer.
+type DeliverFunc func(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result))
 
-// Castle adapts a destination client to a Deliverer.
-func Castle(c *destination.Client) Deliverer { return castle{c} }
-
-type castle struct{ c *destination.Client }
-
-func (c castle) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) Pending {
-	return c.c.SubmitNotify(ctx, events, settled)
+// Submit calls f.
+func (f DeliverFunc) Submit(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result)) {
+	f(ctx, events, settled)
 }
 
 // Forgetter forgets a messageId the mapping recorded as forwarded when its
 // event was not delivered after all (mapping.Dedupe).
 type Forgetter interface{ Forget(messageID string) }
 
+// Faults is told when writing dead letters holds and when it works again
+// (hold.Board).
+type Faults interface {
+	Raise(class, msg string)
+	Clear(class string)
+}
+
 // Config tunes a pipeline.
 type Config struct {
-	Batch destination.BatchPolicy
+	Batch BatchPolicy
 	// MaxInFlightEvents bounds the events being delivered at once (default
-	// 20,000); when reached, batching waits and input backs up.
+	// 20,000); when reached, batching waits and input backs up. A batch
+	// holds at most this many events.
 	MaxInFlightEvents int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// DeadLetterRetry is the pause between attempts to write dead letters
-	// when the sink fails (default 1 s). Records wait, unacknowledged.
+	// DeadLetterRetry is the first pause before writing dead letters again
+	// when the sink fails (default 1 s); it doubles up to 30 s. Their
+	// records wait, unacknowledged.
 	DeadLetterRetry time.Duration
+	// DeadLetterTarget names the sink in the hold message ("DLQ_TOPIC
+	// \"segment-dlq\""); default "the dead-letter sink".
+	DeadLetterTarget string
+	// Faults is told when dead letters cannot be written (nil: nobody).
+	Faults Faults
 	// MapWorkers is how many goroutines map records (default GOMAXPROCS).
 	// Consecutive records are mapped in chunks by one worker; chunks are
 	// batched and delivered in input order.
@@ -100,18 +133,20 @@ type Config struct {
 // DropOutsideWindow is the drop reason of messages Config.Keep refused.
 const DropOutsideWindow = "outside_time_window"
 
+// maxRetryPause caps the pause between attempts at writing dead letters.
+const maxRetryPause = 30 * time.Second
+
 // Pipeline moves records from input to Castle. Create with New, start with
 // Run.
 type Pipeline struct {
 	cfg     Config
 	mapper  Mapper
 	deliver Deliverer
-	dlq     deadletter.Sink
 	seen    Forgetter
 	log     *zap.Logger
 	m       *metrics
+	letters *outbox[deadletter.Letter]
 	sem     chan struct{}
-	wg      sync.WaitGroup
 }
 
 // New returns a pipeline. seen may be nil when no dedupe window is used.
@@ -119,6 +154,8 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, seen Forgetter,
 	if cfg.MaxInFlightEvents <= 0 {
 		cfg.MaxInFlightEvents = 20_000
 	}
+	cfg.Batch = cfg.Batch.withDefaults()
+	cfg.Batch.Count = min(cfg.Batch.Count, cfg.MaxInFlightEvents)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -128,36 +165,58 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, seen Forgetter,
 	if cfg.DeadLetterRetry <= 0 {
 		cfg.DeadLetterRetry = time.Second
 	}
+	if cfg.DeadLetterTarget == "" {
+		cfg.DeadLetterTarget = "the dead-letter sink"
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
 	met, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{
-		cfg: cfg, mapper: m, deliver: d, dlq: dlq, seen: seen, log: logger, m: met,
+	p := &Pipeline{
+		cfg: cfg, mapper: m, deliver: d, seen: seen, log: logger, m: met,
 		sem: make(chan struct{}, cfg.MaxInFlightEvents),
-	}, nil
+	}
+	if dlq != nil {
+		p.letters = &outbox[deadletter.Letter]{
+			write: dlq.Write, class: hold.DeadLetterTopic, what: "dead letters", target: cfg.DeadLetterTarget,
+			faults: cfg.Faults, log: logger, first: cfg.DeadLetterRetry, notWritten: ErrDeadLetterNotWritten,
+			written: func(l deadletter.Letter) { met.deadLetters.WithLabelValues(l.Reason).Inc() },
+		}
+	}
+	return p, nil
 }
 
 // pending is a record with messages still being settled.
 type pending struct {
+	p    *Pipeline
 	rec  Record
 	left atomic.Int32
-	// unsettled is set when a message could be neither delivered nor
-	// dead-lettered (canceled): the record must not be acknowledged, so that
-	// its source offers it again.
-	unsettled atomic.Bool
+	// err is the first reason a message could not be settled; the record
+	// is then abandoned, not acknowledged as done.
+	err atomic.Pointer[error]
 }
 
-func (p *pending) done(ok bool) {
-	if !ok {
-		p.unsettled.Store(true)
+func (r *pending) done(err error) {
+	if err != nil {
+		r.err.CompareAndSwap(nil, &err)
 	}
-	if p.left.Add(-1) == 0 && !p.unsettled.Load() && p.rec.Acker != nil {
-		p.rec.Acker.Ack()
+	if r.left.Add(-1) != 0 {
+		return
+	}
+	var final error
+	if e := r.err.Load(); e != nil {
+		final = *e
+		r.p.m.abandoned.WithLabelValues(abandonReason(final)).Inc()
+	}
+	if r.rec.Acker != nil {
+		r.rec.Acker.Ack(final)
 	}
 }
 
-// item is one message of a batch: an event to deliver, or a dead letter the
+// item is one message of a chunk: an event to deliver, or a dead letter the
 // mapping decided on.
 type item struct {
 	rec       *pending
@@ -182,18 +241,16 @@ type chunk struct {
 // in the input, so under light load chunks are single records.
 const maxChunk = 64
 
-// Run reads records from in until it is closed, then delivers what is
-// batched and waits for every batch in flight. If ctx ends first, work in
-// flight is canceled: those records are not acknowledged. Run returns
-// ctx.Err() in that case, nil otherwise.
+// Run reads records from in until it is closed, converting each with
+// record, and returns once every record read is settled and acknowledged.
+// If ctx ends first, work in flight is canceled: those records are
+// acknowledged with an error (abandoned), and Run returns ctx.Err().
 //
 // Records are mapped by MapWorkers goroutines in chunks of consecutive
 // records and batched in input order.
-func (p *Pipeline) Run(ctx context.Context, in <-chan Record) error {
-	defer p.wg.Wait()
+func Run[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) Record) error {
 	workers := p.cfg.MapWorkers
 	work := make(chan *chunk, workers)
-	ordered := make(chan *chunk, 2*workers)
 	var mappers sync.WaitGroup
 	for range workers {
 		mappers.Go(func() {
@@ -206,28 +263,72 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan Record) error {
 			}
 		})
 	}
-	go p.read(ctx, in, work, ordered)
-	defer mappers.Wait()
-	// On cancellation, chunks already read are given back: their
-	// forwarded ids are forgotten, their records not acknowledged.
-	defer func() {
-		for c := range ordered {
+	var letters sync.WaitGroup
+	if p.letters != nil {
+		p.letters.start(ctx, &letters)
+	}
+	// settling counts the events and letters not yet settled: Run returns
+	// once it is zero after the input ends.
+	var settling sync.WaitGroup
+	err := loop(ctx, p, in, record, work, &settling)
+	close(work)
+	mappers.Wait()
+	settling.Wait()
+	if p.letters != nil {
+		p.letters.stop()
+	}
+	letters.Wait()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// Run is Run with records as they come.
+func (p *Pipeline) Run(ctx context.Context, in <-chan Record) error {
+	return Run(ctx, p, in, func(r Record) Record { return r })
+}
+
+// loop reads the input into chunks, hands each to the mappers, and batches
+// the mapped chunks in input order. It runs on Run's goroutine. It returns
+// nil once in is closed and everything read is batched and submitted, or
+// ctx.Err() when ctx ends first (what was read and not submitted is
+// abandoned).
+func loop[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) Record, work chan<- *chunk, settling *sync.WaitGroup) error {
+	batcher := NewBatcher[item](p.cfg.Batch)
+	// chunks handed to the mappers, oldest first; at most 2*MapWorkers, so
+	// that reading stops while the mappers or the batcher lag.
+	var queue []*chunk
+	maxQueue := 2 * p.cfg.MapWorkers
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	abandon := func() {
+		for _, it := range batcher.Flush() {
+			p.cancel(&it)
+		}
+		for _, c := range queue {
 			<-c.done
 			for i := range c.items {
 				p.cancel(&c.items[i])
 			}
 		}
-	}()
-
-	batcher := destination.NewBatcher[item](p.cfg.Batch)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
+	}
+	open := true
+	for open || len(queue) > 0 {
+		var input <-chan T
+		if open && len(queue) < maxQueue {
+			input = in
+		}
+		var head <-chan struct{}
+		if len(queue) > 0 {
+			head = queue[0].done
+		}
 		var tick <-chan time.Time
 		if d, ok := batcher.UntilNext(p.cfg.Now()); ok {
 			if d <= 0 {
-				if err := p.dispatch(ctx, batcher.Flush()); err != nil {
+				if err := p.dispatch(ctx, batcher.Flush(), settling); err != nil {
+					abandon()
 					return err
 				}
 				continue
@@ -236,86 +337,63 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan Record) error {
 			tick = timer.C
 		}
 		select {
-		case c, ok := <-ordered:
+		case v, ok := <-input:
 			timer.Stop() // Go 1.23+: no stale tick can be received after Stop
 			if !ok {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return p.dispatch(ctx, batcher.Flush())
+				open = false
+				continue
 			}
-			<-c.done
+			c := &chunk{recs: make([]Record, 1, 8), done: make(chan struct{})}
+			c.recs[0] = record(v)
+		fill:
+			for len(c.recs) < maxChunk {
+				select {
+				case v, ok := <-in:
+					if !ok {
+						open = false
+						break fill
+					}
+					c.recs = append(c.recs, record(v))
+				default:
+					break fill
+				}
+			}
+			queue = append(queue, c)
+			work <- c // mappers take every chunk until work is closed
+		case <-head:
+			timer.Stop()
+			c := queue[0]
+			queue[0] = nil
+			queue = queue[1:]
 			now := p.cfg.Now()
 			for i := range c.items {
 				it := c.items[i]
-				size := len(it.raw)
-				if it.event.Body != nil {
-					size = len(it.event.Body)
+				if it.event.Body == nil {
+					p.deadLetter(ctx, it, it.reason, it.detail, 0, settling)
+					continue
 				}
-				if batcher.Add(it, size, now) {
-					if err := p.dispatch(ctx, batcher.Flush()); err != nil {
+				if batcher.Add(it, len(it.event.Body), now) {
+					if err := p.dispatch(ctx, batcher.Flush(), settling); err != nil {
 						for j := i + 1; j < len(c.items); j++ {
 							p.cancel(&c.items[j])
 						}
+						abandon()
 						return err
 					}
 				}
 			}
 		case <-tick:
-			if err := p.dispatch(ctx, batcher.Flush()); err != nil {
+			if err := p.dispatch(ctx, batcher.Flush(), settling); err != nil {
+				abandon()
 				return err
 			}
 		case <-ctx.Done():
-			for _, it := range batcher.Flush() {
-				p.cancel(&it)
-			}
+			timer.Stop()
+			abandon()
 			return ctx.Err()
 		}
 	}
-}
-
-// read groups input records into chunks and hands each to the mappers and,
-// in order, to the batcher. It closes both channels when in is closed or
-// ctx ends.
-func (p *Pipeline) read(ctx context.Context, in <-chan Record, work, ordered chan<- *chunk) {
-	defer close(work)
-	defer close(ordered)
-	for {
-		var c *chunk
-		select {
-		case rec, ok := <-in:
-			if !ok {
-				return
-			}
-			c = &chunk{recs: make([]Record, 1, 8), done: make(chan struct{})}
-			c.recs[0] = rec
-		case <-ctx.Done():
-			return
-		}
-		closed := false
-	fill:
-		for len(c.recs) < maxChunk {
-			select {
-			case rec, ok := <-in:
-				if !ok {
-					closed = true
-					break fill
-				}
-				c.recs = append(c.recs, rec)
-			default:
-				break fill
-			}
-		}
-		select {
-		case ordered <- c:
-			work <- c // mappers drain work until it is closed
-		case <-ctx.Done():
-			return
-		}
-		if closed {
-			return
-		}
-	}
+	return p.dispatch(ctx, batcher.Flush(), settling)
 }
 
 // scratch is a mapper goroutine's reusable memory.
@@ -346,7 +424,7 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 				continue
 			}
 			if pend == nil {
-				pend = &pending{rec: rec}
+				pend = &pending{p: p, rec: rec}
 			}
 			// Encoded into scratch, then copied to a buffer of its size:
 			// the body waits in memory until delivered, with thousands of
@@ -360,7 +438,7 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 				event: destination.Event{Body: body, UserID: r.Event.UserID(), Type: r.Type}})
 		case mapping.DeadLetter:
 			if pend == nil {
-				pend = &pending{rec: rec}
+				pend = &pending{p: p, rec: rec}
 			}
 			*items = append(*items, item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
 				reason: string(r.Reason), detail: r.Detail})
@@ -372,31 +450,24 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 	}
 	if pend == nil {
 		if rec.Acker != nil {
-			rec.Acker.Ack()
+			rec.Acker.Ack(nil)
 		}
 		return
 	}
 	pend.left.Store(int32(len(*items) - first))
 }
 
-// dispatch submits a batch for delivery, waiting for a free slot first.
-// It runs on Run's goroutine, so batches are submitted in input order and
-// the deliverer keeps each user's events in that order.
-func (p *Pipeline) dispatch(ctx context.Context, batch []item) error {
+// dispatch submits a batch of events for delivery, taking one in-flight
+// slot per event first. It runs on Run's goroutine, so batches are
+// submitted in input order and the deliverer keeps each user's events in
+// that order.
+func (p *Pipeline) dispatch(ctx context.Context, batch []item, settling *sync.WaitGroup) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	var events []destination.Event
-	var idx []int
-	for i := range batch {
-		if batch[i].event.Body != nil {
-			events = append(events, batch[i].event)
-			idx = append(idx, i)
-		}
-	}
 	// One slot per event, released as each event settles, so that a few
 	// events held back (a paced user, a retry) hold only their own slots.
-	for n := range len(events) {
+	for n := range len(batch) {
 		select {
 		case p.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -409,105 +480,62 @@ func (p *Pipeline) dispatch(ctx context.Context, batch []item) error {
 			return ctx.Err()
 		}
 	}
+	events := make([]destination.Event, len(batch))
+	for i := range batch {
+		events[i] = batch[i].event
+	}
 	p.m.batchSize.Observe(float64(len(batch)))
-	p.m.inFlight.Add(float64(len(events)))
-	failed := make([]destination.Result, len(events)) // written only for failures
-	pend := p.deliver.Submit(ctx, events, func(j int, r destination.Result) {
-		it := &batch[idx[j]]
+	p.m.inFlight.Add(float64(len(batch)))
+	settling.Add(len(batch))
+	p.deliver.Submit(ctx, events, func(j int, r destination.Result) {
+		it := &batch[j]
 		switch r.Status {
 		case destination.Delivered:
 			p.m.forwarded.WithLabelValues(it.segType).Inc()
-			it.rec.done(true)
+			it.rec.done(nil)
 		case destination.Canceled:
 			p.cancel(it)
 		default:
-			failed[j] = r
+			detail := ""
+			if r.Err != nil {
+				detail = r.Err.Error()
+			}
+			p.deadLetter(ctx, *it, r.Status.String(), detail, r.Attempts, settling)
 		}
 		p.m.inFlight.Dec()
 		<-p.sem
+		settling.Done()
 	})
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		pend.Wait()
-		p.deadLetter(ctx, batch, idx, failed)
-	}()
 	return nil
 }
 
+// cancel abandons an item: its messageId is forgotten (so that reading the
+// record again does not drop it as a duplicate) and its record is not
+// acknowledged as done.
 func (p *Pipeline) cancel(it *item) {
 	if it.event.Body != nil && p.seen != nil && it.messageID != "" {
 		p.seen.Forget(it.messageID)
 	}
 	p.m.canceled.Inc()
-	it.rec.done(false)
+	it.rec.done(ErrCanceled)
 }
 
-// deadLetter writes, once a batch is settled, the dead letters of the
-// events Castle refused or that kept failing (failed, by event) and of the
-// mapping's dead letters, then settles them. idx maps events to batch
-// items.
-func (p *Pipeline) deadLetter(ctx context.Context, batch []item, idx []int, failed []destination.Result) {
-	now := p.cfg.Now()
-	var letters []deadletter.Letter
-	var lettered []int
-	for j, r := range failed {
-		if r.Status == 0 {
-			continue
-		}
-		detail := ""
-		if r.Err != nil {
-			detail = r.Err.Error()
-		}
-		letters = append(letters, p.letter(&batch[idx[j]], r.Status.String(), detail, r.Attempts, now))
-		lettered = append(lettered, idx[j])
-	}
-	for i := range batch {
-		if batch[i].event.Body == nil {
-			letters = append(letters, p.letter(&batch[i], batch[i].reason, batch[i].detail, 0, now))
-			lettered = append(lettered, i)
-		}
-	}
-	if len(letters) == 0 {
+// deadLetter hands an item's dead letter to the writer; the item settles
+// once it is written. Without a sink the item is abandoned.
+func (p *Pipeline) deadLetter(ctx context.Context, it item, reason, detail string, attempts int, settling *sync.WaitGroup) {
+	if p.letters == nil {
+		it.rec.done(ErrDeadLetterNotWritten)
 		return
 	}
-	if err := p.writeLetters(ctx, letters); err != nil {
-		for _, i := range lettered {
-			p.cancel(&batch[i])
-		}
-		return
-	}
-	for k, i := range lettered {
-		p.m.deadLetters.WithLabelValues(letters[k].Reason).Inc()
-		batch[i].rec.done(true)
-	}
-}
-
-func (p *Pipeline) letter(it *item, reason, detail string, attempts int, now time.Time) deadletter.Letter {
 	r := it.rec.rec
-	return deadletter.Letter{
+	l := deadletter.Letter{
 		Value: it.raw, Key: r.Key, Reason: reason, Error: detail,
 		Source: r.Source, Partition: r.Partition, Offset: r.Offset,
-		MessageID: it.messageID, Attempts: attempts, Time: now,
+		MessageID: it.messageID, Attempts: attempts, Time: p.cfg.Now(),
 	}
-}
-
-// writeLetters writes dead letters, retrying while the sink fails: a dead
-// letter that is not written must hold back its record's acknowledgement.
-func (p *Pipeline) writeLetters(ctx context.Context, letters []deadletter.Letter) error {
-	for {
-		err := p.dlq.Write(ctx, letters...)
-		if err == nil {
-			return nil
-		}
-		p.m.deadLetterErrors.Inc()
-		p.log.Warn("write dead letters; retrying", zap.Int("letters", len(letters)), zap.Error(err))
-		t := time.NewTimer(p.cfg.DeadLetterRetry)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("write dead letters: %w", errors.Join(err, ctx.Err()))
-		}
-	}
+	settling.Add(1)
+	p.letters.add(l, func(err error) {
+		it.rec.done(err)
+		settling.Done()
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/hold"
 	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
@@ -32,6 +34,7 @@ type rig struct {
 	mapper  *mapping.Mapper
 	seen    *mapping.Dedupe
 	letters *letterBox
+	board   *hold.Board
 	reg     *prometheus.Registry
 	p       *pipeline.Pipeline
 	stop    func()
@@ -52,14 +55,19 @@ func newRig(t *testing.T, cfg pipeline.Config, dcfg destination.Config) *rig {
 		dcfg.Retry = destination.RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, MaxElapsed: time.Minute}
 	}
 	reg := prometheus.NewRegistry()
+	board, err := hold.New(nil, reg, hold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcfg.Faults, cfg.Faults = board, board
 	castle, err := destination.New(dcfg, nil, reg, &http.Client{Transport: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := mapping.NewDedupe(1 << 16)
 	m := mapping.New(mapping.Config{Secret: []byte(secret), Version: "test"}, seen, mapping.NewUsers(1<<10))
-	r := &rig{srv: srv, castle: castle, mapper: m, seen: seen, letters: &letterBox{}, reg: reg}
-	r.p, err = pipeline.New(cfg, m, pipeline.Castle(castle), r.letters, seen, zap.NewNop(), reg)
+	r := &rig{srv: srv, castle: castle, mapper: m, seen: seen, letters: &letterBox{}, board: board, reg: reg}
+	r.p, err = pipeline.New(cfg, m, castle, r.letters, seen, zap.NewNop(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,10 +129,15 @@ func (b *letterBox) get() []deadletter.Letter {
 // acker records acknowledgements; onAck, if set, runs at each.
 type acker struct {
 	n     atomic.Int32
+	nacks atomic.Int32
 	onAck func()
 }
 
-func (a *acker) Ack() {
+func (a *acker) Ack(err error) {
+	if err != nil {
+		a.nacks.Add(1)
+		return
+	}
 	if a.onAck != nil {
 		a.onAck()
 	}
@@ -220,8 +233,12 @@ func TestDeadLetterWriteFailureHoldsAck(t *testing.T) {
 		if got := a.n.Load(); got != 0 {
 			t.Fatalf("acked while the dead letter was not written")
 		}
-		if w := r.letters.writes.Load(); w < 5 {
-			t.Errorf("%d write attempts in 10 s, want retries", w)
+		// Retried at a backoff doubling from 1 s: at 0, 1, 3 and 7 s.
+		if w := r.letters.writes.Load(); w != 4 {
+			t.Errorf("%d write attempts in 10 s, want 4", w)
+		}
+		if err := r.board.Ready(); err == nil || !strings.Contains(err.Error(), "dead_letter_topic") {
+			t.Errorf("Ready() = %v while dead letters cannot be written", err)
 		}
 		r.letters.failing.Store(false)
 		if err := <-done; err != nil {
@@ -233,6 +250,9 @@ func TestDeadLetterWriteFailureHoldsAck(t *testing.T) {
 		l := r.letters.get()
 		if len(l) != 1 || l[0].Reason != "malformed" || l[0].Offset != 7 || string(l[0].Value) != `{"not json` {
 			t.Errorf("letters = %+v", l)
+		}
+		if err := r.board.Ready(); err != nil {
+			t.Errorf("Ready() = %v once the dead letter is written", err)
 		}
 	})
 }
@@ -271,7 +291,7 @@ func TestPerUserOrderAcrossChunks(t *testing.T) {
 // it had taken is given back, so the next run can fill the bound again.
 func TestInFlightBoundReleasedOnPartialCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, pipeline.Config{MaxInFlightEvents: 4, Batch: destination.BatchPolicy{Count: 3}}, destination.Config{})
+		r := newRig(t, pipeline.Config{MaxInFlightEvents: 4, Batch: pipeline.BatchPolicy{Count: 3}}, destination.Config{})
 		defer r.stop()
 		r.srv.StartOutage(castleserver.Hang())
 		ctx, cancel := context.WithCancel(context.Background())
@@ -304,4 +324,105 @@ func TestInFlightBoundReleasedOnPartialCancel(t *testing.T) {
 			t.Errorf("second run acked %d of 12", got)
 		}
 	})
+}
+
+// A dead letter is written as soon as its event fails, not when the rest of
+// its batch settles: a sibling that retries for a minute does not hold it.
+func TestDeadLetterWrittenAsEachEventFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{}, destination.Config{Concurrency: 1}) // a's request first
+		defer r.stop()
+		// The first request is refused for good; the second retries.
+		r.srv.FailNext(1, castleserver.Status(400))
+		r.srv.FailNext(1, castleserver.Status(503))
+		r.srv.FailNext(30, castleserver.Status(503))
+		a, b := &acker{}, &acker{}
+		done := make(chan error, 1)
+		go func() { done <- r.run(context.Background(), record(0, track("a", 1), a), record(1, track("b", 1), b)) }()
+		time.Sleep(time.Second)
+		l := r.letters.get()
+		if len(l) != 1 || l[0].Reason != "rejected" {
+			t.Fatalf("after 1 s: letters %+v, want the rejected one", l)
+		}
+		if a.n.Load() != 1 || b.n.Load() != 0 {
+			t.Errorf("after 1 s: acked a=%d b=%d, want a's record only", a.n.Load(), b.n.Load())
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if b.n.Load() != 1 {
+			t.Errorf("b acked %d times", b.n.Load())
+		}
+	})
+}
+
+// A record abandoned at cancellation is acknowledged with the reason, and
+// counted by it.
+func TestAbandonedRecordsCarryTheReason(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{}, destination.Config{})
+		defer r.stop()
+		r.srv.StartOutage(castleserver.Hang())
+		r.letters.failing.Store(true)
+		ctx, cancel := context.WithCancel(context.Background())
+		a, b := &acker{}, &acker{}
+		done := make(chan error, 1)
+		go func() { done <- r.run(ctx, record(0, track("a", 1), a), record(1, `[1,2]`, b)) }()
+		time.Sleep(2 * time.Second)
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v", err)
+		}
+		if a.n.Load() != 0 || a.nacks.Load() != 1 || b.n.Load() != 0 || b.nacks.Load() != 1 {
+			t.Errorf("acks a=%d/%d b=%d/%d (done/abandoned), want both abandoned once", a.n.Load(), a.nacks.Load(), b.n.Load(), b.nacks.Load())
+		}
+		if got := metricValue(t, r.reg, "castle_destination_records_abandoned_total", "reason", "canceled"); got != 1 {
+			t.Errorf("abandoned{canceled} = %v, want 1", got)
+		}
+		if got := metricValue(t, r.reg, "castle_destination_records_abandoned_total", "reason", "dead_letter_not_written"); got != 1 {
+			t.Errorf("abandoned{dead_letter_not_written} = %v, want 1", got)
+		}
+	})
+}
+
+// A batch larger than the in-flight bound is cut to it instead of waiting
+// forever for room it can never have.
+func TestBatchLargerThanInFlightBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{MaxInFlightEvents: 2, Batch: pipeline.BatchPolicy{Count: 10}}, destination.Config{})
+		defer r.stop()
+		a := &acker{}
+		recs := make([]pipeline.Record, 10)
+		for i := range recs {
+			recs[i] = record(int64(i), track(fmt.Sprint("u", i), i), a)
+		}
+		if err := r.run(context.Background(), recs...); err != nil {
+			t.Fatal(err)
+		}
+		if a.n.Load() != 10 {
+			t.Errorf("acked %d of 10", a.n.Load())
+		}
+	})
+}
+
+func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("%s{%s=%q} not found", name, label, value)
+	return 0
 }

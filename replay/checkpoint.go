@@ -155,4 +155,10 @@ type ack struct {
 	idx  int64
 }
 
-func (a *ack) Ack() { a.t.ack(a.path, a.idx) }
+// Ack marks the record done; an abandoned record (err != nil) stays undone,
+// so that --resume sends it again.
+func (a *ack) Ack(err error) {
+	if err == nil {
+		a.t.ack(a.path, a.idx)
+	}
+}

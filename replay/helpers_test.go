@@ -1,8 +1,6 @@
 package replay_test
 
 import (
-	"context"
-
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
@@ -11,12 +9,8 @@ type destinationEvent = destination.Event
 
 type destinationResult = destination.Result
 
-type deliverFunc func(ctx context.Context, evs []destination.Event, settled func(int, destination.Result)) pipeline.Pending
+type deliverFunc = pipeline.DeliverFunc
 
-func (f deliverFunc) Submit(ctx context.Context, evs []destination.Event, settled func(int, destination.Result)) pipeline.Pending {
-	return f(ctx, evs, settled)
-}
-
-func destinationBatch() destination.BatchPolicy {
-	return destination.BatchPolicy{Count: 100, Linger: 5_000_000}
+func destinationBatch() pipeline.BatchPolicy {
+	return pipeline.BatchPolicy{Count: 100, Linger: 5_000_000}
 }

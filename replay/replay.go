@@ -100,7 +100,7 @@ func (f *Files) Run(ctx context.Context, out chan<- pipeline.Record, wait func()
 				}
 				a := &ack{t: t, path: in.Path, idx: idx}
 				if value == nil {
-					a.Ack()
+					a.Ack(nil)
 					return nil
 				}
 				select {

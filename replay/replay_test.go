@@ -257,12 +257,11 @@ func TestResumeAfterInterruption(t *testing.T) {
 	dry := replay.NewDryRun(&first.out)
 	m := mapping.New(mapping.Config{Secret: []byte(secret)}, mapping.NewDedupe(1<<20), mapping.NewUsers(1<<16))
 	reg := prometheus.NewRegistry()
-	counted := deliverFunc(func(ctx context.Context, evs []destinationEvent, settled func(int, destinationResult)) pipeline.Pending {
-		p := dry.Submit(ctx, evs, settled)
+	counted := deliverFunc(func(ctx context.Context, evs []destinationEvent, settled func(int, destinationResult)) {
+		dry.Submit(ctx, evs, settled)
 		if o, _ := pipeline.Observe(reg); o.Settled() > 1000 {
 			cancel()
 		}
-		return p
 	})
 	_, err = replay.Run(ctx, &replay.Files{Inputs: inputs, Checkpoint: cp, SaveEvery: 10 * time.Millisecond}, replay.Config{
 		Pipeline: pipeline.Config{Batch: destinationBatch()}, Mapper: m, Deliverer: counted,

@@ -65,7 +65,7 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 		d = &paced{d: d, every: time.Duration(float64(time.Second) / cfg.Rate)}
 		// Keep batches to a tenth of a second of sending, so the cap
 		// holds over short windows too.
-		cfg.Pipeline.Batch.Count = max(1, min(orDefault(cfg.Pipeline.Batch.Count, destination.DefaultBatchCount), int(cfg.Rate/10)))
+		cfg.Pipeline.Batch.Count = max(1, min(orDefault(cfg.Pipeline.Batch.Count, pipeline.DefaultBatchCount), int(cfg.Rate/10)))
 	}
 	p, err := pipeline.New(cfg.Pipeline, cfg.Mapper, d, cfg.DeadLetters, cfg.Seen, log, cfg.Registry)
 	if err != nil {
@@ -110,7 +110,7 @@ type paced struct {
 	next  time.Time
 }
 
-func (p *paced) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) pipeline.Pending {
+func (p *paced) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) {
 	p.mu.Lock()
 	now := time.Now()
 	at := p.next
@@ -127,7 +127,7 @@ func (p *paced) Submit(ctx context.Context, events []destination.Event, settled 
 			t.Stop()
 		}
 	}
-	return p.d.Submit(ctx, events, settled)
+	p.d.Submit(ctx, events, settled)
 }
 
 // DryRun is a Deliverer that writes each Castle request body as one NDJSON
@@ -141,16 +141,12 @@ type DryRun struct {
 // NewDryRun writes to w; call Flush at the end.
 func NewDryRun(w io.Writer) *DryRun { return &DryRun{w: bufio.NewWriterSize(w, 256<<10)} }
 
-type results []destination.Result
-
-func (s results) Wait() []destination.Result { return s }
-
 // Submit writes the bodies in order. After a write error (a closed pipe)
 // every event is settled Canceled, so nothing is marked done.
-func (d *DryRun) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) pipeline.Pending {
+func (d *DryRun) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	res := make(results, len(events))
+	res := make([]destination.Result, len(events))
 	for i, ev := range events {
 		if d.err == nil {
 			if _, err := d.w.Write(ev.Body); err != nil {
@@ -165,12 +161,9 @@ func (d *DryRun) Submit(ctx context.Context, events []destination.Event, settled
 		}
 		res[i] = destination.Result{Status: destination.Delivered}
 	}
-	if settled != nil {
-		for i, r := range res {
-			settled(i, r)
-		}
+	for i, r := range res {
+		settled(i, r)
 	}
-	return res
 }
 
 func firstErr(errs ...error) error {

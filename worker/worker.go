@@ -21,6 +21,7 @@ import (
 	"github.com/castle-destination/castle-destination/consumer"
 	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/hold"
 	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/ops"
 	"github.com/castle-destination/castle-destination/pipeline"
@@ -93,12 +94,13 @@ func NewMapper(cfg config.Config) (*mapping.Mapper, *mapping.Dedupe, error) {
 	return m, seen, nil
 }
 
-// NewCastle builds the Castle API client from the settings.
-func NewCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer, hc *http.Client) (*destination.Client, error) {
-	return newCastle(cfg, logger, reg, hc, nil)
+// NewCastle builds the Castle API client from the settings; faults (may be
+// nil) is told about systemic faults.
+func NewCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer, hc *http.Client, faults destination.Faults) (*destination.Client, error) {
+	return newCastle(cfg, logger, reg, hc, nil, faults)
 }
 
-func newCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer, hc *http.Client, rate *destination.UserRate) (*destination.Client, error) {
+func newCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer, hc *http.Client, rate *destination.UserRate, faults destination.Faults) (*destination.Client, error) {
 	retry := destination.DefaultRetryPolicy()
 	if cfg.RetryMaxElapsed > 0 {
 		retry.MaxElapsed = cfg.RetryMaxElapsed
@@ -110,6 +112,7 @@ func newCastle(cfg config.Castle, logger *zap.Logger, reg prometheus.Registerer,
 		Timeout:     cfg.Timeout,
 		Retry:       retry,
 		UserRate:    deref(rate),
+		Faults:      faults,
 	}, logger, reg, hc)
 }
 
@@ -121,11 +124,18 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// PipelineConfig is the pipeline's share of the settings.
-func PipelineConfig(cfg config.Config, now func() time.Time) pipeline.Config {
+// PipelineConfig is the pipeline's share of the settings; faults (may be
+// nil) is told when dead letters cannot be written.
+func PipelineConfig(cfg config.Config, now func() time.Time, faults pipeline.Faults) pipeline.Config {
+	target := "the log (DLQ_TOPIC is not set)"
+	if cfg.Kafka.DLQTopic != "" {
+		target = fmt.Sprintf("DLQ_TOPIC %q", cfg.Kafka.DLQTopic)
+	}
 	return pipeline.Config{
-		Batch: destination.BatchPolicy{Count: cfg.Batch.Size, Bytes: cfg.Batch.Bytes, Linger: cfg.Batch.Linger},
-		Now:   now,
+		Batch:            pipeline.BatchPolicy{Count: cfg.Batch.Size, Bytes: cfg.Batch.Bytes, Linger: cfg.Batch.Linger},
+		Now:              now,
+		Faults:           faults,
+		DeadLetterTarget: target,
 	}
 }
 
@@ -174,7 +184,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	castle, err := newCastle(cfg.Castle, log.Named("castle"), reg, opt.HTTPClient, opt.UserRate)
+	board, err := hold.New(log.Named("hold"), reg, hold.Options{})
+	if err != nil {
+		return err
+	}
+	castle, err := newCastle(cfg.Castle, log.Named("castle"), reg, opt.HTTPClient, opt.UserRate, board)
 	if err != nil {
 		return err
 	}
@@ -203,14 +217,15 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	pipe, err := pipeline.New(PipelineConfig(cfg, opt.Now), mapper, pipeline.Castle(castle), dlq, seen, log.Named("pipeline"), reg)
+	pipe, err := pipeline.New(PipelineConfig(cfg, opt.Now, board), mapper, castle, dlq, seen, log.Named("pipeline"), reg)
 	if err != nil {
 		return err
 	}
 
 	srv, err := ops.Listen(cfg.Ops.MetricsAddr, reg,
 		ops.Check{Name: "kafka", Check: cons.Ready},
-		ops.Check{Name: "castle", Check: castle.Reachable})
+		ops.Check{Name: "castle", Check: castle.Reachable},
+		ops.Check{Name: "hold", Check: board.Ready})
 	if err != nil {
 		return fmt.Errorf("METRICS_ADDR (--metrics-addr): %w", err)
 	}
@@ -246,15 +261,18 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	defer stopTimer()
 
 	recs := make(chan *consumer.Record, 256)
-	in := make(chan pipeline.Record, 256)
 	consDone := make(chan error, 1)
 	consume, stopConsuming := context.WithCancel(ctx)
 	defer stopConsuming()
 	go func() { consDone <- cons.Run(consume, recs) }()
-	go forward(work, recs, in)
 
-	perr := pipe.Run(work, in)
+	perr := pipeline.Run(work, pipe, recs, record)
 	stopConsuming() // the pipeline only stops early on failure
+	for range recs {
+		// Keep the consumer's shutdown going: records it still hands out
+		// after the pipeline stopped are never acknowledged and are read
+		// again.
+	}
 	cerr := <-consDone
 	switch {
 	case cerr != nil:
@@ -269,21 +287,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	return nil
 }
 
-// forward hands consumer records to the pipeline until the consumer closes
-// recs. Once work ends nothing more is handed over, but recs is still drained
-// so that the consumer can finish its own shutdown; those records are never
-// acknowledged and will be read again.
-func forward(work context.Context, recs <-chan *consumer.Record, in chan<- pipeline.Record) {
-	defer close(in)
-	for r := range recs {
-		select {
-		case in <- pipeline.Record{Value: r.Value, Key: r.Key, Source: r.Topic, Partition: r.Partition, Offset: r.Offset, Acker: r}:
-		case <-work.Done():
-			for range recs {
-			}
-			return
-		}
-	}
+// record is what the pipeline needs of a Kafka record.
+func record(r *consumer.Record) pipeline.Record {
+	return pipeline.Record{Value: r.Value, Key: r.Key, Source: r.Topic, Partition: r.Partition, Offset: r.Offset, Acker: r}
 }
 
 // RegisterMetrics registers on reg every metric a running worker exports
@@ -291,7 +297,11 @@ func forward(work context.Context, recs <-chan *consumer.Record, in chan<- pipel
 // dead-letter writer's), without connecting to anything: for checks that
 // dashboards and alerts query real metrics.
 func RegisterMetrics(reg prometheus.Registerer) error {
-	castle, err := destination.New(destination.Config{URL: "http://127.0.0.1:9", Secret: "unused"}, nil, reg, nil)
+	board, err := hold.New(nil, reg, hold.Options{})
+	if err != nil {
+		return err
+	}
+	castle, err := destination.New(destination.Config{URL: "http://127.0.0.1:9", Secret: "unused", Faults: board}, nil, reg, nil)
 	if err != nil {
 		return err
 	}

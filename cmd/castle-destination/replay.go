@@ -156,12 +156,12 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		dry = replay.NewDryRun(stdout)
 		deliver = dry
 	} else {
-		castle, err := worker.NewCastle(s.cfg.Castle, logger.Named("castle"), reg, nil)
+		castle, err := worker.NewCastle(s.cfg.Castle, logger.Named("castle"), reg, nil, nil)
 		if err != nil {
 			return err
 		}
 		defer castle.Close()
-		deliver = pipeline.Castle(castle)
+		deliver = castle
 	}
 	var dlq deadletter.Sink = deadletter.NewLog(logger.Named("deadletter"))
 	ccfg, err := worker.ConsumerConfig(s.cfg)
@@ -199,7 +199,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		src = files
 	}
 
-	pcfg := worker.PipelineConfig(s.cfg, time.Now)
+	pcfg := worker.PipelineConfig(s.cfg, time.Now, nil)
 	if !s.since.t.IsZero() || !s.until.t.IsZero() {
 		pcfg.Keep = replay.Window(s.since.t, s.until.t)
 	}

@@ -1,0 +1,36 @@
+// Package destination delivers events to Castle's API: /v1/log for every
+// event, and /v1/risk or /v1/filter for events sent for scoring, whose
+// verdict it hands back. destination/CASTLE_API.md describes the contract
+// with Castle that this package relies on.
+//
+// A Client schedules and a sender makes the requests. The Client keeps each
+// user's events in order (one lane per user id, served by one worker at a
+// time), paces each user to Castle's per-user limits (6 requests per second
+// and 10 per 5 seconds, also read from X-RateLimit-* headers), retries
+// 408, 429, 5xx, timeouts and connection errors with capped exponential
+// backoff and jitter, honouring Retry-After, for a bounded time, and
+// settles every event exactly once: Delivered, Rejected (the event itself is
+// at fault), RetriesExhausted, or Canceled (not delivered as far as the
+// client knows).
+//
+// Two things hold every request rather than fail events one by one:
+//
+//   - A systemic fault: 401 or 403 (the API secret), 404 or a redirect (a
+//     CASTLE_API_URL with no Castle API behind it), a TLS failure. Every
+//     event would fail the same way, so none is settled: the client reports
+//     the fault (Config.Faults), sends one probe request at a capped
+//     backoff, and resumes by itself once Castle accepts again.
+//   - An account-wide 429: one that Castle does not mark as the user's own
+//     budget (X-RateLimit-Remaining: 0), for a user the client's pacing
+//     counts well within the limits, or 429s for several users at once.
+//     Every request waits for the largest Retry-After seen, then one probe.
+//
+// A scored event whose request token Castle refuses (422
+// invalid_request_token), or whose token ages past Score.Until while it
+// waits or retries, goes to /v1/log instead, counted by reason.
+//
+// What it does not do: decide what to send (mapping), batch input or commit
+// offsets (pipeline), write dead letters or verdicts (the caller, from each
+// Result). Castle has no idempotency key, so a retry after a timeout can
+// deliver an event twice; retries are counted.
+package destination

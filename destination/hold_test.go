@@ -1,0 +1,305 @@
+package destination_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/hold"
+)
+
+// holdEnv is a client on the in-memory network with a hold.Board, as the
+// worker wires it.
+type holdEnv struct {
+	*env
+	board *hold.Board
+	logs  *observer.ObservedLogs
+}
+
+func startHeld(t *testing.T, h http.Handler, cfg destination.Config) *holdEnv {
+	t.Helper()
+	core, logs := observer.New(zapcore.InfoLevel)
+	board, err := hold.New(zap.New(core), prometheus.NewRegistry(), hold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Faults = board
+	return &holdEnv{env: startMem(t, h, cfg), board: board, logs: logs}
+}
+
+// Systemic faults hold delivery: nothing is settled (so nothing is
+// dead-lettered or committed), /readyz's check names the setting, one
+// ERROR line says it, probes go out at a capped backoff, and delivery
+// resumes by itself once Castle accepts again.
+func TestSystemicFaultsHoldAndRecover(t *testing.T) {
+	tests := []struct {
+		name    string
+		fault   castleserver.Fault
+		class   string
+		setting string
+	}{
+		{"wrong secret 401", castleserver.Status(401), hold.Auth, "CASTLE_API_SECRET"},
+		{"service not enabled 403", castleserver.Status(403), hold.Auth, "CASTLE_API_SECRET"},
+		{"wrong url 404", castleserver.Status(404), hold.Route, "CASTLE_API_URL"},
+		{"redirect 301", castleserver.Status(301), hold.Route, "CASTLE_API_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := newServer(t, castleserver.Config{})
+				e := startHeld(t, srv, destination.Config{Retry: noJitter})
+				defer e.stop()
+				srv.StartOutage(tt.fault)
+				evs := []destination.Event{event("u", 1), event("v", 1), event("", 1), event("u", 2)}
+				p := submit(e.c, context.Background(), evs)
+				time.Sleep(10 * time.Minute) // far past the 1-minute retry budget
+				select {
+				case <-p.Done():
+					t.Fatalf("events settled during a systemic fault: %+v", p.snapshot())
+				default:
+				}
+				if err := e.board.Ready(); err == nil || !strings.Contains(err.Error(), tt.setting) || !strings.Contains(err.Error(), tt.class) {
+					t.Errorf("Ready() = %v, want it to name %s (%s)", err, tt.setting, tt.class)
+				}
+				// Probes, not one request per event per retry: the
+				// backoff doubles from 100 ms to 30 s.
+				if n := srv.Stats().Requests; n > 40 {
+					t.Errorf("%d requests in 10 minutes of holding, want a probe per backoff", n)
+				}
+				errs := e.logs.FilterLevelExact(zapcore.ErrorLevel).All()
+				if len(errs) < 1 || len(errs) > 11 || !strings.Contains(errs[0].Message, tt.setting) {
+					t.Errorf("%d ERROR lines (first %q), want one a minute at most, naming %s", len(errs), firstMessage(errs), tt.setting)
+				}
+				srv.EndOutage()
+				for i, r := range p.Wait() {
+					if r.Status != destination.Delivered {
+						t.Errorf("event %d: %v (%v)", i, r.Status, r.Err)
+					}
+				}
+				if err := e.board.Ready(); err != nil {
+					t.Errorf("Ready() = %v after recovery", err)
+				}
+				assertUserOrder(t, srv, "u", 2)
+			})
+		})
+	}
+}
+
+func firstMessage(es []observer.LoggedEntry) string {
+	if len(es) == 0 {
+		return ""
+	}
+	return es[0].Message
+}
+
+// assertUserOrder checks that user's events reached Castle once each, in
+// sequence order 1..n.
+func assertUserOrder(t *testing.T, srv *castleserver.Server, user string, n int) {
+	t.Helper()
+	next := 1
+	for _, r := range srv.Accepted() {
+		if r.UserID != user {
+			continue
+		}
+		if seq := r.Properties["seq"]; seq != float64(next) {
+			t.Fatalf("user %s: accepted seq %v, want %d", user, seq, next)
+		}
+		next++
+	}
+	if next != n+1 {
+		t.Errorf("user %s: %d events accepted, want %d", user, next-1, n)
+	}
+}
+
+// A CASTLE_API_URL with an extra /v1 requests /v1/v1/log: 404 on a route
+// Castle does not serve. It holds like a wrong secret.
+func TestWrongURLPathHolds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(t, castleserver.Config{})
+		mux := http.NewServeMux()
+		mux.Handle("/", srv)
+		e := startHeld(t, mux, destination.Config{Retry: noJitter})
+		defer e.stop()
+		// startMem points the client at http://castle.test; rebuild it
+		// with the extra /v1 an operator might type.
+		e.c.Close()
+		l := castleserver.NewMemListener()
+		hs := &http.Server{Handler: srv}
+		go func() { _ = hs.Serve(l) }()
+		defer hs.Close()
+		c, _, _ := newClient(t, destination.Config{URL: "http://castle.test/v1", Retry: noJitter, Faults: e.board},
+			&http.Client{Transport: &http.Transport{DialContext: l.DialContext}})
+		defer c.Close()
+		p := submit(c, context.Background(), []destination.Event{event("u", 1)})
+		time.Sleep(5 * time.Minute)
+		select {
+		case <-p.Done():
+			t.Fatalf("settled: %+v", p.snapshot())
+		default:
+		}
+		err := e.board.Ready()
+		if err == nil || !strings.Contains(err.Error(), "CASTLE_API_URL") || !strings.Contains(err.Error(), "/v1/v1/log") {
+			t.Errorf("Ready() = %v, want CASTLE_API_URL and the path requested", err)
+		}
+		if srv.Stats().Accepted != 0 {
+			t.Error("accepted on a wrong route")
+		}
+	})
+}
+
+// The secret is rotated at Castle mid-stream: the first events are
+// delivered, the rest hold (none settled, none rejected) until the pods get
+// the new secret; here Castle accepts the old one again.
+func TestSecretRotatedMidStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(t, castleserver.Config{})
+		var accepted atomic.Int32
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv.ServeHTTP(w, r)
+			if accepted.Add(1) == 5 { // after 5 events, Castle refuses the secret
+				srv.StartOutage(castleserver.Status(401))
+			}
+		})
+		e := startHeld(t, h, destination.Config{Retry: noJitter, Concurrency: 1})
+		defer e.stop()
+		evs := make([]destination.Event, 20)
+		for i := range evs {
+			evs[i] = event("", i)
+		}
+		p := submit(e.c, context.Background(), evs)
+		time.Sleep(3 * time.Minute)
+		settled := 0
+		for i, r := range p.snapshot() {
+			if r.Status != 0 {
+				settled++
+				if r.Status != destination.Delivered {
+					t.Errorf("event %d settled %v during the hold", i, r.Status)
+				}
+			}
+		}
+		if settled != 5 {
+			t.Errorf("%d events settled before the rotation took effect, want 5", settled)
+		}
+		if !e.board.Held(hold.Auth) {
+			t.Error("auth not held")
+		}
+		srv.EndOutage()
+		for i, r := range p.Wait() {
+			if r.Status != destination.Delivered {
+				t.Errorf("event %d: %v", i, r.Status)
+			}
+		}
+		if got := srv.Stats().Accepted; got != 20 {
+			t.Errorf("accepted %d, want 20", got)
+		}
+	})
+}
+
+// A TLS failure (here: a certificate the client does not trust) holds.
+func TestTLSFailureHolds(t *testing.T) {
+	srv := newServer(t, castleserver.Config{})
+	ts := httptest.NewTLSServer(srv)
+	defer ts.Close()
+	board, err := hold.New(nil, nil, hold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := newClient(t, destination.Config{URL: ts.URL, Retry: fastRetry, Faults: board, ProbeMax: 10 * time.Millisecond}, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r := deliver(c, ctx, []destination.Event{event("u", 1)})[0]
+	if r.Status != destination.Canceled {
+		t.Fatalf("got %v, want the event held until the context ended", r.Status)
+	}
+	if err := board.Ready(); err == nil || !strings.Contains(err.Error(), "tls") || strings.Contains(err.Error(), testSecret) {
+		t.Errorf("Ready() = %v, want a tls hold without the secret", err)
+	}
+}
+
+// An all-429 storm from the account's limit costs about one request per
+// event per Retry-After window, not several: the client holds every
+// request until the Retry-After passes and probes once.
+func TestAccountWide429StormSlowsTheWholeClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(t, castleserver.Config{RateLimitOff: true})
+		e := startMem(t, srv, destination.Config{Retry: noJitter})
+		defer e.stop()
+		srv.StartOutage(castleserver.TooManyRequests("2"))
+		const n = 200
+		evs := make([]destination.Event, n)
+		for i := range evs {
+			evs[i] = event(string(rune('a'+i%26))+strings.Repeat("x", i/26), i)
+		}
+		p := submit(e.c, context.Background(), evs)
+		time.Sleep(20 * time.Second) // ten Retry-After windows
+		storm := srv.Stats().Requests
+		srv.EndOutage()
+		for i, r := range p.Wait() {
+			if r.Status != destination.Delivered {
+				t.Errorf("event %d: %v", i, r.Status)
+			}
+		}
+		// The first wave (every event once) plus one probe per window.
+		if storm > n+15 {
+			t.Errorf("%d requests during 20 s of 429s for %d events, want about one per event plus a probe per 2 s window", storm, n)
+		}
+		if got := counter(t, e.reg, "castle_destination_castle_throttled"); got != 0 {
+			t.Errorf("throttled gauge = %v after the storm", got)
+		}
+	})
+}
+
+// A 429 that Castle marks as the user's own budget (X-RateLimit-Remaining:
+// 0) holds only that user: others flow at once.
+func TestPerUser429HoldsOnlyThatUser(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var heavy atomic.Int32
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			if strings.Contains(string(b), `"id":"heavy"`) && heavy.Add(1) == 1 {
+				w.Header().Set("X-RateLimit-Remaining", "0")
+				w.Header().Set("X-RateLimit-Reset", "5")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+		e := startMem(t, h, destination.Config{Retry: noJitter})
+		defer e.stop()
+		start := time.Now()
+		var at [2]time.Duration
+		done := make(chan struct{}, 2)
+		e.c.Submit(context.Background(), []destination.Event{event("heavy", 1), event("light", 1)}, func(i int, r destination.Result) {
+			if r.Status != destination.Delivered {
+				t.Errorf("event %d: %v", i, r.Status)
+			}
+			at[i] = time.Since(start)
+			done <- struct{}{}
+		})
+		<-done
+		<-done
+		if at[1] != 0 {
+			t.Errorf("the other user waited %v", at[1])
+		}
+		if at[0] != 5*time.Second {
+			t.Errorf("the limited user was delivered after %v, want its 5 s reset", at[0])
+		}
+		if got := counter(t, e.reg, "castle_destination_castle_throttled"); got != 0 {
+			t.Errorf("a per-user 429 throttled the account")
+		}
+	})
+}

@@ -1,0 +1,178 @@
+package destination
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// sender makes one HTTP request to Castle and reports what came back. It
+// owns no goroutines and decides nothing: scheduling, retries and
+// classification belong to the Client.
+type sender struct {
+	http     *http.Client
+	base     string // the API base URL without a trailing slash
+	timeout  time.Duration
+	maxBody  int
+	redactor *redactor
+	// Header values shared, read-only, by every request.
+	hdrAuth, hdrJSON, hdrUA []string
+}
+
+func newSender(cfg Config, client *http.Client) *sender {
+	basic := base64.StdEncoding.EncodeToString([]byte(":" + cfg.Secret))
+	return &sender{
+		http:     client,
+		base:     strings.TrimRight(cfg.URL, "/"),
+		timeout:  cfg.Timeout,
+		maxBody:  cfg.MaxErrorBody,
+		redactor: newRedactor(cfg.Secret, basic),
+		hdrAuth:  []string{"Basic " + basic},
+		hdrJSON:  []string{"application/json"},
+		hdrUA:    []string{cfg.UserAgent},
+	}
+}
+
+// response is what one request came to.
+type response struct {
+	code    int    // HTTP status; 0 when no answer came
+	err     error  // transport error (redacted), nil when an answer came
+	body    []byte // the answer's body, up to maxBody: a verdict or an error
+	apiType string // Castle's error type, from a non-2xx JSON body
+	hints   hints
+	// canceled: the caller's context ended; timedOut: the attempt's own
+	// deadline passed.
+	canceled, timedOut bool
+	latency            time.Duration
+}
+
+// send posts body to ep within the per-attempt timeout. keepBody says
+// whether a 2xx body is wanted (a verdict); error bodies are always read.
+func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bool) response {
+	actx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, s.base+ep.Path(), bytes.NewReader(body))
+	if err != nil {
+		// Only a malformed URL gets here, and Validate rules that out.
+		return response{err: s.redact(err)}
+	}
+	h := make(http.Header, 4)
+	h["Authorization"] = s.hdrAuth
+	h["Content-Type"] = s.hdrJSON
+	h["Accept"] = s.hdrJSON
+	h["User-Agent"] = s.hdrUA
+	req.Header = h
+
+	start := time.Now()
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return response{err: s.redact(err), latency: time.Since(start), canceled: ctx.Err() != nil,
+			timedOut: errors.Is(actx.Err(), context.DeadlineExceeded)}
+	}
+	r := response{code: resp.StatusCode, hints: readHints(resp.Header, resp.StatusCode, time.Now())}
+	ok := r.code >= 200 && r.code < 300
+	var rerr error
+	if !ok || keepBody {
+		r.body, rerr = io.ReadAll(io.LimitReader(resp.Body, int64(s.maxBody)))
+	}
+	// Drain a little, so the connection is reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	_ = resp.Body.Close()
+	r.latency = time.Since(start)
+	if rerr != nil {
+		if ctx.Err() != nil {
+			return response{err: s.redact(rerr), canceled: true, latency: r.latency}
+		}
+		if ok {
+			// Delivered; the verdict is unreadable, which the caller counts.
+			r.body = nil
+			return r
+		}
+	}
+	if !ok {
+		r.apiType, _ = errorType(r.body)
+	}
+	return r
+}
+
+// errorType reads Castle's {"type","message"} error body.
+func errorType(body []byte) (typ, msg string) {
+	var v struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return "", ""
+	}
+	return v.Type, v.Message
+}
+
+// apiError builds an *APIError from an answer.
+func (s *sender) apiError(r response) *APIError {
+	e := &APIError{StatusCode: r.code}
+	if typ, msg := errorType(r.body); typ != "" || msg != "" {
+		e.Type, e.Message = typ, msg
+	} else {
+		const maxRaw = 512
+		t := strings.TrimSpace(string(r.body))
+		if len(t) > maxRaw {
+			t = t[:maxRaw]
+			for !utf8.ValidString(t) {
+				t = t[:len(t)-1]
+			}
+		}
+		e.Message = strings.ToValidUTF8(t, "?")
+	}
+	e.Type = s.redactor.String(e.Type)
+	e.Message = s.redactor.String(e.Message)
+	return e
+}
+
+// redactor hides the secret, and the Basic credentials derived from it, in
+// text. The URL never carries credentials (Validate), so transport errors
+// should not contain them either; this is defence in depth, also against a
+// server that echoes what it was sent.
+type redactor struct{ secrets []string }
+
+// minRedactLen: shorter secrets are not searched for (they would mangle
+// every message; Castle's secrets are far longer).
+const minRedactLen = 4
+
+func newRedactor(secret, basic string) *redactor {
+	if len(secret) < minRedactLen {
+		return &redactor{}
+	}
+	return &redactor{secrets: []string{basic, secret}}
+}
+
+func (r *redactor) String(s string) string {
+	for _, x := range r.secrets {
+		s = strings.ReplaceAll(s, x, "[REDACTED]")
+	}
+	return s
+}
+
+// redactedError hides the secret in an error's text; errors.Is/As still
+// see the original.
+type redactedError struct {
+	err error
+	r   *redactor
+}
+
+func (e *redactedError) Error() string { return e.r.String(e.err.Error()) }
+
+func (e *redactedError) Unwrap() error { return e.err }
+
+func (s *sender) redact(err error) error {
+	if err == nil || len(s.redactor.secrets) == 0 {
+		return err
+	}
+	return &redactedError{err: err, r: s.redactor}
+}

@@ -1,0 +1,109 @@
+package hold_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/castle-destination/castle-destination/hold"
+)
+
+func TestRaiseLogsOncePerMinuteAndClears(t *testing.T) {
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	core, logs := observer.New(zapcore.InfoLevel)
+	reg := prometheus.NewRegistry()
+	b, err := hold.New(zap.New(core), reg, hold.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ready(); err != nil {
+		t.Fatalf("Ready() = %v before any fault", err)
+	}
+	msg := "CASTLE_API_SECRET was refused by Castle (401 unauthorized)"
+	for range 100 { // a second's worth of refused requests
+		b.Raise(hold.Auth, msg)
+		now = now.Add(10 * time.Millisecond)
+	}
+	errs := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, msg) {
+		t.Fatalf("ERROR lines = %v, want one naming the setting", errs)
+	}
+	now = now.Add(time.Minute)
+	b.Raise(hold.Auth, msg)
+	errs = logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(errs) != 2 || errs[1].ContextMap()["failures"] != int64(100) {
+		t.Fatalf("after a minute: %d ERROR lines (%v), want a second one counting 100 failures", len(errs), errs[len(errs)-1].ContextMap())
+	}
+	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "auth") {
+		t.Errorf("Ready() = %v, want the held fault", err)
+	}
+	if got := value(t, reg, "castle_destination_delivery_held", hold.Auth); got != 1 {
+		t.Errorf("delivery_held{auth} = %v, want 1", got)
+	}
+	if !b.Held(hold.Auth) || b.Held(hold.Route) {
+		t.Errorf("Held: auth %v, route %v", b.Held(hold.Auth), b.Held(hold.Route))
+	}
+	b.Clear(hold.Auth)
+	if err := b.Ready(); err != nil {
+		t.Errorf("Ready() = %v after Clear", err)
+	}
+	if got := value(t, reg, "castle_destination_delivery_held", hold.Auth); got != 0 {
+		t.Errorf("delivery_held{auth} = %v after Clear, want 0", got)
+	}
+	if n := logs.FilterMessageSnippet("delivery resumed").Len(); n != 1 {
+		t.Errorf("%d resume lines, want 1", n)
+	}
+	b.Clear(hold.Auth) // not held: no second line
+	if n := logs.FilterMessageSnippet("delivery resumed").Len(); n != 1 {
+		t.Errorf("%d resume lines after a second Clear, want 1", n)
+	}
+	if got := value(t, reg, "castle_destination_systemic_faults_total", hold.Auth); got != 101 {
+		t.Errorf("systemic_faults_total{auth} = %v, want 101", got)
+	}
+}
+
+func TestReadyNamesEveryHeldFault(t *testing.T) {
+	b, err := hold.New(nil, nil, hold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Raise(hold.Route, "CASTLE_API_URL names no Castle API route (404 on /v1/v1/log)")
+	b.Raise(hold.DeadLetterTopic, "DLQ_TOPIC cannot be written")
+	err = b.Ready()
+	if err == nil || !strings.Contains(err.Error(), "route: CASTLE_API_URL") || !strings.Contains(err.Error(), "dead_letter_topic: DLQ_TOPIC") {
+		t.Errorf("Ready() = %v", err)
+	}
+	var nilBoard *hold.Board
+	nilBoard.Raise(hold.Auth, "x")
+	if nilBoard.Ready() != nil || nilBoard.Held(hold.Auth) {
+		t.Error("a nil Board must hold nothing")
+	}
+}
+
+// value returns the one series name{class}.
+func value(t *testing.T, reg *prometheus.Registry, name, class string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "class" && l.GetValue() == class {
+					return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("%s{class=%q} not found", name, class)
+	return 0
+}

@@ -1,0 +1,148 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// outbox writes what must be durable before its record is acknowledged
+// (dead letters), in groups, on one goroutine. A write that fails holds:
+// nothing is dropped and nothing is acknowledged; the fault is reported
+// and the write retried at a capped backoff until it succeeds or the run
+// ends.
+type outbox[T any] struct {
+	write      func(ctx context.Context, items ...T) error
+	class      string        // the hold class reported while writes fail
+	what       string        // "dead letters", for messages
+	target     string        // where they go, naming the setting
+	faults     Faults        // may be nil
+	log        *zap.Logger   //
+	first      time.Duration // first pause after a failure; doubles up to maxRetryPause
+	notWritten error         // what entries get when the run ends first
+	written    func(T)       // counts a written item
+
+	mu    sync.Mutex
+	queue []entry[T]
+	wake  chan struct{}
+	quit  chan struct{}
+}
+
+type entry[T any] struct {
+	v    T
+	done func(error)
+}
+
+// maxWriteGroup bounds the items of one write.
+const maxWriteGroup = 1000
+
+// start runs the writer until stop; wg tracks it.
+func (o *outbox[T]) start(ctx context.Context, wg *sync.WaitGroup) {
+	o.wake = make(chan struct{}, 1)
+	o.quit = make(chan struct{})
+	wg.Go(func() { o.run(ctx) })
+}
+
+// add queues v; done is called once it is written (nil) or abandoned.
+// It never blocks.
+func (o *outbox[T]) add(v T, done func(error)) {
+	o.mu.Lock()
+	o.queue = append(o.queue, entry[T]{v: v, done: done})
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the writer once its queue is empty.
+func (o *outbox[T]) stop() { close(o.quit) }
+
+func (o *outbox[T]) take() []entry[T] {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := min(len(o.queue), maxWriteGroup)
+	group := make([]entry[T], n)
+	copy(group, o.queue)
+	o.queue = append(o.queue[:0], o.queue[n:]...)
+	return group
+}
+
+func (o *outbox[T]) run(ctx context.Context) {
+	pause := time.Duration(0)
+	failing := false
+	for {
+		group := o.take()
+		if len(group) == 0 {
+			select {
+			case <-o.wake:
+				continue
+			case <-o.quit:
+				if group = o.take(); len(group) == 0 {
+					return
+				}
+			case <-ctx.Done():
+				o.abandon(nil)
+				return
+			}
+		}
+		items := make([]T, len(group))
+		for i, e := range group {
+			items[i] = e.v
+		}
+		for {
+			err := o.write(ctx, items...)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				o.abandon(group)
+				return
+			}
+			failing = true
+			pause = min(max(2*pause, o.first), maxRetryPause)
+			if o.faults != nil {
+				o.faults.Raise(o.class, fmt.Sprintf("%s cannot be written to %s: %v", o.what, o.target, err))
+			} else {
+				o.log.Error("write "+o.what+"; holding and retrying", zap.Int("items", len(items)), zap.Duration("retry_in", pause), zap.Error(err))
+			}
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				o.abandon(group)
+				return
+			}
+		}
+		if failing {
+			failing, pause = false, 0
+			if o.faults != nil {
+				o.faults.Clear(o.class)
+			}
+		}
+		for _, e := range group {
+			o.written(e.v)
+			e.done(nil)
+		}
+	}
+}
+
+// abandon settles group and everything still queued as not written.
+func (o *outbox[T]) abandon(group []entry[T]) {
+	for _, e := range group {
+		e.done(o.notWritten)
+	}
+	for {
+		rest := o.take()
+		if len(rest) == 0 {
+			return
+		}
+		for _, e := range rest {
+			e.done(o.notWritten)
+		}
+	}
+}
