@@ -52,6 +52,9 @@
 //     them; this server has always accepted their absence on log), and also
 //     "$page" as a type, which Castle's published enum lacks but Segment's
 //     Castle destination documents.
+//   - A public IP is a global unicast address outside RFC 1918 and RFC 4193;
+//     the documentation ranges (192.0.2.0/24, 2001:db8::/32, ...) count as
+//     public, so examples work.
 //
 // It is not Castle: its verdicts are toys, it serves no other endpoint
 // (every other path is 404 route_not_found, so a base URL with an extra
