@@ -183,7 +183,7 @@ func (s *Server) validate(ep endpoint, body []byte) (parsed, *validationError) {
 		return out, err
 	}
 	if u := d.get(root, "user"); u >= 0 && d.kind(u) != jNull {
-		if err := s.validateUser(d, u, ep == epRisk, &out); err != nil {
+		if err := s.validateUser(d, u, ep, &out); err != nil {
 			return out, err
 		}
 	}
@@ -296,7 +296,10 @@ func notOfType(ptr, want string) *validationError {
 	return invalid("property '%s' is not of type: %s", ptr, want)
 }
 
-func (s *Server) validateUser(d *doc, u int32, needID bool, out *parsed) *validationError {
+// validateUser checks a sent user; on the scored endpoints it also reads
+// the email the verdict rules use.
+func (s *Server) validateUser(d *doc, u int32, ep endpoint, out *parsed) *validationError {
+	needID := ep == epRisk
 	if d.kind(u) != jObject {
 		return notOfType("/user", "object")
 	}
@@ -315,7 +318,7 @@ func (s *Server) validateUser(d *doc, u int32, needID bool, out *parsed) *valida
 			return notOfType("/user/"+f, "string")
 		}
 	}
-	if v := d.get(u, "email"); v >= 0 {
+	if v := d.get(u, "email"); v >= 0 && ep.scored() {
 		out.email = d.text(v)
 	}
 	if a := d.get(u, "address"); a >= 0 && d.kind(a) != jNull && d.kind(a) != jObject {
@@ -349,8 +352,9 @@ func (s *Server) flatObject(d *doc, v int32, ptr string) *validationError {
 
 // validateContext checks a sent context. Scored endpoints require its
 // headers (Castle's schema requires them everywhere; /v1/log here accepts
-// their absence).
-func validateContext(d *doc, c int32, needHeaders bool, out *parsed) *validationError {
+// their absence), and read the IP and User-Agent the verdict rules use.
+func validateContext(d *doc, c int32, scored bool, out *parsed) *validationError {
+	needHeaders := scored
 	if d.kind(c) != jObject {
 		return notOfType("/context", "object")
 	}
@@ -370,8 +374,11 @@ func validateContext(d *doc, c int32, needHeaders bool, out *parsed) *validation
 	if d.kind(ip) != jString {
 		return notOfType("/context/ip", "string")
 	}
-	out.ip = d.text(ip)
-	if !publicIP(out.ip) {
+	ipText := d.text(ip)
+	if scored {
+		out.ip = ipText
+	}
+	if !publicIP(ipText) {
 		return invalid("property '/context/ip' must be a valid, public IP")
 	}
 	if l := d.get(c, "library"); l >= 0 && d.kind(l) != jNull && d.kind(l) != jObject {
@@ -388,7 +395,7 @@ func validateContext(d *doc, c int32, needHeaders bool, out *parsed) *validation
 			if d.kind(m) != jString && !d.isTrue(m) {
 				return notOfType("/context/headers/"+escapePointer(d.key(m)), "string, true")
 			}
-			if d.kind(m) == jString && strings.EqualFold(d.key(m), "User-Agent") {
+			if scored && d.kind(m) == jString && strings.EqualFold(d.key(m), "User-Agent") {
 				out.userAgent = d.text(m)
 			}
 		}
@@ -400,7 +407,7 @@ func validateContext(d *doc, c int32, needHeaders bool, out *parsed) *validation
 			if d.kind(p) != jArray || d.children(p) != 2 || d.kind(first) != jString || d.kind(d.nodes[first].next) != jString {
 				return invalid("property '/context/headers/%d' is not a [name, value] pair of strings", i)
 			}
-			if strings.EqualFold(d.text(first), "User-Agent") {
+			if scored && strings.EqualFold(d.text(first), "User-Agent") {
 				out.userAgent = d.text(d.nodes[first].next)
 			}
 			i++
