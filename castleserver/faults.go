@@ -1,8 +1,10 @@
 package castleserver
 
 import (
+	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -13,15 +15,31 @@ const (
 	kindStatus faultKind = iota + 1
 	kindHang
 	kindReset
+	kindRespond
+	kindInvalidToken
 )
 
 // Fault is an injected failure. Build one with Status, TooManyRequests,
-// Hang or Reset. Faulted requests are never recorded as accepted.
+// InvalidRequestToken, Respond, Hang or Reset; On narrows it to one path.
+// A fault applies to the served paths only (an unknown path is 404 first),
+// and faulted requests are never recorded as accepted.
 type Fault struct {
 	kind       faultKind
 	status     int
 	retryAfter string
+	body       string
+	path       string // "" for every served path
 }
+
+// On returns f restricted to requests for path (LogPath, RiskPath or
+// FilterPath): a queued fault waits for the first request to path, a rate
+// or an outage affects only path.
+func (f Fault) On(path string) Fault {
+	f.path = path
+	return f
+}
+
+func (f Fault) appliesTo(path string) bool { return f.path == "" || f.path == path }
 
 // Status answers with code and a Castle-style JSON error body (for
 // example 500 server_error, 503 service_unavailable, 400 bad_request).
@@ -31,6 +49,17 @@ func Status(code int) Fault { return Fault{kind: kindStatus, status: code} }
 // seconds ("2") or an HTTP-date; "" sends none.
 func TooManyRequests(retryAfter string) Fault {
 	return Fault{kind: kindStatus, status: http.StatusTooManyRequests, retryAfter: retryAfter}
+}
+
+// InvalidRequestToken answers 422 with Castle's invalid_request_token
+// error, whatever the token (see also Server.RefuseToken).
+func InvalidRequestToken() Fault { return Fault{kind: kindInvalidToken} }
+
+// Respond answers with code and body as given (Content-Type
+// application/json), for answers Castle might give that the server never
+// makes itself: a 201 whose body is not JSON, a verdict without a policy.
+func Respond(code int, body string) Fault {
+	return Fault{kind: kindRespond, status: code, body: body}
 }
 
 // Hang holds the request without answering until the client gives up (its
@@ -44,11 +73,15 @@ func Hang() Fault { return Fault{kind: kindHang} }
 func Reset() Fault { return Fault{kind: kindReset} }
 
 // String is the fault's bounded name, as counted in Stats.Faults:
-// "status_503", "hang", "reset".
+// "status_503", "respond_201", "invalid_request_token", "hang", "reset".
 func (f Fault) String() string {
 	switch f.kind {
 	case kindStatus:
 		return "status_" + strconv.Itoa(f.status)
+	case kindRespond:
+		return "respond_" + strconv.Itoa(f.status)
+	case kindInvalidToken:
+		return "invalid_request_token"
 	case kindHang:
 		return "hang"
 	case kindReset:
@@ -68,8 +101,8 @@ type rateFault struct {
 	p float64
 }
 
-// FailNext makes the next n requests to /v1/log fail with f, after any
-// faults already queued. Deterministic.
+// FailNext makes the next n requests (to f's path, see On) fail with f,
+// after any faults already queued. Deterministic.
 func (s *Server) FailNext(n int, f Fault) {
 	if n <= 0 || f.kind == 0 {
 		return
@@ -79,7 +112,7 @@ func (s *Server) FailNext(n int, f Fault) {
 	s.fmu.Unlock()
 }
 
-// FailRate makes each request to /v1/log fail with f with probability p,
+// FailRate makes each request (to f's path) fail with f with probability p,
 // drawn from the server's seeded generator. Several rates may be set; their
 // probabilities add up (at most 1). p <= 0 removes f's rate.
 func (s *Server) FailRate(p float64, f Fault) {
@@ -97,19 +130,58 @@ func (s *Server) FailRate(p float64, f Fault) {
 	s.rates = rates
 }
 
-// StartOutage makes every request to /v1/log fail with f (typically
+// StartOutage makes every request (to f's path) fail with f (typically
 // Status(503) or Reset()) until EndOutage. An outage takes precedence over
-// queued and rate-based faults.
+// queued and rate-based faults. It replaces any outage under way, and
+// cancels a pending FailAfter.
 func (s *Server) StartOutage(f Fault) {
 	s.fmu.Lock()
-	s.outage = &f
+	s.outage, s.failAfter = &f, nil
 	s.fmu.Unlock()
 }
 
-// EndOutage ends an outage.
+// EndOutage ends an outage (one started by FailAfter too) and cancels a
+// pending FailAfter.
 func (s *Server) EndOutage() {
 	s.fmu.Lock()
-	s.outage = nil
+	s.outage, s.failAfter = nil, nil
+	s.fmu.Unlock()
+}
+
+// pendingOutage is an outage FailAfter starts once left more requests
+// have been accepted.
+type pendingOutage struct {
+	left int
+	f    Fault
+}
+
+// FailAfter lets the next n requests be accepted, then starts an outage
+// with f (as StartOutage) that lasts until EndOutage or ClearFaults: for
+// example FailAfter(50, Status(401)) is Castle after the API secret was
+// rotated mid-stream. Requests refused meanwhile (422, 429, other faults)
+// do not count. n <= 0 starts the outage at once.
+func (s *Server) FailAfter(n int, f Fault) {
+	if f.kind == 0 {
+		return
+	}
+	if n <= 0 {
+		s.StartOutage(f)
+		return
+	}
+	s.fmu.Lock()
+	s.failAfter = &pendingOutage{left: n, f: f}
+	s.fmu.Unlock()
+}
+
+// acceptedOne counts an accepted request towards a pending FailAfter.
+func (s *Server) acceptedOne() {
+	s.fmu.Lock()
+	if p := s.failAfter; p != nil {
+		if p.left--; p.left <= 0 {
+			f := p.f
+			s.outage, s.failAfter = &f, nil
+		}
+	}
 	s.fmu.Unlock()
 }
 
@@ -120,11 +192,12 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.fmu.Unlock()
 }
 
-// ClearFaults removes every queued and rate-based fault, any outage and
-// the latency.
+// ClearFaults removes every queued and rate-based fault, any outage
+// (pending or under way) and the latency. Refused tokens and the secret
+// stay as they are.
 func (s *Server) ClearFaults() {
 	s.fmu.Lock()
-	s.outage, s.next, s.rates, s.latency = nil, nil, nil, 0
+	s.outage, s.next, s.rates, s.latency, s.failAfter = nil, nil, nil, 0, nil
 	s.fmu.Unlock()
 }
 
@@ -134,18 +207,21 @@ func (s *Server) currentLatency() time.Duration {
 	return s.latency
 }
 
-// drawFault picks the fault for this request, if any.
-func (s *Server) drawFault() (Fault, bool) {
+// drawFault picks the fault for a request to path, if any.
+func (s *Server) drawFault(path string) (Fault, bool) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
-	if s.outage != nil {
+	if s.outage != nil && s.outage.appliesTo(path) {
 		return *s.outage, true
 	}
-	if len(s.next) > 0 {
-		q := &s.next[0]
+	for i := range s.next {
+		q := &s.next[i]
+		if !q.f.appliesTo(path) {
+			continue
+		}
 		f := q.f
 		if q.n--; q.n == 0 {
-			s.next = s.next[1:]
+			s.next = slices.Delete(s.next, i, i+1)
 		}
 		return f, true
 	}
@@ -153,6 +229,9 @@ func (s *Server) drawFault() (Fault, bool) {
 		u := s.rng.Float64()
 		acc := 0.0
 		for _, r := range s.rates {
+			if !r.f.appliesTo(path) {
+				continue
+			}
 			if acc += r.p; u < acc {
 				return r.f, true
 			}
@@ -173,6 +252,14 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault) {
 		}
 		typ, msg := errorFor(f.status)
 		s.fail(w, f.status, typ, msg)
+	case kindInvalidToken:
+		s.fail(w, http.StatusUnprocessableEntity, "invalid_request_token", "The request token is invalid")
+	case kindRespond:
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(f.body)))
+		w.WriteHeader(f.status)
+		_, _ = io.WriteString(w, f.body)
+		s.count(f.status)
 	case kindHang:
 		select {
 		case <-r.Context().Done():

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// limiter is a per-user-id sliding log of accepted requests. Requests
-// without a user id are not limited. Rejected requests (429 or otherwise)
-// do not count.
+// limiter is a per-user-id sliding log of accepted requests, shared by
+// the three endpoints. Requests without a user id are not limited.
+// Rejected requests (429 or otherwise) do not count.
 type limiter struct {
 	limits []Limit
 	logLen int

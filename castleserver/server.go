@@ -1,16 +1,64 @@
 // Package castleserver is a Castle-compatible API server for tests, the demo
-// and local dry runs. It serves POST /v1/log the way Castle documents it:
-// HTTP Basic auth with the API secret, a JSON body validated against
-// Castle's published schema (answering 422 invalid_parameters with a JSON
-// pointer, as Castle does), the per-user-id rate limit of 6 requests per
-// second and 10 per 5 seconds (429 with Retry-After, X-RateLimit-* headers),
-// and Castle's {"type","message"} error bodies. It records what it accepted
-// (queryable, and dumpable as NDJSON) and injects faults on demand: 5xx and
-// 429 answers, slow answers, hangs, connection resets and outages.
+// and local dry runs. It serves Castle's three event endpoints the way
+// Castle documents them (destination/CASTLE_API.md is the contract this
+// project relies on):
 //
-// It is not Castle: it scores nothing, serves no other endpoint (every other
-// path is 404 route_not_found), and where Castle's behaviour is not
-// documented (see destination/CASTLE_API.md) it makes a documented choice.
+//   - POST /v1/log: records an event; answers 204 (Config.SuccessStatus)
+//     with no body.
+//   - POST /v1/risk and POST /v1/filter: score an event and answer 201 with
+//     a JSON verdict (id, type, status, risk, scores, policy, signals,
+//     device), as Castle's Risk and Filter APIs do.
+//
+// On every endpoint it checks HTTP Basic auth with the API secret (an empty
+// user), validates the JSON body against the fields Castle publishes for
+// that endpoint (answering 422 invalid_parameters with a message naming the
+// JSON pointer, as Castle does), checks request tokens on /v1/risk and
+// /v1/filter (422 invalid_request_token), enforces the per-user-id rate
+// limit of 6 requests per second and 10 per 5 seconds across all three
+// endpoints (429 with Retry-After and X-RateLimit-* headers), and answers
+// errors with Castle's {"type","message"} bodies. It records what it
+// accepted (queryable by path, and dumpable as NDJSON) and injects faults on
+// demand: any status or body, 429s, slow answers, hangs, connection resets,
+// outages, a rotated secret, and "start failing after N events".
+//
+// Where Castle's behaviour is not documented this server makes a choice
+// and says so; the choices:
+//
+//   - Request tokens are minted by NewRequestToken, which encodes a creation
+//     time and a device name. A token is refused (422 invalid_request_token)
+//     when it is empty, malformed, older than Config.TokenLifetime (120 s,
+//     Castle's documented lifetime) or more than 30 s in the future by the
+//     server's clock (Config.Now), or when the test refused it with
+//     RefuseToken. A missing token or one that is not a string is a schema
+//     error (422 invalid_parameters). A token may be used more than once: a
+//     client retrying after a timeout resends the same token.
+//   - Verdicts come from four deterministic rules (documented on
+//     ScoringConfig): new_device, disposable_email,
+//     multiple_accounts_per_device and high_activity_ip. Each signal adds fixed amounts to the three scores;
+//     risk is the highest score; the policy is deny at 0.8 and above,
+//     challenge at 0.5 and above, allow below.
+//   - The per-user-id limit counts requests to /v1/risk, /v1/filter and
+//     /v1/log together. Castle's OpenAPI text has said "Risk, Log" (2022–23)
+//     and "Risk, Filter" (since late 2024); counting all three satisfies
+//     both readings. On /v1/filter the user is user.id, else
+//     matching_user_id.
+//   - Top-level fields Castle documents for no endpoint (sent_at, timestamp,
+//     ...) are accepted and ignored, as Castle's SDKs send some of them. A
+//     field Castle documents only for another endpoint (params or
+//     matching_user_id outside /v1/filter, changeset outside /v1/risk, the
+//     skip_* flags and expand on /v1/log) is refused with 422, so a client
+//     that routes a field to the wrong endpoint finds out in tests.
+//   - /v1/log accepts a context without headers (Castle's schema requires
+//     them; this server has always accepted their absence on log), and also
+//     "$page" as a type, which Castle's published enum lacks but Segment's
+//     Castle destination documents.
+//   - A public IP is a global unicast address outside RFC 1918 and RFC 4193;
+//     the documentation ranges (192.0.2.0/24, 2001:db8::/32, ...) count as
+//     public, so examples work.
+//
+// It is not Castle: its verdicts are toys, it serves no other endpoint
+// (every other path is 404 route_not_found, so a base URL with an extra
+// "/v1" is caught), and it keeps its state in memory.
 package castleserver
 
 import (
@@ -24,25 +72,79 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// LogPath is the one path served.
-const LogPath = "/v1/log"
+// The paths served.
+const (
+	LogPath    = "/v1/log"
+	RiskPath   = "/v1/risk"
+	FilterPath = "/v1/filter"
+)
 
-// DefaultTypes are the accepted event types: the /v1/log type enum of
-// Castle's OpenAPI description (castle-java model/generated/Log.java), plus
-// "$page". "$page" is not in the published enum, but it is what Segment's
-// Castle destination documents for page calls and what this project sends
-// by default (SPEC §4); whether Castle accepts it is unverified, so it is
-// accepted here to let the default configuration be tested end to end.
+// endpoint is one of the served paths.
+type endpoint uint8
+
+const (
+	epLog endpoint = iota + 1
+	epRisk
+	epFilter
+)
+
+func endpointOf(path string) (endpoint, bool) {
+	switch path {
+	case LogPath:
+		return epLog, true
+	case RiskPath:
+		return epRisk, true
+	case FilterPath:
+		return epFilter, true
+	}
+	return 0, false
+}
+
+func (e endpoint) path() string {
+	switch e {
+	case epRisk:
+		return RiskPath
+	case epFilter:
+		return FilterPath
+	}
+	return LogPath
+}
+
+func (e endpoint) scored() bool { return e == epRisk || e == epFilter }
+
+// DefaultTypes are the event types accepted on /v1/log: the /v1/log type
+// enum of Castle's OpenAPI description (castle-java
+// model/generated/Log.java), plus "$page". "$page" is not in the published
+// enum, but it is what Segment's Castle destination documents for page
+// calls and what this project sends by default; whether Castle accepts it
+// is unverified, so it is accepted here to let the default configuration
+// be tested end to end.
 var DefaultTypes = []string{
 	"$challenge", "$custom", "$login", "$password_reset_request", "$profile_reset",
 	"$profile_update", "$registration", "$logout", "$transaction", "$page",
 }
 
-// statuses are the accepted values of "status".
-var statuses = []string{"$attempted", "$succeeded", "$failed", "$requested"}
+// riskTypes and filterTypes are the published type enums of /v1/risk and
+// /v1/filter (castle-java model/generated/Risk.java, Filter.java).
+var (
+	riskTypes = []string{
+		"$challenge", "$registration", "$login", "$profile_update", "$profile_reset",
+		"$transaction", "$logout", "$custom",
+	}
+	filterTypes = []string{
+		"$registration", "$login", "$password_reset_request", "$custom", "$challenge", "$transaction",
+	}
+)
+
+// Statuses: $requested exists on /v1/risk only, for $challenge.
+var (
+	logStatuses  = []string{"$attempted", "$succeeded", "$failed"}
+	riskStatuses = []string{"$attempted", "$succeeded", "$failed", "$requested"}
+)
 
 // Limit allows Requests accepted requests per user id in any interval of
 // length Per.
@@ -51,14 +153,17 @@ type Limit struct {
 	Per      time.Duration
 }
 
-// DefaultLimits are Castle's documented per-user-id limits for the Risk and
-// Log APIs.
+// DefaultLimits are Castle's documented per-user-id limits.
 var DefaultLimits = []Limit{{Requests: 6, Per: time.Second}, {Requests: 10, Per: 5 * time.Second}}
+
+// DefaultTokenLifetime is how long Castle documents a request token to be
+// valid after its creation.
+const DefaultTokenLifetime = 120 * time.Second
 
 // Config configures a Server. Zero fields take the defaults given.
 type Config struct {
 	// Secret is the API secret expected as the Basic auth password (with
-	// an empty user). Required.
+	// an empty user). Required. SetSecret replaces it while serving.
 	Secret string
 	// MaxBodyBytes bounds the request body; larger bodies get 413.
 	// Default 1 MiB.
@@ -69,9 +174,12 @@ type Config struct {
 	// in characters (inclusive). Default 1024. (Segment's Castle docs give
 	// this limit; Castle's own docs give none.)
 	MaxStringLength int
-	// Types are the accepted "type" values. Default DefaultTypes.
+	// Types are the accepted "type" values on /v1/log. Default
+	// DefaultTypes. (/v1/risk and /v1/filter accept their published
+	// enums.)
 	Types []string
-	// Limits are the per-user-id rate limits. Default DefaultLimits.
+	// Limits are the per-user-id rate limits, shared by the three
+	// endpoints. Default DefaultLimits.
 	Limits []Limit
 	// RateLimitOff disables the per-user rate limit (and its headers).
 	RateLimitOff bool
@@ -82,10 +190,21 @@ type Config struct {
 	// Seed seeds the generator that draws rate-based faults, so a run is
 	// reproducible. Default 1.
 	Seed uint64
-	// SuccessStatus is the status of an accepted request. Default 204
-	// (what Castle's Node SDK tests expect of /v1/log; its Cloudflare
-	// sample expects 201; clients must accept any 2xx).
+	// SuccessStatus is the status of an accepted /v1/log request. Default
+	// 204 (what Castle's Node SDK tests expect of /v1/log; its Cloudflare
+	// sample expects 201; clients must accept any 2xx). /v1/risk and
+	// /v1/filter always answer 201 with a verdict.
 	SuccessStatus int
+	// Now is the server's clock: request token ages, the rate limiter, the
+	// scoring windows and the receive times of records read it. Default
+	// time.Now (which a testing/synctest bubble fakes).
+	Now func() time.Time
+	// TokenLifetime is how long after its creation a request token is
+	// accepted. Default DefaultTokenLifetime (120 s).
+	TokenLifetime time.Duration
+	// Scoring tunes the verdict rules. Zero fields take the defaults
+	// documented on ScoringConfig.
+	Scoring ScoringConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -113,6 +232,13 @@ func (c Config) withDefaults() Config {
 	if c.SuccessStatus == 0 {
 		c.SuccessStatus = http.StatusNoContent
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.TokenLifetime == 0 {
+		c.TokenLifetime = DefaultTokenLifetime
+	}
+	c.Scoring = c.Scoring.withDefaults()
 	return c
 }
 
@@ -128,6 +254,8 @@ func (c Config) Validate() error {
 		return errors.New("castle server: length limits must be > 0")
 	case c.SuccessStatus < 200 || c.SuccessStatus > 299:
 		return errors.New("castle server: success status must be 2xx")
+	case c.TokenLifetime < 0:
+		return errors.New("castle server: token lifetime must be > 0")
 	}
 	if !c.RateLimitOff {
 		for i, l := range c.Limits {
@@ -136,31 +264,37 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	return nil
+	return c.Scoring.validate()
 }
 
 // Server is a Castle-compatible http.Handler. Build it with New; it is safe
 // for concurrent use, and every setter may be called while it serves.
 type Server struct {
 	cfg     Config
-	secret  []byte
-	types   map[string]struct{}
+	secret  atomic.Pointer[[]byte]
+	types   map[endpoint]map[string]struct{}
 	limiter *limiter // nil when off
+	scorer  *scorer
 
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	fmu     sync.Mutex // guards the fault settings and rng
-	outage  *Fault
-	next    []queuedFault
-	rates   []rateFault
-	latency time.Duration
-	rng     *rand.Rand
+	fmu       sync.Mutex // guards the fault settings and rng
+	outage    *Fault
+	next      []queuedFault
+	rates     []rateFault
+	latency   time.Duration
+	failAfter *pendingOutage
+	rng       *rand.Rand
+
+	tmu     sync.Mutex // guards refused
+	refused map[string]struct{}
 
 	mu       sync.Mutex // guards what follows
 	records  []record
 	requests int64
 	accepted int64
+	byPath   map[string]int64
 	byStatus map[int]int64
 	faults   map[string]int64
 	waiters  []waiter
@@ -174,20 +308,38 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg:      cfg,
-		secret:   []byte(cfg.Secret),
-		types:    make(map[string]struct{}, len(cfg.Types)),
 		closing:  make(chan struct{}),
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		refused:  make(map[string]struct{}),
+		byPath:   make(map[string]int64),
 		byStatus: make(map[int]int64),
 		faults:   make(map[string]int64),
+		scorer:   newScorer(cfg.Scoring),
 	}
-	for _, t := range cfg.Types {
-		s.types[t] = struct{}{}
+	s.SetSecret(cfg.Secret)
+	s.types = map[endpoint]map[string]struct{}{
+		epLog: set(cfg.Types), epRisk: set(riskTypes), epFilter: set(filterTypes),
 	}
 	if !cfg.RateLimitOff {
 		s.limiter = newLimiter(cfg.Limits)
 	}
 	return s, nil
+}
+
+func set(xs []string) map[string]struct{} {
+	m := make(map[string]struct{}, len(xs))
+	for _, x := range xs {
+		m[x] = struct{}{}
+	}
+	return m
+}
+
+// SetSecret replaces the API secret the server accepts, effective for the
+// next request: requests with the old secret then get 401, as after a
+// rotation at Castle. An empty secret refuses every request.
+func (s *Server) SetSecret(secret string) {
+	b := []byte(secret)
+	s.secret.Store(&b)
 }
 
 // Close releases requests held by Hang faults and latency (they answer 503)
@@ -208,21 +360,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.Stop()
 		}
 	}
-	if r.URL.Path != LogPath {
+	ep, ok := endpointOf(r.URL.Path)
+	if !ok {
 		s.fail(w, http.StatusNotFound, "route_not_found", "No route matches "+strconv.Quote(r.Method+" "+r.URL.Path))
 		return
 	}
-	if f, ok := s.drawFault(); ok {
+	if f, ok := s.drawFault(ep.path()); ok {
 		s.inject(w, r, f)
 		return
 	}
 	user, pass, ok := r.BasicAuth()
-	if !ok || user != "" || subtle.ConstantTimeCompare([]byte(pass), s.secret) != 1 {
+	secret := *s.secret.Load()
+	if !ok || user != "" || len(secret) == 0 || subtle.ConstantTimeCompare([]byte(pass), secret) != 1 {
 		s.fail(w, http.StatusUnauthorized, "unauthorized", "Unauthorized: provide your API secret as the Basic auth password, with no username")
 		return
 	}
 	if r.Method != http.MethodPost {
-		s.fail(w, http.StatusBadRequest, "bad_request", "Only POST is supported on "+LogPath)
+		s.fail(w, http.StatusBadRequest, "bad_request", "Only POST is supported on "+ep.path())
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -240,14 +394,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "bad_request", "Could not read the request body")
 		return
 	}
-	ev, verr := s.validate(body)
+	ev, verr := s.validate(ep, body)
 	if verr != nil {
 		s.fail(w, verr.status, verr.typ, verr.message)
 		return
 	}
-	now := time.Now()
+	now := s.cfg.Now()
+	if ep.scored() && !ev.skipToken {
+		if msg, ok := s.checkToken(ev.token, now); !ok {
+			s.fail(w, http.StatusUnprocessableEntity, "invalid_request_token", msg)
+			return
+		}
+	}
 	if s.limiter != nil {
-		d := s.limiter.admit(ev.userID, now)
+		d := s.limiter.admit(ev.limitKey(), now)
 		setRateHeaders(w.Header(), d)
 		if !d.ok {
 			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(d.retryAfter, 1)))
@@ -256,9 +416,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.record(body, ev, now)
-	w.WriteHeader(s.cfg.SuccessStatus)
-	s.count(s.cfg.SuccessStatus)
+	if !ep.scored() {
+		s.record(body, ev, nil, now)
+		w.WriteHeader(s.cfg.SuccessStatus)
+		s.count(s.cfg.SuccessStatus)
+		s.acceptedOne()
+		return
+	}
+	resp := s.scorer.score(ev, now)
+	s.record(body, ev, resp, now)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(resp)
+	s.count(http.StatusCreated)
+	s.acceptedOne()
 }
 
 // readBody reads at most limit bytes of the body (else an

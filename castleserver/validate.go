@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,15 +31,49 @@ var errNotObject = &validationError{http.StatusBadRequest, "bad_request", "The r
 
 // parsed is what the server reads out of a valid body.
 type parsed struct {
-	typ, name, userID string
-	createdAt         time.Time
+	ep                  endpoint
+	typ, status, name   string
+	userID, email       string
+	createdAt           time.Time
+	token               string
+	skipToken, skipCtx  bool
+	ip, userAgent       string
+	hasContext          bool
+	matchingUserID      string
+	paramEmail          string
+	paramPhone, paramUN string
 }
 
-// validate checks body against what Castle documents for /v1/log. Fields
-// it does not know (sent_at, timestamp, product, session, transaction, ...)
-// are accepted as they are.
-func (s *Server) validate(body []byte) (parsed, *validationError) {
-	var out parsed
+// limitKey is the user the per-user rate limit counts the request for.
+func (p *parsed) limitKey() string {
+	if p.userID == "" && p.ep == epFilter {
+		return p.matchingUserID
+	}
+	return p.userID
+}
+
+// onlyOn lists the top-level fields Castle documents for some endpoints
+// only, with the endpoints that take them.
+var onlyOn = []struct {
+	field string
+	eps   []endpoint
+}{
+	{"params", []endpoint{epFilter}},
+	{"matching_user_id", []endpoint{epFilter}},
+	{"changeset", []endpoint{epRisk}},
+	{"skip_request_token_validation", []endpoint{epRisk, epFilter}},
+	{"skip_context_validation", []endpoint{epRisk, epFilter}},
+	{"expand", []endpoint{epRisk, epFilter}},
+}
+
+// transactionTypes is the published enum of transaction.type.
+var transactionTypes = []string{"$purchase", "$withdrawal", "$deposit", "$transfer", "$reward", "$sale"}
+
+// validate checks body against what Castle documents for ep. Fields no
+// endpoint documents (sent_at, timestamp, ...) are accepted as they are;
+// product, session and authentication_method are accepted unchecked.
+func (s *Server) validate(ep endpoint, body []byte) (parsed, *validationError) {
+	out := parsed{ep: ep}
 	d, err := parseJSON(body)
 	if err != nil {
 		return out, errNotObject
@@ -49,16 +84,56 @@ func (s *Server) validate(body []byte) (parsed, *validationError) {
 		return out, errNotObject
 	}
 
-	t := d.get(root, "type")
-	if t < 0 {
-		return out, invalid("root is missing required properties: type")
+	// Required fields, named together as a JSON schema validator does.
+	required := []string{"type"}
+	switch ep {
+	case epRisk:
+		required = append(required, "status", "request_token", "context", "user")
+	case epFilter:
+		required = append(required, "request_token", "context")
 	}
+	skipToken, skipCtx := false, false
+	for _, f := range []struct {
+		name string
+		dst  *bool
+	}{{"skip_request_token_validation", &skipToken}, {"skip_context_validation", &skipCtx}} {
+		if v := d.get(root, f.name); v >= 0 && ep.scored() {
+			if d.kind(v) != jBool {
+				return out, notOfType("/"+f.name, "boolean")
+			}
+			*f.dst = d.isTrue(v)
+		}
+	}
+	out.skipToken, out.skipCtx = skipToken, skipCtx
+	var missing []string
+	for _, f := range required {
+		if (f == "request_token" && skipToken) || (f == "context" && skipCtx) {
+			continue
+		}
+		if v := d.get(root, f); v < 0 || d.kind(v) == jNull && f != "request_token" {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return out, invalid("root is missing required properties: %s", strings.Join(missing, ", "))
+	}
+	for _, o := range onlyOn {
+		if d.get(root, o.field) >= 0 && !slices.Contains(o.eps, ep) {
+			paths := make([]string, len(o.eps))
+			for i, e := range o.eps {
+				paths[i] = e.path()
+			}
+			return out, invalid("property '/%s' is not accepted by %s (only by %s)", o.field, ep.path(), strings.Join(paths, ", "))
+		}
+	}
+
+	t := d.get(root, "type")
 	if d.kind(t) != jString {
 		return out, notOfType("/type", "string")
 	}
 	out.typ = d.text(t)
-	if _, ok := s.types[out.typ]; !ok {
-		return out, invalid("property '/type' is not one of: %s", strings.Join(s.cfg.Types, ", "))
+	if _, ok := s.types[ep][out.typ]; !ok {
+		return out, invalid("property '/type' is not one of: %s", strings.Join(s.typeList(ep), ", "))
 	}
 	if n := d.get(root, "name"); n >= 0 {
 		if d.kind(n) != jString {
@@ -76,12 +151,23 @@ func (s *Server) validate(body []byte) (parsed, *validationError) {
 		if d.kind(st) != jString {
 			return out, notOfType("/status", "string")
 		}
-		if !slices.Contains(statuses, d.text(st)) {
+		out.status = d.text(st)
+		statuses := logStatuses
+		if ep == epRisk {
+			statuses = riskStatuses
+		}
+		if !slices.Contains(statuses, out.status) {
 			return out, invalid("property '/status' is not one of: %s", strings.Join(statuses, ", "))
 		}
+		if out.status == "$requested" && out.typ != "$challenge" {
+			return out, invalid("property '/status' may be $requested only when type is $challenge")
+		}
 	}
-	if tok := d.get(root, "request_token"); tok >= 0 && d.kind(tok) != jString {
-		return out, notOfType("/request_token", "string")
+	if tok := d.get(root, "request_token"); tok >= 0 {
+		if d.kind(tok) != jString {
+			return out, notOfType("/request_token", "string")
+		}
+		out.token = d.text(tok)
 	}
 	if ca := d.get(root, "created_at"); ca >= 0 {
 		if d.kind(ca) != jString {
@@ -97,47 +183,148 @@ func (s *Server) validate(body []byte) (parsed, *validationError) {
 		return out, err
 	}
 	if u := d.get(root, "user"); u >= 0 && d.kind(u) != jNull {
-		id, err := s.validateUser(d, u)
-		if err != nil {
+		if err := s.validateUser(d, u, ep, &out); err != nil {
 			return out, err
 		}
-		out.userID = id
 	}
 	if c := d.get(root, "context"); c >= 0 && d.kind(c) != jNull {
-		if err := validateContext(d, c); err != nil {
+		if err := validateContext(d, c, ep.scored(), &out); err != nil {
 			return out, err
+		}
+	}
+	if err := validateParams(d, d.get(root, "params"), &out); err != nil {
+		return out, err
+	}
+	if m := d.get(root, "matching_user_id"); m >= 0 && d.kind(m) != jNull {
+		if d.kind(m) != jString {
+			return out, notOfType("/matching_user_id", "string")
+		}
+		out.matchingUserID = d.text(m)
+	}
+	if c := d.get(root, "changeset"); c >= 0 {
+		if d.kind(c) != jObject {
+			return out, notOfType("/changeset", "object")
+		}
+		for m := d.nodes[c].child; m >= 0; m = d.nodes[m].next {
+			if d.kind(m) != jObject {
+				return out, notOfType("/changeset/"+escapePointer(d.key(m)), "object")
+			}
+		}
+	}
+	if err := validateTransaction(d, d.get(root, "transaction")); err != nil {
+		return out, err
+	}
+	if e := d.get(root, "expand"); e >= 0 {
+		if d.kind(e) != jArray {
+			return out, notOfType("/expand", "array")
+		}
+		i := 0
+		for m := d.nodes[e].child; m >= 0; m = d.nodes[m].next {
+			if d.kind(m) != jString {
+				return out, notOfType("/expand/"+strconv.Itoa(i), "string")
+			}
+			i++
 		}
 	}
 	return out, nil
+}
+
+func (s *Server) typeList(ep endpoint) []string {
+	switch ep {
+	case epRisk:
+		return riskTypes
+	case epFilter:
+		return filterTypes
+	}
+	return s.cfg.Types
+}
+
+func validateParams(d *doc, p int32, out *parsed) *validationError {
+	if p < 0 || d.kind(p) == jNull {
+		return nil
+	}
+	if d.kind(p) != jObject {
+		return notOfType("/params", "object")
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"email", &out.paramEmail}, {"phone", &out.paramPhone}, {"username", &out.paramUN}} {
+		if v := d.get(p, f.name); v >= 0 && d.kind(v) != jNull {
+			if d.kind(v) != jString {
+				return notOfType("/params/"+f.name, "string")
+			}
+			*f.dst = d.text(v)
+		}
+	}
+	return nil
+}
+
+func validateTransaction(d *doc, t int32) *validationError {
+	if t < 0 || d.kind(t) == jNull {
+		return nil
+	}
+	if d.kind(t) != jObject {
+		return notOfType("/transaction", "object")
+	}
+	var missing []string
+	for _, f := range []string{"type", "id"} {
+		if d.get(t, f) < 0 {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return invalid("property '/transaction' is missing required properties: %s", strings.Join(missing, ", "))
+	}
+	if id := d.get(t, "id"); d.kind(id) != jString {
+		return notOfType("/transaction/id", "string")
+	}
+	ty := d.get(t, "type")
+	if d.kind(ty) != jString {
+		return notOfType("/transaction/type", "string")
+	}
+	if !slices.Contains(transactionTypes, d.text(ty)) {
+		return invalid("property '/transaction/type' is not one of: %s", strings.Join(transactionTypes, ", "))
+	}
+	if a := d.get(t, "amount"); a >= 0 && d.kind(a) != jNull && d.kind(a) != jObject {
+		return notOfType("/transaction/amount", "object")
+	}
+	return nil
 }
 
 func notOfType(ptr, want string) *validationError {
 	return invalid("property '%s' is not of type: %s", ptr, want)
 }
 
-func (s *Server) validateUser(d *doc, u int32) (string, *validationError) {
+// validateUser checks a sent user; on the scored endpoints it also reads
+// the email the verdict rules use.
+func (s *Server) validateUser(d *doc, u int32, ep endpoint, out *parsed) *validationError {
+	needID := ep == epRisk
 	if d.kind(u) != jObject {
-		return "", notOfType("/user", "object")
+		return notOfType("/user", "object")
 	}
-	var id string
-	if v := d.get(u, "id"); v >= 0 {
-		if d.kind(v) != jString {
-			return "", notOfType("/user/id", "string")
-		}
-		id = d.text(v)
+	v := d.get(u, "id")
+	switch {
+	case v >= 0 && d.kind(v) != jString:
+		return notOfType("/user/id", "string")
+	case v >= 0:
+		out.userID = d.text(v)
+	}
+	if needID && out.userID == "" {
+		return invalid("property '/user' is missing required properties: id")
 	}
 	for _, f := range []string{"email", "phone", "name", "registered_at"} {
 		if v := d.get(u, f); v >= 0 && d.kind(v) != jString {
-			return "", notOfType("/user/"+f, "string")
+			return notOfType("/user/"+f, "string")
 		}
 	}
+	if v := d.get(u, "email"); v >= 0 && ep.scored() {
+		out.email = d.text(v)
+	}
 	if a := d.get(u, "address"); a >= 0 && d.kind(a) != jNull && d.kind(a) != jObject {
-		return "", notOfType("/user/address", "object")
+		return notOfType("/user/address", "object")
 	}
-	if err := s.flatObject(d, d.get(u, "traits"), "/user/traits"); err != nil {
-		return "", err
-	}
-	return id, nil
+	return s.flatObject(d, d.get(u, "traits"), "/user/traits")
 }
 
 // flatObject checks an optional (v < 0: absent) one-level object of string
@@ -163,24 +350,40 @@ func (s *Server) flatObject(d *doc, v int32, ptr string) *validationError {
 	return nil
 }
 
-func validateContext(d *doc, c int32) *validationError {
+// validateContext checks a sent context. Scored endpoints require its
+// headers (Castle's schema requires them everywhere; /v1/log here accepts
+// their absence), and read the IP and User-Agent the verdict rules use.
+func validateContext(d *doc, c int32, scored bool, out *parsed) *validationError {
+	needHeaders := scored
 	if d.kind(c) != jObject {
 		return notOfType("/context", "object")
 	}
+	out.hasContext = true
 	ip := d.get(c, "ip")
+	h := d.get(c, "headers")
+	var missing []string
 	if ip < 0 {
-		return invalid("property '/context' is missing required properties: ip")
+		missing = append(missing, "ip")
+	}
+	if needHeaders && (h < 0 || d.kind(h) == jNull) {
+		missing = append(missing, "headers")
+	}
+	if len(missing) > 0 {
+		return invalid("property '/context' is missing required properties: %s", strings.Join(missing, ", "))
 	}
 	if d.kind(ip) != jString {
 		return notOfType("/context/ip", "string")
 	}
-	if !publicIP(d.text(ip)) {
+	ipText := d.text(ip)
+	if scored {
+		out.ip = ipText
+	}
+	if !publicIP(ipText) {
 		return invalid("property '/context/ip' must be a valid, public IP")
 	}
 	if l := d.get(c, "library"); l >= 0 && d.kind(l) != jNull && d.kind(l) != jObject {
 		return notOfType("/context/library", "object")
 	}
-	h := d.get(c, "headers")
 	if h < 0 || d.kind(h) == jNull {
 		return nil
 	}
@@ -192,6 +395,9 @@ func validateContext(d *doc, c int32) *validationError {
 			if d.kind(m) != jString && !d.isTrue(m) {
 				return notOfType("/context/headers/"+escapePointer(d.key(m)), "string, true")
 			}
+			if scored && d.kind(m) == jString && strings.EqualFold(d.key(m), "User-Agent") {
+				out.userAgent = d.text(m)
+			}
 		}
 	case jArray:
 		// The form of the OpenAPI example: [[name, value], ...].
@@ -200,6 +406,9 @@ func validateContext(d *doc, c int32) *validationError {
 			first := d.nodes[p].child
 			if d.kind(p) != jArray || d.children(p) != 2 || d.kind(first) != jString || d.kind(d.nodes[first].next) != jString {
 				return invalid("property '/context/headers/%d' is not a [name, value] pair of strings", i)
+			}
+			if scored && strings.EqualFold(d.text(first), "User-Agent") {
+				out.userAgent = d.text(d.nodes[first].next)
 			}
 			i++
 		}

@@ -4,9 +4,20 @@
 //	CASTLE_API_SECRET=dev go run ./cmd/castle-server -addr 127.0.0.1:8089 -dump accepted.ndjson
 //	CASTLE_API_SECRET=dev CASTLE_API_URL=http://127.0.0.1:8089 castle-destination run ...
 //
-// It enforces what Castle documents for POST /v1/log (Basic auth with the
-// secret, JSON shape, field limits, the per-user rate limit) and, on
-// SIGINT or SIGTERM, writes what it accepted to the -dump file as NDJSON.
+// It serves POST /v1/log, /v1/risk and /v1/filter and enforces what Castle
+// documents for them (Basic auth with the secret, the fields of each
+// endpoint, request tokens on risk and filter, the per-user rate limit);
+// risk and filter answer 201 with a verdict from the server's documented
+// rules. On SIGINT or SIGTERM it writes what it accepted to the -dump file
+// as NDJSON, one {"path","body","response"} object a line.
+//
+// Risk and filter need a fresh request token (valid for 120 s); -mint-token
+// prints one and exits:
+//
+//	curl -u :dev -H 'Content-Type: application/json' http://127.0.0.1:8089/v1/risk -d '{"type":"$login",
+//	  "status":"$succeeded","request_token":"'"$(go run ./cmd/castle-server -mint-token laptop)"'",
+//	  "user":{"id":"u1"},"context":{"ip":"81.2.69.142","headers":{"User-Agent":"curl"}}}'
+//
 // The secret comes only from the environment, never a flag, so it does
 // not show in the process list.
 package main
@@ -49,14 +60,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	fs := flag.NewFlagSet("castle-server", flag.ContinueOnError)
 	fs.SetOutput(out)
 	addr := fs.String("addr", "127.0.0.1:8089", "listen address (keep it on loopback)")
-	dump := fs.String("dump", "", "on exit, write the accepted request bodies here as NDJSON")
+	dump := fs.String("dump", "", `on exit, write the accepted requests here as NDJSON: {"path","body","response"} a line`)
 	noLimit := fs.Bool("no-rate-limit", false, "disable the per-user rate limit (6/s and 10 per 5 s)")
 	maxRecords := fs.Int("max-records", 100_000, "accepted requests kept for -dump (later ones are only counted); negative keeps all")
+	mint := fs.String("mint-token", "", "print a request token minted now for this device name, and exit")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if *mint != "" {
+		_, err := fmt.Fprintln(out, castleserver.NewRequestToken(time.Now(), *mint))
+		return err
 	}
 	secret := getenv("CASTLE_API_SECRET")
 	if secret == "" {
@@ -73,7 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	fmt.Fprintf(out, "castle-server: listening on http://%s (POST /v1/log)\n", ln.Addr())
+	fmt.Fprintf(out, "castle-server: listening on http://%s (POST %s, %s, %s)\n", ln.Addr(),
+		castleserver.LogPath, castleserver.RiskPath, castleserver.FilterPath)
 
 	select {
 	case <-ctx.Done():
@@ -86,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		hs.Close()
 	}
 	st := srv.Stats()
-	fmt.Fprintf(out, "castle-server: %d requests, %d accepted, by status %v\n", st.Requests, st.Accepted, st.ByStatus)
+	fmt.Fprintf(out, "castle-server: %d requests, %d accepted (by path %v), by status %v\n", st.Requests, st.Accepted, st.ByPath, st.ByStatus)
 	if *dump == "" {
 		return nil
 	}

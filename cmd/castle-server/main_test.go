@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -56,21 +57,7 @@ func TestServesChecksAndDumps(t *testing.T) {
 
 	post := func(pass, body string) int {
 		t.Helper()
-		req, err := http.NewRequest("POST", base+"/v1/log", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if pass != "" {
-			req.SetBasicAuth("", pass)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		return postTo(t, base+"/v1/log", pass, body)
 	}
 	good := `{"type":"$custom","name":"Clicked","user":{"id":"u1"},"properties":{"seq":1}}`
 	if code := post(secret, good); code/100 != 2 {
@@ -81,6 +68,18 @@ func TestServesChecksAndDumps(t *testing.T) {
 	}
 	if code := post(secret, `{"type":"$custom","user":{"id":"u1"}}`); code/100 != 4 {
 		t.Errorf("$custom without name: status %d, want 4xx", code)
+	}
+	var tok strings.Builder
+	if err := run(context.Background(), []string{"-mint-token", "laptop"}, func(string) string { return "" }, &tok); err != nil {
+		t.Fatalf("-mint-token: %v", err)
+	}
+	scored := `{"type":"$login","status":"$succeeded","request_token":"` + strings.TrimSpace(tok.String()) +
+		`","user":{"id":"u1"},"context":{"ip":"81.2.69.142","headers":{"User-Agent":"test"}}}`
+	if code := postTo(t, base+"/v1/risk", secret, scored); code != http.StatusCreated {
+		t.Errorf("risk with a minted token: status %d, want 201", code)
+	}
+	if code := postTo(t, base+"/v1/v1/log", secret, good); code != http.StatusNotFound {
+		t.Errorf("/v1/v1/log: status %d, want 404", code)
 	}
 
 	cancel()
@@ -101,14 +100,40 @@ func TestServesChecksAndDumps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var got []string
+	var got []map[string]json.RawMessage
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		got = append(got, sc.Text())
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("dump line %q: %v", sc.Text(), err)
+		}
+		got = append(got, m)
 	}
-	if len(got) != 1 || got[0] != good {
-		t.Errorf("dump = %q, want exactly the one accepted body", got)
+	if len(got) != 2 || string(got[0]["path"]) != `"/v1/log"` || string(got[0]["body"]) != good || got[0]["response"] != nil ||
+		string(got[1]["path"]) != `"/v1/risk"` || string(got[1]["body"]) != scored || !strings.Contains(string(got[1]["response"]), `"policy"`) {
+		t.Errorf("dump = %s, want the log body, then the risk body with its verdict", got)
 	}
+}
+
+// postTo posts a JSON body to url with pass as the API secret ("" for
+// none) and returns the status.
+func postTo(t *testing.T, url, pass, body string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if pass != "" {
+		req.SetBasicAuth("", pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func TestSecretRequired(t *testing.T) {

@@ -1,0 +1,151 @@
+package castleserver_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+)
+
+// vcase is one body and the answer it must get.
+type vcase struct {
+	name string
+	body string
+	code int
+	typ  string // Castle error type, "" for success
+	msg  string // a part of the error message (the JSON pointer)
+}
+
+func runCases(t *testing.T, path string, cases []vcase) {
+	t.Helper()
+	c := newClock()
+	s := newServer(t, castleserver.Config{Now: c.Now, RateLimitOff: true})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := post(t, s, path, tc.body)
+			if a.code != tc.code {
+				t.Fatalf("status %d (%s), want %d", a.code, a.body, tc.code)
+			}
+			if tc.typ != "" && a.errType() != tc.typ {
+				t.Errorf("error type %q (%s), want %q", a.errType(), a.body, tc.typ)
+			}
+			if !strings.Contains(a.errMessage(), tc.msg) {
+				t.Errorf("message %q does not contain %q", a.errMessage(), tc.msg)
+			}
+		})
+	}
+}
+
+// null is JSON null in ev's set (a nil value removes the field).
+var null = json.RawMessage("null")
+
+func TestValidateRisk(t *testing.T) {
+	tok := castleserver.NewRequestToken(t0, "laptop")
+	b := riskBody(tok)
+	const bad = http.StatusUnprocessableEntity
+	runCases(t, castleserver.RiskPath, []vcase{
+		{name: "valid", body: ev(b, nil), code: http.StatusCreated},
+		{name: "valid challenge requested", body: ev(b, map[string]any{"type": "$challenge", "status": "$requested"}), code: http.StatusCreated},
+		{name: "valid with changeset and transaction", body: ev(b, map[string]any{
+			"type":      "$profile_update",
+			"changeset": map[string]any{"email": map[string]any{"from": "a@x.io", "to": "b@x.io"}},
+			"transaction": map[string]any{"id": "t1", "type": "$purchase",
+				"amount": map[string]any{"type": "$fiat", "value": "9.99", "currency": "EUR"}},
+		}), code: http.StatusCreated},
+		{name: "unknown top-level field accepted", body: ev(b, map[string]any{"sent_at": "2026-11-30T10:00:00Z", "zz": 1}), code: http.StatusCreated},
+		{name: "headers as pairs", body: ev(b, map[string]any{"context": map[string]any{"ip": "81.2.69.142", "headers": [][]string{{"User-Agent", "x"}}}}), code: http.StatusCreated},
+
+		{name: "no status", body: ev(b, map[string]any{"status": nil}), code: bad, typ: "invalid_parameters", msg: "missing required properties: status"},
+		{name: "no token, no context", body: ev(b, map[string]any{"request_token": nil, "context": nil}), code: bad, typ: "invalid_parameters", msg: "missing required properties: request_token, context"},
+		{name: "no user", body: ev(b, map[string]any{"user": nil}), code: bad, typ: "invalid_parameters", msg: "missing required properties: user"},
+		{name: "user without id", body: ev(b, map[string]any{"user": map[string]any{"email": "a@b.io"}}), code: bad, typ: "invalid_parameters", msg: "'/user' is missing required properties: id"},
+		{name: "user id not a string", body: ev(b, map[string]any{"user": map[string]any{"id": 7}}), code: bad, typ: "invalid_parameters", msg: "'/user/id' is not of type: string"},
+		{name: "token null", body: ev(b, map[string]any{"request_token": null}), code: bad, typ: "invalid_parameters", msg: "'/request_token' is not of type: string"},
+		{name: "token number", body: ev(b, map[string]any{"request_token": 12}), code: bad, typ: "invalid_parameters", msg: "'/request_token' is not of type: string"},
+		{name: "type not for risk", body: ev(b, map[string]any{"type": "$password_reset_request"}), code: bad, typ: "invalid_parameters", msg: "'/type' is not one of"},
+		{name: "$page not for risk", body: ev(b, map[string]any{"type": "$page"}), code: bad, typ: "invalid_parameters", msg: "'/type'"},
+		{name: "bad status", body: ev(b, map[string]any{"status": "$done"}), code: bad, typ: "invalid_parameters", msg: "'/status' is not one of"},
+		{name: "requested on login", body: ev(b, map[string]any{"status": "$requested"}), code: bad, typ: "invalid_parameters", msg: "$requested only when type is $challenge"},
+		{name: "context without headers", body: ev(b, map[string]any{"context": map[string]any{"ip": "81.2.69.142"}}), code: bad, typ: "invalid_parameters", msg: "'/context' is missing required properties: headers"},
+		{name: "context without ip", body: ev(b, map[string]any{"context": map[string]any{"headers": headers}}), code: bad, typ: "invalid_parameters", msg: "'/context' is missing required properties: ip"},
+		{name: "private ip", body: ev(b, map[string]any{"context": map[string]any{"ip": "10.1.2.3", "headers": headers}}), code: bad, typ: "invalid_parameters", msg: "'/context/ip' must be a valid, public IP"},
+		{name: "header value a number", body: ev(b, map[string]any{"context": map[string]any{"ip": "81.2.69.142", "headers": map[string]any{"X-N": 1}}}), code: bad, typ: "invalid_parameters", msg: "'/context/headers/X-N'"},
+		{name: "params only on filter", body: ev(b, map[string]any{"params": map[string]any{"email": "a@b.io"}}), code: bad, typ: "invalid_parameters", msg: "'/params' is not accepted by /v1/risk (only by /v1/filter)"},
+		{name: "matching_user_id only on filter", body: ev(b, map[string]any{"matching_user_id": "u2"}), code: bad, typ: "invalid_parameters", msg: "'/matching_user_id' is not accepted by /v1/risk"},
+		{name: "changeset not an object", body: ev(b, map[string]any{"changeset": []int{1}}), code: bad, typ: "invalid_parameters", msg: "'/changeset' is not of type: object"},
+		{name: "changeset entry not an object", body: ev(b, map[string]any{"changeset": map[string]any{"email": true}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/email' is not of type: object"},
+		{name: "transaction without id", body: ev(b, map[string]any{"transaction": map[string]any{"type": "$purchase"}}), code: bad, typ: "invalid_parameters", msg: "'/transaction' is missing required properties: id"},
+		{name: "transaction bad type", body: ev(b, map[string]any{"transaction": map[string]any{"id": "t", "type": "$gift"}}), code: bad, typ: "invalid_parameters", msg: "'/transaction/type' is not one of"},
+		{name: "skip flag not a boolean", body: ev(b, map[string]any{"skip_context_validation": "yes"}), code: bad, typ: "invalid_parameters", msg: "'/skip_context_validation' is not of type: boolean"},
+		{name: "skip context", body: ev(b, map[string]any{"skip_context_validation": true, "context": nil}), code: http.StatusCreated},
+		{name: "skip token", body: ev(b, map[string]any{"skip_request_token_validation": true, "request_token": nil}), code: http.StatusCreated},
+		{name: "custom without name", body: ev(b, map[string]any{"type": "$custom"}), code: bad, typ: "invalid_parameters", msg: "name (required when type is $custom)"},
+		{name: "nested property", body: ev(b, map[string]any{"properties": map[string]any{"a/b": map[string]any{}}}), code: bad, typ: "invalid_parameters", msg: "'/properties/a~1b'"},
+		{name: "not an object", body: `[1]`, code: http.StatusBadRequest, typ: "bad_request"},
+		{name: "not JSON", body: `{"type":`, code: http.StatusBadRequest, typ: "bad_request"},
+	})
+}
+
+func TestValidateFilter(t *testing.T) {
+	tok := castleserver.NewRequestToken(t0, "laptop")
+	b := filterBody(tok)
+	const bad = http.StatusUnprocessableEntity
+	runCases(t, castleserver.FilterPath, []vcase{
+		{name: "valid", body: ev(b, nil), code: http.StatusCreated},
+		{name: "valid without status", body: ev(b, map[string]any{"status": nil}), code: http.StatusCreated},
+		{name: "valid reset request with matching user", body: ev(b, map[string]any{"type": "$password_reset_request", "status": "$succeeded", "matching_user_id": "u9"}), code: http.StatusCreated},
+		{name: "valid with deprecated user", body: ev(b, map[string]any{"user": map[string]any{"email": "x@example.com"}}), code: http.StatusCreated},
+		{name: "valid transaction", body: ev(b, map[string]any{"type": "$transaction", "transaction": map[string]any{"id": "t1", "type": "$withdrawal"}}), code: http.StatusCreated},
+
+		{name: "no token", body: ev(b, map[string]any{"request_token": nil}), code: bad, typ: "invalid_parameters", msg: "missing required properties: request_token"},
+		{name: "no context", body: ev(b, map[string]any{"context": nil}), code: bad, typ: "invalid_parameters", msg: "missing required properties: context"},
+		{name: "no type", body: ev(b, map[string]any{"type": nil}), code: bad, typ: "invalid_parameters", msg: "missing required properties: type"},
+		{name: "logout not for filter", body: ev(b, map[string]any{"type": "$logout"}), code: bad, typ: "invalid_parameters", msg: "'/type' is not one of"},
+		{name: "requested only on risk", body: ev(b, map[string]any{"type": "$challenge", "status": "$requested"}), code: bad, typ: "invalid_parameters", msg: "'/status' is not one of: $attempted, $succeeded, $failed"},
+		{name: "changeset only on risk", body: ev(b, map[string]any{"changeset": map[string]any{}}), code: bad, typ: "invalid_parameters", msg: "'/changeset' is not accepted by /v1/filter (only by /v1/risk)"},
+		{name: "params not an object", body: ev(b, map[string]any{"params": "a@b.io"}), code: bad, typ: "invalid_parameters", msg: "'/params' is not of type: object"},
+		{name: "params email not a string", body: ev(b, map[string]any{"params": map[string]any{"email": 1}}), code: bad, typ: "invalid_parameters", msg: "'/params/email' is not of type: string"},
+		{name: "matching_user_id not a string", body: ev(b, map[string]any{"matching_user_id": 5}), code: bad, typ: "invalid_parameters", msg: "'/matching_user_id' is not of type: string"},
+		{name: "expand not strings", body: ev(b, map[string]any{"expand": []any{1}}), code: bad, typ: "invalid_parameters", msg: "'/expand/0' is not of type: string"},
+	})
+}
+
+func TestValidateLog(t *testing.T) {
+	b := map[string]any{"type": "$custom", "name": "Clicked", "user": map[string]any{"id": "u1"}}
+	const bad = http.StatusUnprocessableEntity
+	runCases(t, castleserver.LogPath, []vcase{
+		{name: "valid", body: ev(b, nil), code: http.StatusNoContent},
+		{name: "page", body: ev(b, map[string]any{"type": "$page", "name": nil}), code: http.StatusNoContent},
+		{name: "login with status and any token", body: ev(b, map[string]any{"type": "$login", "status": "$failed", "request_token": "whatever"}), code: http.StatusNoContent},
+		{name: "context without headers", body: ev(b, map[string]any{"context": map[string]any{"ip": "81.2.69.142"}}), code: http.StatusNoContent},
+		{name: "anonymous", body: ev(b, map[string]any{"user": nil}), code: http.StatusNoContent},
+		{name: "transaction", body: ev(b, map[string]any{"type": "$transaction", "transaction": map[string]any{"id": "t1", "type": "$deposit"}}), code: http.StatusNoContent},
+
+		{name: "requested only on risk", body: ev(b, map[string]any{"type": "$challenge", "status": "$requested"}), code: bad, typ: "invalid_parameters", msg: "'/status' is not one of"},
+		{name: "params only on filter", body: ev(b, map[string]any{"params": map[string]any{}}), code: bad, typ: "invalid_parameters", msg: "'/params' is not accepted by /v1/log"},
+		{name: "changeset only on risk", body: ev(b, map[string]any{"changeset": map[string]any{}}), code: bad, typ: "invalid_parameters", msg: "'/changeset' is not accepted by /v1/log"},
+		{name: "skip flags not on log", body: ev(b, map[string]any{"skip_request_token_validation": true}), code: bad, typ: "invalid_parameters", msg: "'/skip_request_token_validation' is not accepted by /v1/log"},
+		{name: "token not a string", body: ev(b, map[string]any{"request_token": false}), code: bad, typ: "invalid_parameters", msg: "'/request_token' is not of type: string"},
+		{name: "unknown type", body: ev(b, map[string]any{"type": "$screen"}), code: bad, typ: "invalid_parameters", msg: "'/type' is not one of"},
+		{name: "bad created_at", body: ev(b, map[string]any{"created_at": "yesterday"}), code: bad, typ: "invalid_parameters", msg: "'/created_at' is not a valid date-time"},
+	})
+}
+
+// TestRoutes: only the three paths are served; a base URL with an extra
+// /v1 (or any other path) is 404 route_not_found, before auth.
+func TestRoutes(t *testing.T) {
+	s := newServer(t, castleserver.Config{})
+	for _, path := range []string{"/v1/v1/log", "/v1/v1/risk", "/log", "/v1/track", "/v1/authenticate", "/v1/risk/", "/"} {
+		a := postAs(t, s, path, `{"type":"$custom","name":"x"}`, "wrong secret")
+		if a.code != http.StatusNotFound || a.errType() != "route_not_found" {
+			t.Errorf("%s: %d %s, want 404 route_not_found", path, a.code, a.body)
+		}
+	}
+	for _, path := range []string{castleserver.LogPath, castleserver.RiskPath, castleserver.FilterPath} {
+		if a := postAs(t, s, path, `{}`, "wrong secret"); a.code != http.StatusUnauthorized || a.errType() != "unauthorized" {
+			t.Errorf("%s with a wrong secret: %d %s, want 401 unauthorized", path, a.code, a.body)
+		}
+	}
+}
