@@ -186,7 +186,13 @@ var cases = map[string]string{
 	 "context":{"library":{"name":"analytics.js"},"ip":"8.8.8.8"},"integrations":{"All":false},"sentAt":"2025-01-15T11:59:00Z"}`,
 	"envelope-server":          `{"batch":[{"type":"track","messageId":"envs-1","userId":"a","event":"Paid"},{"type":"identify","messageId":"envs-2","userId":"b","traits":{"email":"b@example.com"}}],"context":{"library":{"name":"analytics-go","version":"3.3.0"}},"messageId":"batch-1","sentAt":"2025-01-15T11:59:00Z"}`,
 	"envelope-batch-not-array": `{"batch":{"type":"page"},"context":{}}`,
-	"identify-only":            `{"type":"identify","messageId":"id-1","userId":"u-id","traits":{"email":"u@example.com"},"channel":"client","context":{"library":{"name":"analytics.js"}}}`,
+	// One item nested 5,000 levels deep between two good ones: only it is
+	// dead-lettered.
+	"envelope-deep-item": `{"batch":[{"type":"page","messageId":"deep-0","userId":"ud","name":"Before"},{"type":"track","messageId":"deep-1","userId":"ud","event":"Deep","properties":` + strings.Repeat(`{"a":`, 5000) + `1` + strings.Repeat(`}`, 5000) + `},{"type":"track","messageId":"deep-2","userId":"ud","event":"After"}],
+	 "context":{"library":{"name":"analytics.js"},"ip":"81.2.69.142"},"sentAt":"2025-01-15T11:59:00Z"}`,
+	// The envelope's own context too deep: nothing can be judged alone.
+	"envelope-deep-context": `{"batch":[{"type":"page","messageId":"deepc-0","userId":"ud","name":"Before"}],"context":{"library":{"name":"analytics.js"},"x":` + strings.Repeat(`[`, 1100) + strings.Repeat(`]`, 1100) + `}}`,
+	"identify-only":         `{"type":"identify","messageId":"id-1","userId":"u-id","traits":{"email":"u@example.com"},"channel":"client","context":{"library":{"name":"analytics.js"}}}`,
 	"seq-identify-then-track": `{"type":"identify","messageId":"sq-1","userId":"u-seq","channel":"client","traits":{"email":"seq@example.com","name":"Seq User","phone":"+41 44 000 00 00","createdAt":"2024-03-01T10:00:00Z","plan":"gold","address":{"street":"Bahnhofstrasse 1","city":"Zürich","country":"CH","postalCode":"8001"}},"context":{"library":{"name":"analytics.js"}}}
 {"type":"track","messageId":"sq-2","userId":"u-seq","event":"After Identify","channel":"client","context":{"library":{"name":"analytics.js"}}}`,
 	"seq-identify-jwt-then-page": `{"type":"identify","messageId":"sq-3","userId":"u-secure","channel":"client","traits":{"email":"x@example.com"},"integrations":{"Castle":{"userJwt":"{{VALID}}"}},"context":{"library":{"name":"analytics.js"}}}

@@ -11,8 +11,10 @@
 // values the caller owns and passes in.
 //
 // Choices where the SPEC is silent:
-//   - Input must be valid JSON nested at most MaxNesting (1024) levels
-//     deep; anything else is malformed. Invalid UTF-8 inside strings is
+//   - A record must be valid JSON, and each message in it (the record, or
+//     one envelope item) nested at most MaxNesting (1024) levels deep;
+//     anything else is malformed. An envelope item that is too deep or not
+//     an object is dead-lettered alone. Invalid UTF-8 inside strings is
 //     replaced with U+FFFD in the output.
 //   - A non-string scalar where a string is expected (a numeric userId) is
 //     used as written; an object or array there is ignored. A non-object
@@ -195,12 +197,14 @@ func (c *ctxFields) under(batch *ctxFields) {
 // The results' strings and Raw alias raw without copying: the caller must
 // not modify raw while it uses them.
 func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
-	if !valid(raw) {
+	ok, depth := scan(raw)
+	if !ok {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not valid JSON", Raw: raw})
 	}
 	if kind(raw) != '{' {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not a JSON object", Raw: raw})
 	}
+	deep := depth > MaxNesting
 	if batch := field(raw, "batch"); batch != nil && kind(batch) == '[' {
 		var bctx ctxFields
 		var bint []byte
@@ -214,11 +218,23 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 			case `"sentAt"`:
 				bsent = text(v)
 			}
+			if deep && !keyIs(k, "batch") && 1+nesting(v) > MaxNesting {
+				ok = false
+				return false
+			}
 			return true
 		})
+		if !ok {
+			return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep, Raw: raw})
+		}
 		elements(batch, func(item []byte) bool {
 			if kind(item) != '{' {
 				dst = append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "batch item is not a JSON object", Raw: item})
+				return true
+			}
+			if deep && nesting(item) > MaxNesting {
+				dst = append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep,
+					MessageID: text(field(item, "messageId")), Raw: item})
 				return true
 			}
 			msg := decode(item)
@@ -232,9 +248,15 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 		})
 		return dst
 	}
+	if deep {
+		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep,
+			MessageID: text(field(raw, "messageId")), Raw: raw})
+	}
 	msg := decode(raw)
 	return append(dst, m.one(&msg, now))
 }
+
+const tooDeep = "nested deeper than 1024 levels"
 
 func objectOrNil(v []byte) []byte {
 	if kind(v) == '{' {

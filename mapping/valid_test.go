@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -14,13 +15,49 @@ func TestValid(t *testing.T) {
 		strings.Repeat("[", 1024) + strings.Repeat("]", 1024),
 	} {
 		want := json.Valid([]byte(s))
-		if got := valid([]byte(s)); got != want {
-			t.Errorf("valid(%.40q) = %v, encoding/json says %v", s, got, want)
+		if got, _ := scan([]byte(s)); got != want {
+			t.Errorf("scan(%.40q) = %v, encoding/json says %v", s, got, want)
 		}
 	}
-	deep := strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1)
-	if valid([]byte(deep)) {
-		t.Error("nesting past MaxNesting accepted")
+}
+
+// scan has no depth limit of its own: it reports the depth, which nesting
+// computes the same way for a part of the record.
+func TestScanDepth(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		depth int
+	}{
+		{`1`, 0}, {`"[{"`, 0}, {`[]`, 1}, {`{"a":[1,{"b":"]]]"}]}`, 3}, {`[[],[[]],{}]`, 3},
+		{strings.Repeat("[", MaxNesting) + strings.Repeat("]", MaxNesting), MaxNesting},
+		{strings.Repeat(`{"a":[`, 2500) + strings.Repeat(`]}`, 2500), 5000},
+	} {
+		ok, depth := scan([]byte(tc.in))
+		if !ok || depth != tc.depth {
+			t.Errorf("scan(%.40q) = %v, %d; want true, %d", tc.in, ok, depth, tc.depth)
+		}
+		if n := nesting([]byte(tc.in)); n != tc.depth {
+			t.Errorf("nesting(%.40q) = %d, want %d", tc.in, n, tc.depth)
+		}
+	}
+	// Unbalanced past the first 1024 levels: still invalid.
+	for _, s := range []string{
+		strings.Repeat("[", 3000) + strings.Repeat("]", 2999),
+		strings.Repeat("[", 3000) + "}" + strings.Repeat("]", 2999),
+	} {
+		if ok, _ := scan([]byte(s)); ok {
+			t.Errorf("scan accepted %d bytes of unbalanced nesting", len(s))
+		}
+	}
+	if !strings.Contains(tooDeep, strconv.Itoa(MaxNesting)) {
+		t.Errorf("the dead-letter detail %q does not name MaxNesting", tooDeep)
+	}
+}
+
+func TestScanAllocatesNothing(t *testing.T) {
+	b := []byte(`{"type":"page","properties":{"a":[1,2,{"b":"c"}]},"context":{"ip":"81.2.69.142"}}`)
+	if n := testing.AllocsPerRun(100, func() { scan(b) }); n != 0 {
+		t.Errorf("scan allocates %v times per record", n)
 	}
 }
 
@@ -32,8 +69,8 @@ func FuzzValid(f *testing.F) {
 		if strings.Count(string(b), "[")+strings.Count(string(b), "{") >= MaxNesting {
 			return
 		}
-		if got, want := valid(b), json.Valid(b); got != want {
-			t.Fatalf("valid(%q) = %v, encoding/json says %v", b, got, want)
+		if got, _ := scan(b); got != json.Valid(b) {
+			t.Fatalf("scan(%q) = %v, encoding/json says %v", b, got, !got)
 		}
 	})
 }
