@@ -112,19 +112,19 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	if e.IP != "" {
 		dst = append(dst, `,"context":{"ip":`...)
 		dst = appendString(dst, e.IP)
-		if e.UserAgent != "" || e.Locale != "" || e.Referer != "" {
-			dst = append(dst, `,"headers":{`...)
-			first := true
-			for _, h := range [...]struct{ k, v string }{
-				{"User-Agent", e.UserAgent}, {"Accept-Language", e.Locale}, {"Referer", e.Referer},
-			} {
-				if h.v != "" {
-					dst = member(dst, &first, h.k)
-					dst = appendString(dst, h.v)
-				}
+		// Castle requires headers whenever context is sent: {} when none
+		// is known.
+		dst = append(dst, `,"headers":{`...)
+		first := true
+		for _, h := range [...]struct{ k, v string }{
+			{"User-Agent", e.UserAgent}, {"Accept-Language", e.Locale}, {"Referer", e.Referer},
+		} {
+			if h.v != "" {
+				dst = member(dst, &first, h.k)
+				dst = appendString(dst, h.v)
 			}
-			dst = append(dst, '}')
 		}
+		dst = append(dst, '}')
 		dst = append(dst, `,"library":{"name":"castle-destination","version":`...)
 		dst = appendString(dst, e.Library)
 		dst = append(dst, `}}`...)

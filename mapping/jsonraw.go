@@ -305,3 +305,28 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// truthy is JavaScript's truthiness of a raw JSON value, as analytics.js
+// applies it to integrations options: false, null, zero (any spelling) and
+// "" are falsy, and so is a missing value; everything else (true, any
+// other number or string, "false" included, objects and arrays) is truthy.
+func truthy(v []byte) bool {
+	v = trimWS(v)
+	switch kind(v) {
+	case 0, 'f', 'n':
+		return false
+	case '"':
+		return len(v) > 2
+	case '0':
+		for _, c := range v {
+			switch {
+			case c == 'e' || c == 'E':
+				return false // the digits before the exponent were all zero
+			case c >= '1' && c <= '9':
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}

@@ -23,8 +23,10 @@
 //     "unknown", came through Segment's HTTP API: server_side.
 //   - Without a public client IP, no context is sent at all (Castle rejects
 //     a context without a valid public IP), so context.library is sent only
-//     with an IP. Public means global unicast and not private (the same rule
-//     as the Castle-compatible server).
+//     with an IP; with one, context.headers is always an object. Public is
+//     PublicIP: globally reachable by IANA's special-purpose registries.
+//   - Cuts, conversions and caps that change what a message said are
+//     recorded in Result.Adjusted (see Adjustment), for the caller to count.
 //   - userJwt claims: id (else sub), email, phone, name, registered_at,
 //     address override the user; other claims except the registered ones
 //     (exp, nbf, iat, iss, aud, jti) go to user.traits. Tokens over 8 KiB
@@ -35,7 +37,8 @@ package mapping
 
 import (
 	"errors"
-	"net/netip"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -116,6 +119,9 @@ type Result struct {
 	Type      string // "page", "track", "identify", "other", or "" when unreadable
 	Raw       []byte // this message's bytes (the record, or the envelope item)
 	Event     Event  // Forward only
+	// Adjusted is what the mapping cut, converted or left out of this
+	// message's data by a documented rule (Forward and Identified).
+	Adjusted Adjustment
 }
 
 // Mapper maps records. Safe for concurrent use.
@@ -317,11 +323,19 @@ func (msg *message) integration(name string) []byte {
 	return field(msg.batchIntegrations, name)
 }
 
-var serverLibraries = map[string]bool{
-	"analytics-node": true, "@segment/analytics-node": true, "analytics-node-next": true,
-	"analytics-go": true, "analytics-python": true, "analytics-ruby": true, "analytics-java": true,
-	"analytics-php": true, "analytics-dotnet": true, "analytics.net": true, "unknown": true, "": true,
-}
+// serverLibraries and mobileLibraries decide a message without channel by
+// its context.library.name (lower-cased).
+var (
+	serverLibraries = map[string]bool{
+		"analytics-node": true, "@segment/analytics-node": true, "analytics-node-next": true,
+		"analytics-go": true, "analytics-python": true, "analytics-ruby": true, "analytics-java": true,
+		"analytics-php": true, "analytics-dotnet": true, "analytics.net": true, "unknown": true, "": true,
+	}
+	mobileLibraries = map[string]bool{
+		"analytics-ios": true, "analytics-android": true, "analytics-swift": true, "analytics-kotlin": true,
+		"analytics-react-native": true, "analytics-flutter": true,
+	}
+)
 
 func (m *Mapper) one(msg *message, now time.Time) Result {
 	r := Result{MessageID: msg.messageID, Raw: msg.raw}
@@ -360,6 +374,10 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 			}
 			return r
 		}
+		if mobileLibraries[lib] && !m.cfg.AcceptMobile {
+			r.Action, r.Reason, r.Detail = Drop, ReasonMobile, "library "+lib
+			return r
+		}
 	}
 	// 4. integrations
 	castle := msg.integration("Castle")
@@ -367,11 +385,9 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 		r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.Castle false"
 		return r
 	}
-	if all := msg.integration("All"); kind(all) == 'f' {
-		if k := kind(castle); k != 't' && k != '{' {
-			r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.All false"
-			return r
-		}
+	if all := msg.integration("All"); kind(all) == 'f' && !truthy(castle) {
+		r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.All false"
+		return r
 	}
 	created := eventTime(msg)
 	// 5. Secure Mode
@@ -400,7 +416,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 	}
 	user.ID = msg.userID
 	if ct := msg.context.traits; kind(ct) == '{' {
-		traitsInto(&user, ct, true)
+		traitsInto(&user, ct, true, &r.Adjusted)
 	}
 	if token == "" {
 		token = cachedToken
@@ -411,7 +427,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 			r.Action, r.Reason, r.Detail = DeadLetter, ReasonUserJWTInvalid, "userJwt: "+err.Error()
 			return r
 		}
-		claimsInto(&user, claims)
+		claimsInto(&user, claims, &r.Adjusted)
 	} else if m.cfg.RequireUserJWT && msg.userID != "" {
 		r.Action, r.Reason, r.Detail = Drop, ReasonUserJWTMissing, "userId without userJwt"
 		return r
@@ -422,7 +438,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 		return r
 	}
 	r.Action = Forward
-	r.Event = m.event(msg, user, castle, created, now)
+	r.Event = m.event(msg, user, castle, created, now, &r.Adjusted)
 	return r
 }
 
@@ -432,7 +448,7 @@ func (m *Mapper) identify(msg *message, r Result, token string, at time.Time) Re
 	if traits == nil {
 		traits = objectOrNil(msg.context.traits)
 	}
-	traitsInto(&user, traits, false)
+	traitsInto(&user, traits, false, &r.Adjusted)
 	user.ID = msg.userID
 	if token != "" {
 		claims, err := m.verify(token, at)
@@ -456,57 +472,157 @@ func (m *Mapper) identify(msg *message, r Result, token string, at time.Time) Re
 	return r
 }
 
+// traitKeys are the traits that become user fields; the flattener leaves
+// out those a message used (bit i for traitKeys[i]). id and userId repeat
+// the user id and are always left out.
+var traitKeys = []string{"email", "phone", "name", "address", "registeredAt", "createdAt", "id", "userId"}
+
+const (
+	tkEmail uint16 = 1 << iota
+	tkPhone
+	tkName
+	tkAddress
+	tkRegisteredAt
+	tkCreatedAt
+	tkID
+	tkUserID
+)
+
 // traitsInto maps Segment traits onto the user: the known fields, and the
-// rest flattened into user.traits. With fill, fields already set are kept
-// except that later traits override (context.traits over cached ones).
-func traitsInto(u *User, traits []byte, overlay bool) {
+// rest flattened into user.traits. email, phone and name are used when
+// they are strings, numbers or booleans, address when it is an object;
+// registeredAt, else createdAt, becomes registered_at when it is a time
+// (see registeredAt). A trait not used stays in user.traits. With overlay,
+// the traits add to those u already has (context.traits over cached ones).
+func traitsInto(u *User, traits []byte, overlay bool, adj *Adjustment) {
 	if traits == nil {
 		return
 	}
-	var registered, created string
-	f := flattener{skip: func(k string) bool {
-		switch k {
-		case "email", "phone", "name", "address", "registeredAt", "createdAt", "id", "userId":
-			return true
-		}
-		return false
-	}}
-	if overlay && u.ntraits > 0 {
-		f.dst = append(f.dst, u.traits...)
-		f.n = u.ntraits
-	}
+	var reg, cre []byte
+	used := tkID | tkUserID
 	members(traits, func(k, v []byte) bool {
 		switch string(k) {
 		case `"email"`:
-			setStr(&u.Email, v)
+			used |= setStr(&u.Email, v, tkEmail)
 		case `"phone"`:
-			setStr(&u.Phone, v)
+			used |= setStr(&u.Phone, v, tkPhone)
 		case `"name"`:
-			setStr(&u.Name, v)
+			used |= setStr(&u.Name, v, tkName)
 		case `"registeredAt"`:
-			registered = text(v)
+			reg = v
 		case `"createdAt"`:
-			created = text(v)
+			cre = v
 		case `"address"`:
 			if kind(v) == '{' {
 				u.Address = address(v)
+				used |= tkAddress
 			}
 		}
 		return true
 	})
-	if t := first(registered, created); t != "" {
-		if ts, ok := parseTime(t); ok {
-			u.RegisteredAt = ts.UTC().Format("2006-01-02T15:04:05.000Z")
+	if t, ok := registeredAt(reg); ok {
+		u.RegisteredAt, used = t, used|tkRegisteredAt
+	} else {
+		if k := kind(reg); k != 0 && k != 'n' {
+			*adj |= AdjustRegisteredAtInvalid
 		}
+		if t, ok := registeredAt(cre); ok {
+			u.RegisteredAt, used = t, used|tkCreatedAt
+		} else if k := kind(cre); k != 0 && k != 'n' {
+			*adj |= AdjustRegisteredAtInvalid
+		}
+	}
+	f := flattener{skipKeys: traitKeys, skipMask: used}
+	if overlay && u.ntraits > 0 {
+		f.dst = append(f.dst, u.traits...)
+		f.n = u.ntraits
 	}
 	f.object("", traits, 1)
 	u.traits, u.ntraits = f.dst, f.n
+	*adj |= f.adj
 }
 
-func setStr(dst *string, v []byte) {
-	if s := text(v); s != "" {
-		*dst = truncate(s, MaxStringLength)
+// setStr sets dst from a string, number or boolean and returns bit; it
+// returns 0 for anything else (an object, an array, null).
+func setStr(dst *string, v []byte, bit uint16) uint16 {
+	switch kind(v) {
+	case '"', '0', 't', 'f':
+		if s := text(v); s != "" {
+			*dst = truncate(s, MaxStringLength)
+		}
+		return bit
 	}
+	return 0
+}
+
+// registeredAt reads a trait or claim as Castle's registered_at, as
+// analytics.js does: an ISO 8601 string, or a number or numeric string of
+// epoch seconds, milliseconds when its integer part has 13 digits. It
+// reports false for anything else or a time outside the years 1970–9999.
+func registeredAt(v []byte) (string, bool) {
+	var t time.Time
+	var ok bool
+	switch kind(v) {
+	case '"':
+		s := unquote(trimWS(v))
+		if numeric(s) {
+			t, ok = epoch(s)
+		} else {
+			t, ok = parseTime(s)
+		}
+	case '0':
+		t, ok = epoch(view(trimWS(v)))
+	}
+	if !ok {
+		return "", false
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z"), true
+}
+
+// numeric reports whether s is digits, optionally with a fraction.
+func numeric(s string) bool {
+	digits, dot := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot && digits > 0 && i < len(s)-1:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
+
+// epoch reads a number of seconds, or of milliseconds when its integer
+// part has 13 digits, since 1970.
+func epoch(s string) (time.Time, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f >= 1e16 {
+		return time.Time{}, false
+	}
+	whole := math.Floor(f)
+	var t time.Time
+	if intDigits(f) == 13 {
+		t = time.UnixMilli(int64(whole)).Add(time.Duration(math.Round((f - whole) * 1e6)))
+	} else {
+		t = time.Unix(int64(whole), int64(math.Round((f-whole)*1e9)))
+	}
+	t = t.Round(time.Millisecond).UTC() // a decimal fraction read as a float is a hair off
+	if t.Year() < 1970 || t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func intDigits(f float64) int {
+	n := 1
+	for f >= 10 {
+		f /= 10
+		n++
+	}
+	return n
 }
 
 func first(ss ...string) string {
@@ -541,7 +657,7 @@ func address(v []byte) Address {
 	return a
 }
 
-func (m *Mapper) event(msg *message, user User, castle []byte, created, now time.Time) Event {
+func (m *Mapper) event(msg *message, user User, castle []byte, created, now time.Time, adj *Adjustment) Event {
 	e := Event{CreatedAt: created, User: user, Library: m.cfg.Version}
 	page := msg.context.page
 	f := flattener{dst: make([]byte, 0, len(msg.properties)+64)}
@@ -588,41 +704,67 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 		}
 	case "track":
 		e.Type = "$custom"
-		e.Name = truncate(msg.event, MaxNameLength)
+		e.Name = f.cut(msg.event, MaxNameLength)
 		if e.Name == "" {
 			e.Name = "Unnamed Event"
 		}
 	}
 	e.props, e.nprops = f.dst, f.n
-	if ip := text(msg.context.ip); publicIP(ip) {
-		e.IP = ip
+	*adj |= f.adj
+	if ip := text(msg.context.ip); ip != "" {
+		if a, ok := publicAddr(ip); !ok {
+			*adj |= AdjustIPNotPublic
+		} else if e.IP = ip; a.Is4() && strings.Contains(ip, ":") {
+			e.IP = a.String() // IPv4-mapped: sent as the IPv4 address it holds
+		}
+	}
+	if e.IP != "" {
 		e.UserAgent = truncate(text(msg.context.userAgent), 1024)
 		e.Locale = truncate(text(msg.context.locale), 1024)
 		if kind(page) == '{' {
 			e.Referer = truncate(text(field(page, "referrer")), 1024)
 		}
 	}
-	if kind(castle) == '{' && !created.IsZero() {
-		if tok := text(field(castle, "requestToken", "request_token")); tok != "" {
-			if d := now.Sub(created); d <= 120*time.Second && d >= -120*time.Second {
-				e.RequestToken = truncate(tok, 4096)
-			}
-		}
-	}
+	e.RequestToken = requestToken(msg, castle, created, now, adj)
 	return e
 }
 
-// publicIP: a valid IP that is global unicast and not private.
-func publicIP(s string) bool {
-	if s == "" {
-		return false
+// TokenLifetime is how long a Castle request token lives after it is
+// minted. The mapping keeps a request token only when the event's time is
+// within TokenLifetime of now, so a token Castle would refuse is not sent.
+const TokenLifetime = 120 * time.Second
+
+// requestToken is the message's Castle request token when it is fresh:
+// integrations.Castle.requestToken (or request_token), else the same in
+// context.Castle, keys matched case-insensitively. A token that is not a
+// string is ignored; a string token is left out when the event's time is
+// unknown or more than TokenLifetime away from now. Both are recorded in
+// adj.
+func requestToken(msg *message, castle []byte, created, now time.Time, adj *Adjustment) string {
+	var raw []byte
+	if kind(castle) == '{' {
+		raw = field(castle, "requestToken", "request_token")
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return false
+	if k := kind(raw); (k == 0 || k == 'n') && kind(msg.context.castle) == '{' {
+		raw = field(msg.context.castle, "requestToken", "request_token")
 	}
-	a = a.Unmap()
-	return a.IsGlobalUnicast() && !a.IsPrivate()
+	switch kind(raw) {
+	case 0, 'n':
+		return ""
+	case '"':
+	default:
+		*adj |= AdjustTokenNotString
+		return ""
+	}
+	tok := text(raw)
+	if tok == "" {
+		return ""
+	}
+	if d := now.Sub(created); created.IsZero() || d > TokenLifetime || d < -TokenLifetime {
+		*adj |= AdjustTokenStale
+		return ""
+	}
+	return truncate(tok, 4096)
 }
 
 // eventTime is SPEC §4's created_at: timestamp, else receivedAt - (sentAt

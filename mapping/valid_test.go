@@ -93,3 +93,15 @@ func FuzzSkipString(f *testing.F) {
 		}
 	})
 }
+
+func TestTruthy(t *testing.T) {
+	for v, want := range map[string]bool{
+		``: false, `null`: false, `false`: false, `0`: false, `-0`: false, `0.0`: false, `0e5`: false, `-0.000E-3`: false, `""`: false,
+		` "" `: false, `true`: true, `1`: true, `-1`: true, `0.5`: true, `1e-9`: true, `"0"`: true, `"false"`: true,
+		`" "`: true, `{}`: true, `[]`: true, `{"userJwt":"x"}`: true,
+	} {
+		if got := truthy([]byte(v)); got != want {
+			t.Errorf("truthy(%s) = %v, want %v", v, got, want)
+		}
+	}
+}
