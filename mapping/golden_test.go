@@ -204,6 +204,10 @@ var cases = map[string]string{
 	"jwt-future-nbf":                `{"type":"track","messageId":"jwt-10","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{FUTURE}}"}},"context":{"library":{"name":"analytics.js"}}}`,
 	"jwt-garbage":                   `{"type":"track","messageId":"jwt-11","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"not.a.jwt"}},"context":{"library":{"name":"analytics.js"}}}`,
 	"jwt-oversized":                 `{"type":"track","messageId":"jwt-12","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{HUGE}}"}},"context":{"library":{"name":"analytics.js"}}}`,
+	"jwt-crit-header":               `{"type":"track","messageId":"jwt-14","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{CRIT}}"}},"context":{"library":{"name":"analytics.js"}}}`,
+	"jwt-payload-null":              `{"type":"track","messageId":"jwt-15","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{NULLBODY}}"}},"context":{"library":{"name":"analytics.js"}}}`,
+	"jwt-payload-array":             `{"type":"track","messageId":"jwt-16","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{ARRBODY}}"}},"context":{"library":{"name":"analytics.js"}}}`,
+	"jwt-not-a-string":              `{"type":"track","messageId":"jwt-17","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":{"token":"x"}}},"context":{"Castle":{"requestToken":"t"},"library":{"name":"analytics.js"}}}`,
 	"jwt-hs512":                     `{"type":"track","messageId":"jwt-13","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{HS512}}"}},"context":{"library":{"name":"analytics.js"}}}`,
 	"envelope-browser": `{"batch":[{"type":"page","messageId":"env-1","userId":"ue","name":"Home"},{"type":"track","messageId":"env-2","userId":"ue","event":"Clicked","context":{"ip":"81.2.69.142"}},42,{"messageId":"env-3"},{"type":"track","messageId":"env-4","userId":"ue","event":"Off","integrations":{"Castle":true}}],
 	 "context":{"library":{"name":"analytics.js"},"ip":"8.8.8.8"},"integrations":{"All":false},"sentAt":"2025-01-15T11:59:00Z"}`,
@@ -292,7 +296,19 @@ func tokens(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Signed with the right secret, but a crit header the verifier does not
+	// understand, or a payload that is not an object.
+	crit := jwt.NewWithClaims(jwt.SigningMethodHS256, claims())
+	crit.Header["crit"] = []string{"x-castle-bound"}
+	crit.Header["x-castle-bound"] = true
+	critSigned, err := crit.SignedString([]byte(goldenSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
+		"CRIT":     critSigned,
+		"NULLBODY": signRaw(t, `{"alg":"HS256","typ":"JWT"}`, `null`),
+		"ARRBODY":  signRaw(t, `{"alg":"HS256","typ":"JWT"}`, `[{"id":"secure-user-1"}]`),
 		"VALID":    valid,
 		"NONE":     none,
 		"RS256":    sign(t, jwt.SigningMethodRS256, claims(), rsaKey),
@@ -305,6 +321,19 @@ func tokens(t *testing.T) map[string]string {
 		"HUGE":     sign(t, jwt.SigningMethodHS256, huge, []byte(goldenSecret)),
 		"HS512":    sign(t, jwt.SigningMethodHS512, claims(), []byte(goldenSecret)),
 	}
+}
+
+// signRaw signs a header and payload given as JSON text, with HS256 under
+// the golden secret.
+func signRaw(t *testing.T, header, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	s := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(s, []byte(goldenSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s + "." + enc.EncodeToString(sig)
 }
 
 func writeInputs(t *testing.T) {

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,14 @@ const MaxTokenBytes = 8 << 10
 // jwtLeeway tolerates clock skew on exp and nbf.
 const jwtLeeway = 30 * time.Second
 
-var errNoSecret = errors.New("no API secret to verify it with")
+var (
+	errNoSecret = errors.New("no API secret to verify it with")
+	// errCrit: the token names header extensions it must be understood
+	// with (RFC 7515 §4.1.11); this verifier understands none.
+	errCrit = errors.New(`token has a "crit" header this verifier does not understand`)
+	// errPayload: the claims are not a JSON object (null, an array).
+	errPayload = errors.New("token payload is not a JSON object")
+)
 
 // verify checks an HS256 token under the API secret at time at and returns
 // its claims. Errors never contain the token or the secret.
@@ -38,6 +46,12 @@ func (m *Mapper) verify(token string, at time.Time) (jwt.MapClaims, error) {
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCrit
+		}
+		if !payloadIsObject(t.Raw) {
+			return nil, errPayload
+		}
 		return m.cfg.Secret, nil
 	},
 		jwt.WithValidMethods([]string{"HS256"}),
@@ -115,9 +129,26 @@ func (c *tokenCache) addLocked(tok string, v *verified) {
 	c.cur[tok] = v
 }
 
+// payloadIsObject reports whether the token's payload segment decodes to
+// a JSON object. (jwt decodes the payload into a map, and JSON null leaves
+// a map empty without an error.)
+func payloadIsObject(token string) bool {
+	parts := strings.SplitN(token, ".", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	return err == nil && kind(b) == '{'
+}
+
 // jwtError is a short, bounded description of why a token failed.
 func jwtError(err error) error {
 	switch {
+	case errors.Is(err, errCrit):
+		return errCrit
+	case errors.Is(err, errPayload):
+		return errPayload
+
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return errors.New("token is malformed")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):

@@ -391,14 +391,23 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 	}
 	created := eventTime(msg)
 	// 5. Secure Mode
-	token := ""
+	var rawToken []byte
 	if kind(castle) == '{' {
-		token = text(field(castle, "userJwt", "user_jwt"))
+		rawToken = field(castle, "userJwt", "user_jwt")
 	}
-	if token == "" {
-		if c := msg.context.castle; kind(c) == '{' {
-			token = text(field(c, "userJwt", "user_jwt"))
+	if k := kind(rawToken); k == 0 || k == 'n' || k == '"' && text(rawToken) == "" {
+		if c := field(msg.context.castle, "userJwt", "user_jwt"); c != nil {
+			rawToken = c
 		}
+	}
+	token := ""
+	switch kind(rawToken) {
+	case 0, 'n':
+	case '"':
+		token = text(rawToken)
+	default:
+		r.Action, r.Reason, r.Detail = DeadLetter, ReasonUserJWTInvalid, "userJwt: not a string"
+		return r
 	}
 	verifyAt := now
 	if m.cfg.VerifyAtEventTime && !created.IsZero() {
