@@ -40,6 +40,9 @@ type flattener struct {
 	// i of skipMask is set.
 	skipKeys []string
 	skipMask uint16
+	// reserved is how many of MaxKeys are kept for members written
+	// elsewhere (a security event's submitted identifier).
+	reserved int
 	seen     uint8 // page keys present at the top level
 }
 
@@ -123,22 +126,24 @@ func (f *flattener) object(prefix string, obj []byte, depth int) {
 
 // skipped reports whether the raw top-level key is one to leave out.
 func (f *flattener) skipped(rawKey []byte) bool {
-	if len(rawKey) < 2 {
-		return false
-	}
-	body := rawKey[1 : len(rawKey)-1]
 	for i, k := range f.skipKeys {
-		if f.skipMask&(1<<i) != 0 && string(body) == k {
+		if f.skipMask&(1<<i) != 0 && rawKeyIs(rawKey, k) {
 			return true
 		}
 	}
 	return false
 }
 
+// rawKeyIs reports whether the raw JSON key (quotes included) is name,
+// exactly.
+func rawKeyIs(rawKey []byte, name string) bool {
+	return len(rawKey) == len(name)+2 && string(rawKey[1:len(rawKey)-1]) == name
+}
+
 // room reports whether one more member fits under MaxKeys, and marks the
 // cap when it does not.
 func (f *flattener) room() bool {
-	if f.n >= MaxKeys {
+	if f.n+f.reserved >= MaxKeys {
 		f.adj |= AdjustKeysCapped
 		return false
 	}
@@ -200,15 +205,69 @@ func (f *flattener) cut(s string, n int) string {
 }
 
 // appendRawString appends a raw JSON string, cut to MaxStringLength
-// characters and made valid UTF-8. Short plain strings are copied as is.
+// characters and made valid UTF-8.
 func (f *flattener) appendRawString(dst, raw []byte) []byte {
-	if len(raw) >= 2 && len(raw)-2 <= MaxStringLength {
+	return appendRawStringMax(dst, raw, MaxStringLength, &f.adj)
+}
+
+// appendRawStringMax appends a raw JSON string, cut to limit characters and
+// made valid UTF-8, recording a cut in adj. Short plain strings are copied
+// as is.
+func appendRawStringMax(dst, raw []byte, limit int, adj *Adjustment) []byte {
+	if len(raw) >= 2 && len(raw)-2 <= limit {
 		body := raw[1 : len(raw)-1]
 		if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) && noControl(body) {
 			return append(dst, raw...)
 		}
 	}
-	return appendString(dst, f.cut(unquote(raw), MaxStringLength))
+	s := unquote(raw)
+	t := truncate(s, limit)
+	if len(t) < len(s) {
+		*adj |= AdjustValueTruncated
+	}
+	return appendString(dst, t)
+}
+
+// appendClean appends the raw JSON value v (valid JSON) re-encoded as the
+// flattening rule cleans values, keeping its structure: strings cut to
+// MaxStringLength and keys to MaxKeyLength characters, valid UTF-8,
+// numbers a float64 cannot hold as strings, objects and arrays nested past
+// MaxDepth (counting v as depth) as JSON strings. What it changes it
+// records in adj.
+func appendClean(dst, v []byte, depth int, adj *Adjustment) []byte {
+	v = trimWS(v)
+	switch kind(v) {
+	case '{', '[':
+		if depth > MaxDepth {
+			return appendString(dst, compactString(v, adj))
+		}
+		open := v[0]
+		dst = append(dst, open)
+		first := true
+		each := func(k, val []byte) bool {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			if k != nil {
+				dst = appendRawStringMax(dst, k, MaxKeyLength, adj)
+				dst = append(dst, ':')
+			}
+			dst = appendClean(dst, val, depth+1, adj)
+			return true
+		}
+		if open == '{' {
+			members(v, each)
+			return append(dst, '}')
+		}
+		elements(v, func(val []byte) bool { return each(nil, val) })
+		return append(dst, ']')
+	case '"':
+		return appendRawStringMax(dst, v, MaxStringLength, adj)
+	case '0':
+		return appendNumber(dst, v, adj)
+	}
+	return append(dst, v...) // true, false, null
 }
 
 // appendNumber appends a raw JSON number, or, when a float64 cannot hold

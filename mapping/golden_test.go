@@ -38,14 +38,31 @@ func goldenMapperFor(cfg mapping.Config) *mapping.Mapper {
 }
 
 // caseConfig is the configuration a golden case runs with, by its name:
-// one that starts with "acceptmobile-" accepts mobile messages.
+// one that starts with "acceptmobile-" accepts mobile messages, one that
+// starts with "eventmap-" maps names by testdata/event-map.example.yaml.
 func caseConfig(t *testing.T, name string) mapping.Config {
 	t.Helper()
 	var cfg mapping.Config
 	if strings.HasPrefix(name, "acceptmobile-") {
 		cfg.AcceptMobile = true
 	}
+	if strings.HasPrefix(name, "eventmap-") {
+		cfg.Events = exampleEventMap(t)
+	}
 	return cfg
+}
+
+func exampleEventMap(t testing.TB) mapping.EventMap {
+	t.Helper()
+	b, err := os.ReadFile("testdata/event-map.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := mapping.ParseEventMap(b)
+	if err != nil {
+		t.Fatalf("the example EVENT_MAP: %v", err)
+	}
+	return em
 }
 
 // summary is the golden form of one Result.
@@ -56,7 +73,12 @@ type summary struct {
 	MessageID string          `json:"messageId,omitempty"`
 	Type      string          `json:"type,omitempty"`
 	Adjusted  string          `json:"adjusted,omitempty"`
-	Castle    json.RawMessage `json:"castle,omitempty"`
+	Castle    json.RawMessage `json:"castle,omitempty"` // the /v1/log body
+	// A scorable event: where it is scored, that body, and the /v1/log
+	// body of a fallback (no request token).
+	Scoring  string          `json:"scoring,omitempty"`
+	Scored   json.RawMessage `json:"scored,omitempty"`
+	Fallback json.RawMessage `json:"fallback,omitempty"`
 }
 
 var actionNames = map[mapping.Action]string{mapping.Forward: "forward", mapping.Identified: "identified", mapping.Drop: "drop", mapping.DeadLetter: "dead_letter"}
@@ -109,11 +131,12 @@ func TestGolden(t *testing.T) {
 						s.Adjusted = r.Adjusted.String()
 					}
 					if r.Action == mapping.Forward {
-						body := r.Event.AppendJSON(nil)
-						if !json.Valid(body) {
-							t.Fatalf("invalid Castle JSON: %s", body)
+						s.Castle = validBody(t, r.Event.AppendJSON(nil))
+						if ep := r.Event.Scoring(); ep != mapping.Log {
+							s.Scoring = ep.String()
+							s.Scored = validBody(t, r.Event.AppendBody(nil, ep, true))
+							s.Fallback = validBody(t, r.Event.AppendBody(nil, mapping.Log, false))
 						}
-						s.Castle = body
 					}
 					out = append(out, s)
 				}
@@ -139,6 +162,14 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+func validBody(t *testing.T, body []byte) json.RawMessage {
+	t.Helper()
+	if !json.Valid(body) {
+		t.Fatalf("invalid Castle JSON: %s", body)
+	}
+	return body
 }
 
 // The cases. {{NAME}} placeholders are replaced with tokens from tokens().

@@ -108,6 +108,9 @@ type Config struct {
 	// than now (replaying history; tokens were valid when the event
 	// happened). Events without a readable time use now.
 	VerifyAtEventTime bool
+	// Events maps the operator's own track event names to Castle security
+	// events (EVENT_MAP); the zero value maps none.
+	Events EventMap
 }
 
 // Result is the decision for one Segment message.
@@ -670,8 +673,23 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 	e := Event{CreatedAt: created, User: user, Library: m.cfg.Version}
 	page := msg.context.page
 	f := flattener{dst: make([]byte, 0, len(msg.properties)+64)}
+	security := false
+	if msg.typ == "track" {
+		var se SecurityEvent
+		if se, security = m.securityEvent(msg.event); security {
+			e.Type, e.Status = se.Type, se.Status
+		}
+	}
+	var changeset []byte
+	if security && msg.properties != nil {
+		changeset = e.reserved(msg.properties, &f)
+	}
 	if msg.properties != nil {
 		f.object("", msg.properties, 1)
+	}
+	e.split = len(f.dst)
+	if changeset != nil {
+		f.object("changeset", changeset, 2)
 	}
 	switch msg.typ {
 	case "page":
@@ -712,7 +730,9 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 			})
 		}
 	case "track":
-		e.Type = "$custom"
+		if !security {
+			e.Type = "$custom"
+		}
 		e.Name = f.cut(msg.event, MaxNameLength)
 		if e.Name == "" {
 			e.Name = "Unnamed Event"
@@ -736,6 +756,48 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 	}
 	e.RequestToken = requestToken(msg, castle, created, now, adj)
 	return e
+}
+
+// reservedKeys are the properties of a security event that Castle has
+// fields for: the submitted identifier (email, username, phone: Event.params
+// when a non-empty string), changeset and transaction (when objects).
+var reservedKeys = []string{"email", "username", "phone", "changeset", "transaction"}
+
+// reserved takes a security event's reserved properties out of props (f
+// then leaves them out of the flattened properties) and returns the
+// changeset object, if any.
+func (e *Event) reserved(props []byte, f *flattener) (changeset []byte) {
+	f.skipKeys = reservedKeys
+	members(props, func(k, v []byte) bool {
+		for i, name := range reservedKeys {
+			if !rawKeyIs(k, name) {
+				continue
+			}
+			switch {
+			case i < len(e.params):
+				if s := text(v); kind(v) == '"' && s != "" {
+					e.params[i] = f.cut(s, MaxStringLength)
+					f.skipMask |= 1 << i
+				}
+			case kind(v) == '{' && name == "changeset":
+				changeset = v
+				e.changeset = appendClean(nil, v, 1, &f.adj)
+				f.skipMask |= 1 << i
+			case kind(v) == '{': // transaction
+				e.transaction = appendClean(nil, v, 1, &f.adj)
+				f.skipMask |= 1 << i
+			}
+		}
+		return true
+	})
+	// The identifier is sent as properties too (on /v1/log and /v1/risk):
+	// it counts against MaxKeys.
+	for _, p := range e.params {
+		if p != "" {
+			f.reserved++
+		}
+	}
+	return changeset
 }
 
 // TokenLifetime is how long a Castle request token lives after it is
