@@ -1,38 +1,24 @@
 // Package mapping turns Segment messages into Castle events, or into a
-// drop or dead-letter decision with a bounded reason, as SPEC §2–§4 define.
+// drop or dead-letter decision with a bounded reason.
 //
-// It decodes one record (a Segment message, or an HTTP-API batch envelope
-// whose top-level context and integrations fill in each item's missing
-// keys), applies the filters of SPEC §3 in order, verifies Secure Mode
-// tokens (HS256 only), and builds the Castle /v1/log body.
+// Map decodes one record (a Segment message, or an HTTP-API batch envelope,
+// judged item by item), applies the filters in order (malformed,
+// unsupported type, server-side or mobile, Castle disabled, Secure Mode,
+// duplicate), verifies Secure Mode tokens (HS256 only), and builds the
+// Castle event: $page, $custom, or a security event (Castle's legacy names
+// and the operator's EVENT_MAP). An Event says where a scoring worker
+// would send it (Scoring) and encodes its /v1/log, /v1/risk or /v1/filter
+// body (AppendBody). What the mapping cut, converted or left out of a
+// message is in Result.Adjusted.
 //
 // It is pure: no I/O, no logging, no metrics, no clock (the caller passes
 // now). The dedupe window (Dedupe) and the identify cache (Users) are
-// values the caller owns and passes in.
+// values the caller owns and passes in. It does not send, retry, pace or
+// check an event's age at send time.
 //
-// Choices where the SPEC is silent:
-//   - A record must be valid JSON, and each message in it (the record, or
-//     one envelope item) nested at most MaxNesting (1024) levels deep;
-//     anything else is malformed. An envelope item that is too deep or not
-//     an object is dead-lettered alone. Invalid UTF-8 inside strings is
-//     replaced with U+FFFD in the output.
-//   - A non-string scalar where a string is expected (a numeric userId) is
-//     used as written; an object or array there is ignored. A non-object
-//     properties, traits or context is ignored.
-//   - A message with neither channel nor context.library, or library name
-//     "unknown", came through Segment's HTTP API: server_side.
-//   - Without a public client IP, no context is sent at all (Castle rejects
-//     a context without a valid public IP), so context.library is sent only
-//     with an IP; with one, context.headers is always an object. Public is
-//     PublicIP: globally reachable by IANA's special-purpose registries.
-//   - Cuts, conversions and caps that change what a message said are
-//     recorded in Result.Adjusted (see Adjustment), for the caller to count.
-//   - userJwt claims: id (else sub), email, phone, name, registered_at,
-//     address override the user; other claims except the registered ones
-//     (exp, nbf, iat, iss, aud, jti) go to user.traits. Tokens over 8 KiB
-//     are invalid. exp/nbf are checked at now with 30 s of leeway (or at the
-//     event time with Config.VerifyAtEventTime, for replays of history).
-//   - Properties and traits flatten per flattener: see MaxKeys, MaxDepth.
+// The rules, and the choices made where the product contract is silent,
+// are in docs/mapping.md; the golden files in testdata show each on a
+// message.
 package mapping
 
 import (
@@ -46,7 +32,7 @@ import (
 // Reason is a bounded drop or dead-letter reason.
 type Reason string
 
-// The reasons of SPEC §3.
+// The reasons, in the order the filters apply (docs/mapping.md).
 const (
 	ReasonMalformed           Reason = "malformed"            // dead letter
 	ReasonUnsupportedType     Reason = "unsupported_type"     // drop
@@ -838,7 +824,7 @@ func requestToken(msg *message, castle []byte, created, now time.Time, adj *Adju
 	return truncate(tok, 4096)
 }
 
-// eventTime is SPEC §4's created_at: timestamp, else receivedAt - (sentAt
+// eventTime is created_at: timestamp, else receivedAt - (sentAt
 // - originalTimestamp), else originalTimestamp. Zero when none parses.
 func eventTime(msg *message) time.Time {
 	if t, ok := parseTime(msg.timestamp); ok {
