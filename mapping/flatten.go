@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
-	"unicode/utf8"
 )
 
 // Limits of the flattening rule.
@@ -163,7 +162,7 @@ func (f *flattener) memberRaw(key string, rawKey []byte) bool {
 	}
 	if len(rawKey) >= 2 && len(rawKey)-2 <= MaxKeyLength {
 		body := rawKey[1 : len(rawKey)-1]
-		if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) && noControl(body) {
+		if plainString(body) {
 			if f.n > 0 {
 				f.dst = append(f.dst, ',')
 			}
@@ -216,7 +215,7 @@ func (f *flattener) appendRawString(dst, raw []byte) []byte {
 func appendRawStringMax(dst, raw []byte, limit int, adj *Adjustment) []byte {
 	if len(raw) >= 2 && len(raw)-2 <= limit {
 		body := raw[1 : len(raw)-1]
-		if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) && noControl(body) {
+		if plainString(body) {
 			return append(dst, raw...)
 		}
 	}

@@ -140,6 +140,9 @@ type message struct {
 	// batch-level integrations fill in missing keys (context is merged
 	// when decoded).
 	batchIntegrations []byte
+	// batch is the first "batch" member (key matched case-insensitively):
+	// an array makes the record an envelope.
+	batch []byte
 }
 
 // ctxFields are the context keys the mapping reads.
@@ -200,27 +203,21 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not a JSON object", Raw: raw})
 	}
 	deep := depth > MaxNesting
-	if batch := field(raw, "batch"); batch != nil && kind(batch) == '[' {
-		var bctx ctxFields
-		var bint []byte
-		var bsent string
-		members(raw, func(k, v []byte) bool {
-			switch string(k) {
-			case `"context"`:
-				bctx = decodeCtx(objectOrNil(v))
-			case `"integrations"`:
-				bint = objectOrNil(v)
-			case `"sentAt"`:
-				bsent = text(v)
+	msg := decode(raw)
+	if batch := msg.batch; kind(batch) == '[' {
+		// The envelope's context, integrations and sentAt apply to its
+		// items.
+		bctx, bint, bsent := msg.context, msg.integrations, msg.sentAt
+		if deep {
+			members(raw, func(k, v []byte) bool {
+				if !keyIs(k, "batch") && 1+nesting(v) > MaxNesting {
+					ok = false
+				}
+				return ok
+			})
+			if !ok {
+				return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep, Raw: raw})
 			}
-			if deep && !keyIs(k, "batch") && 1+nesting(v) > MaxNesting {
-				ok = false
-				return false
-			}
-			return true
-		})
-		if !ok {
-			return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep, Raw: raw})
 		}
 		elements(batch, func(item []byte) bool {
 			if kind(item) != '{' {
@@ -245,9 +242,8 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 	}
 	if deep {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep,
-			MessageID: text(field(raw, "messageId")), Raw: raw})
+			MessageID: msg.messageID, Raw: raw})
 	}
-	msg := decode(raw)
 	return append(dst, m.one(&msg, now))
 }
 
@@ -297,6 +293,10 @@ func decode(raw []byte) message {
 			msg.properties = objectOrNil(v)
 		case `"traits"`:
 			msg.traits = objectOrNil(v)
+		default:
+			if msg.batch == nil && keyIs(k, "batch") {
+				msg.batch = v
+			}
 		}
 		return true
 	})

@@ -1,5 +1,7 @@
 package mapping
 
+import "math/bits"
+
 // MaxNesting bounds the nesting of objects and arrays in a Segment
 // message; a deeper message is malformed. In a batch envelope the bound
 // applies to each item alone, so one deep item does not take its siblings
@@ -151,6 +153,13 @@ func validString(b []byte, i int) int {
 		return -1
 	}
 	for i++; i < len(b); i++ {
+		for i+8 <= len(b) {
+			if m := special8(load8(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
 		for i < len(b) && plain[b[i]] {
 			i++
 		}

@@ -1,10 +1,12 @@
 package mapping
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestValid(t *testing.T) {
@@ -62,7 +64,9 @@ func TestScanAllocatesNothing(t *testing.T) {
 }
 
 func FuzzValid(f *testing.F) {
-	for _, s := range []string{`{"a":[1,{"b":"c"}]}`, `[1,2`, `"\u00e9"`, `-0.1e5`} {
+	for _, s := range []string{`{"a":[1,{"b":"c"}]}`, `[1,2`, `"\u00e9"`, `-0.1e5`,
+		`"01234567\"89abcdef"`, `"0123456789abcdef\u00e9xyz0123"`, "\"012345678\x01abcdefgh\"", `["abcdefgh\\","ijklmnop\\\""]`,
+		"\"0123456\xc3\xa9789abcdef\x7f\xff\""} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -104,4 +108,17 @@ func TestTruthy(t *testing.T) {
 			t.Errorf("truthy(%s) = %v, want %v", v, got, want)
 		}
 	}
+}
+
+// plainString agrees with the three checks it stands for, on any bytes.
+func FuzzPlainString(f *testing.F) {
+	for _, s := range []string{"", "abc", "abcdefghijklmnop", "tab\there", `back\slash`, "caf\u00e9 long enough text", "bad \xff\xfe utf8", "\u2028"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b) && noControl(b)
+		if got := plainString(b); got != want {
+			t.Fatalf("plainString(%q) = %v, want %v", b, got, want)
+		}
+	})
 }
