@@ -1,6 +1,8 @@
 package mapping_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -39,7 +41,7 @@ func FuzzUserJWT(f *testing.F) {
 			}
 		}
 	}
-	if valid == 0 || invalid < 8 {
+	if valid == 0 || invalid < 11 {
 		f.Fatalf("seed tokens: %d valid, %d invalid; the golden cases should give both", valid, invalid)
 	}
 	f.Add("e30.e30.")
@@ -75,10 +77,22 @@ func FuzzUserJWT(f *testing.F) {
 }
 
 // verifies is the oracle: the token is at most MaxTokenBytes, HS256, signed
-// with the golden secret and valid at goldenNow with 30 s of leeway.
+// with the golden secret, valid at goldenNow with 30 s of leeway, has no
+// crit header and a payload that is a JSON object.
 func verifies(token string) bool {
 	if len(token) > mapping.MaxTokenBytes {
 		return false
+	}
+	if parts := strings.Split(token, "."); len(parts) == 3 {
+		var header map[string]json.RawMessage
+		h, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+		p, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+		if err1 != nil || err2 != nil || json.Unmarshal(h, &header) != nil || header["crit"] != nil {
+			return false
+		}
+		if p = bytes.TrimLeft(p, " \t\r\n"); len(p) == 0 || p[0] != '{' {
+			return false
+		}
 	}
 	_, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return []byte(goldenSecret), nil },
 		jwt.WithValidMethods([]string{"HS256"}),

@@ -30,9 +30,39 @@ const goldenSecret = "golden-secret"
 
 var goldenNow = time.Date(2025, 1, 15, 12, 0, 0, 0, time.UTC)
 
-func goldenMapper() *mapping.Mapper {
-	return mapping.New(mapping.Config{Secret: []byte(goldenSecret), Version: "test"},
-		mapping.NewDedupe(1000), mapping.NewUsers(1000))
+func goldenMapper() *mapping.Mapper { return goldenMapperFor(mapping.Config{}) }
+
+func goldenMapperFor(cfg mapping.Config) *mapping.Mapper {
+	cfg.Secret, cfg.Version = []byte(goldenSecret), "test"
+	return mapping.New(cfg, mapping.NewDedupe(1000), mapping.NewUsers(1000))
+}
+
+// caseConfig is the configuration a golden case runs with, by its name:
+// one that starts with "acceptmobile-" accepts mobile messages, one that
+// starts with "eventmap-" maps names by testdata/event-map.example.yaml.
+func caseConfig(t *testing.T, name string) mapping.Config {
+	t.Helper()
+	var cfg mapping.Config
+	if strings.HasPrefix(name, "acceptmobile-") {
+		cfg.AcceptMobile = true
+	}
+	if strings.HasPrefix(name, "eventmap-") {
+		cfg.Events = exampleEventMap(t)
+	}
+	return cfg
+}
+
+func exampleEventMap(t testing.TB) mapping.EventMap {
+	t.Helper()
+	b, err := os.ReadFile("testdata/event-map.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := mapping.ParseEventMap(b)
+	if err != nil {
+		t.Fatalf("the example EVENT_MAP: %v", err)
+	}
+	return em
 }
 
 // summary is the golden form of one Result.
@@ -42,15 +72,27 @@ type summary struct {
 	Detail    string          `json:"detail,omitempty"`
 	MessageID string          `json:"messageId,omitempty"`
 	Type      string          `json:"type,omitempty"`
-	Castle    json.RawMessage `json:"castle,omitempty"`
+	Adjusted  string          `json:"adjusted,omitempty"`
+	Castle    json.RawMessage `json:"castle,omitempty"` // the /v1/log body
+	// A scorable event: where it is scored, that body, and the /v1/log
+	// body of a fallback (no request token).
+	Scoring  string          `json:"scoring,omitempty"`
+	Scored   json.RawMessage `json:"scored,omitempty"`
+	Fallback json.RawMessage `json:"fallback,omitempty"`
 }
 
 var actionNames = map[mapping.Action]string{mapping.Forward: "forward", mapping.Identified: "identified", mapping.Drop: "drop", mapping.DeadLetter: "dead_letter"}
 
-// records splits a case input: a *.seq case holds one record per line,
+// isSeq: a case whose name starts with "seq-" or holds "-seq-" is a
+// sequence of records, one a line.
+func isSeq(name string) bool {
+	return strings.HasPrefix(name, "seq-") || strings.Contains(name, "-seq-")
+}
+
+// records splits a case input: a sequence case holds one record per line,
 // processed in order (identify, then page...); others are one record.
 func records(name string, b []byte) [][]byte {
-	if strings.HasPrefix(name, "seq-") {
+	if isSeq(name) {
 		var out [][]byte
 		for _, l := range bytes.Split(b, []byte("\n")) {
 			if len(bytes.TrimSpace(l)) > 0 {
@@ -80,17 +122,21 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := goldenMapper()
+			m := goldenMapperFor(caseConfig(t, name))
 			var out []summary
 			for _, rec := range records(name, raw) {
 				for _, r := range m.Map(nil, rec, goldenNow) {
 					s := summary{Action: actionNames[r.Action], Reason: string(r.Reason), Detail: r.Detail, MessageID: r.MessageID, Type: r.Type}
+					if r.Adjusted != 0 {
+						s.Adjusted = r.Adjusted.String()
+					}
 					if r.Action == mapping.Forward {
-						body := r.Event.AppendJSON(nil)
-						if !json.Valid(body) {
-							t.Fatalf("invalid Castle JSON: %s", body)
+						s.Castle = validBody(t, r.Event.AppendJSON(nil))
+						if ep := r.Event.Scoring(); ep != mapping.Log {
+							s.Scoring = ep.String()
+							s.Scored = validBody(t, r.Event.AppendBody(nil, ep, true))
+							s.Fallback = validBody(t, r.Event.AppendBody(nil, mapping.Log, false))
 						}
-						s.Castle = body
 					}
 					out = append(out, s)
 				}
@@ -116,6 +162,14 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+func validBody(t *testing.T, body []byte) json.RawMessage {
+	t.Helper()
+	if !json.Valid(body) {
+		t.Fatalf("invalid Castle JSON: %s", body)
+	}
+	return body
 }
 
 // The cases. {{NAME}} placeholders are replaced with tokens from tokens().
@@ -181,12 +235,22 @@ var cases = map[string]string{
 	"jwt-future-nbf":                `{"type":"track","messageId":"jwt-10","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{FUTURE}}"}},"context":{"library":{"name":"analytics.js"}}}`,
 	"jwt-garbage":                   `{"type":"track","messageId":"jwt-11","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"not.a.jwt"}},"context":{"library":{"name":"analytics.js"}}}`,
 	"jwt-oversized":                 `{"type":"track","messageId":"jwt-12","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{HUGE}}"}},"context":{"library":{"name":"analytics.js"}}}`,
+	"jwt-crit-header":               `{"type":"track","messageId":"jwt-14","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{CRIT}}"}},"context":{"library":{"name":"analytics.js"}}}`,
+	"jwt-payload-null":              `{"type":"track","messageId":"jwt-15","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{NULLBODY}}"}},"context":{"library":{"name":"analytics.js"}}}`,
+	"jwt-payload-array":             `{"type":"track","messageId":"jwt-16","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{ARRBODY}}"}},"context":{"library":{"name":"analytics.js"}}}`,
+	"jwt-not-a-string":              `{"type":"track","messageId":"jwt-17","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":{"token":"x"}}},"context":{"Castle":{"requestToken":"t"},"library":{"name":"analytics.js"}}}`,
 	"jwt-hs512":                     `{"type":"track","messageId":"jwt-13","userId":"u","event":"E","channel":"client","integrations":{"Castle":{"userJwt":"{{HS512}}"}},"context":{"library":{"name":"analytics.js"}}}`,
 	"envelope-browser": `{"batch":[{"type":"page","messageId":"env-1","userId":"ue","name":"Home"},{"type":"track","messageId":"env-2","userId":"ue","event":"Clicked","context":{"ip":"81.2.69.142"}},42,{"messageId":"env-3"},{"type":"track","messageId":"env-4","userId":"ue","event":"Off","integrations":{"Castle":true}}],
 	 "context":{"library":{"name":"analytics.js"},"ip":"8.8.8.8"},"integrations":{"All":false},"sentAt":"2025-01-15T11:59:00Z"}`,
 	"envelope-server":          `{"batch":[{"type":"track","messageId":"envs-1","userId":"a","event":"Paid"},{"type":"identify","messageId":"envs-2","userId":"b","traits":{"email":"b@example.com"}}],"context":{"library":{"name":"analytics-go","version":"3.3.0"}},"messageId":"batch-1","sentAt":"2025-01-15T11:59:00Z"}`,
 	"envelope-batch-not-array": `{"batch":{"type":"page"},"context":{}}`,
-	"identify-only":            `{"type":"identify","messageId":"id-1","userId":"u-id","traits":{"email":"u@example.com"},"channel":"client","context":{"library":{"name":"analytics.js"}}}`,
+	// One item nested 5,000 levels deep between two good ones: only it is
+	// dead-lettered.
+	"envelope-deep-item": `{"batch":[{"type":"page","messageId":"deep-0","userId":"ud","name":"Before"},{"type":"track","messageId":"deep-1","userId":"ud","event":"Deep","properties":` + strings.Repeat(`{"a":`, 5000) + `1` + strings.Repeat(`}`, 5000) + `},{"type":"track","messageId":"deep-2","userId":"ud","event":"After"}],
+	 "context":{"library":{"name":"analytics.js"},"ip":"81.2.69.142"},"sentAt":"2025-01-15T11:59:00Z"}`,
+	// The envelope's own context too deep: nothing can be judged alone.
+	"envelope-deep-context": `{"batch":[{"type":"page","messageId":"deepc-0","userId":"ud","name":"Before"}],"context":{"library":{"name":"analytics.js"},"x":` + strings.Repeat(`[`, 1100) + strings.Repeat(`]`, 1100) + `}}`,
+	"identify-only":         `{"type":"identify","messageId":"id-1","userId":"u-id","traits":{"email":"u@example.com"},"channel":"client","context":{"library":{"name":"analytics.js"}}}`,
 	"seq-identify-then-track": `{"type":"identify","messageId":"sq-1","userId":"u-seq","channel":"client","traits":{"email":"seq@example.com","name":"Seq User","phone":"+41 44 000 00 00","createdAt":"2024-03-01T10:00:00Z","plan":"gold","address":{"street":"Bahnhofstrasse 1","city":"Zürich","country":"CH","postalCode":"8001"}},"context":{"library":{"name":"analytics.js"}}}
 {"type":"track","messageId":"sq-2","userId":"u-seq","event":"After Identify","channel":"client","context":{"library":{"name":"analytics.js"}}}`,
 	"seq-identify-jwt-then-page": `{"type":"identify","messageId":"sq-3","userId":"u-secure","channel":"client","traits":{"email":"x@example.com"},"integrations":{"Castle":{"userJwt":"{{VALID}}"}},"context":{"library":{"name":"analytics.js"}}}
@@ -263,7 +327,19 @@ func tokens(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Signed with the right secret, but a crit header the verifier does not
+	// understand, or a payload that is not an object.
+	crit := jwt.NewWithClaims(jwt.SigningMethodHS256, claims())
+	crit.Header["crit"] = []string{"x-castle-bound"}
+	crit.Header["x-castle-bound"] = true
+	critSigned, err := crit.SignedString([]byte(goldenSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
+		"CRIT":     critSigned,
+		"NULLBODY": signRaw(t, `{"alg":"HS256","typ":"JWT"}`, `null`),
+		"ARRBODY":  signRaw(t, `{"alg":"HS256","typ":"JWT"}`, `[{"id":"secure-user-1"}]`),
 		"VALID":    valid,
 		"NONE":     none,
 		"RS256":    sign(t, jwt.SigningMethodRS256, claims(), rsaKey),
@@ -278,6 +354,19 @@ func tokens(t *testing.T) map[string]string {
 	}
 }
 
+// signRaw signs a header and payload given as JSON text, with HS256 under
+// the golden secret.
+func signRaw(t *testing.T, header, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	s := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(s, []byte(goldenSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s + "." + enc.EncodeToString(sig)
+}
+
 func writeInputs(t *testing.T) {
 	tok := tokens(t)
 	names := slices.Sorted(func(yield func(string) bool) {
@@ -289,13 +378,17 @@ func writeInputs(t *testing.T) {
 	})
 	for _, name := range names {
 		in := cases[name]
+		path := filepath.Join("testdata", name+".segment.json")
+		if _, err := os.Stat(path); err == nil && (strings.Contains(in, "{{RS256}}") || strings.Contains(in, "{{ES256}}")) {
+			continue // signed with a fresh random key each time: rewriting would only churn
+		}
 		for k, v := range tok {
 			in = strings.ReplaceAll(in, "{{"+k+"}}", v)
 		}
-		if !strings.HasPrefix(name, "seq-") {
+		if !isSeq(name) {
 			in = strings.ReplaceAll(in, "\n\t ", "")
 		}
-		if err := os.WriteFile(filepath.Join("testdata", name+".segment.json"), []byte(in), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

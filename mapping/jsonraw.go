@@ -2,6 +2,8 @@ package mapping
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -23,26 +25,86 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string starting at b[i] == '"'.
+// skipString returns the index after the string starting at b[i] == '"'
+// (len(b) when it does not end). It looks at 8 bytes at a time for the
+// next quote or backslash.
 func skipString(b []byte, i int) int {
-	start := i + 1
-	i = start
+	i++
+	for i+8 <= len(b) {
+		m := quoteOrBackslash8(load8(b[i:]))
+		if m == 0 {
+			i += 8
+			continue
+		}
+		i += bits.TrailingZeros64(m) >> 3
+		if b[i] == '"' {
+			return i + 1
+		}
+		i += 2 // a backslash and the byte it escapes
+	}
 	for i < len(b) {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return len(b)
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i += 2
+		default:
+			i++
 		}
-		k := i + j
-		n := 0
-		for m := k - 1; m >= start && b[m] == '\\'; m-- {
-			n++
-		}
-		if n%2 == 0 {
-			return k + 1
-		}
-		i = k + 1
 	}
 	return len(b)
+}
+
+// SWAR: 8 bytes of a string at a time, as a little-endian uint64.
+const (
+	lsb8 = 0x0101010101010101
+	msb8 = 0x8080808080808080
+)
+
+func load8(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+
+// zero8 has the high bit set in the byte of x's first zero byte, and
+// none below it (bytes above it may be marked wrongly): zero8(x) != 0
+// exactly when x has a zero byte, and its trailing zeros / 8 is the first
+// one's index.
+func zero8(x uint64) uint64 { return (x - lsb8) &^ x & msb8 }
+
+// below8 is zero8 for bytes below n (n at most 0x80).
+func below8(x uint64, n byte) uint64 { return (x - lsb8*uint64(n)) &^ x & msb8 }
+
+// quoteOrBackslash8 marks (as zero8 does) the first of x's bytes that is
+// '"' or '\\'.
+func quoteOrBackslash8(x uint64) uint64 {
+	return zero8(x^(lsb8*'"')) | zero8(x^(lsb8*'\\'))
+}
+
+// special8 marks (as zero8 does) the first of x's bytes that ends or
+// escapes a JSON string or must not appear in one: '"', '\\', or a
+// control byte.
+func special8(x uint64) uint64 {
+	return zero8(x^(lsb8*'"')) | zero8(x^(lsb8*'\\')) | below8(x, 0x20)
+}
+
+// plainString reports whether a string's body can be copied into JSON as
+// it is: valid UTF-8 with no backslash and no control byte.
+func plainString(body []byte) bool {
+	i := 0
+	for ; i+8 <= len(body); i += 8 {
+		x := load8(body[i:])
+		if zero8(x^(lsb8*'\\'))|below8(x, 0x20)|x&msb8 != 0 {
+			break
+		}
+	}
+	for ; i < len(body); i++ {
+		switch c := body[i]; {
+		case c < 0x20 || c == '\\':
+			return false
+		case c >= utf8.RuneSelf:
+			rest := body[i:]
+			return utf8.Valid(rest) && noControl(rest) && bytes.IndexByte(rest, '\\') < 0
+		}
+	}
+	return true
 }
 
 // skipValue returns the index after the value starting at i.
@@ -304,4 +366,29 @@ func truncate(s string, n int) string {
 		count++
 	}
 	return s
+}
+
+// truthy is JavaScript's truthiness of a raw JSON value, as analytics.js
+// applies it to integrations options: false, null, zero (any spelling) and
+// "" are falsy, and so is a missing value; everything else (true, any
+// other number or string, "false" included, objects and arrays) is truthy.
+func truthy(v []byte) bool {
+	v = trimWS(v)
+	switch kind(v) {
+	case 0, 'f', 'n':
+		return false
+	case '"':
+		return len(v) > 2
+	case '0':
+		for _, c := range v {
+			switch {
+			case c == 'e' || c == 'E':
+				return false // the digits before the exponent were all zero
+			case c >= '1' && c <= '9':
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }

@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -18,7 +20,14 @@ const MaxTokenBytes = 8 << 10
 // jwtLeeway tolerates clock skew on exp and nbf.
 const jwtLeeway = 30 * time.Second
 
-var errNoSecret = errors.New("no API secret to verify it with")
+var (
+	errNoSecret = errors.New("no API secret to verify it with")
+	// errCrit: the token names header extensions it must be understood
+	// with (RFC 7515 §4.1.11); this verifier understands none.
+	errCrit = errors.New(`token has a "crit" header this verifier does not understand`)
+	// errPayload: the claims are not a JSON object (null, an array).
+	errPayload = errors.New("token payload is not a JSON object")
+)
 
 // verify checks an HS256 token under the API secret at time at and returns
 // its claims. Errors never contain the token or the secret.
@@ -37,6 +46,12 @@ func (m *Mapper) verify(token string, at time.Time) (jwt.MapClaims, error) {
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCrit
+		}
+		if !payloadIsObject(t.Raw) {
+			return nil, errPayload
+		}
 		return m.cfg.Secret, nil
 	},
 		jwt.WithValidMethods([]string{"HS256"}),
@@ -114,9 +129,26 @@ func (c *tokenCache) addLocked(tok string, v *verified) {
 	c.cur[tok] = v
 }
 
+// payloadIsObject reports whether the token's payload segment decodes to
+// a JSON object. (jwt decodes the payload into a map, and JSON null leaves
+// a map empty without an error.)
+func payloadIsObject(token string) bool {
+	parts := strings.SplitN(token, ".", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	return err == nil && kind(b) == '{'
+}
+
 // jwtError is a short, bounded description of why a token failed.
 func jwtError(err error) error {
 	switch {
+	case errors.Is(err, errCrit):
+		return errCrit
+	case errors.Is(err, errPayload):
+		return errPayload
+
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return errors.New("token is malformed")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -153,32 +185,45 @@ func claimString(v any) string {
 	return ""
 }
 
-// claimsInto overrides the user with verified claims.
-func claimsInto(u *User, c jwt.MapClaims) {
+// claimsInto overrides the user with verified claims: id (else sub),
+// email, phone, name, registered_at and address set the user's fields when
+// they hold a usable value; every other claim, and a known one whose value
+// is not usable (a registered_at that is no time), goes to user.traits by
+// the flattening rule. The registered JWT claims (exp, nbf, iat, iss, aud,
+// jti) are left out.
+func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 	if id := claimID(c); id != "" {
 		u.ID = id
 	}
+	used := map[string]bool{"id": true, "sub": true, "exp": true, "nbf": true, "iat": true, "iss": true, "aud": true, "jti": true}
 	for k, dst := range map[string]*string{"email": &u.Email, "phone": &u.Phone, "name": &u.Name} {
 		if s := claimString(c[k]); s != "" {
-			*dst = s
+			*dst, used[k] = s, true
 		}
 	}
-	if s := claimString(c["registered_at"]); s != "" {
-		if t, ok := parseTime(s); ok {
-			u.RegisteredAt = t.Format("2006-01-02T15:04:05.000Z")
+	switch v := c["registered_at"].(type) {
+	case string, float64:
+		s, number := claimString(v), false
+		if _, number = v.(float64); number || numeric(s) {
+			if t, ok := epoch(s); ok {
+				u.RegisteredAt, used["registered_at"] = t.Format("2006-01-02T15:04:05.000Z"), true
+			}
+		} else if t, ok := parseTime(s); ok {
+			u.RegisteredAt, used["registered_at"] = t.Format("2006-01-02T15:04:05.000Z"), true
+		}
+		if !used["registered_at"] {
+			*adj |= AdjustRegisteredAtInvalid
 		}
 	}
 	if a, ok := c["address"].(map[string]any); ok {
 		get := func(k string) string { return claimString(a[k]) }
 		u.Address = Address{Line1: get("line1"), Line2: get("line2"), City: get("city"),
 			CountryCode: get("country_code"), RegionCode: get("region_code"), PostalCode: get("postal_code")}
+		used["address"] = true
 	}
 	var extra []string
-	for k := range c {
-		switch k {
-		case "id", "sub", "email", "phone", "name", "registered_at", "address",
-			"exp", "nbf", "iat", "iss", "aud", "jti":
-		default:
+	for k, v := range c {
+		if !used[k] && v != nil {
 			extra = append(extra, k)
 		}
 	}
@@ -192,11 +237,22 @@ func claimsInto(u *User, c jwt.MapClaims) {
 		case string:
 			f.add(k, v)
 		case float64, bool:
-			if f.n < MaxKeys {
+			if f.room() {
 				f.member(k)
 				f.dst = append(f.dst, claimString(v)...)
+			}
+		default: // an object flattens to dotted keys, an array to a JSON string
+			b, err := json.Marshal(v)
+			if err != nil {
+				continue // not reachable: the claims were decoded from JSON
+			}
+			if obj, ok := v.(map[string]any); ok && len(obj) > 0 {
+				f.object(k, b, 2)
+			} else if !ok {
+				f.add(k, string(b))
 			}
 		}
 	}
 	u.traits, u.ntraits = f.dst, f.n
+	*adj |= f.adj
 }

@@ -1,39 +1,30 @@
 // Package mapping turns Segment messages into Castle events, or into a
-// drop or dead-letter decision with a bounded reason, as SPEC §2–§4 define.
+// drop or dead-letter decision with a bounded reason.
 //
-// It decodes one record (a Segment message, or an HTTP-API batch envelope
-// whose top-level context and integrations fill in each item's missing
-// keys), applies the filters of SPEC §3 in order, verifies Secure Mode
-// tokens (HS256 only), and builds the Castle /v1/log body.
+// Map decodes one record (a Segment message, or an HTTP-API batch envelope,
+// judged item by item), applies the filters in order (malformed,
+// unsupported type, server-side or mobile, Castle disabled, Secure Mode,
+// duplicate), verifies Secure Mode tokens (HS256 only), and builds the
+// Castle event: $page, $custom, or a security event (Castle's legacy names
+// and the operator's EVENT_MAP). An Event says where a scoring worker
+// would send it (Scoring) and encodes its /v1/log, /v1/risk or /v1/filter
+// body (AppendBody). What the mapping cut, converted or left out of a
+// message is in Result.Adjusted.
 //
 // It is pure: no I/O, no logging, no metrics, no clock (the caller passes
 // now). The dedupe window (Dedupe) and the identify cache (Users) are
-// values the caller owns and passes in.
+// values the caller owns and passes in. It does not send, retry, pace or
+// check an event's age at send time.
 //
-// Choices where the SPEC is silent:
-//   - Input must be valid JSON nested at most MaxNesting (1024) levels
-//     deep; anything else is malformed. Invalid UTF-8 inside strings is
-//     replaced with U+FFFD in the output.
-//   - A non-string scalar where a string is expected (a numeric userId) is
-//     used as written; an object or array there is ignored. A non-object
-//     properties, traits or context is ignored.
-//   - A message with neither channel nor context.library, or library name
-//     "unknown", came through Segment's HTTP API: server_side.
-//   - Without a public client IP, no context is sent at all (Castle rejects
-//     a context without a valid public IP), so context.library is sent only
-//     with an IP. Public means global unicast and not private (the same rule
-//     as the Castle-compatible server).
-//   - userJwt claims: id (else sub), email, phone, name, registered_at,
-//     address override the user; other claims except the registered ones
-//     (exp, nbf, iat, iss, aud, jti) go to user.traits. Tokens over 8 KiB
-//     are invalid. exp/nbf are checked at now with 30 s of leeway (or at the
-//     event time with Config.VerifyAtEventTime, for replays of history).
-//   - Properties and traits flatten per flattener: see MaxKeys, MaxDepth.
+// The rules, and the choices made where the product contract is silent,
+// are in docs/mapping.md; the golden files in testdata show each on a
+// message.
 package mapping
 
 import (
 	"errors"
-	"net/netip"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,7 +32,7 @@ import (
 // Reason is a bounded drop or dead-letter reason.
 type Reason string
 
-// The reasons of SPEC §3.
+// The reasons, in the order the filters apply (docs/mapping.md).
 const (
 	ReasonMalformed           Reason = "malformed"            // dead letter
 	ReasonUnsupportedType     Reason = "unsupported_type"     // drop
@@ -103,6 +94,9 @@ type Config struct {
 	// than now (replaying history; tokens were valid when the event
 	// happened). Events without a readable time use now.
 	VerifyAtEventTime bool
+	// Events maps the operator's own track event names to Castle security
+	// events (EVENT_MAP); the zero value maps none.
+	Events EventMap
 }
 
 // Result is the decision for one Segment message.
@@ -114,6 +108,9 @@ type Result struct {
 	Type      string // "page", "track", "identify", "other", or "" when unreadable
 	Raw       []byte // this message's bytes (the record, or the envelope item)
 	Event     Event  // Forward only
+	// Adjusted is what the mapping cut, converted or left out of this
+	// message's data by a documented rule (Forward and Identified).
+	Adjusted Adjustment
 }
 
 // Mapper maps records. Safe for concurrent use.
@@ -143,6 +140,9 @@ type message struct {
 	// batch-level integrations fill in missing keys (context is merged
 	// when decoded).
 	batchIntegrations []byte
+	// batch is the first "batch" member (key matched case-insensitively):
+	// an array makes the record an envelope.
+	batch []byte
 }
 
 // ctxFields are the context keys the mapping reads.
@@ -195,30 +195,38 @@ func (c *ctxFields) under(batch *ctxFields) {
 // The results' strings and Raw alias raw without copying: the caller must
 // not modify raw while it uses them.
 func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
-	if !valid(raw) {
+	ok, depth := scan(raw)
+	if !ok {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not valid JSON", Raw: raw})
 	}
 	if kind(raw) != '{' {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not a JSON object", Raw: raw})
 	}
-	if batch := field(raw, "batch"); batch != nil && kind(batch) == '[' {
-		var bctx ctxFields
-		var bint []byte
-		var bsent string
-		members(raw, func(k, v []byte) bool {
-			switch string(k) {
-			case `"context"`:
-				bctx = decodeCtx(objectOrNil(v))
-			case `"integrations"`:
-				bint = objectOrNil(v)
-			case `"sentAt"`:
-				bsent = text(v)
+	deep := depth > MaxNesting
+	msg := decode(raw)
+	if batch := msg.batch; kind(batch) == '[' {
+		// The envelope's context, integrations and sentAt apply to its
+		// items.
+		bctx, bint, bsent := msg.context, msg.integrations, msg.sentAt
+		if deep {
+			members(raw, func(k, v []byte) bool {
+				if !keyIs(k, "batch") && 1+nesting(v) > MaxNesting {
+					ok = false
+				}
+				return ok
+			})
+			if !ok {
+				return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep, Raw: raw})
 			}
-			return true
-		})
+		}
 		elements(batch, func(item []byte) bool {
 			if kind(item) != '{' {
 				dst = append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "batch item is not a JSON object", Raw: item})
+				return true
+			}
+			if deep && nesting(item) > MaxNesting {
+				dst = append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep,
+					MessageID: text(field(item, "messageId")), Raw: item})
 				return true
 			}
 			msg := decode(item)
@@ -232,9 +240,14 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 		})
 		return dst
 	}
-	msg := decode(raw)
+	if deep {
+		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep,
+			MessageID: msg.messageID, Raw: raw})
+	}
 	return append(dst, m.one(&msg, now))
 }
+
+const tooDeep = "nested deeper than 1024 levels"
 
 func objectOrNil(v []byte) []byte {
 	if kind(v) == '{' {
@@ -280,6 +293,10 @@ func decode(raw []byte) message {
 			msg.properties = objectOrNil(v)
 		case `"traits"`:
 			msg.traits = objectOrNil(v)
+		default:
+			if msg.batch == nil && keyIs(k, "batch") {
+				msg.batch = v
+			}
 		}
 		return true
 	})
@@ -295,11 +312,19 @@ func (msg *message) integration(name string) []byte {
 	return field(msg.batchIntegrations, name)
 }
 
-var serverLibraries = map[string]bool{
-	"analytics-node": true, "@segment/analytics-node": true, "analytics-node-next": true,
-	"analytics-go": true, "analytics-python": true, "analytics-ruby": true, "analytics-java": true,
-	"analytics-php": true, "analytics-dotnet": true, "analytics.net": true, "unknown": true, "": true,
-}
+// serverLibraries and mobileLibraries decide a message without channel by
+// its context.library.name (lower-cased).
+var (
+	serverLibraries = map[string]bool{
+		"analytics-node": true, "@segment/analytics-node": true, "analytics-node-next": true,
+		"analytics-go": true, "analytics-python": true, "analytics-ruby": true, "analytics-java": true,
+		"analytics-php": true, "analytics-dotnet": true, "analytics.net": true, "unknown": true, "": true,
+	}
+	mobileLibraries = map[string]bool{
+		"analytics-ios": true, "analytics-android": true, "analytics-swift": true, "analytics-kotlin": true,
+		"analytics-react-native": true, "analytics-flutter": true,
+	}
+)
 
 func (m *Mapper) one(msg *message, now time.Time) Result {
 	r := Result{MessageID: msg.messageID, Raw: msg.raw}
@@ -338,6 +363,10 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 			}
 			return r
 		}
+		if mobileLibraries[lib] && !m.cfg.AcceptMobile {
+			r.Action, r.Reason, r.Detail = Drop, ReasonMobile, "library "+lib
+			return r
+		}
 	}
 	// 4. integrations
 	castle := msg.integration("Castle")
@@ -345,22 +374,29 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 		r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.Castle false"
 		return r
 	}
-	if all := msg.integration("All"); kind(all) == 'f' {
-		if k := kind(castle); k != 't' && k != '{' {
-			r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.All false"
-			return r
-		}
+	if all := msg.integration("All"); kind(all) == 'f' && !truthy(castle) {
+		r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.All false"
+		return r
 	}
 	created := eventTime(msg)
 	// 5. Secure Mode
-	token := ""
+	var rawToken []byte
 	if kind(castle) == '{' {
-		token = text(field(castle, "userJwt", "user_jwt"))
+		rawToken = field(castle, "userJwt", "user_jwt")
 	}
-	if token == "" {
-		if c := msg.context.castle; kind(c) == '{' {
-			token = text(field(c, "userJwt", "user_jwt"))
+	if k := kind(rawToken); k == 0 || k == 'n' || k == '"' && text(rawToken) == "" {
+		if c := field(msg.context.castle, "userJwt", "user_jwt"); c != nil {
+			rawToken = c
 		}
+	}
+	token := ""
+	switch kind(rawToken) {
+	case 0, 'n':
+	case '"':
+		token = text(rawToken)
+	default:
+		r.Action, r.Reason, r.Detail = DeadLetter, ReasonUserJWTInvalid, "userJwt: not a string"
+		return r
 	}
 	verifyAt := now
 	if m.cfg.VerifyAtEventTime && !created.IsZero() {
@@ -378,7 +414,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 	}
 	user.ID = msg.userID
 	if ct := msg.context.traits; kind(ct) == '{' {
-		traitsInto(&user, ct, true)
+		traitsInto(&user, ct, true, &r.Adjusted)
 	}
 	if token == "" {
 		token = cachedToken
@@ -389,7 +425,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 			r.Action, r.Reason, r.Detail = DeadLetter, ReasonUserJWTInvalid, "userJwt: "+err.Error()
 			return r
 		}
-		claimsInto(&user, claims)
+		claimsInto(&user, claims, &r.Adjusted)
 	} else if m.cfg.RequireUserJWT && msg.userID != "" {
 		r.Action, r.Reason, r.Detail = Drop, ReasonUserJWTMissing, "userId without userJwt"
 		return r
@@ -400,7 +436,7 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 		return r
 	}
 	r.Action = Forward
-	r.Event = m.event(msg, user, castle, created, now)
+	r.Event = m.event(msg, user, castle, created, now, &r.Adjusted)
 	return r
 }
 
@@ -410,7 +446,7 @@ func (m *Mapper) identify(msg *message, r Result, token string, at time.Time) Re
 	if traits == nil {
 		traits = objectOrNil(msg.context.traits)
 	}
-	traitsInto(&user, traits, false)
+	traitsInto(&user, traits, false, &r.Adjusted)
 	user.ID = msg.userID
 	if token != "" {
 		claims, err := m.verify(token, at)
@@ -434,57 +470,157 @@ func (m *Mapper) identify(msg *message, r Result, token string, at time.Time) Re
 	return r
 }
 
+// traitKeys are the traits that become user fields; the flattener leaves
+// out those a message used (bit i for traitKeys[i]). id and userId repeat
+// the user id and are always left out.
+var traitKeys = []string{"email", "phone", "name", "address", "registeredAt", "createdAt", "id", "userId"}
+
+const (
+	tkEmail uint16 = 1 << iota
+	tkPhone
+	tkName
+	tkAddress
+	tkRegisteredAt
+	tkCreatedAt
+	tkID
+	tkUserID
+)
+
 // traitsInto maps Segment traits onto the user: the known fields, and the
-// rest flattened into user.traits. With fill, fields already set are kept
-// except that later traits override (context.traits over cached ones).
-func traitsInto(u *User, traits []byte, overlay bool) {
+// rest flattened into user.traits. email, phone and name are used when
+// they are strings, numbers or booleans, address when it is an object;
+// registeredAt, else createdAt, becomes registered_at when it is a time
+// (see registeredAt). A trait not used stays in user.traits. With overlay,
+// the traits add to those u already has (context.traits over cached ones).
+func traitsInto(u *User, traits []byte, overlay bool, adj *Adjustment) {
 	if traits == nil {
 		return
 	}
-	var registered, created string
-	f := flattener{skip: func(k string) bool {
-		switch k {
-		case "email", "phone", "name", "address", "registeredAt", "createdAt", "id", "userId":
-			return true
-		}
-		return false
-	}}
-	if overlay && u.ntraits > 0 {
-		f.dst = append(f.dst, u.traits...)
-		f.n = u.ntraits
-	}
+	var reg, cre []byte
+	used := tkID | tkUserID
 	members(traits, func(k, v []byte) bool {
 		switch string(k) {
 		case `"email"`:
-			setStr(&u.Email, v)
+			used |= setStr(&u.Email, v, tkEmail)
 		case `"phone"`:
-			setStr(&u.Phone, v)
+			used |= setStr(&u.Phone, v, tkPhone)
 		case `"name"`:
-			setStr(&u.Name, v)
+			used |= setStr(&u.Name, v, tkName)
 		case `"registeredAt"`:
-			registered = text(v)
+			reg = v
 		case `"createdAt"`:
-			created = text(v)
+			cre = v
 		case `"address"`:
 			if kind(v) == '{' {
 				u.Address = address(v)
+				used |= tkAddress
 			}
 		}
 		return true
 	})
-	if t := first(registered, created); t != "" {
-		if ts, ok := parseTime(t); ok {
-			u.RegisteredAt = ts.UTC().Format("2006-01-02T15:04:05.000Z")
+	if t, ok := registeredAt(reg); ok {
+		u.RegisteredAt, used = t, used|tkRegisteredAt
+	} else {
+		if k := kind(reg); k != 0 && k != 'n' {
+			*adj |= AdjustRegisteredAtInvalid
 		}
+		if t, ok := registeredAt(cre); ok {
+			u.RegisteredAt, used = t, used|tkCreatedAt
+		} else if k := kind(cre); k != 0 && k != 'n' {
+			*adj |= AdjustRegisteredAtInvalid
+		}
+	}
+	f := flattener{skipKeys: traitKeys, skipMask: used}
+	if overlay && u.ntraits > 0 {
+		f.dst = append(f.dst, u.traits...)
+		f.n = u.ntraits
 	}
 	f.object("", traits, 1)
 	u.traits, u.ntraits = f.dst, f.n
+	*adj |= f.adj
 }
 
-func setStr(dst *string, v []byte) {
-	if s := text(v); s != "" {
-		*dst = truncate(s, MaxStringLength)
+// setStr sets dst from a string, number or boolean and returns bit; it
+// returns 0 for anything else (an object, an array, null).
+func setStr(dst *string, v []byte, bit uint16) uint16 {
+	switch kind(v) {
+	case '"', '0', 't', 'f':
+		if s := text(v); s != "" {
+			*dst = truncate(s, MaxStringLength)
+		}
+		return bit
 	}
+	return 0
+}
+
+// registeredAt reads a trait or claim as Castle's registered_at, as
+// analytics.js does: an ISO 8601 string, or a number or numeric string of
+// epoch seconds, milliseconds when its integer part has 13 digits. It
+// reports false for anything else or a time outside the years 1970–9999.
+func registeredAt(v []byte) (string, bool) {
+	var t time.Time
+	var ok bool
+	switch kind(v) {
+	case '"':
+		s := unquote(trimWS(v))
+		if numeric(s) {
+			t, ok = epoch(s)
+		} else {
+			t, ok = parseTime(s)
+		}
+	case '0':
+		t, ok = epoch(view(trimWS(v)))
+	}
+	if !ok {
+		return "", false
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z"), true
+}
+
+// numeric reports whether s is digits, optionally with a fraction.
+func numeric(s string) bool {
+	digits, dot := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot && digits > 0 && i < len(s)-1:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
+
+// epoch reads a number of seconds, or of milliseconds when its integer
+// part has 13 digits, since 1970.
+func epoch(s string) (time.Time, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f >= 1e16 {
+		return time.Time{}, false
+	}
+	whole := math.Floor(f)
+	var t time.Time
+	if intDigits(f) == 13 {
+		t = time.UnixMilli(int64(whole)).Add(time.Duration(math.Round((f - whole) * 1e6)))
+	} else {
+		t = time.Unix(int64(whole), int64(math.Round((f-whole)*1e9)))
+	}
+	t = t.Round(time.Millisecond).UTC() // a decimal fraction read as a float is a hair off
+	if t.Year() < 1970 || t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func intDigits(f float64) int {
+	n := 1
+	for f >= 10 {
+		f /= 10
+		n++
+	}
+	return n
 }
 
 func first(ss ...string) string {
@@ -519,12 +655,27 @@ func address(v []byte) Address {
 	return a
 }
 
-func (m *Mapper) event(msg *message, user User, castle []byte, created, now time.Time) Event {
+func (m *Mapper) event(msg *message, user User, castle []byte, created, now time.Time, adj *Adjustment) Event {
 	e := Event{CreatedAt: created, User: user, Library: m.cfg.Version}
 	page := msg.context.page
 	f := flattener{dst: make([]byte, 0, len(msg.properties)+64)}
+	security := false
+	if msg.typ == "track" {
+		var se SecurityEvent
+		if se, security = m.securityEvent(msg.event); security {
+			e.Type, e.Status = se.Type, se.Status
+		}
+	}
+	var changeset []byte
+	if security && msg.properties != nil {
+		changeset = e.reserved(msg.properties, &f)
+	}
 	if msg.properties != nil {
 		f.object("", msg.properties, 1)
+	}
+	e.split = len(f.dst)
+	if changeset != nil {
+		f.object("changeset", changeset, 2)
 	}
 	switch msg.typ {
 	case "page":
@@ -565,45 +716,115 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 			})
 		}
 	case "track":
-		e.Type = "$custom"
-		e.Name = truncate(msg.event, MaxNameLength)
+		if !security {
+			e.Type = "$custom"
+		}
+		e.Name = f.cut(msg.event, MaxNameLength)
 		if e.Name == "" {
 			e.Name = "Unnamed Event"
 		}
 	}
 	e.props, e.nprops = f.dst, f.n
-	if ip := text(msg.context.ip); publicIP(ip) {
-		e.IP = ip
+	*adj |= f.adj
+	if ip := text(msg.context.ip); ip != "" {
+		if a, ok := publicAddr(ip); !ok {
+			*adj |= AdjustIPNotPublic
+		} else if e.IP = ip; a.Is4() && strings.Contains(ip, ":") {
+			e.IP = a.String() // IPv4-mapped: sent as the IPv4 address it holds
+		}
+	}
+	if e.IP != "" {
 		e.UserAgent = truncate(text(msg.context.userAgent), 1024)
 		e.Locale = truncate(text(msg.context.locale), 1024)
 		if kind(page) == '{' {
 			e.Referer = truncate(text(field(page, "referrer")), 1024)
 		}
 	}
-	if kind(castle) == '{' && !created.IsZero() {
-		if tok := text(field(castle, "requestToken", "request_token")); tok != "" {
-			if d := now.Sub(created); d <= 120*time.Second && d >= -120*time.Second {
-				e.RequestToken = truncate(tok, 4096)
-			}
-		}
-	}
+	e.RequestToken = requestToken(msg, castle, created, now, adj)
 	return e
 }
 
-// publicIP: a valid IP that is global unicast and not private.
-func publicIP(s string) bool {
-	if s == "" {
-		return false
+// reservedKeys are the properties of a security event that Castle has
+// fields for: the submitted identifier (email, username, phone: Event.params
+// when a non-empty string), changeset and transaction (when objects).
+var reservedKeys = []string{"email", "username", "phone", "changeset", "transaction"}
+
+// reserved takes a security event's reserved properties out of props (f
+// then leaves them out of the flattened properties) and returns the
+// changeset object, if any.
+func (e *Event) reserved(props []byte, f *flattener) (changeset []byte) {
+	f.skipKeys = reservedKeys
+	members(props, func(k, v []byte) bool {
+		for i, name := range reservedKeys {
+			if !rawKeyIs(k, name) {
+				continue
+			}
+			switch {
+			case i < len(e.params):
+				if s := text(v); kind(v) == '"' && s != "" {
+					e.params[i] = f.cut(s, MaxStringLength)
+					f.skipMask |= 1 << i
+				}
+			case kind(v) == '{' && name == "changeset":
+				changeset = v
+				e.changeset = appendClean(nil, v, 1, &f.adj)
+				f.skipMask |= 1 << i
+			case kind(v) == '{': // transaction
+				e.transaction = appendClean(nil, v, 1, &f.adj)
+				f.skipMask |= 1 << i
+			}
+		}
+		return true
+	})
+	// The identifier is sent as properties too (on /v1/log and /v1/risk):
+	// it counts against MaxKeys.
+	for _, p := range e.params {
+		if p != "" {
+			f.reserved++
+		}
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return false
-	}
-	a = a.Unmap()
-	return a.IsGlobalUnicast() && !a.IsPrivate()
+	return changeset
 }
 
-// eventTime is SPEC §4's created_at: timestamp, else receivedAt - (sentAt
+// TokenLifetime is how long a Castle request token lives after it is
+// minted. The mapping keeps a request token only when the event's time is
+// within TokenLifetime of now, so a token Castle would refuse is not sent.
+const TokenLifetime = 120 * time.Second
+
+// requestToken is the message's Castle request token when it is fresh:
+// integrations.Castle.requestToken (or request_token), else the same in
+// context.Castle, keys matched case-insensitively. A token that is not a
+// string is ignored; a string token is left out when the event's time is
+// unknown or more than TokenLifetime away from now. Both are recorded in
+// adj.
+func requestToken(msg *message, castle []byte, created, now time.Time, adj *Adjustment) string {
+	var raw []byte
+	if kind(castle) == '{' {
+		raw = field(castle, "requestToken", "request_token")
+	}
+	if k := kind(raw); (k == 0 || k == 'n') && kind(msg.context.castle) == '{' {
+		raw = field(msg.context.castle, "requestToken", "request_token")
+	}
+	switch kind(raw) {
+	case 0, 'n':
+		return ""
+	case '"':
+	default:
+		*adj |= AdjustTokenNotString
+		return ""
+	}
+	tok := text(raw)
+	if tok == "" {
+		return ""
+	}
+	if d := now.Sub(created); created.IsZero() || d > TokenLifetime || d < -TokenLifetime {
+		*adj |= AdjustTokenStale
+		return ""
+	}
+	return truncate(tok, 4096)
+}
+
+// eventTime is created_at: timestamp, else receivedAt - (sentAt
 // - originalTimestamp), else originalTimestamp. Zero when none parses.
 func eventTime(msg *message) time.Time {
 	if t, ok := parseTime(msg.timestamp); ok {

@@ -1,27 +1,33 @@
 package mapping
 
-// MaxNesting bounds the nesting of objects and arrays in a record; deeper
-// input is malformed. (encoding/json allows 10,000; no Segment message
-// comes near 1,024.)
+import "math/bits"
+
+// MaxNesting bounds the nesting of objects and arrays in a Segment
+// message; a deeper message is malformed. In a batch envelope the bound
+// applies to each item alone, so one deep item does not take its siblings
+// down. (encoding/json allows 10,000; no Segment message comes near 1,024.)
 const MaxNesting = 1024
 
-// valid reports whether b is exactly one JSON value (RFC 8259), nested at
-// most MaxNesting deep. It is iterative, allocates nothing, and accepts
-// invalid UTF-8 inside strings like encoding/json.Valid does (the mapping
-// cleans it when copying).
-func valid(b []byte) bool {
-	var stack [MaxNesting / 64]uint64 // bit set: 1 = object, 0 = array
+// scan reports whether b is exactly one JSON value (RFC 8259), and how
+// deep its objects and arrays nest (0 for a scalar). It is iterative, has
+// no depth limit of its own, allocates nothing for input nested at most
+// MaxNesting deep (one bit per level past that), and accepts invalid UTF-8
+// inside strings like encoding/json.Valid does (the mapping cleans it when
+// copying).
+func scan(b []byte) (ok bool, maxDepth int) {
+	var small [MaxNesting / 64]uint64 // bit set: 1 = object, 0 = array
+	stack := small[:]
 	depth := 0
 	i := skipWS(b, 0)
 	for {
 		// A value is expected at i.
 		if i >= len(b) {
-			return false
+			return false, maxDepth
 		}
 		switch c := b[i]; {
 		case c == '{' || c == '[':
-			if depth >= MaxNesting {
-				return false
+			if depth>>6 >= len(stack) {
+				stack = append(stack, 0)
 			}
 			if c == '{' {
 				stack[depth>>6] |= 1 << (depth & 63)
@@ -29,9 +35,10 @@ func valid(b []byte) bool {
 				stack[depth>>6] &^= 1 << (depth & 63)
 			}
 			depth++
+			maxDepth = max(maxDepth, depth)
 			i = skipWS(b, i+1)
 			if i >= len(b) {
-				return false
+				return false, maxDepth
 			}
 			if b[i] == '}' && c == '{' || b[i] == ']' && c == '[' {
 				depth--
@@ -40,48 +47,48 @@ func valid(b []byte) bool {
 			}
 			if c == '{' {
 				if i = validString(b, i); i < 0 {
-					return false
+					return false, maxDepth
 				}
 				if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
-					return false
+					return false, maxDepth
 				}
 				i = skipWS(b, i+1)
 			}
 			continue
 		case c == '"':
 			if i = validString(b, i); i < 0 {
-				return false
+				return false, maxDepth
 			}
 		case c == 't':
 			if !lit(b, i, "true") {
-				return false
+				return false, maxDepth
 			}
 			i += 4
 		case c == 'f':
 			if !lit(b, i, "false") {
-				return false
+				return false, maxDepth
 			}
 			i += 5
 		case c == 'n':
 			if !lit(b, i, "null") {
-				return false
+				return false, maxDepth
 			}
 			i += 4
 		case c == '-' || c >= '0' && c <= '9':
 			if i = validNumber(b, i); i < 0 {
-				return false
+				return false, maxDepth
 			}
 		default:
-			return false
+			return false, maxDepth
 		}
 		// After a value: close containers, or a comma and the next value.
 		for {
 			i = skipWS(b, i)
 			if depth == 0 {
-				return i == len(b)
+				return i == len(b), maxDepth
 			}
 			if i >= len(b) {
-				return false
+				return false, maxDepth
 			}
 			obj := stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0
 			switch b[i] {
@@ -89,33 +96,50 @@ func valid(b []byte) bool {
 				i = skipWS(b, i+1)
 				if obj {
 					if i = validString(b, i); i < 0 {
-						return false
+						return false, maxDepth
 					}
 					if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
-						return false
+						return false, maxDepth
 					}
 					i = skipWS(b, i+1)
 				}
 			case '}':
 				if !obj {
-					return false
+					return false, maxDepth
 				}
 				depth--
 				i++
 				continue
 			case ']':
 				if obj {
-					return false
+					return false, maxDepth
 				}
 				depth--
 				i++
 				continue
 			default:
-				return false
+				return false, maxDepth
 			}
 			break
 		}
 	}
+}
+
+// nesting is how deep the objects and arrays of v, valid JSON, nest.
+func nesting(v []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			i = skipString(v, i) - 1
+		case '{', '[':
+			depth++
+			deepest = max(deepest, depth)
+		case '}', ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func lit(b []byte, i int, s string) bool {
@@ -129,6 +153,13 @@ func validString(b []byte, i int) int {
 		return -1
 	}
 	for i++; i < len(b); i++ {
+		for i+8 <= len(b) {
+			if m := special8(load8(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
 		for i < len(b) && plain[b[i]] {
 			i++
 		}
