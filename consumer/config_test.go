@@ -164,25 +164,6 @@ func TestConfigValidateNamesField(t *testing.T) {
 	}
 }
 
-func TestDLQConfigValidateNamesField(t *testing.T) {
-	valid := DLQConfig{Brokers: []string{"localhost:9092"}, Topic: "dlq"}
-	if err := valid.Validate(); err != nil {
-		t.Fatalf("minimal config: %v", err)
-	}
-	for field, c := range map[string]DLQConfig{
-		"Brokers": {Topic: "dlq"},
-		"Topic":   {Brokers: []string{"localhost:9092"}},
-	} {
-		err := c.Validate()
-		if err == nil || !strings.Contains(err.Error(), field) {
-			t.Errorf("%s: Validate = %v, want an error naming the field", field, err)
-		}
-		if _, nerr := NewDeadLetterWriter(c, nil); nerr == nil {
-			t.Errorf("%s: NewDeadLetterWriter accepted %+v", field, c)
-		}
-	}
-}
-
 func TestSASLMechanismErrors(t *testing.T) {
 	const password = "hunter2-very-secret"
 	for _, name := range []string{"", "plain", "SCRAM-SHA-256", "scram-sha-512"} {
