@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/castle-destination/castle-destination/config"
@@ -57,6 +58,25 @@ func CheckTopics(ctx context.Context, k config.Kafka, topics []config.TopicSetti
 		}
 	}
 	return fmt.Errorf("start-up check of the Kafka topics: %w", err)
+}
+
+// consumerError names the setting when the consumer stopped because the
+// brokers refuse one: the group's ACLs or its id (KAFKA_GROUP_ID), a session
+// timeout outside the brokers' bounds (KAFKA_SESSION_TIMEOUT), the topic's
+// ACLs (KAFKA_TOPIC). Such an error is a *config.SettingError (exit 2).
+func consumerError(err error) error {
+	var env, flag string
+	switch {
+	case errors.Is(err, kafka.GroupAuthorizationFailed), errors.Is(err, kafka.InvalidGroupId):
+		env, flag = "KAFKA_GROUP_ID", "kafka-group-id"
+	case errors.Is(err, kafka.InvalidSessionTimeout):
+		env, flag = "KAFKA_SESSION_TIMEOUT", "kafka-session-timeout"
+	case errors.Is(err, kafka.TopicAuthorizationFailed):
+		env, flag = "KAFKA_TOPIC", "kafka-topic"
+	default:
+		return fmt.Errorf("kafka consumer: %w", err)
+	}
+	return &config.SettingError{Env: env, Flag: flag, Err: err}
 }
 
 // registerBuildInfo registers castle_destination_build_info on reg.

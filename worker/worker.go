@@ -262,7 +262,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	cerr := <-consDone
 	switch {
 	case cerr != nil:
-		return fmt.Errorf("kafka consumer: %w", cerr)
+		return consumerError(cerr)
 	case perr != nil && !errors.Is(perr, context.Canceled):
 		return perr
 	case perr != nil:

@@ -238,3 +238,48 @@ func TestSettingErrorsThroughTheCommand(t *testing.T) {
 		t.Errorf("LOG_LEVEL=ERROR: exit %d, stderr %q; want the start to reach the broker check", r.code, r.stderr)
 	}
 }
+
+// Group settings the brokers refuse stop the start with exit 2, naming the
+// setting: a session timeout outside the brokers' bounds, a group the
+// ACLs refuse.
+func TestRunNamesGroupSettingsTheBrokersRefuse(t *testing.T) {
+	t.Run("session timeout", func(t *testing.T) {
+		kc, err := kafkatest.Start(kafkatest.Config{Topics: map[string]int{"segment": 1}, GroupMinSessionTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(kc.Close)
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		r := command(ctx, runEnv(kc.Addrs(), map[string]string{"KAFKA_SESSION_TIMEOUT": "7s"}), "run")
+		if r.code != 2 || len(lines(r.stderr)) != 1 ||
+			!strings.HasPrefix(r.stderr, "castle-destination: KAFKA_SESSION_TIMEOUT (--kafka-session-timeout): ") {
+			t.Errorf("exit %d, stderr %q; want exit 2 and one line naming KAFKA_SESSION_TIMEOUT", r.code, r.stderr)
+		}
+	})
+	t.Run("group ACL", func(t *testing.T) {
+		allow := func(op kmsg.ACLOperation) kfake.ACL {
+			return kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: "segment", Pattern: kmsg.ACLResourcePatternTypeLiteral,
+				Operation: op, Allow: true}
+		}
+		kc, err := kafkatest.Start(kafkatest.Config{
+			Topics:     map[string]int{"segment": 1},
+			ClientSASL: plain.Mechanism{Username: "admin", Password: "admin-pw"},
+			Opts: []kfake.Opt{kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser("PLAIN", "admin", "admin-pw"),
+				kfake.User("PLAIN", "app", "app-pw", allow(kmsg.ACLOperationDescribe), allow(kmsg.ACLOperationRead))},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(kc.Close)
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		r := command(ctx, runEnv(kc.Addrs(), map[string]string{
+			"KAFKA_SASL_MECHANISM": "plain", "KAFKA_SASL_USERNAME": "app", "KAFKA_SASL_PASSWORD": "app-pw",
+		}), "run")
+		if r.code != 2 || len(lines(r.stderr)) != 1 ||
+			!strings.HasPrefix(r.stderr, "castle-destination: KAFKA_GROUP_ID (--kafka-group-id): ") {
+			t.Errorf("exit %d, stderr %q; want exit 2 and one line naming KAFKA_GROUP_ID", r.code, r.stderr)
+		}
+	})
+}
