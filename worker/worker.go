@@ -292,8 +292,8 @@ func forward(work context.Context, recs <-chan *consumer.Record, in chan<- pipel
 
 // RegisterMetrics registers on reg every metric a running worker exports
 // (the pipeline's, the Castle client's, the Kafka consumer's, the
-// dead-letter writer's and the build information), without connecting to anything: for checks that
-// dashboards and alerts query real metrics.
+// dead-letter writer's and the build information), without connecting to
+// anything: for checks that dashboards and alerts query real metrics.
 func RegisterMetrics(reg prometheus.Registerer) error {
 	castle, err := destination.New(destination.Config{URL: "http://127.0.0.1:9", Secret: "unused"}, nil, reg, nil)
 	if err != nil {
