@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,29 +28,12 @@ func parse(t *testing.T, args []string, env map[string]string) (Config, error) {
 	t.Helper()
 	var c Config
 	f := NewFlags("run", io.Discard)
-	c.RegisterKafka(f)
-	c.RegisterCastle(f)
-	c.RegisterMapping(f)
-	c.RegisterBatch(f)
-	c.RegisterOps(f, true)
+	c.RegisterRun(f)
 	err := f.Parse(args, func(k string) string { return env[k] })
 	return c, err
 }
 
-func validateRun(c Config) error {
-	for _, v := range []func() error{
-		c.Kafka.Validate,
-		func() error { return c.Castle.Validate(true) },
-		c.Mapping.Validate,
-		c.Batch.Validate,
-		c.Ops.Validate,
-	} {
-		if err := v(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func validateRun(c Config) error { return c.ValidateRun() }
 
 var goodEnv = map[string]string{
 	"KAFKA_BROKERS":     "k1:9092, k2:9092",
@@ -166,17 +150,36 @@ func TestValidationNamesTheSetting(t *testing.T) {
 	}
 }
 
-// A malformed environment value is reported with the variable's name.
-func TestBadEnvValueNamesTheVariable(t *testing.T) {
-	for env, val := range map[string]string{
-		"KAFKA_FETCH_MAX_WAIT": "soon",
-		"BATCH_SIZE":           "many",
-		"ACCEPT_MOBILE":        "perhaps",
+// A malformed value, from the environment or a flag, is reported with the
+// variable's and the flag's names, as a ParseError.
+func TestBadValueNamesTheSetting(t *testing.T) {
+	for _, tc := range []struct{ env, flag, val string }{
+		{"KAFKA_FETCH_MAX_WAIT", "kafka-fetch-max-wait", "soon"},
+		{"BATCH_SIZE", "batch-size", "many"},
+		{"ACCEPT_MOBILE", "accept-mobile", "perhaps"},
+		{"CASTLE_SCORING", "castle-scoring", "maybe"},
+		{"LOG_LEVEL", "log-level", "loud"},
 	} {
-		e := map[string]string{env: val}
-		_, err := parse(t, nil, e)
-		if err == nil || !strings.HasPrefix(err.Error(), env+"=") {
-			t.Errorf("%s=%s: error = %v, want it to start with %s=", env, val, err, env)
+		for _, how := range []string{"env", "flag"} {
+			var err error
+			if how == "env" {
+				_, err = parse(t, nil, map[string]string{tc.env: tc.val})
+			} else {
+				_, err = parse(t, []string{"--" + tc.flag + "=" + tc.val}, nil)
+			}
+			var pe *ParseError
+			var se *SettingError
+			if !errors.As(err, &pe) || !errors.As(err, &se) || se.Env != tc.env || se.Flag != tc.flag {
+				t.Errorf("%s %s=%s: error = %#v, want a ParseError holding a SettingError for %s", how, tc.env, tc.val, err, tc.env)
+				continue
+			}
+			want := fmt.Sprintf("%s (--%s): %q ", tc.env, tc.flag, tc.val)
+			if !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%s %s=%s: error = %q, want one line starting %q", how, tc.env, tc.val, err, want)
+			}
+			if pe.Cmd != "run" {
+				t.Errorf("ParseError.Cmd = %q, want run", pe.Cmd)
+			}
 		}
 	}
 }

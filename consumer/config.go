@@ -2,19 +2,17 @@ package consumer
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
 	"net"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
-	"github.com/segmentio/kafka-go/sasl/plain"
-	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/castle-destination/castle-destination/internal/kafkaio"
 )
 
 // Config configures a Consumer. Zero values mean the documented default.
@@ -25,11 +23,12 @@ type Config struct {
 	Topic string
 	// GroupID is the consumer group. Required.
 	GroupID string
-	// ClientID names this client to the brokers (default "castle-destination").
+	// ClientID names this client to the brokers (default
+	// kafkaio.DefaultClientID).
 	ClientID string
 	// TLS enables TLS; nil means plaintext.
 	TLS *tls.Config
-	// SASL enables SASL authentication; nil means none. See SASLMechanism.
+	// SASL enables SASL authentication; nil means none.
 	SASL sasl.Mechanism
 
 	// StartOffset is where a partition without a committed offset starts:
@@ -37,7 +36,7 @@ type Config struct {
 	StartOffset int64
 
 	// MinBytes, MaxBytes and MaxWait shape each partition fetch (defaults 1 B,
-	// 1 MiB, 1 s).
+	// 10 MiB, 500 ms).
 	MinBytes, MaxBytes int
 	MaxWait            time.Duration
 
@@ -58,7 +57,8 @@ type Config struct {
 	// (default 5 s). It must stay below RebalanceTimeout and SessionTimeout.
 	RebalanceDrain time.Duration
 	// DrainTimeout is how long Run waits on shutdown for outstanding records
-	// to be acknowledged (default 10 s).
+	// to be acknowledged (default 25 s: within Kubernetes' default 30 s
+	// termination grace period, with time left to commit and leave).
 	DrainTimeout time.Duration
 
 	// JoinTimeout bounds how long Run keeps retrying when it cannot be a
@@ -73,19 +73,24 @@ type Config struct {
 	LagInterval time.Duration
 }
 
-// Defaults.
+// Defaults. They are the worker's defaults too: config registers its Kafka
+// settings with these values.
+//
+// A fetch of up to 10 MiB in at most 500 ms keeps a partition's records
+// flowing in large batches without holding an idle partition's fetch for
+// long.
 const (
-	DefaultClientID          = "castle-destination"
+	DefaultClientID          = kafkaio.DefaultClientID
 	DefaultMinBytes          = 1
-	DefaultMaxBytes          = 1 << 20
-	DefaultMaxWait           = time.Second
+	DefaultMaxBytes          = 10 << 20
+	DefaultMaxWait           = 500 * time.Millisecond
 	DefaultSessionTimeout    = 30 * time.Second
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 30 * time.Second
 	DefaultCommitInterval    = time.Second
 	DefaultMaxInFlight       = 1000
 	DefaultRebalanceDrain    = 5 * time.Second
-	DefaultDrainTimeout      = 10 * time.Second
+	DefaultDrainTimeout      = 25 * time.Second
 	DefaultJoinTimeout       = 2 * time.Minute
 	DefaultRetryBackoff      = time.Second
 	DefaultLagInterval       = 5 * time.Second
@@ -208,101 +213,6 @@ func validateBrokers(brokers []string) error {
 }
 
 // Cluster returns the connection settings of c.
-func (c Config) Cluster() Cluster {
-	return Cluster{Brokers: c.Brokers, TLS: c.TLS, SASL: c.SASL, ClientID: c.withDefaults().ClientID}
-}
-
-// Cluster holds how to reach a Kafka cluster. It builds every kafka-go
-// connection object the project uses (group and partition readers, the
-// dead-letter writer, admin clients) in one place, so TLS, SASL and the
-// client id are applied the same way everywhere.
-type Cluster struct {
-	Brokers  []string
-	TLS      *tls.Config    // nil = plaintext
-	SASL     sasl.Mechanism // nil = none
-	ClientID string
-}
-
-// dialTimeout bounds connection set-up, TLS and SASL handshakes included.
-const dialTimeout = 10 * time.Second
-
-// Dialer returns a Dialer for readers and consumer groups.
-func (c Cluster) Dialer() *kafka.Dialer {
-	return &kafka.Dialer{
-		ClientID:      c.ClientID,
-		Timeout:       dialTimeout,
-		DualStack:     true,
-		TLS:           c.TLS,
-		SASLMechanism: c.SASL,
-	}
-}
-
-// Transport returns a Transport for writers and clients. Callers own it and
-// may call CloseIdleConnections when done.
-func (c Cluster) Transport() *kafka.Transport {
-	return &kafka.Transport{
-		ClientID:    c.ClientID,
-		DialTimeout: dialTimeout,
-		TLS:         c.TLS,
-		SASL:        c.SASL,
-	}
-}
-
-// Client returns an admin/metadata client whose requests time out after
-// timeout (0: no timeout beyond the request context).
-func (c Cluster) Client(timeout time.Duration) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: timeout, Transport: c.Transport()}
-}
-
-// TLSFromCAFile returns a TLS configuration that trusts the PEM certificates in
-// caFile (in addition to nothing else: only that CA is trusted). An empty
-// caFile returns a configuration that uses the system roots.
-func TLSFromCAFile(caFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile == "" {
-		return cfg, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("read Kafka CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("read Kafka CA file %s: no PEM certificate found", caFile)
-	}
-	cfg.RootCAs = pool
-	return cfg, nil
-}
-
-// SASLMechanism builds a SASL mechanism by name: "" (none), "PLAIN",
-// "SCRAM-SHA-256" or "SCRAM-SHA-512" (case-insensitive). The error never
-// contains the password.
-func SASLMechanism(name, user, password string) (sasl.Mechanism, error) {
-	switch strings.ToUpper(strings.TrimSpace(name)) {
-	case "":
-		return nil, nil
-	case "PLAIN":
-		if user == "" {
-			return nil, errors.New("SASL PLAIN needs a user name")
-		}
-		return plain.Mechanism{Username: user, Password: password}, nil
-	case "SCRAM-SHA-256":
-		return scramMechanism(scram.SHA256, user, password)
-	case "SCRAM-SHA-512":
-		return scramMechanism(scram.SHA512, user, password)
-	default:
-		return nil, fmt.Errorf("SASL mechanism %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", name)
-	}
-}
-
-func scramMechanism(algo scram.Algorithm, user, password string) (sasl.Mechanism, error) {
-	if user == "" {
-		return nil, fmt.Errorf("SASL %s needs a user name", algo.Name())
-	}
-	m, err := scram.Mechanism(algo, user, password)
-	if err != nil {
-		// The library's error quotes the password: never wrap or print it.
-		return nil, fmt.Errorf("SASL %s: the user name or password is not valid SASLprep text", algo.Name())
-	}
-	return m, nil
+func (c Config) Cluster() kafkaio.Cluster {
+	return kafkaio.Cluster{Brokers: c.Brokers, TLS: c.TLS, SASL: c.SASL, ClientID: c.withDefaults().ClientID}
 }

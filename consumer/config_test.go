@@ -164,54 +164,6 @@ func TestConfigValidateNamesField(t *testing.T) {
 	}
 }
 
-func TestDLQConfigValidateNamesField(t *testing.T) {
-	valid := DLQConfig{Brokers: []string{"localhost:9092"}, Topic: "dlq"}
-	if err := valid.Validate(); err != nil {
-		t.Fatalf("minimal config: %v", err)
-	}
-	for field, c := range map[string]DLQConfig{
-		"Brokers": {Topic: "dlq"},
-		"Topic":   {Brokers: []string{"localhost:9092"}},
-	} {
-		err := c.Validate()
-		if err == nil || !strings.Contains(err.Error(), field) {
-			t.Errorf("%s: Validate = %v, want an error naming the field", field, err)
-		}
-		if _, nerr := NewDeadLetterWriter(c, nil); nerr == nil {
-			t.Errorf("%s: NewDeadLetterWriter accepted %+v", field, c)
-		}
-	}
-}
-
-func TestSASLMechanismErrors(t *testing.T) {
-	const password = "hunter2-very-secret"
-	for _, name := range []string{"", "plain", "SCRAM-SHA-256", "scram-sha-512"} {
-		m, err := SASLMechanism(name, "user", password)
-		if err != nil {
-			t.Errorf("SASLMechanism(%q): %v", name, err)
-		}
-		if (name == "") != (m == nil) {
-			t.Errorf("SASLMechanism(%q) = %v", name, m)
-		}
-	}
-	for _, tc := range []struct{ name, user, pass string }{
-		{"PLAIN", "", password},
-		{"SCRAM-SHA-256", "", password},
-		{"SCRAM-SHA-512", "", password},
-		{"GSSAPI", "user", password},
-		{"SCRAM-SHA-256", "user", password + "\u0007"}, // not valid SASLprep text
-	} {
-		_, err := SASLMechanism(tc.name, tc.user, tc.pass)
-		if err == nil {
-			t.Errorf("SASLMechanism(%q, %q) accepted", tc.name, tc.user)
-			continue
-		}
-		if strings.Contains(err.Error(), password) {
-			t.Errorf("SASLMechanism(%q) error contains the password: %v", tc.name, err)
-		}
-	}
-}
-
 // A member that starts a new group at the log end and acks nothing must not
 // leave the next member to start at a later log end: the records it handed
 // out would be skipped.

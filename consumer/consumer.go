@@ -3,8 +3,7 @@
 // is done with it (delivered, dropped or dead-lettered). Offsets are committed
 // per partition, in order, only past records that are acknowledged, so a
 // crash, a rebalance or a shutdown never loses a record: the uncommitted ones
-// are read again (at-least-once). The package also writes dead letters to a
-// Kafka topic (DeadLetterWriter).
+// are read again (at-least-once).
 //
 // It knows nothing of Segment or Castle: records are opaque bytes.
 //
@@ -17,14 +16,18 @@
 // trackers: their acknowledgements never count towards a later generation,
 // even one in which the same partition comes back to this member.
 //
-// What it does not do: batching, retries, decoding. Those belong to the
-// pipeline that receives the records.
+// Its log lines are for operators: a failure that repeats (brokers down, a
+// partition that cannot be fetched) is logged the first few times and then
+// once a minute, and kafka-go's own lines go to DEBUG unless they report a
+// failure nothing else logs.
+//
+// What it does not do: batching, retries, decoding, writing to Kafka. Those
+// belong to the pipeline that receives the records and to the sinks it
+// writes to (deadletter).
 package consumer
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -34,6 +37,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/internal/kafkaio"
+	"github.com/castle-destination/castle-destination/ops"
 )
 
 var (
@@ -81,7 +87,7 @@ func (r *Record) Ack(err error) {
 // Consumer is a consumer group member. Make one with New and call Run once.
 type Consumer struct {
 	cfg     Config
-	cluster Cluster
+	cluster kafkaio.Cluster
 	log     *zap.Logger
 	metrics *metrics
 	started atomic.Bool
@@ -156,16 +162,15 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 
 	transport := c.cluster.Transport()
 	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}
+	client := c.cluster.Client(transport, kafkaio.DialTimeout)
 
-	if err := c.checkTopic(ctx, client); err != nil {
+	if err := c.checkTopic(ctx); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
 		return nil
 	}
 
-	sugar := c.log.Sugar()
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    c.cfg.GroupID,
 		Brokers:               c.cfg.Brokers,
@@ -177,8 +182,11 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 		JoinGroupBackoff:      c.cfg.RetryBackoff,
 		WatchPartitionChanges: true,
 		StartOffset:           c.cfg.StartOffset,
-		Logger:                kafka.LoggerFunc(sugar.Debugf),
-		ErrorLogger:           kafka.LoggerFunc(sugar.Infof),
+		// Every failure the group logs on its error logger is also returned
+		// by Next, which logs it below (throttled): kafka-go's lines are
+		// detail.
+		Logger:      kafka.LoggerFunc(c.log.Sugar().Debugf),
+		ErrorLogger: kafka.LoggerFunc(c.log.Sugar().Debugf),
 	})
 	if err != nil {
 		return fmt.Errorf("consumer group: %w", err)
@@ -186,6 +194,7 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 	defer group.Close()
 
 	lastMember := time.Now()
+	joinFailures := ops.NewThrottle(retryLogBurst, retryLogEvery)
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
@@ -199,8 +208,14 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 				return fmt.Errorf("join consumer group %q: no membership for over %s: %w", c.cfg.GroupID, c.cfg.JoinTimeout, err)
 			}
 			c.setReady(fmt.Errorf("consumer: joining group: %w", err))
-			c.log.Warn("joining consumer group failed; retrying", zap.Error(err))
+			if ok, skipped := joinFailures.Allow(time.Now()); ok {
+				c.log.Warn("joining consumer group failed; retrying", zap.Error(err), zap.Int("lines_skipped", skipped),
+					zap.Duration("gives_up_after", c.cfg.JoinTimeout-time.Since(lastMember)))
+			}
 			continue
+		}
+		if skipped := joinFailures.Reset(); skipped > 0 {
+			c.log.Info("consumer group joined again", zap.Int("failures_not_logged", skipped))
 		}
 		c.metrics.generations.Inc()
 		g := c.newGeneration(gen, client, out)
@@ -227,68 +242,39 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 // checkTopic fails when the topic does not exist: kafka-go's group would
 // otherwise assign nothing and look healthy forever. Connection errors are
 // retried until JoinTimeout.
-func (c *Consumer) checkTopic(ctx context.Context, client *kafka.Client) error {
-	deadline := time.Now().Add(c.cfg.JoinTimeout)
-	for {
-		err := c.topicExists(ctx, client)
-		if err == nil || ctx.Err() != nil {
-			return nil
-		}
-		if isFatal(err) || errors.Is(err, kafka.UnknownTopicOrPartition) {
-			return fmt.Errorf("consumer: topic %q: %w", c.cfg.Topic, err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("consumer: topic %q: brokers unavailable for over %s: %w", c.cfg.Topic, c.cfg.JoinTimeout, err)
-		}
-		c.setReady(fmt.Errorf("consumer: reading topic metadata: %w", err))
-		c.log.Warn("reading topic metadata failed; retrying", zap.Error(err))
-		if !sleep(ctx, c.cfg.RetryBackoff) {
-			return nil
-		}
-	}
-}
-
-func (c *Consumer) topicExists(ctx context.Context, client *kafka.Client) error {
-	resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.cfg.Topic}})
-	if err != nil {
-		return err
-	}
-	for _, t := range resp.Topics {
-		if t.Name != c.cfg.Topic {
-			continue
-		}
-		if t.Error != nil {
-			return t.Error
-		}
-		if len(t.Partitions) == 0 {
-			return kafka.UnknownTopicOrPartition
-		}
+func (c *Consumer) checkTopic(ctx context.Context) error {
+	err := kafkaio.CheckTopics(ctx, c.cluster, []string{c.cfg.Topic}, kafkaio.CheckOptions{
+		Wait:    c.cfg.JoinTimeout,
+		Backoff: c.cfg.RetryBackoff,
+		Logger:  c.log,
+	})
+	if err == nil || ctx.Err() != nil {
 		return nil
 	}
-	return kafka.UnknownTopicOrPartition
+	return fmt.Errorf("consumer: %w", err)
 }
 
+// Log lines of a failure that repeats: the first retryLogBurst, then one
+// per retryLogEvery.
+const (
+	retryLogBurst = 3
+	retryLogEvery = time.Minute
+)
+
 // isFatal reports errors that retrying cannot fix: credentials, permissions,
-// settings the broker refuses, TLS trust.
+// a missing topic, settings the broker refuses, TLS trust.
 func isFatal(err error) bool {
+	if kafkaio.Classify(err).Permanent() {
+		return true
+	}
 	var kerr kafka.Error
 	if errors.As(err, &kerr) {
 		switch kerr {
-		case kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism, kafka.IllegalSASLState,
-			kafka.GroupAuthorizationFailed, kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed,
-			kafka.InvalidSessionTimeout, kafka.InvalidGroupId, kafka.InconsistentGroupProtocol:
+		case kafka.InvalidSessionTimeout, kafka.InvalidGroupId, kafka.InconsistentGroupProtocol:
 			return true
 		}
 	}
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verify           *tls.CertificateVerificationError
-		header           tls.RecordHeaderError
-	)
-	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &header)
+	return false
 }
 
 // sleep waits d or until ctx ends; it reports whether d elapsed.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/ops"
 )
 
 // How a generation ends, as seen from kafka-go v0.4.51's consumergroup.go:
@@ -214,9 +216,12 @@ func (g *generation) fetch(ctx context.Context, partition int) {
 		MaxBytes:        c.cfg.MaxBytes,
 		MaxWait:         c.cfg.MaxWait,
 		ReadLagInterval: -1, // lag is computed against the ack watermark instead
-		ReadBackoffMax:  c.cfg.RetryBackoff,
-		Logger:          kafka.LoggerFunc(sugar.Debugf),
-		ErrorLogger:     kafka.LoggerFunc(sugar.Infof),
+		// kafka-go panics on a ReadBackoffMax below ReadBackoffMin (100 ms
+		// unless set): a RetryBackoff shorter than that lowers both.
+		ReadBackoffMin: min(c.cfg.RetryBackoff, 100*time.Millisecond),
+		ReadBackoffMax: c.cfg.RetryBackoff,
+		Logger:         kafka.LoggerFunc(sugar.Debugf),
+		ErrorLogger:    newReaderErrorLog(sugar.Desugar()),
 	})
 	defer r.Close()
 	if err := r.SetOffset(g.starts[partition]); err != nil {
@@ -224,6 +229,7 @@ func (g *generation) fetch(ctx context.Context, partition int) {
 		sugar.Errorw("set partition offset", "error", err)
 		return
 	}
+	failures := ops.NewThrottle(retryLogBurst, retryLogEvery)
 	for {
 		if err := t.reserve(ctx); err != nil {
 			return
@@ -234,11 +240,16 @@ func (g *generation) fetch(ctx context.Context, partition int) {
 				return
 			}
 			c.metrics.fetchErrors.Inc()
-			sugar.Warnw("fetch failed; retrying", "error", err)
+			if ok, skipped := failures.Allow(time.Now()); ok {
+				sugar.Warnw("fetch failed; retrying", "error", err, "lines_skipped", skipped)
+			}
 			if !sleep(ctx, c.cfg.RetryBackoff) {
 				return
 			}
 			continue
+		}
+		if skipped := failures.Reset(); skipped > 0 {
+			sugar.Infow("fetching again", "failures_not_logged", skipped)
 		}
 		seq := t.push(m.Offset)
 		rec := &Record{

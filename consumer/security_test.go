@@ -12,14 +12,14 @@ import (
 	"errors"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
@@ -58,15 +58,34 @@ func newTestCA(t *testing.T, name string) *testCA {
 	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
-// writeFile writes the CA certificate as PEM into a temporary directory and
-// returns the path.
-func (ca *testCA) writeFile(t *testing.T) string {
+// clientTLS returns a client configuration that trusts only ca.
+func (ca *testCA) clientTLS() *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+}
+
+// mechanism returns the SASL mechanism name (PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512) for user and password. The worker builds it from its
+// settings in config.
+func mechanism(t *testing.T, name, user, password string) sasl.Mechanism {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(path, ca.pem, 0o600); err != nil {
-		t.Fatal(err)
+	switch name {
+	case "PLAIN":
+		return plain.Mechanism{Username: user, Password: password}
+	case "SCRAM-SHA-256", "SCRAM-SHA-512":
+		algo := scram.SHA256
+		if name == "SCRAM-SHA-512" {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, user, password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
-	return path
+	t.Fatalf("unknown SASL mechanism %q", name)
+	return nil
 }
 
 // serverTLS returns a server configuration with a certificate for 127.0.0.1
@@ -153,10 +172,7 @@ func runFails(t *testing.T, cfg Config, within time.Duration) error {
 
 func TestTLSWithCAFile(t *testing.T) {
 	ca := newTestCA(t, "test CA")
-	clientTLS, err := TLSFromCAFile(ca.writeFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	clientTLS := ca.clientTLS()
 	kc := startCluster(t, "in", 2, kafkatest.Config{
 		ClientTLS: clientTLS,
 		Opts:      []kfake.Opt{kfake.TLS(ca.serverTLS(t))},
@@ -169,32 +185,16 @@ func TestTLSWithCAFile(t *testing.T) {
 	})
 
 	t.Run("untrusted CA", func(t *testing.T) {
-		other, err := TLSFromCAFile(newTestCA(t, "other CA").writeFile(t))
-		if err != nil {
-			t.Fatal(err)
-		}
 		cfg := testConfig(kc, "in", "tls-untrusted")
-		cfg.TLS = other
+		cfg.TLS = newTestCA(t, "other CA").clientTLS()
 		cfg.JoinTimeout = time.Minute // a verification failure is fatal, not retried
-		err = runFails(t, cfg, 10*time.Second)
+		err := runFails(t, cfg, 10*time.Second)
 		t.Logf("untrusted CA: %v", err)
 		if !isFatal(err) {
 			t.Errorf("Run error %v is not a TLS verification failure", err)
 		}
 	})
 
-	t.Run("bad CA file", func(t *testing.T) {
-		if _, err := TLSFromCAFile(filepath.Join(t.TempDir(), "missing.pem")); err == nil {
-			t.Error("TLSFromCAFile accepted a missing file")
-		}
-		junk := filepath.Join(t.TempDir(), "junk.pem")
-		if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := TLSFromCAFile(junk); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
-			t.Errorf("TLSFromCAFile(junk) = %v, want a no-PEM error", err)
-		}
-	})
 }
 
 func TestSASL(t *testing.T) {
@@ -203,10 +203,7 @@ func TestSASL(t *testing.T) {
 		t.Run(mech, func(t *testing.T) {
 			t.Parallel()
 			const password = "Pa55-w0rd-not-to-leak"
-			m, err := SASLMechanism(mech, user, password)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := mechanism(t, mech, user, password)
 			kc := startCluster(t, "in", 1, kafkatest.Config{
 				ClientSASL: m,
 				Opts:       []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(mech, user, password)},
@@ -221,14 +218,10 @@ func TestSASL(t *testing.T) {
 			// SASLAuthenticationFailed as Kafka does, so here it is retried
 			// up to JoinTimeout like any connection error.
 			const wrong = "Wr0ng-pa55-not-to-leak"
-			bad, err := SASLMechanism(mech, user, wrong)
-			if err != nil {
-				t.Fatal(err)
-			}
 			cfg = testConfig(kc, "in", "sasl-wrong")
-			cfg.SASL = bad
+			cfg.SASL = mechanism(t, mech, user, wrong)
 			cfg.JoinTimeout = time.Second
-			err = runFails(t, cfg, 15*time.Second)
+			err := runFails(t, cfg, 15*time.Second)
 			for _, secret := range []string{wrong, password} {
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("Run error contains a password: %v", err)
@@ -251,15 +244,9 @@ func TestSASL(t *testing.T) {
 
 func TestSASLOverTLS(t *testing.T) {
 	ca := newTestCA(t, "test CA")
-	clientTLS, err := TLSFromCAFile(ca.writeFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	clientTLS := ca.clientTLS()
 	const user, password = "castle", "tls-and-scram-secret"
-	m, err := SASLMechanism("SCRAM-SHA-512", user, password)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := mechanism(t, "SCRAM-SHA-512", user, password)
 	kc := startCluster(t, "in", 2, kafkatest.Config{
 		ClientTLS:  clientTLS,
 		ClientSASL: m,

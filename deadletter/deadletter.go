@@ -4,7 +4,15 @@
 // mapped (malformed, an invalid Secure Mode token) or Castle refused it or
 // kept failing. The original bytes are kept as they arrived, with headers that
 // say why and where they came from, so an operator can inspect and re-drive
-// them. This package knows nothing of Kafka consumption or of Castle's API.
+// them.
+//
+// Letters go to the dead-letter topic (Kafka: the original key and value,
+// castle-destination-* headers, acknowledged by every in-sync replica) or,
+// with no topic set, to the log (Log). NewSink picks one, for run and
+// replay alike.
+//
+// This package knows nothing of Kafka consumption or of Castle's API, and
+// never creates the dead-letter topic.
 package deadletter
 
 import (

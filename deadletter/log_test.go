@@ -7,8 +7,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/castle-destination/castle-destination/internal/kafkaio"
 )
 
 func TestLogWritesEveryLetter(t *testing.T) {
@@ -56,5 +59,28 @@ func TestTruncate(t *testing.T) {
 		if string(got) != tt.want || cut != tt.cut {
 			t.Errorf("Truncate(%q, %d) = %q, %v; want %q, %v", tt.in, tt.n, got, cut, tt.want, tt.cut)
 		}
+	}
+}
+
+func TestNewSink(t *testing.T) {
+	sink, closer, err := NewSink(kafkaio.Cluster{}, "", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sink.(*Log); !ok {
+		t.Errorf("no topic: sink %T, want the log", sink)
+	}
+	if err := closer.Close(); err != nil {
+		t.Error(err)
+	}
+	sink, closer, err = NewSink(kafkaio.Cluster{Brokers: []string{"127.0.0.1:9"}}, "dlq", nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sink.(*Kafka); !ok {
+		t.Errorf("topic dlq: sink %T, want the Kafka writer", sink)
+	}
+	if err := closer.Close(); err != nil {
+		t.Error(err)
 	}
 }

@@ -1,7 +1,9 @@
 // Package ops serves what operators and orchestrators look at: Prometheus
 // metrics on /metrics, liveness on /healthz and readiness on /readyz. It also
-// builds the zap logger from the LOG_LEVEL and LOG_FORMAT settings. It knows
-// nothing of Kafka or Castle: readiness is a list of named checks.
+// builds the zap logger from the LOG_LEVEL and LOG_FORMAT settings, decides
+// which lines of a repeating failure are logged (Throttle), and exports the
+// build information as a metric. It knows nothing of Kafka or Castle:
+// readiness is a list of named checks.
 package ops
 
 import (
@@ -88,14 +90,14 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // NewLogger builds the zap logger: level is debug, info, warn or error;
-// format is json (for machines) or console (for humans).
+// format is json (for machines) or console (for humans); both in any case.
 func NewLogger(level, format string, w io.Writer) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
+	lvl, err := zapcore.ParseLevel(strings.ToLower(level))
 	if err != nil {
 		return nil, fmt.Errorf("log level: %w", err)
 	}
 	var enc zapcore.Encoder
-	switch format {
+	switch strings.ToLower(format) {
 	case "json":
 		ec := zap.NewProductionEncoderConfig()
 		ec.EncodeTime = zapcore.ISO8601TimeEncoder

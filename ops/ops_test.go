@@ -93,3 +93,43 @@ func TestNewLogger(t *testing.T) {
 		t.Error("want an error for a bad format")
 	}
 }
+
+// LOG_LEVEL and LOG_FORMAT are read in any case.
+func TestNewLoggerIgnoresCase(t *testing.T) {
+	for _, tc := range []struct{ level, format string }{{"WARN", "JSON"}, {"Warn", "json"}, {"warn", "Json"}} {
+		var buf bytes.Buffer
+		l, err := NewLogger(tc.level, tc.format, &buf)
+		if err != nil {
+			t.Errorf("NewLogger(%q, %q): %v", tc.level, tc.format, err)
+			continue
+		}
+		l.Info("hidden")
+		l.Warn("shown")
+		if strings.Contains(buf.String(), "hidden") || !strings.Contains(buf.String(), `"msg":"shown"`) {
+			t.Errorf("NewLogger(%q, %q): log = %q", tc.level, tc.format, buf.String())
+		}
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewBuildInfo("v1.2.3", "abc123", "go1.26.8"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 1 || mfs[0].GetName() != "castle_destination_build_info" || len(mfs[0].GetMetric()) != 1 {
+		t.Fatalf("gathered %v, want one castle_destination_build_info series", mfs)
+	}
+	m := mfs[0].GetMetric()[0]
+	if m.GetGauge().GetValue() != 1 {
+		t.Errorf("build_info = %v, want 1", m.GetGauge().GetValue())
+	}
+	labels := map[string]string{}
+	for _, lp := range m.GetLabel() {
+		labels[lp.GetName()] = lp.GetValue()
+	}
+	if labels["version"] != "v1.2.3" || labels["commit"] != "abc123" || labels["goversion"] != "go1.26.8" || len(labels) != 3 {
+		t.Errorf("labels = %v", labels)
+	}
+}

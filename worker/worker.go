@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/hold"
+	"github.com/castle-destination/castle-destination/internal/kafkaio"
 	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/ops"
 	"github.com/castle-destination/castle-destination/pipeline"
@@ -139,28 +141,25 @@ func PipelineConfig(cfg config.Config, now func() time.Time, faults pipeline.Fau
 	}
 }
 
-// ConsumerConfig is the consumer's share of the settings.
+// ConsumerConfig is the consumer's share of the settings. Its errors are
+// *config.SettingError.
 func ConsumerConfig(cfg config.Config) (consumer.Config, error) {
 	k := cfg.Kafka
-	tlsCfg, err := k.TLSConfig()
-	if err != nil {
-		return consumer.Config{}, err
-	}
-	mech, err := k.SASL()
+	cluster, err := k.Cluster()
 	if err != nil {
 		return consumer.Config{}, err
 	}
 	start := kafka.FirstOffset
-	if k.StartOffset == "latest" {
+	if strings.EqualFold(k.StartOffset, "latest") {
 		start = kafka.LastOffset
 	}
 	return consumer.Config{
-		Brokers:          k.Brokers,
+		Brokers:          cluster.Brokers,
 		Topic:            k.Topic,
 		GroupID:          k.GroupID,
-		ClientID:         k.ClientID,
-		TLS:              tlsCfg,
-		SASL:             mech,
+		ClientID:         cluster.ClientID,
+		TLS:              cluster.TLS,
+		SASL:             cluster.SASL,
 		StartOffset:      start,
 		MinBytes:         k.FetchMinBytes,
 		MaxBytes:         k.FetchMaxBytes,
@@ -170,6 +169,7 @@ func ConsumerConfig(cfg config.Config) (consumer.Config, error) {
 		CommitInterval:   k.CommitInterval,
 		MaxInFlight:      k.MaxInFlight,
 		DrainTimeout:     cfg.Ops.ShutdownTimeout,
+		JoinTimeout:      k.JoinTimeout,
 	}, nil
 }
 
@@ -194,25 +194,22 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	}
 	defer castle.Close()
 
+	if err := registerBuildInfo(reg); err != nil {
+		return err
+	}
 	ccfg, err := ConsumerConfig(cfg)
 	if err != nil {
 		return err
 	}
-	var dlq deadletter.Sink = deadletter.NewLog(log.Named("deadletter"))
-	if cfg.Kafka.DLQTopic != "" {
-		w, err := consumer.NewDeadLetterWriter(consumer.DLQConfig{
-			Brokers: ccfg.Brokers, Topic: cfg.Kafka.DLQTopic, TLS: ccfg.TLS, SASL: ccfg.SASL, ClientID: ccfg.ClientID, Registerer: reg,
-		}, log.Named("dlq"))
-		if err != nil {
-			return fmt.Errorf("dead-letter writer: %w", err)
-		}
-		defer func() {
-			if cerr := w.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("close dead-letter writer: %w", cerr)
-			}
-		}()
-		dlq = w
+	dlq, dlqCloser, err := deadletter.NewSink(ccfg.Cluster(), cfg.Kafka.DLQTopic, log.Named("deadletter"), reg)
+	if err != nil {
+		return err
 	}
+	defer func() {
+		if cerr := dlqCloser.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 	cons, err := consumer.New(ccfg, log.Named("kafka"), reg)
 	if err != nil {
 		return err
@@ -241,6 +238,13 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 			err = serr
 		}
 	}()
+
+	if err := CheckTopics(ctx, cfg.Kafka, cfg.Topics(true), log.Named("kafka")); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the brokers
+		}
+		return err
+	}
 
 	log.Info("starting",
 		zap.String("version", version.Get().Version),
@@ -276,7 +280,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	cerr := <-consDone
 	switch {
 	case cerr != nil:
-		return fmt.Errorf("kafka consumer: %w", cerr)
+		return consumerError(cerr)
 	case perr != nil && !errors.Is(perr, context.Canceled):
 		return perr
 	case perr != nil:
@@ -293,9 +297,9 @@ func record(r *consumer.Record) pipeline.Record {
 }
 
 // RegisterMetrics registers on reg every metric a running worker exports
-// (the pipeline's, the Castle client's, the Kafka consumer's and the
-// dead-letter writer's), without connecting to anything: for checks that
-// dashboards and alerts query real metrics.
+// (the pipeline's, the Castle client's, the Kafka consumer's, the
+// dead-letter writer's and the build information), without connecting to
+// anything: for checks that dashboards and alerts query real metrics.
 func RegisterMetrics(reg prometheus.Registerer) error {
 	board, err := hold.New(nil, reg, hold.Options{})
 	if err != nil {
@@ -309,11 +313,14 @@ func RegisterMetrics(reg prometheus.Registerer) error {
 	if _, err := consumer.New(consumer.Config{Brokers: []string{"127.0.0.1:9"}, Topic: "t", GroupID: "g"}, nil, reg); err != nil {
 		return err
 	}
-	w, err := consumer.NewDeadLetterWriter(consumer.DLQConfig{Brokers: []string{"127.0.0.1:9"}, Topic: "dlq", Registerer: reg}, nil)
+	w, err := deadletter.NewKafka(kafkaio.Cluster{Brokers: []string{"127.0.0.1:9"}}, "dlq", reg)
 	if err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
+		return err
+	}
+	if err := registerBuildInfo(reg); err != nil {
 		return err
 	}
 	_, err = pipeline.New(pipeline.Config{}, nil, nil, nil, nil, zap.NewNop(), reg)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -32,23 +31,26 @@ type demoSettings struct {
 
 func demoCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var s demoSettings
-	f := config.NewFlags("demo", stderr)
+	f := config.NewFlags("demo", stdout)
 	f.Int(&s.messages, "messages", "DEMO_MESSAGES", 5000, "Kafka records to generate")
 	f.Int(&s.partitions, "partitions", "DEMO_PARTITIONS", 6, "partitions of the demo topic")
 	var seed int
 	f.Int(&seed, "seed", "DEMO_SEED", 1, "seed of the generated traffic")
 	f.String(&s.dump, "dump", "DEMO_DUMP", "", "write every request the local Castle API accepted to this file, as NDJSON")
-	f.String(&s.logLevel, "log-level", "LOG_LEVEL", "warn", "worker log level")
+	f.Enum(&s.logLevel, "log-level", "LOG_LEVEL", "warn", []string{"debug", "info", "warn", "error"}, "worker log level")
 	f.Duration(&s.timeout, "timeout", "DEMO_TIMEOUT", time.Minute, "give up if the worker has not settled everything by then")
 	if err := f.Parse(args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+		return err
+	}
+	if len(f.Args()) > 0 {
+		return usageError{fmt.Errorf("demo: unexpected argument %q (demo takes flags only)", f.Args()[0])}
 	}
 	s.seed = int64(seed)
-	if s.messages <= 0 || s.partitions <= 0 {
-		return usageError{errors.New("demo: --messages and --partitions must be > 0")}
+	if s.messages <= 0 {
+		return &config.SettingError{Env: "DEMO_MESSAGES", Flag: "messages", Err: errors.New("must be positive")}
+	}
+	if s.partitions <= 0 {
+		return &config.SettingError{Env: "DEMO_PARTITIONS", Flag: "partitions", Err: errors.New("must be positive")}
 	}
 	logger, err := ops.NewLogger(s.logLevel, "console", stderr)
 	if err != nil {
@@ -85,7 +87,7 @@ func demoCommand(ctx context.Context, args []string, getenv func(string) string,
 	go func() { done <- worker.Run(runCtx, cfg, worker.Options{Logger: logger, Registry: reg}) }()
 
 	waitCtx, cancelWait := context.WithTimeout(ctx, s.timeout)
-	got, werr := harness.WaitSettled(waitCtx, reg, want.Total())
+	_, werr := harness.WaitSettled(waitCtx, reg, want.Total())
 	cancelWait()
 	stop()
 	if err := <-done; err != nil {
@@ -95,7 +97,8 @@ func demoCommand(ctx context.Context, args []string, getenv func(string) string,
 		return werr
 	}
 	elapsed := time.Since(start)
-	if got, err = harness.Observe(reg); err != nil {
+	got, err := harness.Observe(reg)
+	if err != nil {
 		return err
 	}
 	printSummary(stdout, want, got, elapsed)

@@ -2,7 +2,9 @@
 // (or from archives) to Castle. See README.md.
 //
 // main parses the subcommand, traps signals and exits; the work happens in
-// the run, replay and demo functions, which return errors.
+// the run, replay and demo functions, which return errors. Exit codes: 0
+// when done (or when help was asked for), 2 for a bad or missing setting
+// or command line, 1 for anything else.
 package main
 
 import (
@@ -15,10 +17,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/castle-destination/castle-destination/config"
 	"github.com/castle-destination/castle-destination/version"
 )
 
-// usageError is a bad or missing setting: exit code 2.
+// usageError is a bad command line that no setting names (a missing or
+// unknown subcommand, a stray argument): exit code 2, like the
+// *config.SettingError and *config.ParseError that name a setting.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -43,14 +48,25 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
+// exitCode prints err, if any, as one line on stderr and returns the exit
+// code. A command line that does not parse gets a second line pointing at
+// the subcommand's -h, never the whole usage.
 func exitCode(err error, stderr io.Writer) int {
-	var ue usageError
+	var (
+		ue usageError
+		se *config.SettingError
+		pe *config.ParseError
+	)
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &pe):
+		fmt.Fprintf(stderr, "castle-destination: %v\n", err)
+		fmt.Fprintf(stderr, "Run \"castle-destination %s -h\" for its settings.\n", pe.Cmd)
+		return 2
+	case errors.As(err, &ue), errors.As(err, &se):
 		fmt.Fprintf(stderr, "castle-destination: %v\n", err)
 		return 2
 	default:
@@ -66,7 +82,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	switch args[0] {
 	case "run":
-		return runCommand(ctx, args[1:], getenv, stderr)
+		return runCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "replay":
 		return replayCommand(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "demo":
@@ -79,7 +95,6 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		fmt.Fprint(stderr, usage)
-		return usageError{fmt.Errorf("unknown subcommand %q", args[0])}
+		return usageError{fmt.Errorf("unknown subcommand %q; \"castle-destination -h\" lists them", args[0])}
 	}
 }

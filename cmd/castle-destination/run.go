@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -12,41 +10,26 @@ import (
 	"github.com/castle-destination/castle-destination/worker"
 )
 
-// parseRun parses and validates the run settings. Any failure is a
-// usageError naming the setting.
-func parseRun(args []string, getenv func(string) string, stderr io.Writer) (config.Config, error) {
+// parseRun parses and validates the run settings. -h writes the usage to
+// stdout. Errors name the setting: *config.ParseError, *config.SettingError.
+func parseRun(args []string, getenv func(string) string, stdout io.Writer) (config.Config, error) {
 	var cfg config.Config
-	f := config.NewFlags("run", stderr)
-	cfg.RegisterKafka(f)
-	cfg.RegisterCastle(f)
-	cfg.RegisterMapping(f)
-	cfg.RegisterBatch(f)
-	cfg.RegisterOps(f, true)
+	f := config.NewFlags("run", stdout)
+	cfg.RegisterRun(f)
 	if err := f.Parse(args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, usageError{err}
+		return cfg, err
 	}
-	if f.Args() != nil && len(f.Args()) > 0 {
-		return cfg, usageError{fmt.Errorf("run: unexpected argument %q", f.Args()[0])}
+	if len(f.Args()) > 0 {
+		return cfg, usageError{fmt.Errorf("run: unexpected argument %q (run takes flags only)", f.Args()[0])}
 	}
-	for _, v := range []func() error{
-		cfg.Kafka.Validate,
-		func() error { return cfg.Castle.Validate(true) },
-		cfg.Mapping.Validate,
-		cfg.Batch.Validate,
-		cfg.Ops.Validate,
-	} {
-		if err := v(); err != nil {
-			return cfg, usageError{err}
-		}
+	if err := cfg.ValidateRun(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
 
-func runCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := parseRun(args, getenv, stderr)
+func runCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseRun(args, getenv, stdout)
 	if err != nil {
 		return err
 	}

@@ -181,11 +181,7 @@ func (e *Env) Config(env map[string]string) (config.Config, error) {
 func ParseConfig(getenv func(string) string) (config.Config, error) {
 	var cfg config.Config
 	f := config.NewFlags("run", io.Discard)
-	cfg.RegisterKafka(f)
-	cfg.RegisterCastle(f)
-	cfg.RegisterMapping(f)
-	cfg.RegisterBatch(f)
-	cfg.RegisterOps(f, true)
+	cfg.RegisterRun(f)
 	if err := f.Parse(nil, getenv); err != nil {
 		return cfg, err
 	}

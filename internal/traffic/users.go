@@ -24,11 +24,10 @@ type user struct {
 	ua           string
 	ip           net.IP
 	loc          localeInfo
-	skew         time.Duration  // device clock offset
-	token        string         // valid userJwt, minted on first use
-	keyBytes     []byte         // key(), built on first use
-	anonBytes    []byte         // anonKey(), built on first use
-	hints        map[string]any // context extras for the user agent's client hints; read-only
+	skew         time.Duration // device clock offset
+	token        string        // valid userJwt, minted on first use
+	keyBytes     []byte        // key(), built on first use
+	anonBytes    []byte        // anonKey(), built on first use
 }
 
 const (

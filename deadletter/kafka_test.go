@@ -1,4 +1,4 @@
-package consumer
+package deadletter
 
 import (
 	"bytes"
@@ -11,15 +11,27 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
-	"github.com/castle-destination/castle-destination/deadletter"
+	"github.com/castle-destination/castle-destination/internal/kafkaio"
 )
 
+func scramSHA256(t *testing.T, user, password string) sasl.Mechanism {
+	t.Helper()
+	m, err := scram.Mechanism(scram.SHA256, user, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // readTopic reads n messages from partition 0 of topic.
-func readTopic(t *testing.T, cl Cluster, topic string, n int) []kafka.Message {
+func readTopic(t *testing.T, cl kafkaio.Cluster, topic string, n int) []kafka.Message {
 	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   cl.Brokers,
@@ -42,6 +54,15 @@ func readTopic(t *testing.T, cl Cluster, topic string, n int) []kafka.Message {
 	return msgs
 }
 
+func counter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetCounter().GetValue()
+}
+
 func headerMap(t *testing.T, m kafka.Message) map[string]string {
 	t.Helper()
 	h := make(map[string]string, len(m.Headers))
@@ -57,12 +78,9 @@ func headerMap(t *testing.T, m kafka.Message) map[string]string {
 var dlqHeaders = []string{HeaderReason, HeaderError, HeaderSourceTopic, HeaderSourcePartition,
 	HeaderSourceOffset, HeaderMessageID, HeaderAttempts, HeaderTime}
 
-func TestDeadLetterWriter(t *testing.T) {
+func TestKafkaSink(t *testing.T) {
 	const user, password = "castle", "dlq-Secret-Password-42"
-	mech, err := SASLMechanism("SCRAM-SHA-256", user, password)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mech := scramSHA256(t, user, password)
 	kc, err := kafkatest.Start(kafkatest.Config{
 		Topics:     map[string]int{"in": 1, "dlq": 1},
 		ClientSASL: mech,
@@ -74,8 +92,8 @@ func TestDeadLetterWriter(t *testing.T) {
 	t.Cleanup(kc.Close)
 
 	reg := prometheus.NewRegistry()
-	cfg := DLQConfig{Brokers: kc.Addrs(), Topic: "dlq", SASL: mech, Registerer: reg}
-	w, err := NewDeadLetterWriter(cfg, nil)
+	cluster := kafkaio.Cluster{Brokers: kc.Addrs(), SASL: mech}
+	w, err := NewKafka(cluster, "dlq", reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +104,7 @@ func TestDeadLetterWriter(t *testing.T) {
 
 	at := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.FixedZone("CEST", 2*3600))
 	long := strings.Repeat("é", 2000) // 4000 bytes of two-byte runes
-	letters := []deadletter.Letter{
+	letters := []Letter{
 		{
 			Key:       []byte("user-1"),
 			Value:     []byte(`{"type":"track","event":"x"}`),
@@ -119,7 +137,7 @@ func TestDeadLetterWriter(t *testing.T) {
 		t.Fatalf("empty Write: %v", err)
 	}
 
-	msgs := readTopic(t, cfg.Cluster(), "dlq", 2)
+	msgs := readTopic(t, cluster, "dlq", 2)
 
 	// The first letter: original key and value, every documented header.
 	m := msgs[0]
@@ -202,10 +220,10 @@ func TestDeadLetterWriter(t *testing.T) {
 		}
 	}
 
-	if got := value(t, w.written); got != 2 {
+	if got := counter(t, w.written); got != 2 {
 		t.Errorf("letters written = %v, want 2", got)
 	}
-	if got := value(t, w.writeErrs); got != 0 {
+	if got := counter(t, w.writeErrs); got != 0 {
 		t.Errorf("write errors = %v, want 0", got)
 	}
 	mfs, err := reg.Gather()
@@ -223,7 +241,7 @@ func TestDeadLetterWriter(t *testing.T) {
 	}
 
 	t.Run("missing topic", func(t *testing.T) {
-		w, err := NewDeadLetterWriter(DLQConfig{Brokers: kc.Addrs(), Topic: "no-such-dlq", SASL: mech}, nil)
+		w, err := NewKafka(cluster, "no-such-dlq", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,11 +254,7 @@ func TestDeadLetterWriter(t *testing.T) {
 
 	t.Run("wrong password", func(t *testing.T) {
 		const wrong = "wrong-Secret-Password-43"
-		bad, err := SASLMechanism("SCRAM-SHA-256", user, wrong)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := NewDeadLetterWriter(DLQConfig{Brokers: kc.Addrs(), Topic: "dlq", SASL: bad}, nil)
+		w, err := NewKafka(kafkaio.Cluster{Brokers: kc.Addrs(), SASL: scramSHA256(t, user, wrong)}, "dlq", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +273,7 @@ func TestDeadLetterWriter(t *testing.T) {
 	})
 }
 
-func TestTruncate(t *testing.T) {
+func TestTruncateHeader(t *testing.T) {
 	cases := []struct {
 		in   string
 		n    int

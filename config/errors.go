@@ -1,0 +1,77 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// SettingError is a bad or missing setting, named by its environment
+// variable and its flag. The command prints it as one line and exits 2.
+// Validate methods return it, and so do the start-up checks that find a
+// setting unusable (a topic that does not exist, credentials the brokers
+// refuse).
+type SettingError struct {
+	Env  string // e.g. "KAFKA_TOPIC"
+	Flag string // without dashes, e.g. "kafka-topic"
+	Err  error
+}
+
+// errRequired marks a missing required setting.
+var errRequired = errors.New("is required")
+
+func (e *SettingError) Error() string {
+	if errors.Is(e.Err, errRequired) {
+		return fmt.Sprintf("%s (--%s) is required", e.Env, e.Flag)
+	}
+	return fmt.Sprintf("%s (--%s): %v", e.Env, e.Flag, e.Err)
+}
+
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// Name is how messages name the setting: "KAFKA_TOPIC (--kafka-topic)".
+func (e *SettingError) Name() string { return fmt.Sprintf("%s (--%s)", e.Env, e.Flag) }
+
+// settingErr returns a SettingError with a formatted cause.
+func settingErr(env, flag, format string, args ...any) *SettingError {
+	return &SettingError{Env: env, Flag: flag, Err: fmt.Errorf(format, args...)}
+}
+
+func required(env, flag string) error {
+	return &SettingError{Env: env, Flag: flag, Err: errRequired}
+}
+
+func positive(env, flag string, v int) error {
+	if v <= 0 {
+		return settingErr(env, flag, "must be positive")
+	}
+	return nil
+}
+
+// ParseError is a command line or environment that does not parse: an
+// unknown flag, a flag without its value, a value of the wrong form. The
+// command prints it as one line, points at "<Cmd> -h", and exits 2. Err is
+// a *SettingError when one setting is at fault.
+type ParseError struct {
+	Cmd string // the subcommand: "run", "replay", "demo"
+	Err error
+}
+
+func (e *ParseError) Error() string { return e.Err.Error() }
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// redactURL returns raw fit for an error message: whatever precedes its
+// last '@' (a user name, a password, a token) replaced, whether or not raw
+// parses as a URL.
+func redactURL(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return raw[:start] + "xxxxx" + raw[at:]
+}

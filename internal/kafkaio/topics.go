@@ -1,0 +1,174 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/ops"
+)
+
+// TopicError says why a topic cannot be used: it is missing, this client
+// may not use it, or the brokers refused the connection's credentials or
+// TLS. Its message is written for the operator; the setting that names the
+// topic is the caller's to add.
+type TopicError struct {
+	Topic string
+	Class Class
+	Err   error
+}
+
+func (e *TopicError) Error() string {
+	switch e.Class {
+	case TopicMissing:
+		return fmt.Sprintf("topic %q does not exist on the cluster (the worker never creates topics)", e.Topic)
+	case NotAuthorized:
+		return fmt.Sprintf("topic %q: not authorized (the cluster's ACLs must allow this client's user to describe, read or write it): %v", e.Topic, e.Err)
+	case AuthFailed:
+		return fmt.Sprintf("the Kafka brokers refused the SASL login: %v", e.Err)
+	case TLSFailed:
+		return fmt.Sprintf("TLS with the Kafka brokers failed: %v", e.Err)
+	}
+	return fmt.Sprintf("topic %q: %v", e.Topic, e.Err)
+}
+
+func (e *TopicError) Unwrap() error { return e.Err }
+
+// UnreachableError is returned by CheckTopics when the brokers gave no
+// usable answer for the whole wait.
+type UnreachableError struct {
+	Brokers  string
+	Wait     time.Duration // how long CheckTopics retried
+	Attempts int
+	Err      error // the last attempt's
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("Kafka brokers %s unavailable: no usable answer within %s (%d attempts); last error: %v",
+		e.Brokers, e.Wait, e.Attempts, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// TopicExists returns nil when topic exists with at least one partition,
+// else an error Classify maps to a Class (TopicMissing for a missing one).
+// The metadata request does not allow the topic to be created. A topic the
+// client may not describe shows as NotAuthorized only if client's
+// Transport names it (see Cluster.Transport); else as TopicMissing.
+func TopicExists(ctx context.Context, client *kafka.Client, topic string) error {
+	return topicsExist(ctx, client, []string{topic})
+}
+
+// topicsExist asks for the metadata of every topic in one request and
+// returns a *TopicError for the first missing or refused one (in the
+// order given), or the request's error.
+func topicsExist(ctx context.Context, client *kafka.Client, topics []string) error {
+	// kafka.MetadataRequest has no auto-creation field: kafka-go sends
+	// AllowAutoTopicCreation=false on every version that carries it.
+	resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return err
+	}
+	for _, name := range topics {
+		var terr error = kafka.UnknownTopicOrPartition
+		for _, t := range resp.Topics {
+			if t.Name != name {
+				continue
+			}
+			switch {
+			case t.Error != nil:
+				terr = t.Error
+			case len(t.Partitions) > 0:
+				terr = nil
+			}
+			break
+		}
+		if terr != nil {
+			return &TopicError{Topic: name, Class: Classify(terr), Err: terr}
+		}
+	}
+	return nil
+}
+
+// CheckOptions shape CheckTopics. Zero values take the defaults given.
+type CheckOptions struct {
+	// Wait is how long brokers that give no usable answer are retried
+	// before CheckTopics gives up (0: one attempt).
+	Wait time.Duration
+	// Backoff is the first pause between attempts; it doubles up to
+	// MaxBackoff. Defaults 500 ms and 30 s.
+	Backoff, MaxBackoff time.Duration
+	// Logger gets one WARN line for each of the first failed attempts and
+	// then at most one a minute. Default: none.
+	Logger *zap.Logger
+}
+
+// CheckTopics checks that every topic exists and may be used. A missing or
+// refused topic, or refused credentials or TLS, return a *TopicError at
+// once: retrying cannot cure them. Any other failure (brokers down,
+// timeouts, no leader) is retried with backoff for up to opt.Wait, then
+// returned as an *UnreachableError. It returns ctx's error if ctx ends
+// first.
+func CheckTopics(ctx context.Context, c Cluster, topics []string, opt CheckOptions) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	if opt.Backoff <= 0 {
+		opt.Backoff = 500 * time.Millisecond
+	}
+	if opt.MaxBackoff <= 0 {
+		opt.MaxBackoff = 30 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = zap.NewNop()
+	}
+	tr := c.Transport(topics...)
+	defer tr.CloseIdleConnections()
+	client := c.Client(tr, DialTimeout)
+
+	deadline := time.Now().Add(opt.Wait)
+	throttle := ops.NewThrottle(3, time.Minute)
+	backoff := opt.Backoff
+	for attempt := 1; ; attempt++ {
+		err := topicsExist(ctx, client, topics)
+		if err == nil {
+			if attempt > 1 {
+				opt.Logger.Info("Kafka brokers answer again", zap.String("brokers", c.String()), zap.Int("attempts", attempt))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var te *TopicError
+		if errors.As(err, &te) && te.Class.Permanent() {
+			return te
+		}
+		if class := Classify(err); class.Permanent() {
+			return &TopicError{Topic: topics[0], Class: class, Err: err}
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return &UnreachableError{Brokers: c.String(), Wait: opt.Wait, Attempts: attempt, Err: err}
+		}
+		pause := min(backoff, left)
+		if ok, skipped := throttle.Allow(time.Now()); ok {
+			opt.Logger.Warn("Kafka brokers give no usable answer; retrying",
+				zap.String("brokers", c.String()), zap.Error(err), zap.Int("attempt", attempt),
+				zap.Int("lines_skipped", skipped), zap.Duration("retry_in", pause),
+				zap.Duration("gives_up_in", left))
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, opt.MaxBackoff)
+	}
+}
