@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -83,7 +84,9 @@ func readDocs(t *testing.T, path string) []obj {
 	}
 }
 
-// manifests are the resources of the kustomization, by kind.
+// manifests are the objects of the kustomize base, by kind: its resources
+// and the ConfigMaps its generators make from env files (named without the
+// hash kustomize adds).
 type manifests struct {
 	kustomization obj
 	byKind        map[string][]obj
@@ -114,7 +117,47 @@ func loadManifests(t *testing.T) manifests {
 			m.byKind[str(d, "kind")] = append(m.byKind[str(d, "kind")], d)
 		}
 	}
+	for _, g := range list(k[0], "configMapGenerator") {
+		envs := list(g, "envs")
+		if len(envs) == 0 {
+			continue
+		}
+		data := obj{}
+		for _, e := range envs {
+			maps.Copy(data, readEnvFile(t, e.(string)))
+		}
+		m.byKind["ConfigMap"] = append(m.byKind["ConfigMap"], obj{
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": obj{"name": str(g, "name")},
+			"data":     data,
+		})
+	}
 	return m
+}
+
+// readEnvFile reads a kustomize env file: KEY=VALUE lines, # comments.
+func readEnvFile(t *testing.T, path string) obj {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := obj{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" {
+			t.Fatalf("%s:%d: %q is not KEY=VALUE", path, i+1, line)
+		}
+		if _, dup := data[k]; dup {
+			t.Errorf("%s:%d: %s set twice", path, i+1, k)
+		}
+		data[k] = v
+	}
+	return data
 }
 
 // one returns the only object of a kind.
@@ -161,7 +204,7 @@ func TestKustomizationListsEveryFile(t *testing.T) {
 		listed[r.(string)] = true
 	}
 	for _, g := range list(k, "configMapGenerator") {
-		for _, f := range list(g, "files") {
+		for _, f := range slices.Concat(list(g, "files"), list(g, "envs")) {
 			listed[f.(string)] = true
 		}
 	}
@@ -171,7 +214,7 @@ func TestKustomizationListsEveryFile(t *testing.T) {
 		}
 	}
 	var files []string
-	for _, pattern := range []string{"*.yaml", "grafana/*.json", "prometheus/*.yaml"} {
+	for _, pattern := range []string{"*.yaml", "*.env", "grafana/*.json", "prometheus/*.yaml"} {
 		m, err := filepath.Glob(pattern)
 		if err != nil {
 			t.Fatal(err)
@@ -189,7 +232,47 @@ func TestKustomizationListsEveryFile(t *testing.T) {
 			t.Errorf("%s is not in kustomization.yaml (resources or configMapGenerator)", f)
 		}
 	}
+	// Every file of a component is its kustomization's.
+	comps, err := filepath.Glob("components/*/kustomization.yaml")
+	if err != nil || len(comps) < 4 {
+		t.Fatalf("components: %v %v", comps, err)
+	}
+	for _, c := range comps {
+		dir := filepath.Dir(c)
+		kc := readDocs(t, c)[0]
+		if str(kc, "kind") != "Component" {
+			t.Errorf("%s: kind %q, want Component", c, str(kc, "kind"))
+		}
+		listed := map[string]bool{"kustomization.yaml": true}
+		for _, r := range list(kc, "resources") {
+			listed[r.(string)] = true
+		}
+		for _, g := range list(kc, "configMapGenerator") {
+			for _, f := range list(g, "files") {
+				listed[f.(string)] = true
+			}
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if !listed[e.Name()] {
+				t.Errorf("%s/%s is not used by its kustomization.yaml", dir, e.Name())
+			}
+		}
+	}
 }
+
+// pendingSettings are settings the deploy files list that other changes
+// are adding to the binary (scoring, verdicts, the event map). Once config
+// registers them, delete them here.
+var pendingSettings = map[string]bool{
+	"EVENT_MAP": true, "CASTLE_SCORING": true, "SCORING_MAX_AGE": true, "VERDICT_TOPIC": true,
+}
+
+// secretSettings come from Secrets, never from the settings ConfigMap.
+var secretSettings = map[string]bool{"CASTLE_API_SECRET": true, "KAFKA_SASL_PASSWORD": true}
 
 func TestEnvNamesAreSettings(t *testing.T) {
 	m := loadManifests(t)
@@ -200,12 +283,23 @@ func TestEnvNamesAreSettings(t *testing.T) {
 		t.Fatal("ConfigMap has no data")
 	}
 	for k := range data {
-		if !names[k] {
-			t.Errorf("ConfigMap key %s is not a setting config registers", k)
+		if !names[k] && !pendingSettings[k] {
+			t.Errorf("settings.env key %s is not a setting config registers", k)
+		}
+		if secretSettings[k] {
+			t.Errorf("%s is in the settings; it belongs in a Secret", k)
 		}
 	}
-	if _, ok := data["CASTLE_API_SECRET"]; ok {
-		t.Error("CASTLE_API_SECRET is in the ConfigMap; it belongs in a Secret")
+	// Every setting is listed, so an operator sees them all in one place.
+	for n := range names {
+		if _, ok := data[n]; !ok && !secretSettings[n] {
+			t.Errorf("setting %s is not in settings.env", n)
+		}
+	}
+	for n := range pendingSettings {
+		if names[n] {
+			t.Logf("%s is registered now: delete it from pendingSettings", n)
+		}
 	}
 	for _, c := range list(m.one(t, "Deployment"), "spec", "template", "spec", "containers") {
 		for _, e := range list(c, "env") {
@@ -418,12 +512,27 @@ func TestScaledObject(t *testing.T) {
 			t.Errorf("trigger metadata %s = %v (%T): KEDA wants a string", k, v, v)
 		}
 	}
+	// Brokers, topic and group come from the Deployment's environment, so
+	// they cannot disagree with the worker's.
 	for _, p := range []struct{ meta, env string }{
 		{"bootstrapServers", "KAFKA_BROKERS"}, {"topic", "KAFKA_TOPIC"}, {"consumerGroup", "KAFKA_GROUP_ID"},
 	} {
-		if got, want := str(md, p.meta), str(cm, "data", p.env); got == "" || got != want {
-			t.Errorf("trigger %s = %q, want ConfigMap %s %q", p.meta, got, p.env, want)
+		if v := str(md, p.meta); v != "" {
+			t.Errorf("trigger %s = %q is a copy; read it with %sFromEnv: %s", p.meta, v, p.meta, p.env)
 		}
+		if got := str(md, p.meta+"FromEnv"); got != p.env {
+			t.Errorf("trigger %sFromEnv = %q, want %s", p.meta, got, p.env)
+		}
+		if str(cm, "data", p.env) == "" {
+			t.Errorf("ConfigMap has no %s for the trigger to read", p.env)
+		}
+	}
+	// cooldownPeriod only applies when scaling to zero.
+	if get(so, "spec", "cooldownPeriod") != nil && minR > 0 {
+		t.Errorf("cooldownPeriod is set but minReplicaCount is %d: KEDA ignores it", minR)
+	}
+	if n, _ := get(so, "spec", "fallback", "failureThreshold").(int); n <= 0 {
+		t.Error("no fallback: KEDA would not know what to do when it cannot read the lag")
 	}
 	if n, err := strconv.Atoi(str(md, "lagThreshold")); err != nil || n <= 0 {
 		t.Errorf("lagThreshold %q is not a positive integer", str(md, "lagThreshold"))
@@ -508,9 +617,28 @@ func alertQueries(t *testing.T) []query {
 	return qs
 }
 
-// externalMetrics are series the rules use that other exporters provide.
+// externalMetrics are series the rules and the dashboard use that other
+// exporters provide.
 var externalMetrics = map[string]string{
-	"kube_pod_status_ready": "kube-state-metrics",
+	"up":                                                   "Prometheus",
+	"container_memory_working_set_bytes":                   "cAdvisor (the kubelet)",
+	"container_cpu_usage_seconds_total":                    "cAdvisor (the kubelet)",
+	"kube_pod_status_ready":                                "kube-state-metrics",
+	"kube_pod_container_status_restarts_total":             "kube-state-metrics",
+	"kube_pod_container_status_last_terminated_reason":     "kube-state-metrics",
+	"kube_pod_container_resource_limits":                   "kube-state-metrics",
+	"kube_pod_container_resource_requests":                 "kube-state-metrics",
+	"kube_deployment_status_replicas":                      "kube-state-metrics",
+	"kube_deployment_status_replicas_ready":                "kube-state-metrics",
+	"kube_horizontalpodautoscaler_status_current_replicas": "kube-state-metrics",
+	"kube_horizontalpodautoscaler_status_desired_replicas": "kube-state-metrics",
+	"kube_horizontalpodautoscaler_spec_max_replicas":       "kube-state-metrics",
+}
+
+// workerMetric reports whether a queried name is the worker's: its own
+// (castle_destination_*) or its Go runtime and process collectors'.
+func workerMetric(n string) bool {
+	return strings.HasPrefix(n, "castle_destination_") || strings.HasPrefix(n, "go_") || strings.HasPrefix(n, "process_")
 }
 
 // TestQueriesUseWorkerMetrics checks that every metric the dashboard and the
@@ -529,14 +657,19 @@ func TestQueriesUseWorkerMetrics(t *testing.T) {
 		}
 		for _, n := range names {
 			seen[n] = true
-			if !strings.HasPrefix(n, "castle_destination_") && externalMetrics[n] == "" {
+			if !workerMetric(n) && externalMetrics[n] == "" {
 				t.Errorf("%s: metric %s is neither the worker's nor a listed external one", q.where, n)
 			}
 		}
 	}
-	// The issue's panels: throughput, drops and dead letters, retries,
-	// latency, lag, in flight.
+	// The panels operators asked for: throughput, drops and dead letters,
+	// retries, latency, lag, in flight; memory, CPU, restarts, replicas and
+	// up; systemic faults; verdicts.
 	for _, want := range []string{
+		"container_memory_working_set_bytes", "container_cpu_usage_seconds_total",
+		"kube_pod_container_status_restarts_total", "kube_deployment_status_replicas", "up",
+		"castle_destination_delivery_held", "castle_destination_verdicts_total",
+		"castle_destination_signals_total", "castle_destination_scoring_fallbacks_total",
 		"castle_destination_messages_consumed_total", "castle_destination_events_forwarded_total",
 		"castle_destination_messages_dropped_total", "castle_destination_dead_letters_total",
 		"castle_destination_castle_retries_total", "castle_destination_castle_request_duration_seconds_bucket",
@@ -545,5 +678,17 @@ func TestQueriesUseWorkerMetrics(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("no query uses %s", want)
 		}
+	}
+}
+
+// TestPodDisruptionBudget: drains evict unready pods too, or an outage of
+// Castle (every pod unready) would block every node drain.
+func TestPodDisruptionBudget(t *testing.T) {
+	pdb := loadManifests(t).one(t, "PodDisruptionBudget")
+	if got := str(pdb, "spec", "unhealthyPodEvictionPolicy"); got != "AlwaysAllow" {
+		t.Errorf("unhealthyPodEvictionPolicy = %q, want AlwaysAllow", got)
+	}
+	if get(pdb, "spec", "minAvailable") != nil {
+		t.Error("minAvailable blocks drains of a single replica; use maxUnavailable")
 	}
 }

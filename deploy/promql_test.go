@@ -1,7 +1,11 @@
 package deploy_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -157,5 +161,57 @@ func TestMetricNames(t *testing.T) {
 		if got := metricNames(tc.expr); !slices.Equal(got, tc.want) {
 			t.Errorf("metricNames(%q) = %q, want %q", tc.expr, got, tc.want)
 		}
+	}
+}
+
+// grafanaVariables are replaced by values of the same kind before a
+// dashboard query is parsed as PromQL.
+var grafanaVariables = strings.NewReplacer(
+	"$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h",
+)
+
+// promQLRules turns expressions into a rule file that promtool checks, one
+// recording rule each.
+func promQLRules(qs []query) []byte {
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, q := range qs {
+		expr := strings.TrimSpace(q.expr)
+		if inner, ok := strings.CutPrefix(expr, "label_values("); ok {
+			// A Grafana variable query: its selector is the PromQL part.
+			inner = strings.TrimSuffix(inner, ")")
+			if j := strings.LastIndexByte(inner, ','); j >= 0 && !strings.Contains(inner[j:], "}") {
+				inner = inner[:j]
+			}
+			expr = inner
+		}
+		expr = grafanaVariables.Replace(expr)
+		fmt.Fprintf(&b, "      - record: dashboard:query_%d\n        expr: %s\n", i, strconv.Quote(expr))
+	}
+	return []byte(b.String())
+}
+
+func promtoolCheck(t *testing.T, rules []byte) error {
+	t.Helper()
+	promtool := tool(t, "promtool")
+	path := filepath.Join(t.TempDir(), "dashboard-rules.yaml")
+	if err := os.WriteFile(path, rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runTool(t, promtool, "check", "rules", path)
+	return err
+}
+
+// TestDashboardQueriesParse has Prometheus's own parser (promtool) read
+// every query of the dashboard.
+func TestDashboardQueriesParse(t *testing.T) {
+	qs := dashboardQueries(t)
+	if err := promtoolCheck(t, promQLRules(qs)); err != nil {
+		t.Errorf("promtool rejects a dashboard query: %v", err)
+	}
+	// The check can fail: a query with a missing parenthesis is caught.
+	broken := []query{{"broken", `sum(rate(castle_destination_messages_consumed_total[$__rate_interval])`}}
+	if err := promtoolCheck(t, promQLRules(broken)); err == nil {
+		t.Error("promtool accepted a query with a missing parenthesis")
 	}
 }
