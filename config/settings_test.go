@@ -14,8 +14,8 @@ import (
 
 	"github.com/castle-destination/castle-destination/consumer"
 	"github.com/castle-destination/castle-destination/destination"
-	"github.com/castle-destination/castle-destination/pipeline"
 	"github.com/castle-destination/castle-destination/internal/kafkaio"
+	"github.com/castle-destination/castle-destination/pipeline"
 )
 
 func withGood(env map[string]string) map[string]string {
