@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -294,8 +295,11 @@ func (c *Client) Submit(ctx context.Context, events []Event, settled func(i int,
 		if j.ev.UserID == "" {
 			l = &lane{}
 		} else if l = c.lanes[j.ev.UserID]; l == nil {
-			l = &lane{key: j.ev.UserID}
-			c.lanes[j.ev.UserID] = l
+			// The lane, and its pacing state, can outlive the event by
+			// minutes: its key must not keep the event's input alive.
+			key := strings.Clone(j.ev.UserID)
+			l = &lane{key: key}
+			c.lanes[key] = l
 		}
 		l.queue = append(l.queue, j)
 		if l.state == laneIdle {

@@ -105,9 +105,11 @@ type Result struct {
 	Reason    Reason // Drop and DeadLetter
 	Detail    string // short human detail; never a secret or a token
 	MessageID string
-	Type      string // "page", "track", "identify", "other", or "" when unreadable
-	Raw       []byte // this message's bytes (the record, or the envelope item)
-	Event     Event  // Forward only
+	// AnonymousID is Segment's anonymousId, when the message has one.
+	AnonymousID string
+	Type        string // "page", "track", "identify", "other", or "" when unreadable
+	Raw         []byte // this message's bytes (the record, or the envelope item)
+	Event       Event  // Forward only
 	// Adjusted is what the mapping cut, converted or left out of this
 	// message's data by a documented rule (Forward and Identified).
 	Adjusted Adjustment
@@ -327,7 +329,7 @@ var (
 )
 
 func (m *Mapper) one(msg *message, now time.Time) Result {
-	r := Result{MessageID: msg.messageID, Raw: msg.raw}
+	r := Result{MessageID: msg.messageID, AnonymousID: msg.anonymousID, Raw: msg.raw}
 	// 1. malformed
 	if !msg.hasType {
 		r.Action, r.Reason, r.Detail = DeadLetter, ReasonMalformed, "no type"

@@ -18,6 +18,7 @@ type metrics struct {
 	identified  prometheus.Counter
 	canceled    prometheus.Counter
 	abandoned   *prometheus.CounterVec
+	adjusted    *prometheus.CounterVec
 	batchSize   prometheus.Histogram
 	inFlight    prometheus.Gauge
 }
@@ -39,7 +40,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		canceled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 			Name: "events_canceled_total", Help: "Events neither delivered nor dead-lettered because work was canceled (shutdown, rebalance); their records are offered again."}),
 		abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
-			Name: "records_abandoned_total", Help: "Records given back unsettled, to be read again, by reason: canceled (shutdown, rebalance), dead_letter_not_written."}, []string{"reason"}),
+			Name: "records_abandoned_total", Help: "Records given back unsettled, to be read again, by reason: canceled (shutdown, rebalance), dead_letter_not_written, verdict_not_written."}, []string{"reason"}),
+		adjusted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+			Name: "mapping_adjustments_total", Help: "Messages whose data the mapping cut, converted or left out by a documented rule, by kind (one count per message and kind)."}, []string{"kind"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
 			Name: "batch_size", Help: "Messages per delivery batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace,
@@ -59,11 +62,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"rejected", "retries_exhausted"} {
 		m.deadLetters.WithLabelValues(r)
 	}
-	for _, r := range []string{"canceled", "dead_letter_not_written"} {
+	for _, r := range []string{"canceled", "dead_letter_not_written", "verdict_not_written"} {
 		m.abandoned.WithLabelValues(r)
 	}
+	for _, k := range mapping.Adjustments() {
+		m.adjusted.WithLabelValues(k.String())
+	}
 	for _, c := range []prometheus.Collector{m.consumed, m.forwarded, m.dropped, m.deadLetters, m.identified,
-		m.canceled, m.abandoned, m.batchSize, m.inFlight} {
+		m.canceled, m.abandoned, m.adjusted, m.batchSize, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("register pipeline metrics"), err)
 		}

@@ -33,6 +33,7 @@ import (
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/hold"
 	"github.com/castle-destination/castle-destination/mapping"
+	"github.com/castle-destination/castle-destination/verdict"
 )
 
 // Acker is told once what became of a record: nil when every message of it
@@ -48,12 +49,18 @@ var (
 	// ErrDeadLetterNotWritten: a dead letter of the record could not be
 	// written before the run ended.
 	ErrDeadLetterNotWritten = errors.New("pipeline: dead letter not written before the run ended")
+	// ErrVerdictNotWritten: a verdict of the record could not be written
+	// before the run ended.
+	ErrVerdictNotWritten = errors.New("pipeline: verdict not written before the run ended")
 )
 
 // abandonReason is the bounded metric label of an abandon error.
 func abandonReason(err error) string {
-	if errors.Is(err, ErrDeadLetterNotWritten) {
+	switch {
+	case errors.Is(err, ErrDeadLetterNotWritten):
 		return "dead_letter_not_written"
+	case errors.Is(err, ErrVerdictNotWritten):
+		return "verdict_not_written"
 	}
 	return "canceled"
 }
@@ -95,6 +102,12 @@ func (f DeliverFunc) Submit(ctx context.Context, events []destination.Event, set
 // event was not delivered after all (mapping.Dedupe).
 type Forgetter interface{ Forget(messageID string) }
 
+// VerdictSink keeps verdicts (verdict.Kafka): Write returns once they are
+// durable; the records they come from are acknowledged only then.
+type VerdictSink interface {
+	Write(ctx context.Context, vs ...*verdict.Verdict) error
+}
+
 // Faults is told when writing dead letters holds and when it works again
 // (hold.Board).
 type Faults interface {
@@ -128,6 +141,19 @@ type Config struct {
 	// false answer drops it with reason DropOutsideWindow (replay's
 	// --since/--until on event time).
 	Keep func(r *mapping.Result) bool
+
+	// Scoring sends security events that carry a request token and a
+	// public IP to Castle's Risk or Filter API (the mapping says which)
+	// instead of /v1/log, as long as their event time is at most
+	// ScoringMaxAge old when they are sent; past it they go to /v1/log.
+	Scoring       bool
+	ScoringMaxAge time.Duration
+	// Verdicts receives the verdict of every scored event before its
+	// record is acknowledged; nil: verdicts go to metrics only.
+	Verdicts VerdictSink
+	// VerdictTarget names the verdict sink in the hold message
+	// ("VERDICT_TOPIC \"verdicts\"").
+	VerdictTarget string
 }
 
 // DropOutsideWindow is the drop reason of messages Config.Keep refused.
@@ -139,14 +165,16 @@ const maxRetryPause = 30 * time.Second
 // Pipeline moves records from input to Castle. Create with New, start with
 // Run.
 type Pipeline struct {
-	cfg     Config
-	mapper  Mapper
-	deliver Deliverer
-	seen    Forgetter
-	log     *zap.Logger
-	m       *metrics
-	letters *outbox[deadletter.Letter]
-	sem     chan struct{}
+	cfg      Config
+	mapper   Mapper
+	deliver  Deliverer
+	seen     Forgetter
+	log      *zap.Logger
+	m        *metrics
+	letters  *outbox[deadletter.Letter]
+	verdicts *outbox[*verdict.Verdict] // nil: metrics only
+	vm       *verdict.Metrics
+	sem      chan struct{}
 }
 
 // New returns a pipeline. seen may be nil when no dedupe window is used.
@@ -171,13 +199,27 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, seen Forgetter,
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	if cfg.VerdictTarget == "" {
+		cfg.VerdictTarget = "the verdict sink"
+	}
 	met, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
+	vm, err := verdict.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	p := &Pipeline{
-		cfg: cfg, mapper: m, deliver: d, seen: seen, log: logger, m: met,
+		cfg: cfg, mapper: m, deliver: d, seen: seen, log: logger, m: met, vm: vm,
 		sem: make(chan struct{}, cfg.MaxInFlightEvents),
+	}
+	if cfg.Verdicts != nil {
+		p.verdicts = &outbox[*verdict.Verdict]{
+			write: cfg.Verdicts.Write, class: hold.VerdictTopic, what: "verdicts", target: cfg.VerdictTarget,
+			faults: cfg.Faults, log: logger, first: cfg.DeadLetterRetry, notWritten: ErrVerdictNotWritten,
+			written: func(*verdict.Verdict) {},
+		}
 	}
 	if dlq != nil {
 		p.letters = &outbox[deadletter.Letter]{
@@ -226,6 +268,15 @@ type item struct {
 	event     destination.Event // Body is nil for a mapping dead letter
 	reason    string            // mapping dead-letter reason
 	detail    string
+	scored    *scored // set when the event is sent for scoring
+}
+
+// scored is what a verdict record says of the event it scores, besides
+// what the item holds.
+type scored struct {
+	anonymousID       string
+	typ, status, name string
+	createdAt         time.Time
 }
 
 // chunk is a run of consecutive input records, mapped by one worker while
@@ -267,6 +318,9 @@ func Run[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) Re
 	if p.letters != nil {
 		p.letters.start(ctx, &letters)
 	}
+	if p.verdicts != nil {
+		p.verdicts.start(ctx, &letters)
+	}
 	// settling counts the events and letters not yet settled: Run returns
 	// once it is zero after the input ends.
 	var settling sync.WaitGroup
@@ -276,6 +330,9 @@ func Run[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) Re
 	settling.Wait()
 	if p.letters != nil {
 		p.letters.stop()
+	}
+	if p.verdicts != nil {
+		p.verdicts.stop()
 	}
 	letters.Wait()
 	if err == nil && ctx.Err() != nil {
@@ -402,6 +459,41 @@ type scratch struct {
 	body    []byte
 }
 
+// encode returns e's body for ep. It is encoded into scratch, then copied
+// to a buffer of its size: the body waits in memory until delivered, with
+// thousands of others, and a grown buffer would carry up to a third unused.
+func (s *scratch) encode(e *mapping.Event, ep mapping.Endpoint, withToken bool) []byte {
+	s.body = e.AppendBody(s.body[:0], ep, withToken)
+	body := bytes.Clone(s.body)
+	if cap(s.body) > 64<<10 {
+		s.body = nil // do not keep a rare huge buffer
+	}
+	return body
+}
+
+// endpoint is the delivery endpoint of a mapping endpoint.
+func endpoint(ep mapping.Endpoint) destination.Endpoint {
+	switch ep {
+	case mapping.Risk:
+		return destination.Risk
+	case mapping.Filter:
+		return destination.Filter
+	}
+	return destination.Log
+}
+
+// countAdjusted counts each kind of change the mapping made to a message.
+func (p *Pipeline) countAdjusted(a mapping.Adjustment) {
+	if a == 0 {
+		return
+	}
+	for _, k := range mapping.Adjustments() {
+		if a.Has(k) {
+			p.m.adjusted.WithLabelValues(k.String()).Inc()
+		}
+	}
+}
+
 // prepare maps one record and appends its work items, or acknowledges it
 // at once when all its messages were dropped or absorbed. It runs on the
 // mapper goroutines.
@@ -426,16 +518,23 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 			if pend == nil {
 				pend = &pending{p: p, rec: rec}
 			}
-			// Encoded into scratch, then copied to a buffer of its size:
-			// the body waits in memory until delivered, with thousands of
-			// others, and a grown buffer would carry up to a third unused.
-			s.body = r.Event.AppendJSON(s.body[:0])
-			body := bytes.Clone(s.body)
-			if cap(s.body) > 64<<10 {
-				s.body = nil // do not keep a rare huge buffer
+			p.countAdjusted(r.Adjusted)
+			it := item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
+				event: destination.Event{UserID: r.Event.UserID(), Type: r.Type}}
+			withToken := true
+			if ep := r.Event.Scoring(); p.cfg.Scoring && ep != mapping.Log {
+				// Sent for scoring until the event is ScoringMaxAge old
+				// (the request token expires 120 s after it was made);
+				// then, or if Castle refuses the token, to /v1/log
+				// without it.
+				it.event.Score = &destination.Score{Endpoint: endpoint(ep), Body: s.encode(&r.Event, ep, true),
+					Until: r.Event.CreatedAt.Add(p.cfg.ScoringMaxAge)}
+				it.scored = &scored{anonymousID: r.AnonymousID, typ: r.Event.Type, status: r.Event.Status,
+					name: r.Event.Name, createdAt: r.Event.CreatedAt}
+				withToken = false
 			}
-			*items = append(*items, item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
-				event: destination.Event{Body: body, UserID: r.Event.UserID(), Type: r.Type}})
+			it.event.Body = s.encode(&r.Event, mapping.Log, withToken)
+			*items = append(*items, it)
 		case mapping.DeadLetter:
 			if pend == nil {
 				pend = &pending{p: p, rec: rec}
@@ -445,6 +544,7 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 		case mapping.Drop:
 			p.m.dropped.WithLabelValues(string(r.Reason)).Inc()
 		case mapping.Identified:
+			p.countAdjusted(r.Adjusted)
 			p.m.identified.Inc()
 		}
 	}
@@ -492,7 +592,11 @@ func (p *Pipeline) dispatch(ctx context.Context, batch []item, settling *sync.Wa
 		switch r.Status {
 		case destination.Delivered:
 			p.m.forwarded.WithLabelValues(it.segType).Inc()
-			it.rec.done(nil)
+			if it.scored != nil && r.Endpoint != destination.Log {
+				p.verdict(it, r, settling)
+			} else {
+				it.rec.done(nil)
+			}
 		case destination.Canceled:
 			p.cancel(it)
 		default:
@@ -535,6 +639,39 @@ func (p *Pipeline) deadLetter(ctx context.Context, it item, reason, detail strin
 	}
 	settling.Add(1)
 	p.letters.add(l, func(err error) {
+		it.rec.done(err)
+		settling.Done()
+	})
+}
+
+// verdict records the verdict Castle returned for a scored event: in
+// metrics, and with a verdict sink, as a record written before the event's
+// record is acknowledged. A verdict Castle answered that is not JSON is
+// counted and not written; the event is delivered all the same.
+func (p *Pipeline) verdict(it *item, r destination.Result, settling *sync.WaitGroup) {
+	resp, err := verdict.Parse(r.Verdict)
+	if err != nil {
+		p.vm.ObserveError(err)
+		if errors.Is(err, verdict.ErrNotJSON) {
+			it.rec.done(nil)
+			return
+		}
+	}
+	rec := it.rec.rec
+	v := &verdict.Verdict{
+		MessageID: it.messageID, UserID: it.event.UserID, AnonymousID: it.scored.anonymousID,
+		Event:     verdict.Event{Type: it.scored.typ, Status: it.scored.status, Name: it.scored.name},
+		CreatedAt: it.scored.createdAt, ScoredAt: p.cfg.Now().UTC(), Endpoint: r.Endpoint.String(),
+		Source: &verdict.Source{Topic: rec.Source, Partition: int32(rec.Partition), Offset: rec.Offset},
+	}
+	v.SetResponse(resp)
+	p.vm.Observe(v)
+	if p.verdicts == nil {
+		it.rec.done(nil)
+		return
+	}
+	settling.Add(1)
+	p.verdicts.add(v, func(err error) {
 		it.rec.done(err)
 		settling.Done()
 	})
