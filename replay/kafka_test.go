@@ -48,8 +48,8 @@ func TestKafkaTimeRange(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	sameSet(t, ids(t, r.out.Bytes()), want)
-	if done, total := src.Progress(); done != 60 || total != 60 {
-		t.Errorf("progress %d of %d, want 60 of 60", done, total)
+	if p := src.Progress(); p.Done != 60 || p.Total != 60 {
+		t.Errorf("progress %d of %d, want 60 of 60", p.Done, p.Total)
 	}
 	// Production offsets are untouched: the worker's group has no commits.
 	committed, err := env.Committed(context.Background(), "castle-destination")
