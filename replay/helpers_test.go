@@ -2,6 +2,8 @@ package replay_test
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/pipeline"
@@ -19,4 +21,45 @@ func (f deliverFunc) Submit(ctx context.Context, evs []destination.Event, settle
 
 func destinationBatch() destination.BatchPolicy {
 	return destination.BatchPolicy{Count: 100, Linger: 5_000_000}
+}
+
+// slowPending settles a batch after a delay, or canceled when ctx ends
+// first, like a Castle client whose requests take that long.
+type slowPending struct{ done chan struct{} }
+
+func (p slowPending) Wait() []destination.Result { <-p.done; return nil }
+
+// slowDeliverer delivers every event after delay (fake time under
+// synctest) and counts what it delivered.
+type slowDeliverer struct {
+	delay     time.Duration
+	mu        sync.Mutex
+	delivered []destination.Event
+	submitted func()
+}
+
+func (d *slowDeliverer) Submit(ctx context.Context, evs []destination.Event, settled func(int, destination.Result)) pipeline.Pending {
+	p := slowPending{done: make(chan struct{})}
+	if d.submitted != nil {
+		d.submitted()
+	}
+	go func() {
+		defer close(p.done)
+		t := time.NewTimer(d.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			d.mu.Lock()
+			d.delivered = append(d.delivered, evs...)
+			d.mu.Unlock()
+			for i := range evs {
+				settled(i, destination.Result{Status: destination.Delivered, Attempts: 1})
+			}
+		case <-ctx.Done():
+			for i := range evs {
+				settled(i, destination.Result{Status: destination.Canceled, Err: ctx.Err()})
+			}
+		}
+	}()
+	return p
 }

@@ -17,7 +17,10 @@ import (
 //
 // A message's user is its userId, else its anonymousId (both as the
 // mapping reads them: the last such member of the object, a string
-// unescaped, a number as written). A message with neither goes by its
+// unescaped, a number as written). The Castle user id of a Secure Mode
+// message without a userId comes from its token; such a message goes by
+// its anonymousId, so that user's events may be split between shards
+// (delivered all the same, in no guaranteed order between the shards). A message with neither goes by its
 // messageId, and a record that is not a JSON object, or a message with
 // none of the three, by its bytes: exactly one shard sends it (and
 // dead-letters it when it is malformed).
@@ -78,7 +81,10 @@ func (s Shard) Select(value []byte) (part []byte, mine bool, others int) {
 		return value, true, 0
 	}
 	if !json.Valid(value) || firstByte(value) != '{' {
-		return value, s.Of(value) == s.Index, boolInt(s.Of(value) != s.Index)
+		if s.Of(value) == s.Index {
+			return value, true, 0
+		}
+		return nil, false, 1
 	}
 	batchKey, batch := envelopeBatch(value)
 	if batch == nil {
@@ -125,13 +131,6 @@ func (s Shard) Select(value []byte) (part []byte, mine bool, others int) {
 	})
 	out = append(out, '}')
 	return out, true, others
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // envelopeBatch returns the key and value of the member the mapping takes
