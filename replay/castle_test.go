@@ -66,7 +66,7 @@ func TestInterruptTwiceThenResumeAgainstCastle(t *testing.T) {
 	s := settings(t, url, dir)
 	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
 	// The rate keeps the pipeline from reading everything at once (it reads
-	// two seconds of sending ahead), so the interrupts land mid-input.
+	// a second of sending ahead), so the interrupts land mid-input.
 	s.Rate = 1000
 
 	before := int64(0)

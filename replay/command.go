@@ -193,7 +193,7 @@ func (s Settings) source(ctx context.Context, ccfg consumer.Config, o Options, l
 		}
 		client := o.S3
 		if client == nil {
-			c, err := NewS3Client(ctx)
+			c, err := NewS3Client(ctx, log)
 			if err != nil {
 				return nil, err
 			}

@@ -237,7 +237,9 @@ func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, em
 			return err
 		}
 		line, err := readLine(br)
-		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
+		// A line cut short by a read error is not a record: the error is
+		// reported (or the read retried) instead.
+		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 && (err == nil || errors.Is(err, io.EOF)) {
 			if first && err == nil && (len(trimmed) == 1 && (trimmed[0] == '{' || trimmed[0] == '[') ||
 				trimmed[0] == '[' && !json.Valid(trimmed)) {
 				// A pretty-printed document: the rest of the stream is one

@@ -177,10 +177,10 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 		// Keep batches to a tenth of a second of sending, so the cap
 		// holds over short windows too.
 		cfg.Pipeline.Batch.Count = max(1, min(orDefault(cfg.Pipeline.Batch.Count, destination.DefaultBatchCount), int(cfg.Rate/10)))
-		// Read no further ahead than two seconds of sending: what was read
+		// Read no further ahead than a second of sending: what was read
 		// is sent before an interrupted replay stops, within the drain time.
 		if cfg.Pipeline.MaxInFlightEvents <= 0 {
-			cfg.Pipeline.MaxInFlightEvents = max(2*cfg.Pipeline.Batch.Count, int(2*cfg.Rate))
+			cfg.Pipeline.MaxInFlightEvents = max(2*cfg.Pipeline.Batch.Count, int(cfg.Rate))
 		}
 	}
 	p, err := pipeline.New(cfg.Pipeline, cfg.Mapper, d, cfg.DeadLetters, cfg.Seen, log, cfg.Registry)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 	"go.uber.org/zap"
 
 	"github.com/castle-destination/castle-destination/pipeline"
@@ -34,9 +35,12 @@ type S3API interface {
 // AWS_REGION or the shared config (default us-east-1), and an endpoint
 // from AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3 for S3-compatible stores
 // (MinIO and others), which are then addressed path-style
-// (http://endpoint/bucket/key).
-func NewS3Client(ctx context.Context) (*s3.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+// (http://endpoint/bucket/key). The SDK's own log lines go to log.
+func NewS3Client(ctx context.Context, log *zap.Logger) (*s3.Client, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(sdkLogger(log.Named("aws"))))
 	if err != nil {
 		return nil, fmt.Errorf("replay: AWS configuration: %w", err)
 	}
@@ -45,10 +49,22 @@ func NewS3Client(ctx context.Context) (*s3.Client, error) {
 	}
 	custom := cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_S3") != ""
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if custom {
-			o.UsePathStyle = true
-		}
+		o.UsePathStyle = custom
+		// Objects written without a checksum (most archives) are normal.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	}), nil
+}
+
+// sdkLogger writes the AWS SDK's log lines to log: warnings as warnings,
+// the rest at debug level.
+func sdkLogger(log *zap.Logger) logging.Logger {
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		if c == logging.Warn {
+			log.Warn(fmt.Sprintf(format, v...))
+			return
+		}
+		log.Debug(fmt.Sprintf(format, v...))
+	})
 }
 
 // ParseS3URL splits s3://BUCKET/PREFIX.
