@@ -10,7 +10,7 @@ import (
 
 // progress reports periodically until the returned func is called, which
 // also prints the last report.
-func progress(cfg Config, src Source, feed *Feed, start time.Time) func() {
+func progress(cfg Config, src Source, start time.Time) func() {
 	every := cfg.ProgressEvery
 	if every <= 0 {
 		every = 10 * time.Second

@@ -217,7 +217,7 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 	stopSaving := saveLoop(cfg, feed, log)
 	stopProgress := func() {}
 	if cfg.Progress != nil {
-		stopProgress = progress(cfg, src, feed, start)
+		stopProgress = progress(cfg, src, start)
 	}
 
 	serr := src.Read(readCtx, feed)

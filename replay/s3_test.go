@@ -2,6 +2,7 @@ package replay_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -69,12 +70,28 @@ func (w *cutWriter) Write(p []byte) (int, error) {
 // newS3Archive lays out segment-logs/<source>/<day>/<file>.gz for two
 // sources over four days, perObject messages per object, objectsPerDay
 // objects per source and day; one object is corrupt (truncated) and one
-// is stored decompressed.
+// is stored decompressed. It serves them on loopback.
 func newS3Archive(t testing.TB, objectsPerDay, perObject int) *s3Archive {
 	t.Helper()
+	a, be, err := buildS3Archive(objectsPerDay, perObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.handler(gofakes3.New(be).Server()))
+	t.Cleanup(hs.Close)
+	a.URL = hs.URL
+	a.Client = s3.New(s3.Options{
+		BaseEndpoint: aws.String(hs.URL), UsePathStyle: true, Region: "us-east-1",
+		Credentials: aws.AnonymousCredentials{}, Logger: logging.Nop{},
+	})
+	return a
+}
+
+// buildS3Archive writes the archive into an in-memory S3 backend.
+func buildS3Archive(objectsPerDay, perObject int) (*s3Archive, *s3mem.Backend, error) {
 	be := s3mem.New()
 	if err := be.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	a := &s3Archive{ids: map[string]bool{}, corruptIDs: map[string]bool{}, gets: map[string]int{}, cut: map[string]bool{}}
 	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -94,7 +111,13 @@ func newS3Archive(t testing.TB, objectsPerDay, perObject int) *s3Archive {
 					fmt.Fprintf(&b, `{"type":"track","event":"E","channel":"client","messageId":"%s","userId":"u%d","timestamp":"%s","receivedAt":"%s","properties":{"trace_id":"%s"},"context":{"library":{"name":"analytics.js"}}}`+"\n",
 						id, n%997, day.Add(time.Hour).Format(time.RFC3339), day.Add(time.Hour).Format(time.RFC3339), id)
 				}
-				body := gz(t, b.Bytes())
+				var zb bytes.Buffer
+				zw := gzip.NewWriter(&zb)
+				zw.Write(b.Bytes())
+				if err := zw.Close(); err != nil {
+					return nil, nil, err
+				}
+				body := zb.Bytes()
 				switch {
 				case d == 1 && src == "src2" && o == 0:
 					// Cut short, as by an interrupted upload. (Flipped bytes
@@ -114,18 +137,21 @@ func newS3Archive(t testing.TB, objectsPerDay, perObject int) *s3Archive {
 					}
 				}
 				if _, err := be.PutObject(bucket, key, map[string]string{}, bytes.NewReader(body), int64(len(body)), nil); err != nil {
-					t.Fatal(err)
+					return nil, nil, err
 				}
 			}
 		}
 	}
-	// Not part of the archive: a manifest the walk ignores.
+	// Not part of the archive: a file the walk ignores.
 	if _, err := be.PutObject(bucket, "segment-logs/README.txt", map[string]string{}, strings.NewReader("x"), 1, nil); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	faker := gofakes3.New(be)
-	h := faker.Server()
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return a, be, nil
+}
+
+// handler records the requests and applies the cuts asked for.
+func (a *s3Archive) handler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		if r.Method == http.MethodGet {
 			if r.URL.Query().Has("list-type") || r.URL.Query().Has("prefix") {
@@ -141,14 +167,7 @@ func newS3Archive(t testing.TB, objectsPerDay, perObject int) *s3Archive {
 		}
 		a.mu.Unlock()
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	a.URL = hs.URL
-	a.Client = s3.New(s3.Options{
-		BaseEndpoint: aws.String(hs.URL), UsePathStyle: true, Region: "us-east-1",
-		Credentials: aws.AnonymousCredentials{}, Logger: logging.Nop{},
 	})
-	return a
 }
 
 // useEnv points the AWS SDK's own configuration (NewS3Client) at the
@@ -414,4 +433,25 @@ func (a *s3Archive) objectKeys(t *testing.T) map[string]bool {
 		keys[aws.ToString(o.Key)] = true
 	}
 	return keys
+}
+
+// TestS3ProgressLineNamesShardAndObjects checks the progress line of a
+// shard: its shard, objects done of the total, events/s and the ETA.
+func TestS3ProgressLineNamesShardAndObjects(t *testing.T) {
+	a := newS3Archive(t, 1, 30)
+	var progress bytes.Buffer
+	src := &replay.S3{Client: a.Client, Bucket: bucket, Prefix: "segment-logs/"}
+	r := dryRun(t, context.Background(), src, func(c *replay.Config) {
+		c.Shard = replay.Shard{Index: 1, Count: 2}
+		c.Progress, c.ProgressEvery = &progress, time.Hour // the final line only
+	})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	line := progress.String()
+	for _, want := range []string{"replay shard 1/2: 100.0% ", "8/8 objects", fmt.Sprintf("%d sent", r.sum.Sent()), "events/s", "ETA 0s"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("progress line %q lacks %q", line, want)
+		}
+	}
 }
