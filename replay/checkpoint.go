@@ -181,6 +181,22 @@ func (s spans) add(i int64) spans {
 	return s
 }
 
+// normalize turns ranges read from a checkpoint (which a person may have
+// edited) into a sorted set of disjoint ranges.
+func normalize(in []Span) spans {
+	s := slices.Clone(in)
+	slices.SortFunc(s, func(a, b Span) int { return cmpInt(a.From, b.From) })
+	out := spans{}
+	for _, sp := range s {
+		if n := len(out); n > 0 && sp.From <= out[n-1].To {
+			out[n-1].To = max(out[n-1].To, sp.To)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
 // has reports whether i is in the set.
 func (s spans) has(i int64) bool {
 	_, ok := slices.BinarySearchFunc(s, i, func(sp Span, v int64) int {

@@ -72,15 +72,15 @@ type ChangedError struct {
 	Was, Now string
 }
 
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("the input changed since the checkpoint was written: unit #%d is now %q, the checkpoint names %q; start over without --resume (or with another --checkpoint)", e.Seq, e.Now, e.Was)
+}
+
 // finishedUnit is a unit finished past the watermark; slot is set when it
 // holds one of Feed.slots (it was opened in this run).
 type finishedUnit struct {
 	name string
 	slot bool
-}
-
-func (e *ChangedError) Error() string {
-	return fmt.Sprintf("the input changed since the checkpoint was written: unit #%d is now %q, the checkpoint names %q; start over without --resume (or with another --checkpoint)", e.Seq, e.Now, e.Was)
 }
 
 // Unit is one file, S3 object or Kafka partition being read.
@@ -97,9 +97,9 @@ type Unit struct {
 
 // Open starts the unit at position seq of the input, named name, whose
 // first record has index first. It returns nil when a checkpoint says the
-// unit is finished: the source skips it. Open waits while
-// DefaultMaxOpenUnits units are open; it fails when ctx ends or when the
-// checkpoint names another unit at this position.
+// unit is finished: the source skips it. Open waits while the maximum of
+// units are open (Config.MaxOpenUnits); it fails when ctx ends or when
+// the checkpoint names another unit at this position.
 func (f *Feed) Open(ctx context.Context, seq int64, name string, first int64) (*Unit, error) {
 	if done, err := f.finished(seq, name); done || err != nil {
 		if done {
@@ -123,9 +123,8 @@ func (f *Feed) Open(ctx context.Context, seq int64, name string, first int64) (*
 		delete(f.prior, seq)
 		u.next = max(first, m.Next)
 		u.expect = u.next
-		for _, s := range m.Done {
-			u.done = append(u.done, s)
-		}
+		u.done = normalize(m.Done)
+		u.done, u.next = u.done.popFront(u.next)
 	}
 	f.open[seq] = u
 	return u, nil
