@@ -141,7 +141,7 @@ func TestCheckpointCheckedBeforeAnythingIsSent(t *testing.T) {
 	}{
 		{"unwritable location", filepath.Join(notADir, "cp.json"), replay.ResumeOff, "REPLAY_CHECKPOINT (--checkpoint): cannot be written"},
 		{"resume without a checkpoint", filepath.Join(t.TempDir(), "none.json"), replay.ResumeOn, "there is no checkpoint at"},
-		{"an existing checkpoint", existing, replay.ResumeOff, "already exists: add --resume"},
+		{"an unfinished checkpoint", existing, replay.ResumeOff, "holds the progress of an unfinished replay: add --resume"},
 		{"the checkpoint of another replay", existing, replay.ResumeOn, "the checkpoint of another replay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,5 +173,14 @@ func TestCheckpointCheckedBeforeAnythingIsSent(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "finished: nothing was sent") {
 		t.Errorf("resuming a finished replay printed:\n%s", out.String())
+	}
+	// Without --resume, a finished replay's checkpoint is replaced: the
+	// replay runs again.
+	s.Resume = replay.ResumeOff
+	if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &bytes.Buffer{}}); err != nil {
+		t.Fatalf("a new replay over a finished checkpoint: %v", err)
+	}
+	if got := srv.Stats().Accepted; got != 100 {
+		t.Errorf("the new replay over a finished checkpoint: Castle has %d, want 100", got)
 	}
 }

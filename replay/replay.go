@@ -67,8 +67,9 @@ type Resume uint8
 
 // Resume modes.
 const (
-	// ResumeOff starts a new replay; an existing checkpoint is an error,
-	// so that progress is never overwritten by accident.
+	// ResumeOff starts a new replay; the checkpoint of an unfinished
+	// replay is an error, so that its progress is never overwritten by
+	// accident (a finished replay's is replaced).
 	ResumeOff Resume = iota
 	// ResumeOn continues from the checkpoint, which must exist.
 	ResumeOn
@@ -295,9 +296,16 @@ func openCheckpoint(cfg Config, log *zap.Logger) (*Checkpoint, error) {
 			cp = c
 		}
 	default:
+		// Starting over where an unfinished replay left its checkpoint
+		// would send again what it recorded as done: refuse. A finished
+		// replay's checkpoint is replaced.
 		if _, err := os.Stat(cfg.Checkpoint); err == nil {
-			return nil, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): %s already exists: add --resume to continue that replay, "+
-				"or remove the file to start over (starting over sends again what it recorded as done)", cfg.Checkpoint)}
+			c, err := LoadCheckpoint(cfg.Checkpoint)
+			if err != nil || !c.Finished {
+				return nil, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): %s holds the progress of an unfinished replay: add --resume to continue it, "+
+					"or remove the file to start over (starting over sends again what it recorded as done)", cfg.Checkpoint)}
+			}
+			log.Info("replacing the checkpoint of a finished replay", zap.String("checkpoint", cfg.Checkpoint))
 		}
 	}
 	first := cp
