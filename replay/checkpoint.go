@@ -7,67 +7,130 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
+	"slices"
 )
 
-// Checkpoint is the progress of a file replay, saved so that an
-// interrupted replay can continue (--resume) without re-sending what was
-// delivered. Per file it keeps the count of leading records that are done
-// (delivered, dropped or dead-lettered); records after a gap are sent
-// again on resume (at least once, never lost).
+// checkpointVersion is the format written. Version 1 (one entry per file,
+// no record ranges) is not read: it could not say which records after a
+// gap were done.
+const checkpointVersion = 2
+
+// Checkpoint is the progress of a replay, saved so that an interrupted
+// replay can continue (--resume) without sending again what was settled
+// (delivered, dropped or dead-lettered).
+//
+// The input of a replay is a sequence of units in a fixed order: files,
+// S3 objects, or Kafka partitions. A unit's records are numbered (line or
+// value index in a file or object, offset in a partition). The checkpoint
+// keeps, in a size that does not grow with the input:
+//   - a watermark: the first Done units are finished;
+//   - the finished units after the watermark (a unit can finish while an
+//     earlier one still waits for a slow record);
+//   - for each unit in progress, the index below which every record is
+//     done and the ranges of done records above it.
+//
+// Names are kept beside positions so that a resume over an input that
+// changed (a file or object added or removed before the watermark) is
+// refused instead of skipping the wrong units.
 type Checkpoint struct {
-	Version int                  `json:"version"`
-	Files   map[string]*FileMark `json:"files"`
+	Version int `json:"version"`
+	// Replay describes the replay the checkpoint belongs to (sources,
+	// window, shard); a resume with other settings is refused.
+	Replay string `json:"replay"`
+	// Finished is set once the whole input was read and settled.
+	Finished bool `json:"finished,omitempty"`
+	// Done is the number of leading units that are finished; Last is the
+	// name of the last of them.
+	Done int64  `json:"done"`
+	Last string `json:"last,omitempty"`
+	// After are finished units past the watermark, by position.
+	After []UnitRef `json:"after,omitempty"`
+	// Open are units in progress.
+	Open []UnitMark `json:"open,omitempty"`
 }
 
-// FileMark is one file's progress.
-type FileMark struct {
+// UnitRef names a unit at its position in the input.
+type UnitRef struct {
+	Seq  int64  `json:"seq"`
+	Name string `json:"name"`
+}
+
+// UnitMark is the progress inside one unit.
+type UnitMark struct {
+	UnitRef
 	// Next is the index of the first record not known to be done.
 	Next int64 `json:"next"`
-	// Done is set once every record of the file is done.
-	Done bool `json:"done,omitempty"`
+	// Done are ranges [from, to) of done records above Next.
+	Done []Span `json:"done,omitempty"`
 }
 
-// LoadCheckpoint reads a checkpoint; a missing file is an empty one.
+// Span is a range [From, To) of record indexes, written as [from, to].
+type Span struct{ From, To int64 }
+
+// MarshalJSON writes the span as a two-element array.
+func (s Span) MarshalJSON() ([]byte, error) { return json.Marshal([2]int64{s.From, s.To}) }
+
+// UnmarshalJSON reads a two-element array.
+func (s *Span) UnmarshalJSON(b []byte) error {
+	var a [2]int64
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	if a[1] <= a[0] {
+		return fmt.Errorf("empty range [%d, %d)", a[0], a[1])
+	}
+	s.From, s.To = a[0], a[1]
+	return nil
+}
+
+// ErrNoCheckpoint is returned by LoadCheckpoint when the file does not
+// exist.
+var ErrNoCheckpoint = errors.New("no checkpoint")
+
+// LoadCheckpoint reads a checkpoint.
 func LoadCheckpoint(path string) (*Checkpoint, error) {
-	cp := &Checkpoint{Version: 1, Files: map[string]*FileMark{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return cp, nil
+		return nil, fmt.Errorf("%s: %w", path, ErrNoCheckpoint)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := json.Unmarshal(b, cp); err != nil {
+	var cp Checkpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	if cp.Version != 1 {
-		return nil, fmt.Errorf("checkpoint %s: unknown version %d", path, cp.Version)
+	if cp.Version != checkpointVersion {
+		return nil, fmt.Errorf("checkpoint %s: version %d is not %d (written by another release); delete it to start over", path, cp.Version, checkpointVersion)
 	}
-	if cp.Files == nil {
-		cp.Files = map[string]*FileMark{}
-	}
-	return cp, nil
+	return &cp, nil
 }
 
-// Save writes the checkpoint atomically (a temporary file renamed over it).
+// Save writes the checkpoint atomically (a temporary file in the same
+// directory, synced and renamed over it), so a crash leaves the old or the
+// new one, never a torn file.
 func (cp *Checkpoint) Save(path string) error {
 	b, err := json.MarshalIndent(cp, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".checkpoint-*")
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
 	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("checkpoint: %w", err)
+		return fail(err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
@@ -76,89 +139,84 @@ func (cp *Checkpoint) Save(path string) error {
 	return nil
 }
 
-// tracker follows which records of each file are done.
-type tracker struct {
-	mu    sync.Mutex
-	files map[string]*fileTrack
-}
+// spans is a sorted set of disjoint, non-adjacent ranges.
+type spans []Span
 
-type fileTrack struct {
-	next  int64              // every record below is done
-	acked map[int64]struct{} // done records at or above next
-	total int64              // records in the file, once read to the end; -1 before
-}
-
-func newTracker(cp *Checkpoint) *tracker {
-	t := &tracker{files: map[string]*fileTrack{}}
-	for path, m := range cp.Files {
-		ft := &fileTrack{next: m.Next, acked: map[int64]struct{}{}, total: -1}
-		if m.Done {
-			ft.total = m.Next
+// add inserts i, merging neighbours. Acknowledgements arrive mostly in
+// order, so the common case appends to or extends the last range.
+func (s spans) add(i int64) spans {
+	n := len(s)
+	if n > 0 && s[n-1].To == i {
+		s[n-1].To++
+		return s
+	}
+	if n == 0 || s[n-1].To < i {
+		return append(s, Span{i, i + 1})
+	}
+	k, _ := slices.BinarySearchFunc(s, i, func(sp Span, v int64) int {
+		switch {
+		case sp.To <= v:
+			return -1
+		case sp.From > v:
+			return 1
 		}
-		t.files[path] = ft
+		return 0
+	})
+	if k < n && s[k].From <= i && i < s[k].To {
+		return s // already there
 	}
-	return t
+	left := k > 0 && s[k-1].To == i
+	right := k < n && s[k].From == i+1
+	switch {
+	case left && right:
+		s[k-1].To = s[k].To
+		return slices.Delete(s, k, k+1)
+	case left:
+		s[k-1].To++
+	case right:
+		s[k].From--
+	default:
+		s = slices.Insert(s, k, Span{i, i + 1})
+	}
+	return s
 }
 
-// start returns the index of the first record of path to send, and whether
-// the file is already done.
-func (t *tracker) start(path string) (int64, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	ft := t.files[path]
-	if ft == nil {
-		t.files[path] = &fileTrack{acked: map[int64]struct{}{}, total: -1}
-		return 0, false
-	}
-	return ft.next, ft.total >= 0 && ft.next >= ft.total
-}
-
-func (t *tracker) ack(path string, idx int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	ft := t.files[path]
-	if idx < ft.next {
-		return
-	}
-	ft.acked[idx] = struct{}{}
-	for {
-		if _, ok := ft.acked[ft.next]; !ok {
-			break
+// normalize turns ranges read from a checkpoint (which a person may have
+// edited) into a sorted set of disjoint ranges.
+func normalize(in []Span) spans {
+	s := slices.Clone(in)
+	slices.SortFunc(s, func(a, b Span) int { return cmpInt(a.From, b.From) })
+	out := spans{}
+	for _, sp := range s {
+		if n := len(out); n > 0 && sp.From <= out[n-1].To {
+			out[n-1].To = max(out[n-1].To, sp.To)
+			continue
 		}
-		delete(ft.acked, ft.next)
-		ft.next++
+		out = append(out, sp)
 	}
+	return out
 }
 
-// skip marks records that were read but produced nothing to wait for
-// (skipped as already done).
-func (t *tracker) finish(path string, total int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.files[path].total = total
+// has reports whether i is in the set.
+func (s spans) has(i int64) bool {
+	_, ok := slices.BinarySearchFunc(s, i, func(sp Span, v int64) int {
+		switch {
+		case sp.To <= v:
+			return -1
+		case sp.From > v:
+			return 1
+		}
+		return 0
+	})
+	return ok
 }
 
-func (t *tracker) snapshot() *Checkpoint {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	cp := &Checkpoint{Version: 1, Files: make(map[string]*FileMark, len(t.files))}
-	for path, ft := range t.files {
-		cp.Files[path] = &FileMark{Next: ft.next, Done: ft.total >= 0 && ft.next >= ft.total}
+// popFront removes the first range when it starts at next and returns
+// where the run of done records ends.
+func (s spans) popFront(next int64) (spans, int64) {
+	if len(s) > 0 && s[0].From <= next {
+		next = max(next, s[0].To)
+		return s[1:], next
 	}
-	return cp
-}
-
-// ack is one record's acknowledgement.
-type ack struct {
-	t    *tracker
-	path string
-	idx  int64
-}
-
-// Ack marks the record done; an abandoned record (err != nil) stays undone,
-// so that --resume sends it again.
-func (a *ack) Ack(err error) {
-	if err == nil {
-		a.t.ack(a.path, a.idx)
-	}
+	return s, next
 }

@@ -94,7 +94,7 @@ func (p Problem) Error() string {
 	return fmt.Sprintf("%s: record %d: %v", p.Path, p.Record, p.Err)
 }
 
-// counter counts bytes read from the file, for progress.
+// counter counts bytes read, for progress.
 type counter struct {
 	r io.Reader
 	n *atomic.Int64
@@ -106,47 +106,65 @@ func (c counter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// inputError marks a failure to read the input itself (a disk or network
+// error), as opposed to bad content: it stops the replay instead of being
+// skipped as a corrupt member.
+type inputError struct{ err error }
+
+func (e inputError) Error() string { return e.err.Error() }
+func (e inputError) Unwrap() error { return e.err }
+
+// guarded wraps the input's read errors (except io.EOF) as inputErrors.
+type guarded struct{ r io.Reader }
+
+func (g guarded) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = inputError{err}
+	}
+	return n, err
+}
+
 // gzipMagic starts every gzip member.
 var gzipMagic = []byte{0x1f, 0x8b, 0x08}
 
-// readFile emits the records of one file: each non-empty line of NDJSON, or
-// each value of a whole-file JSON document (a message, an envelope, or an
-// array of messages). gzip is recognised by its magic bytes, whatever the
-// name. A corrupt gzip member is reported and skipped: reading goes on at
-// the next member. emit gets the record's index in the file; it may keep
-// the bytes.
-func readFile(ctx context.Context, in Input, stdin io.Reader, read *atomic.Int64, emit func(idx int64, value []byte) error, problem func(Problem)) error {
-	var f io.Reader
-	if in.Path == "-" {
-		f = stdin
-	} else {
-		file, err := os.Open(in.Path)
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
-		}
-		defer file.Close()
-		f = file
+// decode emits the records of one file or object: each non-empty line of
+// NDJSON, or each value of a whole-file JSON document (a message, an
+// envelope, or an array of messages). gzip is recognised by its magic
+// bytes, whatever the name (S3 may serve an object already decompressed).
+// A corrupt gzip member is reported and skipped: reading goes on at the
+// next member. emit gets the record's index in the file (from 0) and may
+// keep the bytes; decode returns the number of records. A read error of r
+// itself is returned (wrapped), never skipped.
+func decode(ctx context.Context, name string, r io.Reader, emit func(idx int64, value []byte) error, problem func(Problem)) (int64, error) {
+	br := bufio.NewReaderSize(guarded{r}, 256<<10)
+	head, err := br.Peek(3)
+	var ie inputError
+	if errors.As(err, &ie) {
+		return 0, fmt.Errorf("replay: read %s: %w", name, ie)
 	}
-	br := bufio.NewReaderSize(counter{f, read}, 256<<10)
-	head, _ := br.Peek(3)
 	var idx int64
+	in := Input{Path: name}
 	if !bytes.Equal(head, gzipMagic) {
 		err := readRecords(ctx, in, br, &idx, emit, problem)
 		var ge gzipError
 		if errors.As(err, &ge) {
-			return fmt.Errorf("replay: read %s: %w", in.Path, ge.err)
+			return idx, fmt.Errorf("replay: read %s: %w", name, ge.err)
 		}
-		return err
+		return idx, err
 	}
 	for {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil
+				return idx, nil
 			}
-			problem(Problem{Path: in.Path, Record: idx, Err: fmt.Errorf("corrupt gzip header: %w", err)})
-			if !skipToMember(br) {
-				return nil
+			if errors.As(err, &ie) {
+				return idx, fmt.Errorf("replay: read %s: %w", name, ie)
+			}
+			problem(Problem{Path: name, Record: idx, Err: fmt.Errorf("corrupt gzip header: %w", err)})
+			if ok, err := skipToMember(br); !ok {
+				return idx, readErr(name, err)
 			}
 			continue
 		}
@@ -155,37 +173,53 @@ func readFile(ctx context.Context, in Input, stdin io.Reader, read *atomic.Int64
 		if err != nil {
 			var ge gzipError
 			if !errors.As(err, &ge) {
-				return err
+				return idx, err
 			}
-			problem(Problem{Path: in.Path, Record: idx, Err: fmt.Errorf("corrupt gzip member, skipped to the next one: %w", ge.err)})
-			if !skipToMember(br) {
-				return nil
+			if errors.As(ge.err, &ie) {
+				return idx, fmt.Errorf("replay: read %s: %w", name, ie)
+			}
+			problem(Problem{Path: name, Record: idx, Err: fmt.Errorf("corrupt gzip member, skipped to the next one: %w", ge.err)})
+			if ok, err := skipToMember(br); !ok {
+				return idx, readErr(name, err)
 			}
 			continue
 		}
 		// Member done; is there another?
 		if _, err := br.Peek(1); err != nil {
-			return nil
+			if errors.As(err, &ie) {
+				return idx, fmt.Errorf("replay: read %s: %w", name, ie)
+			}
+			return idx, nil
 		}
 	}
 }
 
 // skipToMember discards input up to the next gzip member header and reports
-// whether one was found.
-func skipToMember(br *bufio.Reader) bool {
+// whether one was found. A read error of the input itself is returned.
+func skipToMember(br *bufio.Reader) (bool, error) {
 	for {
 		b, err := br.Peek(3)
-		if len(b) < 3 || err != nil && len(b) < 3 {
-			return false
+		if len(b) < 3 {
+			var ie inputError
+			if errors.As(err, &ie) {
+				return false, ie
+			}
+			return false, nil
 		}
 		if bytes.Equal(b, gzipMagic) {
-			// Skip at least one byte when called at the member that failed.
-			return true
+			return true, nil
 		}
 		if _, err := br.Discard(1); err != nil {
-			return false
+			return false, nil
 		}
 	}
+}
+
+func readErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("replay: read %s: %w", name, err)
 }
 
 // gzipError marks a decompression failure, as opposed to a failure of emit
@@ -203,7 +237,9 @@ func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, em
 			return err
 		}
 		line, err := readLine(br)
-		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
+		// A line cut short by a read error is not a record: the error is
+		// reported (or the read retried) instead.
+		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 && (err == nil || errors.Is(err, io.EOF)) {
 			if first && err == nil && (len(trimmed) == 1 && (trimmed[0] == '{' || trimmed[0] == '[') ||
 				trimmed[0] == '[' && !json.Valid(trimmed)) {
 				// A pretty-printed document: the rest of the stream is one

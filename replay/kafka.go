@@ -35,7 +35,9 @@ type Kafka struct {
 }
 
 // Progress reports records read of those in the range.
-func (k *Kafka) Progress() (done, total int64) { return k.done.Load(), k.total.Load() }
+func (k *Kafka) Progress() Progress {
+	return Progress{Unit: "records", Done: k.done.Load(), Total: k.total.Load()}
+}
 
 type span struct {
 	partition  int
@@ -128,13 +130,12 @@ func offsetAt(po kafka.PartitionOffsets, end int64) int64 {
 	return best
 }
 
-// Run reads every partition's span concurrently and sends the records on
-// out, then closes out.
-func (k *Kafka) Run(ctx context.Context, out chan<- pipeline.Record, wait func()) error {
-	defer wait()
+// Read reads every partition's span concurrently and sends the records to
+// feed; each partition is a unit of the checkpoint, its records numbered
+// by offset.
+func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
 	spans, err := k.spans(ctx)
 	if err != nil {
-		close(out)
 		return err
 	}
 	for _, s := range spans {
@@ -146,18 +147,30 @@ func (k *Kafka) Run(ctx context.Context, out chan<- pipeline.Record, wait func()
 	errs := make([]error, len(spans))
 	for i, s := range spans {
 		wg.Go(func() {
-			if err := k.readSpan(ctx, s, out); err != nil {
+			if err := k.readSpan(ctx, int64(i), s, feed); err != nil {
 				errs[i] = err
 				cancel()
 			}
 		})
 	}
 	wg.Wait()
-	close(out)
 	return errors.Join(errs...)
 }
 
-func (k *Kafka) readSpan(ctx context.Context, s span, out chan<- pipeline.Record) error {
+func (k *Kafka) readSpan(ctx context.Context, seq int64, s span, feed *Feed) error {
+	u, err := feed.Open(ctx, seq, fmt.Sprintf("%s/%d", k.Topic, s.partition), s.start)
+	if err != nil || u == nil {
+		if u == nil && err == nil {
+			k.done.Add(s.end - s.start)
+		}
+		return err
+	}
+	start := max(s.start, u.resumeAt())
+	k.done.Add(start - s.start)
+	if start >= s.end {
+		u.Close(s.end)
+		return nil
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   k.Brokers,
 		Topic:     k.Topic,
@@ -167,7 +180,7 @@ func (k *Kafka) readSpan(ctx context.Context, s span, out chan<- pipeline.Record
 		MaxWait:   500 * time.Millisecond,
 	})
 	defer r.Close()
-	if err := r.SetOffset(s.start); err != nil {
+	if err := r.SetOffset(start); err != nil {
 		return fmt.Errorf("replay: partition %d: %w", s.partition, err)
 	}
 	for {
@@ -179,15 +192,15 @@ func (k *Kafka) readSpan(ctx context.Context, s span, out chan<- pipeline.Record
 			return fmt.Errorf("replay: partition %d: %w", s.partition, err)
 		}
 		if m.Offset >= s.end {
+			u.Close(s.end)
 			return nil
 		}
 		k.done.Add(1)
-		select {
-		case out <- pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := u.Send(ctx, m.Offset, pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}); err != nil {
+			return err
 		}
 		if m.Offset+1 >= s.end {
+			u.Close(s.end)
 			return nil
 		}
 	}

@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -48,9 +49,38 @@ func TestKafkaTimeRange(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	sameSet(t, ids(t, r.out.Bytes()), want)
-	if done, total := src.Progress(); done != 60 || total != 60 {
-		t.Errorf("progress %d of %d, want 60 of 60", done, total)
+	if p := src.Progress(); p.Done != 60 || p.Total != 60 {
+		t.Errorf("progress %d of %d, want 60 of 60", p.Done, p.Total)
 	}
+	// Two shards of the same range: disjoint, and together the whole.
+	union := map[string]int{}
+	for i := range 2 {
+		cp := filepath.Join(t.TempDir(), "cp.json")
+		part := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, Since: base.Add(time.Hour), Until: base.Add(2 * time.Hour)}
+		r := dryRun(t, ctx, part, func(c *replay.Config) {
+			c.Shard = replay.Shard{Index: i, Count: 2}
+			c.Checkpoint = cp
+		})
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		got := ids(t, r.out.Bytes())
+		if len(got) == 0 || len(got) == len(want) {
+			t.Errorf("shard %d/2 sent %d of %d", i, len(got), len(want))
+		}
+		for id, c := range got {
+			union[id] += c
+		}
+		c, err := replay.LoadCheckpoint(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Finished || c.Done != 3 {
+			t.Errorf("shard %d/2: checkpoint %+v, want finished with the 3 partitions done", i, c)
+		}
+	}
+	sameSet(t, union, want)
+
 	// Production offsets are untouched: the worker's group has no commits.
 	committed, err := env.Committed(context.Background(), "castle-destination")
 	if errors.Is(err, kafka.GroupIdNotFound) {

@@ -31,18 +31,18 @@ func progress(cfg Config, src Source, start time.Time) func() {
 			return
 		}
 		now := time.Now()
-		sent := 0
-		for _, v := range o.Forwarded {
-			sent += v
-		}
+		sent := sumMap(o.Forwarded)
 		rate := float64(sent) / max(now.Sub(start).Seconds(), 1e-3)
 		if !final && now.Sub(last.at) > 0 && cfg.Terminal {
 			// The bar shows a recent rate, the lines an average.
 			rate = float64(sent-last.sent) / max(now.Sub(last.at).Seconds(), 1e-3)
 		}
 		last.at, last.sent = now, sent
-		done, total := src.Progress()
-		fmt.Fprint(cfg.Progress, line(cfg.Terminal, final, o, sent, rate, done, total, now.Sub(start)))
+		r := report{
+			term: cfg.Terminal, final: final, shard: cfg.Shard, o: o, sent: sent, rate: rate,
+			p: src.Progress(), elapsed: now.Sub(start),
+		}
+		fmt.Fprint(cfg.Progress, r.line())
 	}
 	go func() {
 		defer close(done)
@@ -64,25 +64,57 @@ func progress(cfg Config, src Source, start time.Time) func() {
 	}
 }
 
-func line(term, final bool, o pipeline.Outcomes, sent int, rate float64, done, total int64, elapsed time.Duration) string {
-	frac := -1.0
-	if total > 0 {
-		frac = min(float64(done)/float64(total), 1)
+// report is one progress line.
+type report struct {
+	term, final bool
+	shard       Shard
+	o           pipeline.Outcomes
+	sent        int
+	rate        float64
+	p           Progress
+	elapsed     time.Duration
+}
+
+// fraction is how far the input is read: by bytes when sizes are known,
+// else by units; -1 when unknown.
+func (p Progress) fraction() float64 {
+	switch {
+	case p.Size > 0:
+		return min(float64(p.Bytes)/float64(p.Size), 1)
+	case p.Total > 0:
+		return min(float64(p.Done)/float64(p.Total), 1)
 	}
+	return -1
+}
+
+func (r report) line() string {
+	frac := r.p.fraction()
 	eta := "?"
-	if frac > 0 && !final {
-		eta = (time.Duration(float64(elapsed)/frac) - elapsed).Round(time.Second).String()
+	if frac > 0 && !r.final {
+		eta = (time.Duration(float64(r.elapsed)/frac) - r.elapsed).Round(time.Second).String()
 	}
-	if final {
+	if r.final {
 		eta = "0s"
 	}
-	stats := fmt.Sprintf("%d read, %d sent, %d dropped, %d dead-lettered, %.0f events/s",
-		o.Consumed, sent, sumMap(o.Dropped), sumMap(o.DeadLettered), rate)
-	if !term {
-		if frac >= 0 {
-			return fmt.Sprintf("replay: %5.1f%% %s, ETA %s\n", 100*frac, stats, eta)
+	units := ""
+	if r.p.Unit != "" {
+		if r.p.Total > 0 {
+			units = fmt.Sprintf("%d/%d %s, ", r.p.Done, r.p.Total, r.p.Unit)
+		} else {
+			units = fmt.Sprintf("%d %s, ", r.p.Done, r.p.Unit)
 		}
-		return fmt.Sprintf("replay: %s\n", stats)
+	}
+	stats := fmt.Sprintf("%s%d read, %d sent, %d dropped, %d dead-lettered, %.0f events/s",
+		units, r.o.Consumed, r.sent, sumMap(r.o.Dropped), sumMap(r.o.DeadLettered), r.rate)
+	name := "replay"
+	if s := r.shard.String(); s != "" {
+		name = "replay shard " + s
+	}
+	if !r.term {
+		if frac >= 0 {
+			return fmt.Sprintf("%s: %5.1f%% %s, ETA %s\n", name, 100*frac, stats, eta)
+		}
+		return fmt.Sprintf("%s: %s\n", name, stats)
 	}
 	const width = 30
 	bar := strings.Repeat("?", width)
@@ -93,10 +125,14 @@ func line(term, final bool, o pipeline.Outcomes, sent int, rate float64, done, t
 		pct = fmt.Sprintf("%5.1f%%", 100*frac)
 	}
 	end := ""
-	if final {
+	if r.final {
 		end = "\n"
 	}
-	return fmt.Sprintf("\r[%s] %s %s ETA %s\x1b[K%s", bar, pct, stats, eta, end)
+	prefix := ""
+	if s := r.shard.String(); s != "" {
+		prefix = "shard " + s + " "
+	}
+	return fmt.Sprintf("\r%s[%s] %s %s ETA %s\x1b[K%s", prefix, bar, pct, stats, eta, end)
 }
 
 func sumMap(m map[string]int) int {

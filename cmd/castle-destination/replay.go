@@ -8,23 +8,24 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/castle-destination/castle-destination/config"
-	"github.com/castle-destination/castle-destination/consumer"
-	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/ops"
-	"github.com/castle-destination/castle-destination/pipeline"
 	"github.com/castle-destination/castle-destination/replay"
-	"github.com/castle-destination/castle-destination/worker"
 )
 
 const replayUsage = `Usage: castle-destination replay [flags] SOURCE...
 
 SOURCE is a file (.json, .ndjson, .jsonl, gzip-compressed or not), a
-directory tree of them (Segment's archive layout), "-" for stdin, or
-kafka:TOPIC for the messages of a Kafka topic between --since and --until.
+directory tree of them (Segment's archive layout), "-" for stdin,
+s3://BUCKET/PREFIX for Segment's S3 archive (AWS credentials, region and
+AWS_ENDPOINT_URL as the AWS SDK reads them), or kafka:TOPIC for the
+messages of a Kafka topic between --since and --until.
+
+Interrupted (SIGINT, SIGTERM), a replay lets the requests in flight finish
+(at most --shutdown-timeout), saves its checkpoint and exits 1; the same
+command with --resume continues without sending anything twice.
 
 Flags:
 `
@@ -36,9 +37,70 @@ type replaySettings struct {
 	rate       float64
 	dryRun     bool
 	checkpoint string
-	resume     bool
+	resume     resumeFlag
+	shard      shardFlag
 	progress   string
 	sources    []string
+}
+
+// settings is what replay.Execute takes.
+func (s replaySettings) settings() replay.Settings {
+	return replay.Settings{
+		Config: s.cfg, Sources: s.sources, Since: s.since.t, Until: s.until.t, Rate: s.rate, DryRun: s.dryRun,
+		Checkpoint: s.checkpoint, Resume: s.resume.r, Shard: s.shard.s, Progress: s.progress,
+	}
+}
+
+// resumeFlag is --resume (true), --resume=false, or --resume=auto (resume
+// when a checkpoint exists, else start from the beginning).
+type resumeFlag struct{ r replay.Resume }
+
+func (f *resumeFlag) IsBoolFlag() bool { return true }
+
+func (f *resumeFlag) String() string {
+	if f == nil {
+		return "false"
+	}
+	switch f.r {
+	case replay.ResumeOn:
+		return "true"
+	case replay.ResumeAuto:
+		return "auto"
+	}
+	return "false"
+}
+
+func (f *resumeFlag) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "true", "1", "yes", "on":
+		f.r = replay.ResumeOn
+	case "false", "0", "no", "off":
+		f.r = replay.ResumeOff
+	case "auto":
+		f.r = replay.ResumeAuto
+	default:
+		return fmt.Errorf("%q is not true, false or auto", s)
+	}
+	return nil
+}
+
+// shardFlag is --shard I/N.
+type shardFlag struct{ s replay.Shard }
+
+func (f *shardFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.s.String()
+}
+
+func (f *shardFlag) Set(v string) error {
+	s, err := replay.ParseShard(v)
+	if err != nil {
+		return err
+	}
+	f.s = s
+	return nil
 }
 
 // timeFlag accepts RFC 3339 times and plain dates (UTC midnight).
@@ -79,8 +141,11 @@ func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (r
 	f.Float(&s.rate, "rate", "REPLAY_RATE", 0, "events per second at most (0: no cap beyond Castle's per-user pacing)")
 	f.Bool(&s.dryRun, "dry-run", "REPLAY_DRY_RUN", false, "print the Castle request bodies as NDJSON on stdout; send nothing")
 	f.String(&s.checkpoint, "checkpoint", "REPLAY_CHECKPOINT", "castle-replay.checkpoint.json",
-		"file recording which records are done, for --resume (file sources only; empty: none)")
-	f.Bool(&s.resume, "resume", "REPLAY_RESUME", false, "continue an interrupted replay from --checkpoint")
+		"file recording which records are done, for --resume (written before anything is sent; empty: none)")
+	f.Var(&s.resume, "resume", "REPLAY_RESUME", "continue an interrupted replay from --checkpoint; auto: continue if the checkpoint exists, else start (a Job's restarted pod)")
+	f.Var(&s.shard, "shard", "REPLAY_SHARD", "replay only part I of N (I/N, from 0), split by user; N processes with 0..N-1 replay everything once")
+	f.Duration(&s.cfg.Ops.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", replay.DefaultDrainTimeout,
+		"longest an interrupted replay waits for requests in flight before it saves its checkpoint and exits")
 	f.String(&s.progress, "progress", "REPLAY_PROGRESS", "auto", "progress on stderr: auto (a bar on a terminal, lines otherwise), bar, lines or off")
 	if err := f.Parse(args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -90,7 +155,7 @@ func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (r
 	}
 	s.sources = f.Args()
 	if len(s.sources) == 0 {
-		return s, usageError{errors.New("replay: no SOURCE given (files, directories, - for stdin, or kafka:TOPIC)")}
+		return s, usageError{errors.New("replay: no SOURCE given (files, directories, - for stdin, s3://BUCKET/PREFIX or kafka:TOPIC)")}
 	}
 	if !s.since.t.IsZero() && !s.until.t.IsZero() && !s.until.t.After(s.since.t) {
 		return s, usageError{errors.New("REPLAY_UNTIL (--until): must be after --since")}
@@ -103,17 +168,27 @@ func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (r
 	default:
 		return s, usageError{fmt.Errorf("REPLAY_PROGRESS (--progress): %q is not auto, bar, lines or off", s.progress)}
 	}
-	kafkaSrc := strings.HasPrefix(s.sources[0], "kafka:")
-	if kafkaSrc {
-		if len(s.sources) > 1 {
-			return s, usageError{errors.New("replay: a kafka:TOPIC source cannot be combined with other sources")}
+	kafkaSrc := replay.IsKafka(s.sources[0])
+	for _, src := range s.sources {
+		if (replay.IsKafka(src) || replay.IsS3(src)) && len(s.sources) > 1 {
+			return s, usageError{fmt.Errorf("replay: %s cannot be combined with other sources", src)}
 		}
+	}
+	if replay.IsS3(s.sources[0]) {
+		if _, _, err := replay.ParseS3URL(s.sources[0]); err != nil {
+			return s, usageError{fmt.Errorf("replay source: %w", err)}
+		}
+	}
+	if kafkaSrc {
 		if t := strings.TrimPrefix(s.sources[0], "kafka:"); t != "" {
 			s.cfg.Kafka.Topic = t
 		}
 	}
-	if s.resume && s.checkpoint == "" {
+	if s.resume.r == replay.ResumeOn && s.checkpoint == "" {
 		return s, usageError{errors.New("REPLAY_RESUME (--resume): needs --checkpoint")}
+	}
+	if s.cfg.Ops.ShutdownTimeout < 0 {
+		return s, usageError{errors.New("SHUTDOWN_TIMEOUT (--shutdown-timeout): must not be negative")}
 	}
 	checks := []func() error{
 		func() error { return s.cfg.Castle.Validate(!s.dryRun) },
@@ -144,105 +219,14 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	for _, note := range ops.TuneRuntime(getenv) {
 		logger.Info(note)
 	}
-	reg := worker.NewRegistry()
-
-	mapper, seen, err := worker.NewMapper(s.cfg)
-	if err != nil {
+	_, err = replay.Execute(ctx, s.settings(), replay.Options{
+		Logger: logger, Stdin: stdin, Stdout: stdout, Stderr: stderr, Terminal: isTerminal(stderr),
+	})
+	var se *replay.SettingError
+	if errors.As(err, &se) {
 		return usageError{err}
-	}
-	var deliver pipeline.Deliverer
-	var dry *replay.DryRun
-	if s.dryRun {
-		dry = replay.NewDryRun(stdout)
-		deliver = dry
-	} else {
-		castle, err := worker.NewCastle(s.cfg.Castle, logger.Named("castle"), reg, nil, nil)
-		if err != nil {
-			return err
-		}
-		defer castle.Close()
-		deliver = castle
-	}
-	var dlq deadletter.Sink = deadletter.NewLog(logger.Named("deadletter"))
-	ccfg, err := worker.ConsumerConfig(s.cfg)
-	if err != nil {
-		return usageError{err}
-	}
-	if s.cfg.Kafka.DLQTopic != "" {
-		w, err := consumer.NewDeadLetterWriter(consumer.DLQConfig{
-			Brokers: ccfg.Brokers, Topic: s.cfg.Kafka.DLQTopic, TLS: ccfg.TLS, SASL: ccfg.SASL, ClientID: ccfg.ClientID, Registerer: reg,
-		}, logger.Named("dlq"))
-		if err != nil {
-			return fmt.Errorf("dead-letter writer: %w", err)
-		}
-		defer w.Close()
-		dlq = w
-	}
-
-	var src replay.Source
-	var files *replay.Files
-	if strings.HasPrefix(s.sources[0], "kafka:") {
-		dialer, transport := ccfg.Cluster().Dialer(), ccfg.Cluster().Transport()
-		src = &replay.Kafka{
-			Brokers: ccfg.Brokers, Topic: s.cfg.Kafka.Topic, Since: s.since.t, Until: s.until.t,
-			Dialer: dialer, Transport: transport, MaxBytes: s.cfg.Kafka.FetchMaxBytes, Logger: logger,
-		}
-	} else {
-		inputs, err := replay.Expand(s.sources)
-		if err != nil {
-			return usageError{err}
-		}
-		files = &replay.Files{Inputs: inputs, Stdin: stdin, Resume: s.resume, Logger: logger}
-		if !s.dryRun && !hasStdin(inputs) {
-			files.Checkpoint = s.checkpoint
-		}
-		src = files
-	}
-
-	pcfg := worker.PipelineConfig(s.cfg, time.Now, nil)
-	if !s.since.t.IsZero() || !s.until.t.IsZero() {
-		pcfg.Keep = replay.Window(s.since.t, s.until.t)
-	}
-	rcfg := replay.Config{
-		Pipeline: pcfg, Mapper: mapper, Deliverer: deliver, DeadLetters: dlq,
-		Rate: s.rate, Logger: logger, Registry: reg,
-	}
-	if seen != nil {
-		rcfg.Seen = seen
-	}
-	term := isTerminal(stderr)
-	switch s.progress {
-	case "auto":
-		rcfg.Progress, rcfg.Terminal = stderr, term
-	case "bar":
-		rcfg.Progress, rcfg.Terminal = stderr, true
-	case "lines":
-		rcfg.Progress = stderr
-	}
-	sum, err := replay.Run(ctx, src, rcfg)
-	if dry != nil {
-		if ferr := dry.Flush(); ferr != nil && err == nil {
-			err = fmt.Errorf("dry run output: %w", ferr)
-		}
-	}
-	out := stdout
-	if s.dryRun {
-		out = stderr
-	}
-	printReplaySummary(out, sum, files)
-	if err != nil && ctx.Err() != nil && files != nil && files.Checkpoint != "" {
-		fmt.Fprintf(out, "Interrupted. Continue with the same command plus --resume (checkpoint %s).\n", files.Checkpoint)
 	}
 	return err
-}
-
-func hasStdin(inputs []replay.Input) bool {
-	for _, in := range inputs {
-		if in.Path == "-" {
-			return true
-		}
-	}
-	return false
 }
 
 func isTerminal(w io.Writer) bool {
@@ -252,36 +236,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-func printReplaySummary(w io.Writer, s replay.Summary, files *replay.Files) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "outcome\treason / type\tmessages\t\n")
-	for _, k := range keys(s.Forwarded, nil) {
-		fmt.Fprintf(tw, "forwarded\t%s\t%d\t\n", k, s.Forwarded[k])
-	}
-	fmt.Fprintf(tw, "identified\tidentify\t%d\t\n", s.Identified)
-	for _, k := range keys(s.Dropped, nil) {
-		fmt.Fprintf(tw, "dropped\t%s\t%d\t\n", k, s.Dropped[k])
-	}
-	for _, k := range keys(s.DeadLettered, nil) {
-		fmt.Fprintf(tw, "dead-lettered\t%s\t%d\t\n", k, s.DeadLettered[k])
-	}
-	if s.Canceled > 0 {
-		fmt.Fprintf(tw, "not sent (interrupted)\t\t%d\t\n", s.Canceled)
-	}
-	_ = tw.Flush()
-	fmt.Fprintf(w, "%d records read in %s", s.Consumed, s.Duration.Round(time.Millisecond))
-	if sec := s.Duration.Seconds(); sec > 0 {
-		fmt.Fprintf(w, " (%.0f records/s)", float64(s.Consumed)/sec)
-	}
-	fmt.Fprintln(w)
-	if files != nil {
-		if n := files.Skipped(); n > 0 {
-			fmt.Fprintf(w, "%d records skipped: done in an earlier run (--resume)\n", n)
-		}
-		for _, p := range files.Problems() {
-			fmt.Fprintf(w, "skipped: %v\n", p)
-		}
-	}
 }

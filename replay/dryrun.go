@@ -8,92 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-
-	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
-
-// Source produces records for the pipeline. Run sends them on out, closes
-// out when done, then calls wait (which returns once the pipeline settled
-// everything) before it returns, so it can save its final progress.
-type Source interface {
-	Run(ctx context.Context, out chan<- pipeline.Record, wait func()) error
-	// Progress reports how far the source is, in its own unit (bytes of
-	// files, or Kafka records); total is 0 when unknown.
-	Progress() (done, total int64)
-}
-
-// Config assembles a replay.
-type Config struct {
-	Pipeline    pipeline.Config
-	Mapper      pipeline.Mapper
-	Seen        pipeline.Forgetter // may be nil
-	Deliverer   pipeline.Deliverer
-	DeadLetters deadletter.Sink
-	// Rate caps events sent per second (0: no cap).
-	Rate     float64
-	Logger   *zap.Logger
-	Registry *prometheus.Registry
-	// Progress receives progress reports: a redrawn bar when Terminal,
-	// else a line every ProgressEvery (default 10 s). Nil: none.
-	Progress      io.Writer
-	Terminal      bool
-	ProgressEvery time.Duration
-}
-
-// Summary is what a replay did.
-type Summary struct {
-	pipeline.Outcomes
-	Duration time.Duration
-}
-
-// Run replays src through the pipeline and returns what happened. A
-// canceled ctx stops reading at once; work in flight is canceled and its
-// records are not marked done (a checkpointed replay re-sends them).
-func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
-	start := time.Now()
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	d := cfg.Deliverer
-	if cfg.Rate > 0 {
-		d = &paced{d: d, every: time.Duration(float64(time.Second) / cfg.Rate)}
-		// Keep batches to a tenth of a second of sending, so the cap
-		// holds over short windows too.
-		cfg.Pipeline.Batch.Count = max(1, min(orDefault(cfg.Pipeline.Batch.Count, pipeline.DefaultBatchCount), int(cfg.Rate/10)))
-	}
-	p, err := pipeline.New(cfg.Pipeline, cfg.Mapper, d, cfg.DeadLetters, cfg.Seen, log, cfg.Registry)
-	if err != nil {
-		return Summary{}, err
-	}
-	in := make(chan pipeline.Record, 256)
-	piped := make(chan error, 1)
-	go func() { piped <- p.Run(ctx, in) }()
-
-	stopProgress := func() {}
-	if cfg.Progress != nil {
-		stopProgress = progress(cfg, src, start)
-	}
-	var perr error
-	serr := src.Run(ctx, in, func() { perr = <-piped })
-	stopProgress()
-	o, oerr := pipeline.Observe(cfg.Registry)
-	s := Summary{Outcomes: o, Duration: time.Since(start)}
-	switch {
-	case serr != nil:
-		return s, serr
-	case perr != nil:
-		return s, perr
-	case oerr != nil:
-		return s, oerr
-	}
-	return s, nil
-}
 
 func orDefault(v, def int) int {
 	if v <= 0 {

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/internal/harness"
+)
+
+// TestReplayInterruptedTwiceByASignalSendsEachEventOnce runs the real
+// replay command as a child process against the Castle-compatible server,
+// stops it with SIGINT and then SIGTERM while requests are in flight,
+// resuming each time, and lets the third run finish. Castle must get every
+// event exactly once, and each run's printed total must be what Castle
+// accepted during it.
+func TestReplayInterruptedTwiceByASignalSendsEachEventOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetLatency(10 * time.Millisecond)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+
+	dir := t.TempDir()
+	const n = 3000
+	var lines bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&lines, `{"type":"track","event":"E","channel":"client","messageId":"p-%d","userId":"u%d","timestamp":"2026-01-01T00:00:00Z","properties":{"trace_id":"p-%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n", i, i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "events.ndjson"), lines.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{
+		"CASTLE_API_URL": hs.URL, "CASTLE_API_SECRET": harness.Secret,
+		"REPLAY_CHECKPOINT": filepath.Join(t.TempDir(), "cp.json"), "REPLAY_RATE": "600", "REPLAY_PROGRESS": "off",
+	}
+	before := int64(0)
+	for run, stop := range []struct {
+		at  int
+		sig os.Signal
+	}{{700, syscall.SIGINT}, {1600, syscall.SIGTERM}, {0, nil}} {
+		args := []string{"replay", dir}
+		if run > 0 {
+			args = []string{"replay", "--resume", dir}
+		}
+		c, stdout := startReplayChild(t, vars, args...)
+		if stop.sig != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			if err := srv.WaitFor(ctx, stop.at); err != nil {
+				t.Fatalf("run %d: Castle did not get %d events: %v", run, stop.at, err)
+			}
+			cancel()
+			if err := c.cmd.Process.Signal(stop.sig); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := c.wait(t, 60*time.Second)
+		accepted := srv.Stats().Accepted - before
+		before += accepted
+		var exit *exec.ExitError
+		switch {
+		case stop.sig != nil && (!errors.As(err, &exit) || exit.ExitCode() != 1):
+			t.Fatalf("run %d: interrupted replay exited with %v, want exit code 1", run, err)
+		case stop.sig == nil && err != nil:
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if want := fmt.Sprintf("%d events sent", accepted); !strings.Contains(stdout.String(), want) {
+			t.Errorf("run %d: Castle accepted %d, the command printed:\n%s", run, accepted, stdout.String())
+		}
+		if stop.sig != nil && !strings.Contains(stdout.String(), "plus --resume") {
+			t.Errorf("run %d: no hint to resume in:\n%s", run, stdout.String())
+		}
+		t.Logf("run %d: %d events accepted", run, accepted)
+	}
+	seen := map[string]int{}
+	for _, r := range srv.Accepted() {
+		id, _ := r.Properties["trace_id"].(string)
+		seen[id]++
+	}
+	for i := range n {
+		if c := seen[fmt.Sprintf("p-%d", i)]; c != 1 {
+			t.Errorf("event p-%d reached Castle %d times", i, c)
+		}
+	}
+}
+
+// startReplayChild starts the command as a child process with its stdout
+// captured.
+func startReplayChild(t *testing.T, vars map[string]string, args ...string) (*child, *harness.SyncBuffer) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: exec.Command(exe, args...), stderr: &harness.SyncBuffer{}, done: make(chan struct{})}
+	c.cmd.Env = append(os.Environ(), childEnv+"=1")
+	for k, v := range vars {
+		c.cmd.Env = append(c.cmd.Env, k+"="+v)
+	}
+	stdout := &harness.SyncBuffer{}
+	c.cmd.Stdout, c.cmd.Stderr = stdout, c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		if t.Failed() {
+			t.Logf("child %d stderr (tail):\n%s", c.cmd.Process.Pid, tail(c.stderr.String(), 4000))
+		}
+	})
+	return c, stdout
+}
+
+func TestParseReplayShardResumeAndSources(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	base := map[string]string{"CASTLE_API_SECRET": "s"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // "" for success
+	}{
+		{"shard flag", []string{"--shard", "2/4", "x.ndjson"}, nil, ""},
+		{"shard env", []string{"x.ndjson"}, map[string]string{"REPLAY_SHARD": "3/4"}, ""},
+		{"shard out of range", []string{"--shard", "4/4", "x.ndjson"}, nil, "need 0 <= I < N"},
+		{"resume auto", []string{"--resume=auto", "x.ndjson"}, nil, ""},
+		{"resume env auto", []string{"x.ndjson"}, map[string]string{"REPLAY_RESUME": "auto"}, ""},
+		{"resume bad", []string{"--resume=maybe", "x.ndjson"}, nil, "resume"},
+		{"s3 source", []string{"s3://bucket/segment-logs/"}, nil, ""},
+		{"s3 without bucket", []string{"s3:///x"}, nil, "names no bucket"},
+		{"s3 with files", []string{"s3://bucket/x", "x.ndjson"}, nil, "cannot be combined"},
+		{"negative drain", []string{"--shutdown-timeout", "-1s", "x.ndjson"}, nil, "SHUTDOWN_TIMEOUT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := map[string]string{}
+			for k, v := range base {
+				m[k] = v
+			}
+			for k, v := range tc.env {
+				m[k] = v
+			}
+			s, err := parseReplay(tc.args, env(m), &bytes.Buffer{})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("parse %v: %v", tc.args, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("parse %v: %v, want an error naming %q", tc.args, err, tc.want)
+			}
+			if tc.name == "shard env" && s.shard.s.String() != "3/4" {
+				t.Errorf("REPLAY_SHARD=3/4 parsed as %q", s.shard.s.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,186 @@
+package replay_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/replay"
+)
+
+// castleServer starts the Castle-compatible API on loopback with a
+// latency, so that requests are in flight when a replay is interrupted.
+func castleServer(t *testing.T, latency time.Duration) (*castleserver.Server, string) {
+	t.Helper()
+	srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetLatency(latency)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	return srv, hs.URL
+}
+
+// settings are a replay's settings pointed at a Castle API, every other
+// default as the command applies them.
+func settings(t *testing.T, castleURL string, sources ...string) replay.Settings {
+	t.Helper()
+	env := map[string]string{"CASTLE_API_URL": castleURL, "CASTLE_API_SECRET": harness.Secret, "BATCH_LINGER": "20ms"}
+	cfg, err := harness.ParseConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return replay.Settings{Config: cfg, Sources: sources, Progress: "off"}
+}
+
+// trackLines are n track messages of n/users users each, with trace ids.
+func trackLines(prefix string, n, users int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, `{"type":"track","event":"E","channel":"client","messageId":"%s-%d","userId":"u%d","timestamp":"2026-01-01T00:00:00Z","properties":{"trace_id":"%s-%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n",
+			prefix, i, i%users, prefix, i)
+	}
+	return b.Bytes()
+}
+
+// TestInterruptTwiceThenResumeAgainstCastle replays through the real
+// Castle client to the Castle-compatible server, interrupts it while
+// requests are in flight, resumes and interrupts again, then resumes to
+// the end: the server must have every event exactly once, and each run's
+// printed total must be what the server accepted during it.
+func TestInterruptTwiceThenResumeAgainstCastle(t *testing.T) {
+	srv, url := castleServer(t, 20*time.Millisecond)
+	dir := t.TempDir()
+	const n = 3000
+	write(t, filepath.Join(dir, "a.ndjson.gz"), gz(t, trackLines("a", n/2, 1500)))
+	write(t, filepath.Join(dir, "b.ndjson"), trackLines("b", n/2, 1500))
+	s := settings(t, url, dir)
+	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+	// The rate keeps the pipeline from reading everything at once (it reads
+	// a second of sending ahead), so the interrupts land mid-input.
+	s.Rate = 1000
+
+	before := int64(0)
+	for run, stopAt := range []int64{600, 1500, 0} {
+		if run > 0 {
+			s.Resume = replay.ResumeOn
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if stopAt > 0 {
+			go func() {
+				if srv.WaitFor(ctx, int(stopAt)) == nil {
+					cancel()
+				}
+			}()
+		}
+		var out bytes.Buffer
+		sum, err := replay.Execute(ctx, s, replay.Options{Stdout: &out})
+		cancel()
+		accepted := srv.Stats().Accepted - before
+		before += accepted
+		if stopAt > 0 && !errors.Is(err, replay.ErrInterrupted) {
+			t.Fatalf("run %d: %v, want interrupted", run, err)
+		}
+		if stopAt == 0 && err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if int64(sum.Sent()) != accepted {
+			t.Errorf("run %d: the summary says %d sent, the server accepted %d", run, sum.Sent(), accepted)
+		}
+		if want := fmt.Sprintf("%d events sent", accepted); !strings.Contains(out.String(), want) {
+			t.Errorf("run %d printed no %q:\n%s", run, want, out.String())
+		}
+		if stopAt > 0 && !strings.Contains(out.String(), "--resume") {
+			t.Errorf("run %d: the interrupted run does not say how to continue:\n%s", run, out.String())
+		}
+		t.Logf("run %d: %d accepted, %d canceled, %d records skipped", run, accepted, sum.Canceled, sum.Skipped)
+	}
+	seen := map[string]int{}
+	for _, r := range srv.Accepted() {
+		seen[r.Properties["trace_id"].(string)]++
+	}
+	for _, p := range []string{"a", "b"} {
+		for i := range n / 2 {
+			if c := seen[fmt.Sprintf("%s-%d", p, i)]; c != 1 {
+				t.Errorf("event %s-%d reached Castle %d times", p, i, c)
+			}
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("Castle got %d distinct events, want %d", len(seen), n)
+	}
+}
+
+// TestCheckpointCheckedBeforeAnythingIsSent covers the checkpoint's
+// settings: a location that cannot be written, a resume without a
+// checkpoint, a checkpoint that would be overwritten. Each fails before
+// Castle gets a request; --resume=auto starts when there is none.
+func TestCheckpointCheckedBeforeAnythingIsSent(t *testing.T) {
+	srv, url := castleServer(t, 0)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.ndjson"), trackLines("c", 50, 50))
+	notADir := filepath.Join(t.TempDir(), "file")
+	write(t, notADir, []byte("x"))
+	existing := filepath.Join(t.TempDir(), "cp.json")
+	write(t, existing, []byte(`{"version":2,"replay":"sources=elsewhere","done":0}`))
+
+	for _, tc := range []struct {
+		name       string
+		checkpoint string
+		resume     replay.Resume
+		want       string
+	}{
+		{"unwritable location", filepath.Join(notADir, "cp.json"), replay.ResumeOff, "REPLAY_CHECKPOINT (--checkpoint): cannot be written"},
+		{"resume without a checkpoint", filepath.Join(t.TempDir(), "none.json"), replay.ResumeOn, "there is no checkpoint at"},
+		{"an unfinished checkpoint", existing, replay.ResumeOff, "holds the progress of an unfinished replay: add --resume"},
+		{"the checkpoint of another replay", existing, replay.ResumeOn, "the checkpoint of another replay"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := settings(t, url, dir)
+			s.Checkpoint, s.Resume = tc.checkpoint, tc.resume
+			_, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &bytes.Buffer{}})
+			var se *replay.SettingError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a setting error saying %q", err, tc.want)
+			}
+			if got := srv.Stats().Requests; got != 0 {
+				t.Fatalf("Castle got %d requests before the error", got)
+			}
+		})
+	}
+	s := settings(t, url, dir)
+	s.Checkpoint, s.Resume = filepath.Join(t.TempDir(), "new.json"), replay.ResumeAuto
+	if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &bytes.Buffer{}}); err != nil {
+		t.Fatalf("--resume=auto without a checkpoint: %v", err)
+	}
+	if got := srv.Stats().Accepted; got != 50 {
+		t.Errorf("--resume=auto sent %d of 50", got)
+	}
+	// Resumed again, the finished replay sends nothing.
+	var out bytes.Buffer
+	sum, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &out})
+	if err != nil || !sum.AlreadyFinished || srv.Stats().Accepted != 50 {
+		t.Errorf("resuming a finished replay: %v, already finished %v, accepted %d", err, sum.AlreadyFinished, srv.Stats().Accepted)
+	}
+	if !strings.Contains(out.String(), "finished: nothing was sent") {
+		t.Errorf("resuming a finished replay printed:\n%s", out.String())
+	}
+	// Without --resume, a finished replay's checkpoint is replaced: the
+	// replay runs again.
+	s.Resume = replay.ResumeOff
+	if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &bytes.Buffer{}}); err != nil {
+		t.Fatalf("a new replay over a finished checkpoint: %v", err)
+	}
+	if got := srv.Stats().Accepted; got != 100 {
+		t.Errorf("the new replay over a finished checkpoint: Castle has %d, want 100", got)
+	}
+}

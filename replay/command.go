@@ -1,0 +1,283 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/config"
+	"github.com/castle-destination/castle-destination/consumer"
+	"github.com/castle-destination/castle-destination/deadletter"
+	"github.com/castle-destination/castle-destination/hold"
+	"github.com/castle-destination/castle-destination/pipeline"
+	"github.com/castle-destination/castle-destination/worker"
+)
+
+// Settings are the replay subcommand's settings, parsed and validated by
+// the command line.
+type Settings struct {
+	// Config holds the settings shared with run: Castle, mapping,
+	// batching, logs, the shutdown timeout (the drain time of an
+	// interrupted replay), and Kafka for kafka:TOPIC sources and DLQ_TOPIC.
+	Config config.Config
+	// Sources are files, directories, "-" (stdin), one kafka:TOPIC or one
+	// s3://BUCKET/PREFIX.
+	Sources      []string
+	Since, Until time.Time
+	Rate         float64
+	DryRun       bool
+	// Checkpoint is the progress file ("" none). It is not used with
+	// --dry-run or stdin.
+	Checkpoint string
+	Resume     Resume
+	Shard      Shard
+	// Progress is auto (a bar on a terminal, lines otherwise), bar, lines
+	// or off.
+	Progress string
+}
+
+// Options are what the caller supplies; zero values get defaults.
+type Options struct {
+	Logger   *zap.Logger
+	Registry *prometheus.Registry // default worker.NewRegistry()
+	Stdin    io.Reader
+	// Stdout receives the summary (and the dry run's requests, in which
+	// case the summary goes to Stderr); Stderr the progress.
+	Stdout, Stderr io.Writer
+	// Terminal says Stderr is a terminal (progress as a redrawn bar).
+	Terminal bool
+	// HTTPClient talks to Castle (default: the Castle client's own).
+	HTTPClient *http.Client
+	// S3 is the S3 client of s3:// sources (default NewS3Client).
+	S3 S3API
+}
+
+// IsS3 reports whether a source names an S3 archive.
+func IsS3(source string) bool { return strings.HasPrefix(source, "s3://") }
+
+// IsKafka reports whether a source names a Kafka topic.
+func IsKafka(source string) bool { return strings.HasPrefix(source, "kafka:") }
+
+// Execute runs the replay subcommand: it assembles the mapping, the
+// Castle client (or the dry run's printer), the dead-letter sink and the
+// source from s, replays, and prints the summary. It returns
+// ErrInterrupted after an interrupt (the checkpoint saved), a
+// *SettingError when a setting cannot work (nothing sent), and the
+// summary in both cases.
+func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = worker.NewRegistry()
+	}
+	cfg := s.Config
+
+	mapper, seen, err := worker.NewMapper(cfg)
+	if err != nil {
+		return Summary{}, &SettingError{err}
+	}
+	board, err := hold.New(log.Named("hold"), reg, hold.Options{})
+	if err != nil {
+		return Summary{}, err
+	}
+	var deliver pipeline.Deliverer
+	var dry *DryRun
+	if s.DryRun {
+		dry = NewDryRun(o.Stdout)
+		deliver = dry
+	} else {
+		castle, err := worker.NewCastle(cfg.Castle, log.Named("castle"), reg, o.HTTPClient, board)
+		if err != nil {
+			return Summary{}, err
+		}
+		defer castle.Close()
+		deliver = castle
+	}
+	ccfg, err := worker.ConsumerConfig(cfg)
+	if err != nil {
+		return Summary{}, &SettingError{err}
+	}
+	dlq, dlqCloser, err := deadletter.NewSink(ccfg.Cluster(), cfg.Kafka.DLQTopic, log.Named("deadletter"), reg)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer dlqCloser.Close()
+
+	src, err := s.source(ctx, ccfg, o, log)
+	if err != nil {
+		return Summary{}, err
+	}
+	pcfg := worker.PipelineConfig(cfg, time.Now, board)
+	if !s.Since.IsZero() || !s.Until.IsZero() {
+		pcfg.Keep = Window(s.Since, s.Until)
+	}
+	rcfg := Config{
+		Pipeline: pcfg, Mapper: mapper, Deliverer: deliver, DeadLetters: dlq,
+		Rate: s.Rate, Logger: log, Registry: reg,
+		Shard: s.Shard, Resume: s.Resume, Describe: s.Describe(),
+		DrainTimeout: cfg.Ops.ShutdownTimeout,
+	}
+	if seen != nil {
+		rcfg.Seen = seen
+	}
+	if !s.DryRun && !slices.Contains(s.Sources, "-") {
+		rcfg.Checkpoint = s.Checkpoint
+	} else if s.Resume == ResumeOn {
+		return Summary{}, &SettingError{errors.New("REPLAY_RESUME (--resume): a dry run or a replay of stdin keeps no checkpoint to resume from")}
+	} else {
+		rcfg.Resume = ResumeOff
+	}
+	switch s.Progress {
+	case "auto":
+		rcfg.Progress, rcfg.Terminal = o.Stderr, o.Terminal
+	case "bar":
+		rcfg.Progress, rcfg.Terminal = o.Stderr, true
+	case "lines":
+		rcfg.Progress = o.Stderr
+	}
+
+	sum, err := Run(ctx, src, rcfg)
+	if dry != nil {
+		if ferr := dry.Flush(); ferr != nil && err == nil {
+			err = fmt.Errorf("dry run output: %w", ferr)
+		}
+	}
+	var se *SettingError
+	if errors.As(err, &se) {
+		return sum, err
+	}
+	out := o.Stdout
+	if s.DryRun {
+		out = o.Stderr
+	}
+	if out != nil {
+		PrintSummary(out, sum, src)
+		switch {
+		case sum.AlreadyFinished:
+			fmt.Fprintf(out, "The checkpoint %s records this replay as finished: nothing was sent. Remove it to replay again.\n", rcfg.Checkpoint)
+		case errors.Is(err, ErrInterrupted) && rcfg.Checkpoint != "":
+			fmt.Fprintf(out, "Interrupted. Continue with the same command plus --resume (checkpoint %s).\n", rcfg.Checkpoint)
+		}
+	}
+	return sum, err
+}
+
+// source builds the source the settings name.
+func (s Settings) source(ctx context.Context, ccfg consumer.Config, o Options, log *zap.Logger) (Source, error) {
+	switch first := s.Sources[0]; {
+	case IsKafka(first):
+		c := ccfg.Cluster()
+		return &Kafka{
+			Brokers: ccfg.Brokers, Topic: s.Config.Kafka.Topic, Since: s.Since, Until: s.Until,
+			Dialer: c.Dialer(), Transport: c.Transport(), MaxBytes: s.Config.Kafka.FetchMaxBytes, Logger: log,
+		}, nil
+	case IsS3(first):
+		bucket, prefix, err := ParseS3URL(first)
+		if err != nil {
+			return nil, &SettingError{fmt.Errorf("replay source: %w", err)}
+		}
+		client := o.S3
+		if client == nil {
+			c, err := NewS3Client(ctx, log)
+			if err != nil {
+				return nil, err
+			}
+			client = c
+		}
+		return &S3{Client: client, Bucket: bucket, Prefix: prefix, Since: s.Since, Until: s.Until, Logger: log}, nil
+	}
+	inputs, err := Expand(s.Sources)
+	if err != nil {
+		return nil, &SettingError{err}
+	}
+	return &Files{Inputs: inputs, Stdin: o.Stdin, Logger: log}, nil
+}
+
+// Describe names the replay in its checkpoint: the sources, the window
+// and the shard. A resume must match it.
+func (s Settings) Describe() string {
+	var b strings.Builder
+	b.WriteString("sources=")
+	b.WriteString(strings.Join(s.Sources, ","))
+	for _, t := range []struct {
+		name string
+		v    time.Time
+	}{{"since", s.Since}, {"until", s.Until}} {
+		if !t.v.IsZero() {
+			fmt.Fprintf(&b, " %s=%s", t.name, t.v.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	if sh := s.Shard.String(); sh != "" {
+		b.WriteString(" shard=" + sh)
+	}
+	return b.String()
+}
+
+// PrintSummary writes what a replay did: a table of outcomes, totals, and
+// what was skipped.
+func PrintSummary(w io.Writer, s Summary, src Source) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "outcome\treason / type\tmessages\t\n")
+	for _, k := range sortedKeys(s.Forwarded) {
+		fmt.Fprintf(tw, "forwarded\t%s\t%d\t\n", k, s.Forwarded[k])
+	}
+	fmt.Fprintf(tw, "identified\tidentify\t%d\t\n", s.Identified)
+	for _, k := range sortedKeys(s.Dropped) {
+		fmt.Fprintf(tw, "dropped\t%s\t%d\t\n", k, s.Dropped[k])
+	}
+	for _, k := range sortedKeys(s.DeadLettered) {
+		fmt.Fprintf(tw, "dead-lettered\t%s\t%d\t\n", k, s.DeadLettered[k])
+	}
+	if s.Canceled > 0 {
+		fmt.Fprintf(tw, "canceled at the drain timeout (sent again on --resume)\t\t%d\t\n", s.Canceled)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "%d events sent; %d records read in %s", s.Sent(), s.Consumed, s.Duration.Round(time.Millisecond))
+	if sec := s.Duration.Seconds(); sec > 0 {
+		fmt.Fprintf(w, " (%.0f records/s)", float64(s.Consumed)/sec)
+	}
+	fmt.Fprintln(w)
+	if p := s.Progress; p.Unit != "" && p.Total > 0 {
+		fmt.Fprintf(w, "%d of %d %s read\n", p.Done, p.Total, p.Unit)
+	}
+	if s.OtherShards > 0 {
+		fmt.Fprintf(w, "%d messages left to the other shards\n", s.OtherShards)
+	}
+	if s.Skipped > 0 || s.UnitsSkipped > 0 {
+		fmt.Fprintf(w, "skipped as done in an earlier run (--resume): %d records", s.Skipped)
+		if s.UnitsSkipped > 0 {
+			fmt.Fprintf(w, " and %d whole %s", s.UnitsSkipped, s.Progress.Unit)
+		}
+		fmt.Fprintln(w)
+	}
+	if ps, ok := src.(interface{ Problems() ([]Problem, int) }); ok {
+		kept, total := ps.Problems()
+		for _, p := range kept {
+			fmt.Fprintf(w, "skipped: %v\n", p)
+		}
+		if total > len(kept) {
+			fmt.Fprintf(w, "skipped: %d more problems (see the log)\n", total-len(kept))
+		}
+	}
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

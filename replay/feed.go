@@ -1,0 +1,318 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/castle-destination/castle-destination/pipeline"
+)
+
+// DefaultMaxOpenUnits bounds the units (files, objects, partitions) that
+// are started but not yet behind the checkpoint's watermark. When one
+// record holds the watermark back (a paced user, an event being retried),
+// reading continues over this many units and then waits, so the progress
+// kept in memory and in the checkpoint stays bounded.
+const DefaultMaxOpenUnits = 4096
+
+// Feed is where a source sends its records. It skips records a checkpoint
+// marks done, keeps only this shard's part of each record, and follows the
+// pipeline's acknowledgements to know which records are done.
+//
+// A source calls Open for each unit of its input in order, Send for each
+// record of the unit, and Close when the unit is read to its end.
+type Feed struct {
+	out   chan<- pipeline.Record
+	shard Shard
+
+	mu sync.Mutex
+	// watermark: units [0, done) are finished; last names unit done-1.
+	done  int64
+	last  string
+	after map[int64]finishedUnit // finished units past the watermark
+	open  map[int64]*Unit
+	// prior are the units the loaded checkpoint had in progress, taken
+	// over by Open.
+	prior map[int64]UnitMark
+	slots chan struct{} // one per unit opened and not yet behind the watermark
+
+	skipped   atomic.Int64 // records done in an earlier run (resume)
+	others    atomic.Int64 // records or envelope items of other shards
+	nfinished atomic.Int64 // units finished in this run
+	resumed   atomic.Int64 // units skipped as finished in an earlier run
+}
+
+func newFeed(out chan<- pipeline.Record, shard Shard, cp *Checkpoint, maxOpen int) *Feed {
+	if maxOpen <= 0 {
+		maxOpen = DefaultMaxOpenUnits
+	}
+	f := &Feed{
+		out: out, shard: shard,
+		after: map[int64]finishedUnit{}, open: map[int64]*Unit{}, prior: map[int64]UnitMark{},
+		slots: make(chan struct{}, maxOpen),
+	}
+	if cp != nil {
+		f.done, f.last = cp.Done, cp.Last
+		for _, u := range cp.After {
+			f.after[u.Seq] = finishedUnit{name: u.Name}
+		}
+		for _, u := range cp.Open {
+			f.prior[u.Seq] = u
+		}
+	}
+	return f
+}
+
+// ChangedError says that the input is not the one the checkpoint was
+// written for.
+type ChangedError struct {
+	Seq      int64
+	Was, Now string
+}
+
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("the input changed since the checkpoint was written: unit #%d is now %q, the checkpoint names %q; start over without --resume (or with another --checkpoint)", e.Seq, e.Now, e.Was)
+}
+
+// finishedUnit is a unit finished past the watermark; slot is set when it
+// holds one of Feed.slots (it was opened in this run).
+type finishedUnit struct {
+	name string
+	slot bool
+}
+
+// Unit is one file, S3 object or Kafka partition being read.
+type Unit struct {
+	f    *Feed
+	seq  int64
+	name string
+	// guarded by f.mu
+	next   int64 // every record below is done
+	done   spans // done records above next
+	end    int64 // records [.., end) once read to the end; -1 before
+	expect int64 // index of the next record the source should send
+}
+
+// Open starts the unit at position seq of the input, named name, whose
+// first record has index first. It returns nil when a checkpoint says the
+// unit is finished: the source skips it. Open waits while the maximum of
+// units are open (Config.MaxOpenUnits); it fails when ctx ends or when
+// the checkpoint names another unit at this position.
+func (f *Feed) Open(ctx context.Context, seq int64, name string, first int64) (*Unit, error) {
+	if done, err := f.finished(seq, name); done || err != nil {
+		if done {
+			f.resumed.Add(1)
+		}
+		return nil, err
+	}
+	select {
+	case f.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := &Unit{f: f, seq: seq, name: name, next: first, end: -1, expect: first}
+	if m, ok := f.prior[seq]; ok {
+		if m.Name != name {
+			<-f.slots
+			return nil, &ChangedError{Seq: seq, Was: m.Name, Now: name}
+		}
+		delete(f.prior, seq)
+		u.next = max(first, m.Next)
+		u.expect = u.next
+		u.done = normalize(m.Done)
+		u.done, u.next = u.done.popFront(u.next)
+	}
+	f.open[seq] = u
+	return u, nil
+}
+
+// finished reports whether the checkpoint marks the unit at seq finished,
+// and fails when it names another unit there.
+func (f *Feed) finished(seq int64, name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if seq < f.done {
+		if seq == f.done-1 && f.last != "" && f.last != name {
+			return false, &ChangedError{Seq: seq, Was: f.last, Now: name}
+		}
+		return true, nil
+	}
+	if was, ok := f.after[seq]; ok {
+		if was.name != name {
+			return false, &ChangedError{Seq: seq, Was: was.name, Now: name}
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// resumeAt is the index of the first record not known to be done: a
+// source that can seek (a Kafka partition) starts there.
+func (u *Unit) resumeAt() int64 {
+	u.f.mu.Lock()
+	defer u.f.mu.Unlock()
+	return u.next
+}
+
+// Send hands the record at index idx of the unit to the pipeline, or
+// skips it when it is done already or belongs to another shard. A nil
+// rec.Value is a record that was read but has nothing to send (reported
+// and skipped). Indexes must increase; indexes jumped over (a Kafka offset
+// gap) count as done. Send blocks while the pipeline is full and fails
+// only when ctx ends.
+func (u *Unit) Send(ctx context.Context, idx int64, rec pipeline.Record) error {
+	f := u.f
+	f.mu.Lock()
+	for u.expect < idx {
+		u.ackLocked(u.expect)
+		u.expect++
+	}
+	u.expect = max(u.expect, idx+1)
+	done := idx < u.next || u.done.has(idx)
+	f.mu.Unlock()
+	if done {
+		f.skipped.Add(1)
+		return nil
+	}
+	if rec.Value == nil {
+		u.ack(idx)
+		return nil
+	}
+	value, mine, others := f.shard.Select(rec.Value)
+	if others > 0 {
+		f.others.Add(int64(others))
+	}
+	if !mine {
+		u.ack(idx)
+		return nil
+	}
+	rec.Value = value
+	rec.Acker = &ack{u: u, idx: idx}
+	select {
+	case f.out <- rec:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close says the unit was read to its end: its records are [first, end).
+func (u *Unit) Close(end int64) {
+	f := u.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for u.expect < end {
+		u.ackLocked(u.expect)
+		u.expect++
+	}
+	u.end = end
+	u.maybeFinishLocked()
+}
+
+func (u *Unit) ack(idx int64) {
+	u.f.mu.Lock()
+	defer u.f.mu.Unlock()
+	u.ackLocked(idx)
+}
+
+func (u *Unit) ackLocked(idx int64) {
+	if idx < u.next {
+		return
+	}
+	if idx == u.next {
+		u.next++
+		u.done, u.next = u.done.popFront(u.next)
+	} else {
+		u.done = u.done.add(idx)
+	}
+	u.maybeFinishLocked()
+}
+
+// maybeFinishLocked moves a unit whose every record is done out of the
+// open set and advances the watermark over finished units.
+func (u *Unit) maybeFinishLocked() {
+	f := u.f
+	if u.end < 0 || u.next < u.end || f.open[u.seq] != u {
+		return
+	}
+	delete(f.open, u.seq)
+	f.nfinished.Add(1)
+	f.after[u.seq] = finishedUnit{name: u.name, slot: true}
+	for {
+		fu, ok := f.after[f.done]
+		if !ok {
+			return
+		}
+		delete(f.after, f.done)
+		f.done++
+		f.last = fu.name
+		if fu.slot {
+			<-f.slots
+		}
+	}
+}
+
+// snapshot is the checkpoint of the progress so far.
+func (f *Feed) snapshot(replay string) *Checkpoint {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cp := &Checkpoint{Version: checkpointVersion, Replay: replay, Done: f.done, Last: f.last}
+	for seq, fu := range f.after {
+		cp.After = append(cp.After, UnitRef{Seq: seq, Name: fu.name})
+	}
+	slices.SortFunc(cp.After, func(a, b UnitRef) int { return cmpInt(a.Seq, b.Seq) })
+	for _, u := range f.open {
+		cp.Open = append(cp.Open, UnitMark{UnitRef: UnitRef{Seq: u.seq, Name: u.name}, Next: u.next, Done: slices.Clone([]Span(u.done))})
+	}
+	// Units in progress at the last run's stop that this run has not
+	// reached yet keep their marks.
+	for _, m := range f.prior {
+		cp.Open = append(cp.Open, m)
+	}
+	slices.SortFunc(cp.Open, func(a, b UnitMark) int { return cmpInt(a.Seq, b.Seq) })
+	return cp
+}
+
+// settled reports whether every unit opened is finished and none of the
+// checkpoint's units in progress is left.
+func (f *Feed) settled() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.open) == 0 && len(f.prior) == 0 && len(f.after) == 0
+}
+
+// openUnits is the number of units in memory: open, or finished past the
+// watermark.
+func (f *Feed) openUnits() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.open) + len(f.after)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ack is one record's acknowledgement.
+type ack struct {
+	u   *Unit
+	idx int64
+}
+
+// Ack marks the record done; an abandoned record (err != nil) stays undone,
+// so that --resume sends it again.
+func (a *ack) Ack(err error) {
+	if err == nil {
+		a.u.ack(a.idx)
+	}
+}

@@ -1,0 +1,337 @@
+package replay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+)
+
+// Shard is the part of the input a replay sends: the Index-th of Count
+// disjoint parts, split by user so that one user's messages stay in one
+// part, in their input order. Every process of a sharded replay reads the
+// whole input and keeps its part; the union of the Count parts is the
+// whole input. The zero Shard (or Count 1) is the whole input.
+//
+// A message's user is its userId, else its anonymousId (both as the
+// mapping reads them: the last such member of the object, a string
+// unescaped, a number as written). The Castle user id of a Secure Mode
+// message without a userId comes from its token; such a message goes by
+// its anonymousId, so that user's events may be split between shards
+// (delivered all the same, in no guaranteed order between the shards). A message with neither goes by its
+// messageId, and a record that is not a JSON object, or a message with
+// none of the three, by its bytes: exactly one shard sends it (and
+// dead-letters it when it is malformed).
+//
+// A batch envelope whose items belong to several shards is split: each
+// shard sends the envelope with only its own items, the envelope's other
+// members (context, integrations, sentAt) unchanged, so per-user order
+// holds for envelopes too. A dead letter of such an item carries the
+// item, as always; a dead letter of the whole split envelope carries the
+// shard's part of it.
+type Shard struct {
+	Index, Count int
+}
+
+// ParseShard reads "I/N" with 0 <= I < N. "" is the whole input.
+func ParseShard(s string) (Shard, error) {
+	if s == "" {
+		return Shard{}, nil
+	}
+	i, n, ok := strings.Cut(s, "/")
+	if !ok {
+		return Shard{}, fmt.Errorf("%q is not I/N (the I-th of N parts, from 0)", s)
+	}
+	idx, err1 := strconv.Atoi(strings.TrimSpace(i))
+	cnt, err2 := strconv.Atoi(strings.TrimSpace(n))
+	if err1 != nil || err2 != nil {
+		return Shard{}, fmt.Errorf("%q is not I/N (the I-th of N parts, from 0)", s)
+	}
+	if cnt < 1 || idx < 0 || idx >= cnt {
+		return Shard{}, fmt.Errorf("%q: need 0 <= I < N", s)
+	}
+	return Shard{Index: idx, Count: cnt}, nil
+}
+
+// String is "I/N", or "" for the whole input.
+func (s Shard) String() string {
+	if s.Count <= 1 {
+		return ""
+	}
+	return strconv.Itoa(s.Index) + "/" + strconv.Itoa(s.Count)
+}
+
+// Of returns the shard of a user key.
+func (s Shard) Of(key []byte) int {
+	if s.Count <= 1 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write(key)
+	return int(h.Sum64() % uint64(s.Count))
+}
+
+// Select returns the part of a record that belongs to this shard: the
+// record itself, an envelope with only this shard's items, or nothing
+// (mine false). others counts the messages left to other shards.
+func (s Shard) Select(value []byte) (part []byte, mine bool, others int) {
+	if s.Count <= 1 {
+		return value, true, 0
+	}
+	if !json.Valid(value) || firstByte(value) != '{' {
+		if s.Of(value) == s.Index {
+			return value, true, 0
+		}
+		return nil, false, 1
+	}
+	batchKey, batch := envelopeBatch(value)
+	if batch == nil {
+		if s.Of(userKey(value)) == s.Index {
+			return value, true, 0
+		}
+		return nil, false, 1
+	}
+	var items [][]byte
+	all := true
+	elements(batch, func(item []byte) {
+		if s.Of(userKey(item)) == s.Index {
+			items = append(items, item)
+		} else {
+			all = false
+			others++
+		}
+	})
+	switch {
+	case all:
+		return value, true, 0
+	case len(items) == 0:
+		return nil, false, others
+	}
+	// Rebuild the envelope with the same members, the batch holding only
+	// this shard's items.
+	out := make([]byte, 0, len(value))
+	out = append(out, '{')
+	n := 0
+	members(value, func(k, v []byte) {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		n++
+		out = append(out, k...)
+		out = append(out, ':')
+		if &k[0] == &batchKey[0] {
+			out = append(out, '[')
+			out = append(out, bytes.Join(items, []byte{','})...)
+			out = append(out, ']')
+			return
+		}
+		out = append(out, v...)
+	})
+	out = append(out, '}')
+	return out, true, others
+}
+
+// envelopeBatch returns the key and value of the member the mapping takes
+// for an envelope's batch: the first whose key is "batch" in any case,
+// when it is an array. Otherwise the record is one message (nil).
+func envelopeBatch(obj []byte) (key, batch []byte) {
+	found := false
+	members(obj, func(k, v []byte) {
+		if found {
+			return
+		}
+		// The raw key, ASCII case-insensitively, as the mapping matches it.
+		if len(k) == len(`"batch"`) && bytes.EqualFold(k[1:len(k)-1], []byte("batch")) {
+			found = true
+			if firstByte(v) == '[' {
+				key, batch = k, v
+			}
+		}
+	})
+	return key, batch
+}
+
+// userKey is what a message is sharded by: its user, else its messageId,
+// else its bytes.
+func userKey(msg []byte) []byte {
+	if firstByte(msg) != '{' {
+		return msg
+	}
+	var user, anon, id []byte
+	members(msg, func(k, v []byte) {
+		switch string(k) { // raw keys, exactly as the mapping matches them
+		case `"userId"`:
+			user = scalar(v)
+		case `"anonymousId"`:
+			anon = scalar(v)
+		case `"messageId"`:
+			id = scalar(v)
+		}
+	})
+	switch {
+	case len(user) > 0:
+		return append([]byte("u:"), user...)
+	case len(anon) > 0:
+		return append([]byte("u:"), anon...)
+	case len(id) > 0:
+		return append([]byte("m:"), id...)
+	}
+	return msg
+}
+
+// scalar is a raw JSON scalar as the mapping reads it: a string unescaped,
+// a number or boolean as written; anything else is empty.
+func scalar(v []byte) []byte {
+	v = bytes.TrimSpace(v)
+	switch firstByte(v) {
+	case '"':
+		if bytes.IndexByte(v, '\\') < 0 && validUTF8ASCIIOnly(v) {
+			return v[1 : len(v)-1]
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return nil
+		}
+		return []byte(s)
+	case '{', '[', 'n', 0:
+		return nil
+	}
+	return v
+}
+
+func validUTF8ASCIIOnly(v []byte) bool {
+	for _, c := range v {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+// A minimal reader of valid JSON (checked with json.Valid first): object
+// members and array elements as raw slices, without decoding.
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index after the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// members calls fn with each member of the object b: the raw key (quoted)
+// and the raw value.
+func members(b []byte, fn func(k, v []byte)) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return
+	}
+	for i++; ; {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != '"' {
+			return
+		}
+		ks := i
+		i = skipString(b, i)
+		k := b[ks:i]
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return
+		}
+		i = skipWS(b, i+1)
+		vs := i
+		i = skipValue(b, i)
+		fn(k, b[vs:i])
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+// elements calls fn with each element of the array b.
+func elements(b []byte, fn func(v []byte)) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return
+	}
+	for i++; ; {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] == ']' {
+			return
+		}
+		vs := i
+		i = skipValue(b, i)
+		if i == vs {
+			return
+		}
+		fn(b[vs:i])
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ',' {
+			return
+		}
+		i++
+	}
+}
