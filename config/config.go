@@ -39,6 +39,7 @@ import (
 	"github.com/castle-destination/castle-destination/consumer"
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/internal/kafkaio"
+	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
 
@@ -517,17 +518,23 @@ func (m Mapping) Validate() error {
 	if err := positive("USER_CACHE_SIZE", "user-cache-size", m.UserCacheSize); err != nil {
 		return err
 	}
+	_, err := m.LoadEventMap()
+	return err
+}
+
+// LoadEventMap reads and parses the EVENT_MAP file (an empty map when none
+// is set). Its error is a *SettingError naming EVENT_MAP, the file and the
+// line at fault.
+func (m Mapping) LoadEventMap() (mapping.EventMap, error) {
 	data, err := m.ReadEventMap()
+	if err != nil || data == nil {
+		return mapping.EventMap{}, err
+	}
+	em, err := mapping.ParseEventMap(data)
 	if err != nil {
-		return err
+		return mapping.EventMap{}, &SettingError{Env: "EVENT_MAP", Flag: "event-map", Err: fmt.Errorf("%s: %w", m.EventMap, err)}
 	}
-	if data == nil {
-		return nil
-	}
-	if err := validateEventMap(data); err != nil {
-		return &SettingError{Env: "EVENT_MAP", Flag: "event-map", Err: fmt.Errorf("%s: %w", m.EventMap, err)}
-	}
-	return nil
+	return em, nil
 }
 
 // ReadEventMap returns the contents of the EVENT_MAP file, or nil when none
@@ -541,15 +548,6 @@ func (m Mapping) ReadEventMap() ([]byte, error) {
 		return nil, &SettingError{Env: "EVENT_MAP", Flag: "event-map", Err: err}
 	}
 	return data, nil
-}
-
-// validateEventMap is the hook where the EVENT_MAP file's contents are
-// checked at start. The mapping package owns the format; until its parser
-// (mapping.ParseEventMap) is wired in here, only the file's readability is
-// checked. Its error should name the line at fault.
-func validateEventMap(data []byte) error {
-	_ = data
-	return nil
 }
 
 // Validate checks the batching settings.

@@ -175,11 +175,7 @@ func envNames(t *testing.T) map[string]bool {
 	t.Helper()
 	var c config.Config
 	f := config.NewFlags("run", io.Discard)
-	c.RegisterKafka(f)
-	c.RegisterCastle(f)
-	c.RegisterMapping(f)
-	c.RegisterBatch(f)
-	c.RegisterOps(f, true)
+	c.RegisterRun(f)
 	re := regexp.MustCompile(`\(env ([A-Z0-9_]+)\)$`)
 	names := map[string]bool{}
 	f.FlagSet().VisitAll(func(fl *flag.Flag) {
@@ -187,7 +183,8 @@ func envNames(t *testing.T) map[string]bool {
 			names[m[1]] = true
 		}
 	})
-	// Guard the extraction itself: the names SPEC §1 fixes must be found.
+	// Guard the extraction itself: the names the command-line contract
+	// fixes must be found.
 	for _, want := range []string{"KAFKA_BROKERS", "KAFKA_TOPIC", "KAFKA_GROUP_ID", "DLQ_TOPIC", "CASTLE_API_SECRET",
 		"CASTLE_API_URL", "METRICS_ADDR", "LOG_LEVEL", "PAGE_TYPE", "SHUTDOWN_TIMEOUT"} {
 		if !names[want] {
@@ -264,13 +261,6 @@ func TestKustomizationListsEveryFile(t *testing.T) {
 	}
 }
 
-// pendingSettings are settings the deploy files list that other changes
-// are adding to the binary (scoring, verdicts, the event map). Once config
-// registers them, delete them here.
-var pendingSettings = map[string]bool{
-	"EVENT_MAP": true, "CASTLE_SCORING": true, "SCORING_MAX_AGE": true, "VERDICT_TOPIC": true,
-}
-
 // secretSettings come from Secrets, never from the settings ConfigMap.
 var secretSettings = map[string]bool{"CASTLE_API_SECRET": true, "KAFKA_SASL_PASSWORD": true}
 
@@ -283,7 +273,7 @@ func TestEnvNamesAreSettings(t *testing.T) {
 		t.Fatal("ConfigMap has no data")
 	}
 	for k := range data {
-		if !names[k] && !pendingSettings[k] {
+		if !names[k] {
 			t.Errorf("settings.env key %s is not a setting config registers", k)
 		}
 		if secretSettings[k] {
@@ -294,11 +284,6 @@ func TestEnvNamesAreSettings(t *testing.T) {
 	for n := range names {
 		if _, ok := data[n]; !ok && !secretSettings[n] {
 			t.Errorf("setting %s is not in settings.env", n)
-		}
-	}
-	for n := range pendingSettings {
-		if names[n] {
-			t.Logf("%s is registered now: delete it from pendingSettings", n)
 		}
 	}
 	for _, c := range list(m.one(t, "Deployment"), "spec", "template", "spec", "containers") {

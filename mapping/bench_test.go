@@ -29,14 +29,14 @@ func BenchmarkMap(b *testing.B) {
 				id := "ajs-next-" + strconv.Itoa(1_000_000+i)
 				msgs[i] = []byte(strings.Replace(bc.msg, `"messageId":"ajs-next-`, `"messageId":"`+id+`-`, 1))
 			}
-			m := mapping.New(mapping.Config{Secret: []byte("s"), Version: "bench"}, mapping.NewDedupe(variants/2), mapping.NewUsers(100_000))
+			m := mapping.New(mapping.Config{Secret: []byte("s"), Version: "bench"})
 			var res []mapping.Result
 			var body []byte
 			b.SetBytes(int64(len(bc.msg)))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				res = m.Map(res[:0], msgs[i%variants], benchNow)
+				res = m.Map(res[:0], msgs[i%variants], benchNow, nil)
 				if res[0].Action != mapping.Forward {
 					b.Fatalf("action %d %s", res[0].Action, res[0].Detail)
 				}

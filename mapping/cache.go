@@ -2,67 +2,9 @@ package mapping
 
 import (
 	"bytes"
-	"hash/maphash"
 	"strings"
 	"sync"
 )
-
-// Dedupe is a bounded window of forwarded messageIds: the most recent size
-// ids are remembered and the oldest is evicted first (FIFO). Ids are kept
-// as 64-bit hashes (about 40 bytes per id instead of the id itself): two
-// ids collide with probability about size/2^64 per message, which would
-// drop one event as a duplicate. Safe for concurrent use.
-type Dedupe struct {
-	mu   sync.Mutex
-	seed maphash.Seed
-	size int
-	ids  map[uint64]struct{}
-	ring []uint64
-	next int
-}
-
-// NewDedupe returns a window of size ids (at least 1).
-func NewDedupe(size int) *Dedupe {
-	size = max(size, 1)
-	return &Dedupe{seed: maphash.MakeSeed(), size: size,
-		ids: make(map[uint64]struct{}, min(size, 1<<16)), ring: make([]uint64, 0, min(size, 1<<16))}
-}
-
-// seen reports whether id is in the window, and adds it if not.
-func (d *Dedupe) seen(id string) bool {
-	h := maphash.String(d.seed, id)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.ids[h]; ok {
-		return true
-	}
-	if len(d.ring) < d.size {
-		d.ring = append(d.ring, h)
-	} else {
-		delete(d.ids, d.ring[d.next])
-		d.ring[d.next] = h
-		d.next = (d.next + 1) % d.size
-	}
-	d.ids[h] = struct{}{}
-	return false
-}
-
-// Forget removes id, so that the message is not a duplicate when it is read
-// again: the caller calls it when a forwarded event was not delivered after
-// all (canceled at shutdown). Its slot in the ring stays until evicted.
-func (d *Dedupe) Forget(id string) {
-	h := maphash.String(d.seed, id)
-	d.mu.Lock()
-	delete(d.ids, h)
-	d.mu.Unlock()
-}
-
-// Len is the number of ids remembered.
-func (d *Dedupe) Len() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.ids)
-}
 
 // Users is the bounded per-user identify cache (LRU by userId): the user
 // fields an identify set, and its userJwt. Safe for concurrent use.
@@ -130,12 +72,13 @@ func NewUsers(size int) *Users {
 	return &Users{size: size, byID: make(map[string]int32, min(size, 1<<12)), head: -1, tail: -1}
 }
 
-func (u *Users) get(id string) (User, string, bool) {
+// Lookup returns the identity kept for user id; it implements Directory.
+func (u *Users) Lookup(id string) (Identity, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	i, ok := u.byID[id]
 	if !ok {
-		return User{}, "", false
+		return Identity{}, false
 	}
 	u.toFront(i)
 	e := &u.ents[i]
@@ -149,10 +92,17 @@ func (u *Users) get(id string) (User, string, bool) {
 		traits:  e.traits[:len(e.traits):len(e.traits)],
 		ntraits: int(e.ntraits),
 	}
-	return user, e.field(uJWT), true
+	return Identity{ID: id, User: user, Token: e.field(uJWT)}, true
 }
 
-func (u *Users) put(id string, user User, jwt string) {
+// Put keeps identity, replacing what was kept for its user; the least
+// recently used user makes room when the cache is full. Nothing of
+// identity is aliased: it may point into the record being mapped.
+func (u *Users) Put(identity Identity) {
+	id, user, jwt := identity.ID, identity.User, identity.Token
+	if id == "" {
+		return
+	}
 	// Copy what is kept: the strings may alias the record being mapped.
 	var b strings.Builder
 	fs := fields(&user, jwt)

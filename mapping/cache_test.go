@@ -180,3 +180,13 @@ func TestUsersCapacity(t *testing.T) {
 		t.Errorf("room for %d entries in a cache of %d", c, size)
 	}
 }
+
+// put and get are Put and Lookup in the shape these tests were written in.
+func (u *Users) put(id string, user User, jwt string) {
+	u.Put(Identity{ID: id, User: user, Token: jwt})
+}
+
+func (u *Users) get(id string) (User, string, bool) {
+	i, ok := u.Lookup(id)
+	return i.User, i.Token, ok
+}

@@ -18,7 +18,7 @@ func TestEnvelopeDeepItemAlone(t *testing.T) {
 	good2 := `{"type":"track","messageId":"e-3","userId":"u","event":"After"}`
 	rec := []byte(`{"batch":[` + good1 + `, ` + deep + ` ,` + good2 + `],"context":{"library":{"name":"analytics.js"}}}`)
 
-	res := goldenMapper().Map(nil, rec, goldenNow)
+	res := goldenMapper().Map(nil, rec, goldenNow, nil)
 	if len(res) != 3 {
 		t.Fatalf("%d results, want one per item", len(res))
 	}
@@ -37,11 +37,11 @@ func TestEnvelopeDeepItemAlone(t *testing.T) {
 
 	// The same item alone is a malformed record; a record that is not JSON
 	// at all cannot be split and is dead-lettered whole.
-	if r := goldenMapper().Map(nil, []byte(deep), goldenNow); len(r) != 1 || r[0].Reason != mapping.ReasonMalformed {
+	if r := goldenMapper().Map(nil, []byte(deep), goldenNow, nil); len(r) != 1 || r[0].Reason != mapping.ReasonMalformed {
 		t.Errorf("deep message alone: %+v", r)
 	}
 	broken := bytes.Replace(rec, []byte(good2), []byte(good2[:len(good2)-1]), 1)
-	if r := goldenMapper().Map(nil, broken, goldenNow); len(r) != 1 || r[0].Reason != mapping.ReasonMalformed || !bytes.Equal(r[0].Raw, broken) {
+	if r := goldenMapper().Map(nil, broken, goldenNow, nil); len(r) != 1 || r[0].Reason != mapping.ReasonMalformed || !bytes.Equal(r[0].Raw, broken) {
 		t.Errorf("envelope that is not JSON: %d results", len(r))
 	}
 }

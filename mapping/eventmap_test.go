@@ -105,7 +105,7 @@ func TestEventMapWinsOverLegacyNames(t *testing.T) {
 		"$password_reset.failed":    {Type: "$profile_reset", Status: "$failed"},     // legacy
 		"Signed In":                 {Type: "$custom"},                               // neither
 	} {
-		r := m.Map(nil, msg(event), goldenNow)[0]
+		r := m.Map(nil, msg(event), goldenNow, nil)[0]
 		if r.Action != mapping.Forward || r.Event.Type != want.Type || r.Event.Status != want.Status || r.Event.Name != event {
 			t.Errorf("%s: %v %s %s %q, want %+v", event, r.Action, r.Event.Type, r.Event.Status, r.Event.Name, want)
 		}

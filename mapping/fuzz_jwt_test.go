@@ -55,7 +55,7 @@ func FuzzUserJWT(f *testing.F) {
 		if err != nil {
 			t.Skip() // not representable as a JSON string
 		}
-		res := goldenMapper().Map(nil, msg, goldenNow)
+		res := goldenMapper().Map(nil, msg, goldenNow, nil)
 		if len(res) != 1 {
 			t.Fatalf("%d results for one message", len(res))
 		}

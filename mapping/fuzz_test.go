@@ -26,7 +26,7 @@ func FuzzDecode(f *testing.F) {
 	events := exampleEventMap(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m := goldenMapperFor(mapping.Config{Events: events})
-		res := m.Map(nil, raw, goldenNow)
+		res := m.Map(nil, raw, goldenNow, nil)
 		if len(res) == 0 && kindOf(raw) != '{' {
 			t.Fatalf("no result for %q", raw)
 		}

@@ -3,18 +3,21 @@
 //
 // Map decodes one record (a Segment message, or an HTTP-API batch envelope,
 // judged item by item), applies the filters in order (malformed,
-// unsupported type, server-side or mobile, Castle disabled, Secure Mode,
-// duplicate), verifies Secure Mode tokens (HS256 only), and builds the
+// unsupported type, server-side or mobile, Castle disabled, Secure Mode),
+// verifies Secure Mode tokens (HS256 only), and builds the
 // Castle event: $page, $custom, or a security event (Castle's legacy names
 // and the operator's EVENT_MAP). An Event says where a scoring worker
 // would send it (Scoring) and encodes its /v1/log, /v1/risk or /v1/filter
 // body (AppendBody). What the mapping cut, converted or left out of a
 // message is in Result.Adjusted.
 //
-// It is pure: no I/O, no logging, no metrics, no clock (the caller passes
-// now). The dedupe window (Dedupe) and the identify cache (Users) are
-// values the caller owns and passes in. It does not send, retry, pace or
-// check an event's age at send time.
+// It is pure: bytes, a time and a read-only view of earlier identify
+// messages in, a decision out. No I/O, no logging, no metrics, no clock,
+// and no state that changes a decision: an identify's Result carries the
+// Identity for the caller to keep (in Users) and pass back to later calls.
+// Dropping duplicate messageIds is the caller's (the last filter: a
+// forwarded message whose messageId was already forwarded). It does not
+// send, retry, pace or check an event's age at send time.
 //
 // The rules, and the choices made where the product contract is silent,
 // are in docs/mapping.md; the golden files in testdata show each on a
@@ -41,7 +44,7 @@ const (
 	ReasonIntegrationDisabled Reason = "integration_disabled" // drop
 	ReasonUserJWTInvalid      Reason = "user_jwt_invalid"     // dead letter
 	ReasonUserJWTMissing      Reason = "user_jwt_missing"     // drop
-	ReasonDuplicate           Reason = "duplicate"            // drop
+	ReasonDuplicate           Reason = "duplicate"            // drop, by the caller's dedupe window
 )
 
 // Reasons returns every reason, for pre-initialising metric labels.
@@ -113,19 +116,38 @@ type Result struct {
 	// Adjusted is what the mapping cut, converted or left out of this
 	// message's data by a documented rule (Forward and Identified).
 	Adjusted Adjustment
+	// Identity is what an identify set (Identified, when it names a user:
+	// Identity.ID != ""), for the caller to keep.
+	Identity Identity
 }
 
 // Mapper maps records. Safe for concurrent use.
 type Mapper struct {
-	cfg    Config
-	seen   *Dedupe
-	users  *Users
+	cfg Config
+	// tokens remembers verified userJwt claims: a memo of a pure function
+	// (the expiry is checked again at every use), not state that changes a
+	// decision.
 	tokens tokenCache
 }
 
-// New returns a Mapper; seen or users may be nil (no dedupe, no cache).
-func New(cfg Config, seen *Dedupe, users *Users) *Mapper {
-	return &Mapper{cfg: cfg, seen: seen, users: users}
+// New returns a Mapper.
+func New(cfg Config) *Mapper {
+	return &Mapper{cfg: cfg}
+}
+
+// Identity is what an identify message says of a user: the user fields its
+// traits set and its verified userJwt. The caller keeps identities (Users)
+// and hands them back to Map, through a Directory, for that user's later
+// messages.
+type Identity struct {
+	ID    string // the user id
+	User  User   // the fields set; User.ID is empty
+	Token string // the verified userJwt, "" when none
+}
+
+// Directory returns the identity last kept for a user id (Users).
+type Directory interface {
+	Lookup(userID string) (Identity, bool)
 }
 
 // message is one decoded Segment message; raw fields are sub-slices of the
@@ -196,7 +218,8 @@ func (c *ctxFields) under(batch *ctxFields) {
 // Map decodes one record and appends one Result per Segment message to dst.
 // The results' strings and Raw alias raw without copying: the caller must
 // not modify raw while it uses them.
-func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
+func (m *Mapper) Map(dst []Result, raw []byte, now time.Time, users Directory) []Result {
+	start := len(dst)
 	ok, depth := scan(raw)
 	if !ok {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not valid JSON", Raw: raw})
@@ -237,7 +260,7 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 			if msg.sentAt == "" {
 				msg.sentAt = bsent
 			}
-			dst = append(dst, m.one(&msg, now))
+			dst = append(dst, m.one(&msg, now, users, dst[start:]))
 			return true
 		})
 		return dst
@@ -246,7 +269,7 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time) []Result {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep,
 			MessageID: msg.messageID, Raw: raw})
 	}
-	return append(dst, m.one(&msg, now))
+	return append(dst, m.one(&msg, now, users, nil))
 }
 
 const tooDeep = "nested deeper than 1024 levels"
@@ -328,7 +351,10 @@ var (
 	}
 )
 
-func (m *Mapper) one(msg *message, now time.Time) Result {
+// one maps one message. prior are the results of the same record's earlier
+// messages: an identify among them sets the user for the later ones, as if
+// it had already been kept.
+func (m *Mapper) one(msg *message, now time.Time, users Directory, prior []Result) Result {
 	r := Result{MessageID: msg.messageID, AnonymousID: msg.anonymousID, Raw: msg.raw}
 	// 1. malformed
 	if !msg.hasType {
@@ -409,9 +435,9 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 		return m.identify(msg, r, token, verifyAt)
 	}
 	cachedToken := ""
-	if msg.userID != "" && m.users != nil {
-		if u, t, ok := m.users.get(msg.userID); ok {
-			user, cachedToken = u, t
+	if msg.userID != "" {
+		if id, ok := lookup(users, prior, msg.userID); ok {
+			user, cachedToken = id.User, id.Token
 		}
 	}
 	user.ID = msg.userID
@@ -430,11 +456,6 @@ func (m *Mapper) one(msg *message, now time.Time) Result {
 		claimsInto(&user, claims, &r.Adjusted)
 	} else if m.cfg.RequireUserJWT && msg.userID != "" {
 		r.Action, r.Reason, r.Detail = Drop, ReasonUserJWTMissing, "userId without userJwt"
-		return r
-	}
-	// 6. duplicate
-	if m.seen != nil && msg.messageID != "" && m.seen.seen(msg.messageID) {
-		r.Action, r.Reason, r.Detail = Drop, ReasonDuplicate, "messageId already forwarded"
 		return r
 	}
 	r.Action = Forward
@@ -463,13 +484,27 @@ func (m *Mapper) identify(msg *message, r Result, token string, at time.Time) Re
 		r.Action, r.Reason, r.Detail = Drop, ReasonUserJWTMissing, "userId without userJwt"
 		return r
 	}
-	if user.ID != "" && m.users != nil {
-		id := user.ID
+	if user.ID != "" {
+		r.Identity.ID = user.ID
 		user.ID = ""
-		m.users.put(id, user, token)
+		r.Identity.User, r.Identity.Token = user, token
 	}
 	r.Action = Identified
 	return r
+}
+
+// lookup returns the identity of userID: from an identify earlier in the
+// same record, else from users.
+func lookup(users Directory, prior []Result, userID string) (Identity, bool) {
+	for i := len(prior) - 1; i >= 0; i-- {
+		if r := &prior[i]; r.Action == Identified && r.Identity.ID == userID {
+			return r.Identity, true
+		}
+	}
+	if users == nil {
+		return Identity{}, false
+	}
+	return users.Lookup(userID)
 }
 
 // traitKeys are the traits that become user fields; the flattener leaves

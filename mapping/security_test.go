@@ -54,7 +54,7 @@ func TestScoring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := goldenMapper().Map(nil, raw, goldenNow)[0]
+		r := goldenMapper().Map(nil, raw, goldenNow, nil)[0]
 		if r.Action != mapping.Forward {
 			t.Fatalf("%s: %v %s", tc.event, r.Action, r.Detail)
 		}
@@ -71,7 +71,7 @@ func TestAppendBodyPerEndpoint(t *testing.T) {
 	raw := []byte(`{"type":"track","messageId":"m","userId":"u","event":"$challenge.requested","channel":"client","timestamp":"2025-01-15T11:59:30Z",
 		"properties":{"email":"e@example.com","username":"name","phone":"+41","changeset":{"email":{"changed":true}},"transaction":{"id":"t"},"k":"v"},
 		"integrations":{"Castle":{"requestToken":"tok-secret"}},"context":{"ip":"81.2.69.142","traits":{"email":"user@example.com"},"library":{"name":"analytics.js"}}}`)
-	r := goldenMapper().Map(nil, raw, goldenNow)[0]
+	r := goldenMapper().Map(nil, raw, goldenNow, nil)[0]
 	if r.Action != mapping.Forward {
 		t.Fatalf("%v %s", r.Action, r.Detail)
 	}
@@ -134,7 +134,7 @@ func TestAppendBodyPerEndpoint(t *testing.T) {
 // included.
 func TestSecurityPropertiesCapped(t *testing.T) {
 	raw := []byte(`{"type":"track","messageId":"m","userId":"u","event":"$login.failed","channel":"client","properties":{` + hugeProps(300) + `,"email":"e@example.com"},"context":{"library":{"name":"analytics.js"}}}`)
-	r := goldenMapper().Map(nil, raw, goldenNow)[0]
+	r := goldenMapper().Map(nil, raw, goldenNow, nil)[0]
 	if !r.Adjusted.Has(mapping.AdjustKeysCapped) {
 		t.Error("keys past the cap not counted")
 	}

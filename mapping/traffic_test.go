@@ -6,20 +6,33 @@ import (
 
 	"github.com/castle-destination/castle-destination/internal/traffic"
 	"github.com/castle-destination/castle-destination/mapping"
+	"github.com/castle-destination/castle-destination/pipeline"
 )
 
 // TestTrafficExpectations maps a generated stream whose expected outcome
-// per message comes from the generator's intent, not from this package.
+// per message comes from the generator's intent, not from this package. It
+// keeps identities and drops repeated messageIds as the pipeline does
+// (pipeline.Dedupe is its last filter).
 func TestTrafficExpectations(t *testing.T) {
 	const secret = "s3cr3t-for-tests"
 	now := traffic.DefaultNow()
 	g := traffic.New(traffic.Config{Seed: 3, Secret: secret, Now: now})
-	m := mapping.New(mapping.Config{Secret: []byte(secret), Version: "test"}, mapping.NewDedupe(1_000_000), mapping.NewUsers(100_000))
+	m := mapping.New(mapping.Config{Secret: []byte(secret), Version: "test"})
+	users, seen := mapping.NewUsers(100_000), pipeline.NewDedupe(1_000_000)
 	var res []mapping.Result
 	bad := 0
 	for i := range 20_000 {
 		rec := g.Next()
-		res = m.Map(res[:0], rec.Value, now)
+		res = m.Map(res[:0], rec.Value, now, users)
+		for k := range res {
+			r := &res[k]
+			switch {
+			case r.Action == mapping.Identified:
+				users.Put(r.Identity)
+			case r.Action == mapping.Forward && r.MessageID != "" && !seen.Add(r.MessageID):
+				r.Action, r.Reason = mapping.Drop, mapping.ReasonDuplicate
+			}
+		}
 		if len(res) != len(rec.Expects) {
 			t.Fatalf("record %d: %d results, want %d: %s", i, len(res), len(rec.Expects), rec.Value)
 		}
@@ -73,32 +86,4 @@ func check(t *testing.T, got mapping.Result, want traffic.Expect) bool {
 		return false
 	}
 	return true
-}
-
-func TestDedupeWindow(t *testing.T) {
-	d := mapping.NewDedupe(3)
-	m := mapping.New(mapping.Config{}, d, nil)
-	msg := func(id string) []byte {
-		return []byte(`{"type":"track","event":"E","channel":"client","messageId":"` + id + `","context":{"library":{"name":"analytics.js"}}}`)
-	}
-	now := traffic.DefaultNow()
-	act := func(id string) mapping.Action { return m.Map(nil, msg(id), now)[0].Action }
-	for _, id := range []string{"a", "b", "c"} {
-		if act(id) != mapping.Forward {
-			t.Fatalf("%s: first sight not forwarded", id)
-		}
-	}
-	if act("a") != mapping.Drop {
-		t.Fatal("a repeated within the window was forwarded")
-	}
-	if act("d") != mapping.Forward || act("a") != mapping.Forward {
-		t.Fatal("after d evicted a (FIFO), a should forward again")
-	}
-	d.Forget("d")
-	if act("d") != mapping.Forward {
-		t.Fatal("a forgotten id is still a duplicate")
-	}
-	if d.Len() > 3 {
-		t.Fatalf("window holds %d ids, bound 3", d.Len())
-	}
 }

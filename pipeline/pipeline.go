@@ -76,9 +76,10 @@ type Record struct {
 	Acker     Acker // may be nil
 }
 
-// Mapper turns one record's bytes into results (mapping.Mapper).
+// Mapper turns one record's bytes into results (mapping.Mapper), given
+// what earlier identify messages said of users.
 type Mapper interface {
-	Map(dst []mapping.Result, raw []byte, now time.Time) []mapping.Result
+	Map(dst []mapping.Result, raw []byte, now time.Time, users mapping.Directory) []mapping.Result
 }
 
 // Deliverer sends events to Castle and settles each (destination.Client):
@@ -97,10 +98,6 @@ type DeliverFunc func(ctx context.Context, events []destination.Event, settled f
 func (f DeliverFunc) Submit(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result)) {
 	f(ctx, events, settled)
 }
-
-// Forgetter forgets a messageId the mapping recorded as forwarded when its
-// event was not delivered after all (mapping.Dedupe).
-type Forgetter interface{ Forget(messageID string) }
 
 // VerdictSink keeps verdicts (verdict.Kafka): Write returns once they are
 // durable; the records they come from are acknowledged only then.
@@ -133,6 +130,12 @@ type Config struct {
 	DeadLetterTarget string
 	// Faults is told when dead letters cannot be written (nil: nobody).
 	Faults Faults
+	// DedupeSize is how many forwarded messageIds are remembered to drop
+	// duplicates (0: none are dropped).
+	DedupeSize int
+	// UserCacheSize is how many users' identify traits and tokens are kept
+	// for their later messages (0: none).
+	UserCacheSize int
 	// MapWorkers is how many goroutines map records (default GOMAXPROCS).
 	// Consecutive records are mapped in chunks by one worker; chunks are
 	// batched and delivered in input order.
@@ -168,7 +171,9 @@ type Pipeline struct {
 	cfg      Config
 	mapper   Mapper
 	deliver  Deliverer
-	seen     Forgetter
+	seen     *Dedupe           // nil: no dedupe window
+	users    *mapping.Users    // nil: no identify cache
+	dir      mapping.Directory // users, or nil
 	log      *zap.Logger
 	m        *metrics
 	letters  *outbox[deadletter.Letter]
@@ -177,8 +182,9 @@ type Pipeline struct {
 	sem      chan struct{}
 }
 
-// New returns a pipeline. seen may be nil when no dedupe window is used.
-func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, seen Forgetter, logger *zap.Logger, reg prometheus.Registerer) (*Pipeline, error) {
+// New returns a pipeline. dlq may be nil: dead letters then abandon their
+// records.
+func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Logger, reg prometheus.Registerer) (*Pipeline, error) {
 	if cfg.MaxInFlightEvents <= 0 {
 		cfg.MaxInFlightEvents = 20_000
 	}
@@ -211,8 +217,15 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, seen Forgetter,
 		return nil, err
 	}
 	p := &Pipeline{
-		cfg: cfg, mapper: m, deliver: d, seen: seen, log: logger, m: met, vm: vm,
+		cfg: cfg, mapper: m, deliver: d, log: logger, m: met, vm: vm,
 		sem: make(chan struct{}, cfg.MaxInFlightEvents),
+	}
+	if cfg.DedupeSize > 0 {
+		p.seen = NewDedupe(cfg.DedupeSize)
+	}
+	if cfg.UserCacheSize > 0 {
+		p.users = mapping.NewUsers(cfg.UserCacheSize)
+		p.dir = p.users
 	}
 	if cfg.Verdicts != nil {
 		p.verdicts = &outbox[*verdict.Verdict]{
@@ -500,7 +513,7 @@ func (p *Pipeline) countAdjusted(a mapping.Adjustment) {
 func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 	p.m.consumed.Inc()
 	now := p.cfg.Now()
-	s.results = p.mapper.Map(s.results[:0], rec.Value, now)
+	s.results = p.mapper.Map(s.results[:0], rec.Value, now, p.dir)
 	results := s.results
 	var pend *pending
 	first := len(*items)
@@ -509,10 +522,13 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 		switch r.Action {
 		case mapping.Forward:
 			if p.cfg.Keep != nil && !p.cfg.Keep(r) {
-				if p.seen != nil && r.MessageID != "" {
-					p.seen.Forget(r.MessageID)
-				}
 				p.m.dropped.WithLabelValues(DropOutsideWindow).Inc()
+				continue
+			}
+			// The last filter: a messageId already forwarded. It is
+			// forgotten again if its event is not delivered after all.
+			if p.seen != nil && r.MessageID != "" && !p.seen.Add(r.MessageID) {
+				p.m.dropped.WithLabelValues(string(mapping.ReasonDuplicate)).Inc()
 				continue
 			}
 			if pend == nil {
@@ -545,6 +561,9 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 			p.m.dropped.WithLabelValues(string(r.Reason)).Inc()
 		case mapping.Identified:
 			p.countAdjusted(r.Adjusted)
+			if p.users != nil {
+				p.users.Put(r.Identity)
+			}
 			p.m.identified.Inc()
 		}
 	}

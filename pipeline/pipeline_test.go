@@ -32,7 +32,6 @@ type rig struct {
 	srv     *castleserver.Server
 	castle  *destination.Client
 	mapper  *mapping.Mapper
-	seen    *mapping.Dedupe
 	letters *letterBox
 	board   *hold.Board
 	reg     *prometheus.Registry
@@ -64,10 +63,12 @@ func newRig(t *testing.T, cfg pipeline.Config, dcfg destination.Config) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := mapping.NewDedupe(1 << 16)
-	m := mapping.New(mapping.Config{Secret: []byte(secret), Version: "test"}, seen, mapping.NewUsers(1<<10))
-	r := &rig{srv: srv, castle: castle, mapper: m, seen: seen, letters: &letterBox{}, board: board, reg: reg}
-	r.p, err = pipeline.New(cfg, m, castle, r.letters, seen, zap.NewNop(), reg)
+	m := mapping.New(mapping.Config{Secret: []byte(secret), Version: "test"})
+	if cfg.DedupeSize == 0 {
+		cfg.DedupeSize = 1 << 16
+	}
+	r := &rig{srv: srv, castle: castle, mapper: m, letters: &letterBox{}, board: board, reg: reg}
+	r.p, err = pipeline.New(cfg, m, castle, r.letters, zap.NewNop(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}

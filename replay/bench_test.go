@@ -73,10 +73,10 @@ func BenchmarkDryRunNDJSONGz(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		dry := replay.NewDryRun(io.Discard)
-		m := mapping.New(mapping.Config{Secret: []byte(secret)}, mapping.NewDedupe(1_000_000), mapping.NewUsers(100_000))
+		m := mapping.New(mapping.Config{Secret: []byte(secret)})
 		start := time.Now()
 		sum, err := replay.Run(context.Background(), &replay.Files{Inputs: inputs}, replay.Config{
-			Pipeline: pipeline.Config{}, Mapper: m, Deliverer: dry, Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
+			Pipeline: pipeline.Config{DedupeSize: 1_000_000, UserCacheSize: 100_000}, Mapper: m, Deliverer: dry, Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
 			DeadLetters: deadletter.SinkFunc(func(context.Context, ...deadletter.Letter) error { return nil }),
 		})
 		if err != nil {
@@ -219,7 +219,7 @@ func BenchmarkS3ManyObjects(b *testing.B) {
 			}
 		}()
 		src := &replay.S3{Client: client, Bucket: bucket, Prefix: "segment-logs/"}
-		m := mapping.New(mapping.Config{Secret: []byte(secret)}, nil, nil)
+		m := mapping.New(mapping.Config{Secret: []byte(secret)})
 		start := time.Now()
 		sum, err := replay.Run(context.Background(), src, replay.Config{
 			Pipeline: pipeline.Config{MaxInFlightEvents: inFlight}, Mapper: m, Deliverer: replay.NewDryRun(io.Discard), Registry: prometheus.NewRegistry(),

@@ -84,7 +84,7 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 	}
 	cfg := s.Config
 
-	mapper, seen, err := worker.NewMapper(cfg)
+	mapper, err := worker.NewMapper(cfg)
 	if err != nil {
 		return Summary{}, &SettingError{err}
 	}
@@ -120,6 +120,9 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 		return Summary{}, err
 	}
 	pcfg := worker.PipelineConfig(cfg, time.Now, board)
+	// History goes to /v1/log only: scoring old events would fire Castle's
+	// policies and webhooks now.
+	pcfg.Scoring, pcfg.Verdicts = false, nil
 	if !s.Since.IsZero() || !s.Until.IsZero() {
 		pcfg.Keep = Window(s.Since, s.Until)
 	}
@@ -128,9 +131,6 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 		Rate: s.Rate, Logger: log, Registry: reg,
 		Shard: s.Shard, Resume: s.Resume, Describe: s.Describe(),
 		DrainTimeout: cfg.Ops.ShutdownTimeout,
-	}
-	if seen != nil {
-		rcfg.Seen = seen
 	}
 	if !s.DryRun && !slices.Contains(s.Sources, "-") {
 		rcfg.Checkpoint = s.Checkpoint

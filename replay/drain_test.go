@@ -51,7 +51,7 @@ func TestInterruptDrainsInFlightEvents(t *testing.T) {
 				d := &slowDeliverer{delay: tc.delay, submitted: func() {
 					once.Do(func() { interruptedAt = time.Now(); interrupt() })
 				}}
-				m := mapping.New(mapping.Config{Secret: []byte(secret)}, nil, nil)
+				m := mapping.New(mapping.Config{Secret: []byte(secret)})
 				sum, err := replay.Run(ctx, &replay.Files{Inputs: inputs}, replay.Config{
 					Pipeline: pipeline.Config{Batch: destinationBatch()}, Mapper: m, Deliverer: d,
 					DeadLetters: deadletter.SinkFunc(func(context.Context, ...deadletter.Letter) error { return nil }),

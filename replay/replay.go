@@ -85,7 +85,6 @@ const DefaultDrainTimeout = 25 * time.Second
 type Config struct {
 	Pipeline    pipeline.Config
 	Mapper      pipeline.Mapper
-	Seen        pipeline.Forgetter // may be nil
 	Deliverer   pipeline.Deliverer
 	DeadLetters deadletter.Sink
 	// Rate caps events sent per second (0: no cap).
@@ -183,7 +182,7 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 			cfg.Pipeline.MaxInFlightEvents = max(2*cfg.Pipeline.Batch.Count, int(cfg.Rate))
 		}
 	}
-	p, err := pipeline.New(cfg.Pipeline, cfg.Mapper, d, cfg.DeadLetters, cfg.Seen, log, cfg.Registry)
+	p, err := pipeline.New(cfg.Pipeline, cfg.Mapper, d, cfg.DeadLetters, log, cfg.Registry)
 	if err != nil {
 		return Summary{}, err
 	}

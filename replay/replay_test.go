@@ -106,9 +106,9 @@ func dryRun(t testing.TB, ctx context.Context, src replay.Source, tweak func(*re
 		r.files = f
 	}
 	dry := replay.NewDryRun(&r.out)
-	m := mapping.New(mapping.Config{Secret: []byte(secret), Version: "test"}, mapping.NewDedupe(1<<20), mapping.NewUsers(1<<16))
+	m := mapping.New(mapping.Config{Secret: []byte(secret), Version: "test"})
 	cfg := replay.Config{
-		Pipeline: pipeline.Config{Batch: destinationBatch()},
+		Pipeline: pipeline.Config{Batch: destinationBatch(), DedupeSize: 1 << 20, UserCacheSize: 1 << 16},
 		Mapper:   m, Deliverer: dry, Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
 		DeadLetters: deadletter.SinkFunc(func(_ context.Context, l ...deadletter.Letter) error {
 			r.mu.Lock()
@@ -274,7 +274,7 @@ func TestResumeAfterInterruptionSendsNothingTwice(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var out bytes.Buffer
 		dry := replay.NewDryRun(&out)
-		m := mapping.New(mapping.Config{Secret: []byte(secret)}, mapping.NewDedupe(1<<20), mapping.NewUsers(1<<16))
+		m := mapping.New(mapping.Config{Secret: []byte(secret)})
 		reg := prometheus.NewRegistry()
 		counted := deliverFunc(func(ctx context.Context, evs []destinationEvent, settled func(int, destinationResult)) {
 			dry.Submit(ctx, evs, settled)
@@ -283,7 +283,7 @@ func TestResumeAfterInterruptionSendsNothingTwice(t *testing.T) {
 			}
 		})
 		sum, err := replay.Run(ctx, &replay.Files{Inputs: inputs}, replay.Config{
-			Pipeline: pipeline.Config{Batch: destinationBatch()}, Mapper: m, Deliverer: counted,
+			Pipeline: pipeline.Config{Batch: destinationBatch(), DedupeSize: 1 << 20, UserCacheSize: 1 << 16}, Mapper: m, Deliverer: counted,
 			DeadLetters: deadletter.SinkFunc(func(context.Context, ...deadletter.Letter) error { return nil }),
 			Registry:    reg, Checkpoint: cp, Resume: resume, SaveEvery: 10 * time.Millisecond,
 		})

@@ -27,6 +27,7 @@ import (
 	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/ops"
 	"github.com/castle-destination/castle-destination/pipeline"
+	"github.com/castle-destination/castle-destination/verdict"
 	"github.com/castle-destination/castle-destination/version"
 )
 
@@ -70,30 +71,25 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// NewMapper builds the mapping with its dedupe window and identify cache
-// from the settings. The dedupe window is returned too: the pipeline tells
-// it to forget events that were not delivered.
-func NewMapper(cfg config.Config) (*mapping.Mapper, *mapping.Dedupe, error) {
+// NewMapper builds the mapping from the settings, with the EVENT_MAP file
+// read and parsed.
+func NewMapper(cfg config.Config) (*mapping.Mapper, error) {
 	pt, err := mapping.ParsePageType(cfg.Mapping.PageType)
 	if err != nil {
-		return nil, nil, fmt.Errorf("PAGE_TYPE (--page-type): %w", err)
+		return nil, fmt.Errorf("PAGE_TYPE (--page-type): %w", err)
 	}
-	var seen *mapping.Dedupe
-	if cfg.Mapping.DedupeSize > 0 {
-		seen = mapping.NewDedupe(cfg.Mapping.DedupeSize)
+	events, err := cfg.Mapping.LoadEventMap()
+	if err != nil {
+		return nil, err
 	}
-	var users *mapping.Users
-	if cfg.Mapping.UserCacheSize > 0 {
-		users = mapping.NewUsers(cfg.Mapping.UserCacheSize)
-	}
-	m := mapping.New(mapping.Config{
+	return mapping.New(mapping.Config{
 		Secret:         []byte(cfg.Castle.APISecret.Reveal()),
 		PageType:       pt,
 		AcceptMobile:   cfg.Mapping.AcceptMobile,
 		RequireUserJWT: cfg.Mapping.RequireUserJWT,
+		Events:         events,
 		Version:        version.Get().Version,
-	}, seen, users)
-	return m, seen, nil
+	}), nil
 }
 
 // NewCastle builds the Castle API client from the settings; faults (may be
@@ -133,12 +129,20 @@ func PipelineConfig(cfg config.Config, now func() time.Time, faults pipeline.Fau
 	if cfg.Kafka.DLQTopic != "" {
 		target = fmt.Sprintf("DLQ_TOPIC %q", cfg.Kafka.DLQTopic)
 	}
-	return pipeline.Config{
+	pc := pipeline.Config{
 		Batch:            pipeline.BatchPolicy{Count: cfg.Batch.Size, Bytes: cfg.Batch.Bytes, Linger: cfg.Batch.Linger},
 		Now:              now,
 		Faults:           faults,
 		DeadLetterTarget: target,
+		DedupeSize:       cfg.Mapping.DedupeSize,
+		UserCacheSize:    cfg.Mapping.UserCacheSize,
+		Scoring:          cfg.Scoring.On,
+		ScoringMaxAge:    cfg.Scoring.MaxAge,
 	}
+	if t := cfg.Scoring.VerdictTopic; t != "" {
+		pc.VerdictTarget = fmt.Sprintf("VERDICT_TOPIC %q", t)
+	}
+	return pc
 }
 
 // ConsumerConfig is the consumer's share of the settings. Its errors are
@@ -180,7 +184,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	opt = opt.withDefaults()
 	log, reg := opt.Logger, opt.Registry
 
-	mapper, seen, err := NewMapper(cfg)
+	mapper, err := NewMapper(cfg)
 	if err != nil {
 		return err
 	}
@@ -214,7 +218,20 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	pipe, err := pipeline.New(PipelineConfig(cfg, opt.Now, board), mapper, castle, dlq, seen, log.Named("pipeline"), reg)
+	pcfg := PipelineConfig(cfg, opt.Now, board)
+	if t := cfg.Scoring.VerdictTopic; t != "" {
+		vw, err := verdict.NewKafka(ccfg.Cluster(), t, reg)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := vw.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close verdict writer: %w", cerr)
+			}
+		}()
+		pcfg.Verdicts = vw
+	}
+	pipe, err := pipeline.New(pcfg, mapper, castle, dlq, log.Named("pipeline"), reg)
 	if err != nil {
 		return err
 	}
@@ -323,6 +340,6 @@ func RegisterMetrics(reg prometheus.Registerer) error {
 	if err := registerBuildInfo(reg); err != nil {
 		return err
 	}
-	_, err = pipeline.New(pipeline.Config{}, nil, nil, nil, nil, zap.NewNop(), reg)
+	_, err = pipeline.New(pipeline.Config{}, nil, nil, nil, zap.NewNop(), reg)
 	return err
 }
