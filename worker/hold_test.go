@@ -1,0 +1,295 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/internal/traffic"
+	"github.com/castle-destination/castle-destination/worker"
+)
+
+// heldRun is a worker whose /readyz can be read.
+type heldRun struct {
+	*workerRun
+	addr string
+}
+
+func runReady(t *testing.T, env *harness.Env, overrides map[string]string) (*heldRun, func() error) {
+	t.Helper()
+	cfg, err := env.Config(overrides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &heldRun{workerRun: &workerRun{reg: worker.NewRegistry(), group: cfg.Kafka.GroupID}}
+	addr := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(ctx, cfg, worker.Options{Registry: w.reg, Listening: func(a string) { addr <- a }})
+	}()
+	select {
+	case w.addr = <-addr:
+	case err := <-done:
+		t.Fatalf("worker stopped at start: %v", err)
+	}
+	stopped := false
+	var stopErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(60 * time.Second):
+				stopErr = errors.New("worker did not stop within 60s")
+			}
+		}
+		return stopErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return w, stop
+}
+
+// readyz returns /readyz's status and body.
+func (w *heldRun) readyz(t *testing.T) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + w.addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitHeld waits until /readyz reports a hold naming want.
+func (w *heldRun) waitHeld(t *testing.T, want string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := w.readyz(t)
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "delivery held") && strings.Contains(body, want) {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no hold naming %q on /readyz within %s: %d %s", want, timeout, code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitReady waits until /readyz answers 200: the worker is a group member
+// and nothing is held.
+func (w *heldRun) waitReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := w.readyz(t)
+		if code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready within %s: %d %s", timeout, code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// forwardable generates n records whose every message is forwarded, so
+// that any dead letter comes from delivery.
+func forwardable(n int) []traffic.Record {
+	all, _ := harness.Generate(41, 3*n, time.Now())
+	var out []traffic.Record
+	for _, r := range all {
+		ok := len(r.Expects) > 0
+		for _, e := range r.Expects {
+			ok = ok && e.Outcome == traffic.Forward
+		}
+		if ok {
+			out = append(out, r)
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// committedTotal is the sum of the group's committed offsets.
+func committedTotal(t *testing.T, env *harness.Env, group string) int64 {
+	t.Helper()
+	c, err := env.Committed(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, o := range c {
+		n += max(o, 0)
+	}
+	return n
+}
+
+// assertNoDeliveryLetters fails if a dead letter came from delivery.
+func assertNoDeliveryLetters(t *testing.T, env *harness.Env) {
+	t.Helper()
+	for p := range 1 {
+		msgs, err := env.ReadAll(context.Background(), env.DLQTopic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if h := headers(m)["castle-destination-reason"]; h == "rejected" || h == "retries_exhausted" {
+				t.Fatalf("a held event was dead-lettered (%s): %s", h, m.Value)
+			}
+		}
+	}
+}
+
+// Castle refuses the worker's secret from the start (a typo, or a rotation
+// that reached Castle before the pods): nothing is dead-lettered, nothing
+// is committed, /readyz names CASTLE_API_SECRET; once Castle accepts the
+// secret again, delivery resumes by itself and nothing is lost.
+func TestWrongSecretHoldsAndRecovers(t *testing.T) {
+	env := startEnv(t, 2)
+	recs := forwardable(200)
+	want, _ := forwards(recs)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	env.Castle.SetSecret("a-secret-the-worker-does-not-have")
+	w, stop := runReady(t, env, map[string]string{"CASTLE_RETRY_MAX_ELAPSED": "5s"})
+	body := w.waitHeld(t, "CASTLE_API_SECRET", 30*time.Second)
+	if strings.Contains(body, harness.Secret) {
+		t.Fatalf("/readyz shows the secret: %s", body)
+	}
+	time.Sleep(8 * time.Second) // past the retry budget of 5 s
+	if n := committedTotal(t, env, w.group); n != 0 {
+		t.Errorf("%d offsets committed while every event was refused", n)
+	}
+	if n := env.Castle.Stats().Accepted; n != 0 {
+		t.Errorf("Castle accepted %d events with a refused secret", n)
+	}
+	assertNoDeliveryLetters(t, env)
+	env.Castle.SetSecret(harness.Secret)
+	got, o := finish(t, env, w.workerRun, stop, want, 120*time.Second)
+	if d := duplicates(t, got, want); d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
+	if n := o.DeadLettered["rejected"] + o.DeadLettered["retries_exhausted"]; n != 0 {
+		t.Errorf("%d events dead-lettered by delivery", n)
+	}
+	assertNoDeliveryLetters(t, env)
+}
+
+// A CASTLE_API_URL with an extra /v1 gets 404 on /v1/v1/log: held, named
+// on /readyz; a worker restarted with the right URL re-reads the held
+// records and delivers them all.
+func TestWrongURLHoldsUntilFixed(t *testing.T) {
+	env := startEnv(t, 2)
+	recs := forwardable(150)
+	want, _ := forwards(recs)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	w, stop := runReady(t, env, map[string]string{"CASTLE_API_URL": env.CastleURL + "/v1", "SHUTDOWN_TIMEOUT": "2s"})
+	body := w.waitHeld(t, "CASTLE_API_URL", 30*time.Second)
+	if !strings.Contains(body, "/v1/v1/log") {
+		t.Errorf("/readyz does not show the path that was refused: %s", body)
+	}
+	time.Sleep(3 * time.Second)
+	if n := committedTotal(t, env, w.group); n != 0 {
+		t.Errorf("%d offsets committed while every request got 404", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	assertNoDeliveryLetters(t, env)
+	w2, stop2 := run(t, env, nil)
+	got, _ := finish(t, env, w2, stop2, want, 120*time.Second)
+	if d := duplicates(t, got, want); d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
+}
+
+// Castle starts refusing the secret after 100 events (a rotation that
+// reached Castle mid-stream): the events before are delivered and
+// committed, the rest hold without a dead letter, and all arrive once
+// Castle accepts again.
+func TestSecretRotatedMidStreamHolds(t *testing.T) {
+	env := startEnv(t, 3)
+	recs := forwardable(400)
+	want, _ := forwards(recs)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	env.Castle.FailAfter(100, castleserver.Status(401))
+	w, stop := runReady(t, env, map[string]string{"CASTLE_RETRY_MAX_ELAPSED": "5s"})
+	w.waitHeld(t, "CASTLE_API_SECRET", 60*time.Second)
+	time.Sleep(8 * time.Second)
+	before := committedTotal(t, env, w.group)
+	// Requests already on their way when the rotation took effect may be
+	// accepted too.
+	acc := env.Castle.Stats().Accepted
+	if acc < 100 || acc > 100+64 {
+		t.Errorf("Castle accepted %d, want the 100 before the rotation", acc)
+	}
+	if before > acc {
+		t.Errorf("%d offsets committed, more than the %d records delivered before the rotation", before, acc)
+	}
+	assertNoDeliveryLetters(t, env)
+	env.Castle.ClearFaults()
+	got, _ := finish(t, env, w.workerRun, stop, want, 120*time.Second)
+	if d := duplicates(t, got, want); d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
+}
+
+// The dead-letter topic disappears while the worker runs: dead letters
+// hold (the records behind them are not committed, /readyz names
+// DLQ_TOPIC), other events still flow, and once the topic is back the
+// letters are written and everything commits.
+func TestUnwritableDeadLetterTopicHolds(t *testing.T) {
+	env := startEnv(t, 1)
+	w, stop := runReady(t, env, nil)
+	w.waitReady(t, 30*time.Second)
+	admin := &kafka.Client{Addr: kafka.TCP(env.Brokers...), Timeout: 10 * time.Second}
+	if _, err := admin.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{env.DLQTopic}}); err != nil {
+		t.Fatal(err)
+	}
+	good := forwardable(50)
+	bad := traffic.Record{Value: []byte(`{"not json`)}
+	recs := append(append(append([]traffic.Record{}, good[:25]...), bad), good[25:]...)
+	want, _ := forwards(recs)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	w.waitHeld(t, "DLQ_TOPIC", 30*time.Second)
+	waitDelivered(t, env.Castle, want, 60*time.Second)
+	if n := committedTotal(t, env, w.group); n > 25 {
+		t.Errorf("%d offsets committed past the record whose dead letter is not written (offset 25)", n)
+	}
+	if _, err := admin.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: env.DLQTopic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitCommitted(t, env, w.group, 60*time.Second)
+	if code, body := w.readyz(t); code != http.StatusOK {
+		t.Errorf("/readyz after recovery: %d %s", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	letters := readDLQ(t, env)
+	if len(letters) != 1 || headers(letters[0])["castle-destination-reason"] != "malformed" {
+		t.Errorf("dead letters %d, want the one malformed record", len(letters))
+	}
+}
