@@ -28,9 +28,10 @@ const Secret = "local-demo-secret"
 
 // Options shape an environment. Zero fields take the defaults given.
 type Options struct {
-	Topic      string // default "segment"
-	DLQTopic   string // default "segment-dlq"
-	Partitions int    // default 6
+	Topic        string // default "segment"
+	DLQTopic     string // default "segment-dlq"
+	VerdictTopic string // default "castle-verdicts"
+	Partitions   int    // default 6
 	// Castle configures the local Castle API; Secret is always Secret.
 	Castle castleserver.Config
 	// DataDir, when set, makes the broker keep its logs, topics and group
@@ -40,12 +41,13 @@ type Options struct {
 
 // Env is a running broker and Castle API.
 type Env struct {
-	Cluster   *kfake.Cluster
-	Brokers   []string
-	Topic     string
-	DLQTopic  string
-	Castle    *castleserver.Server
-	CastleURL string
+	Cluster      *kfake.Cluster
+	Brokers      []string
+	Topic        string
+	DLQTopic     string
+	VerdictTopic string
+	Castle       *castleserver.Server
+	CastleURL    string
 
 	partitions int
 	dataDir    string
@@ -63,10 +65,13 @@ func Start(opt Options) (*Env, error) {
 	if opt.DLQTopic == "" {
 		opt.DLQTopic = "segment-dlq"
 	}
+	if opt.VerdictTopic == "" {
+		opt.VerdictTopic = "castle-verdicts"
+	}
 	if opt.Partitions <= 0 {
 		opt.Partitions = 6
 	}
-	cluster, err := newCluster(opt.Partitions, opt.Topic, opt.DLQTopic, opt.DataDir)
+	cluster, err := newCluster(opt.Partitions, opt.Topic, opt.DLQTopic, opt.VerdictTopic, opt.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("start in-process Kafka: %w", err)
 	}
@@ -82,7 +87,7 @@ func Start(opt Options) (*Env, error) {
 		return nil, fmt.Errorf("listen for the local Castle API: %w", err)
 	}
 	e := &Env{
-		Cluster: cluster, Brokers: cluster.ListenAddrs(), Topic: opt.Topic, DLQTopic: opt.DLQTopic,
+		Cluster: cluster, Brokers: cluster.ListenAddrs(), Topic: opt.Topic, DLQTopic: opt.DLQTopic, VerdictTopic: opt.VerdictTopic,
 		Castle: srv, CastleURL: "http://" + ln.Addr().String(),
 		partitions: opt.Partitions, dataDir: opt.DataDir, transport: &kafka.Transport{}, ln: ln, serveErr: make(chan error, 1),
 		httpSrv: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
@@ -91,11 +96,12 @@ func Start(opt Options) (*Env, error) {
 	return e, nil
 }
 
-func newCluster(partitions int, topic, dlqTopic, dataDir string, extra ...kfake.Opt) (*kfake.Cluster, error) {
+func newCluster(partitions int, topic, dlqTopic, verdictTopic, dataDir string, extra ...kfake.Opt) (*kfake.Cluster, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(int32(partitions), topic),
 		kfake.SeedTopics(1, dlqTopic),
+		kfake.SeedTopics(1, verdictTopic),
 		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
 	}
 	if dataDir != "" {
@@ -122,7 +128,7 @@ func (e *Env) RestartBroker(down time.Duration) error {
 	}
 	e.Cluster.Close()
 	time.Sleep(down)
-	c, err := newCluster(e.partitions, e.Topic, e.DLQTopic, e.dataDir, kfake.Ports(port))
+	c, err := newCluster(e.partitions, e.Topic, e.DLQTopic, e.VerdictTopic, e.dataDir, kfake.Ports(port))
 	if err != nil {
 		return fmt.Errorf("restart broker on port %d: %w", port, err)
 	}

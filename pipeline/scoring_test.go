@@ -1,0 +1,87 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/pipeline"
+	"github.com/castle-destination/castle-destination/verdict"
+)
+
+// verdictBox keeps verdicts.
+type verdictBox struct {
+	mu sync.Mutex
+	vs []*verdict.Verdict
+}
+
+func (b *verdictBox) Write(_ context.Context, vs ...*verdict.Verdict) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.vs = append(b.vs, vs...)
+	return nil
+}
+
+func login(user string, ts time.Time, token string) string {
+	return fmt.Sprintf(`{"type":"track","messageId":"m-%s","userId":%q,"event":"$login.succeeded","channel":"client",`+
+		`"integrations":{"Castle":{"requestToken":%q}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js","version":"2"}},`+
+		`"timestamp":%q}`, user, user, token, ts.UTC().Format(time.RFC3339Nano))
+}
+
+// A 201 whose body is not JSON is counted and writes no verdict; a 201
+// without a policy writes a verdict without one, counted. Both events are
+// delivered and their records acknowledged.
+func TestUnreadableVerdicts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		box := &verdictBox{}
+		r := newRig(t, pipeline.Config{Scoring: true, ScoringMaxAge: 100 * time.Second, Verdicts: box}, destination.Config{Concurrency: 1})
+		defer r.stop()
+		now := time.Now()
+		r.srv.FailNext(1, castleserver.Respond(201, "<html>not json</html>").On(castleserver.RiskPath))
+		r.srv.FailNext(1, castleserver.Respond(201, `{"id":"ev-2","risk":0.2}`).On(castleserver.RiskPath))
+		a := &acker{}
+		tok := castleserver.NewRequestToken(now, "laptop")
+		if err := r.run(context.Background(), record(0, login("a", now, tok), a), record(1, login("b", now, tok), a)); err != nil {
+			t.Fatal(err)
+		}
+		if a.n.Load() != 2 {
+			t.Fatalf("acked %d of 2", a.n.Load())
+		}
+		if got := metricValue(t, r.reg, "castle_destination_verdict_errors_total", "kind", "not_json"); got != 1 {
+			t.Errorf("verdict_errors{not_json} = %v, want 1", got)
+		}
+		if got := metricValue(t, r.reg, "castle_destination_verdict_errors_total", "kind", "no_policy"); got != 1 {
+			t.Errorf("verdict_errors{no_policy} = %v, want 1", got)
+		}
+		if len(box.vs) != 1 || box.vs[0].UserID != "b" || box.vs[0].Policy != nil || box.vs[0].CastleEventID != "ev-2" {
+			t.Errorf("verdicts %+v, want b's, without a policy", box.vs)
+		}
+	})
+}
+
+// An event older than ScoringMaxAge when it is read goes to /v1/log,
+// counted as a token_aged fallback.
+func TestScoringAgedOnArrival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{Scoring: true, ScoringMaxAge: 10 * time.Second}, destination.Config{})
+		defer r.stop()
+		ts := time.Now().Add(-30 * time.Second) // token still fresh for the mapping (120 s), too old for scoring
+		if err := r.run(context.Background(), record(0, login("a", ts, castleserver.NewRequestToken(ts, "x")), nil)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(r.srv.AcceptedOn(castleserver.LogPath)); n != 1 {
+			t.Errorf("%d on /v1/log, want 1", n)
+		}
+		if n := len(r.srv.AcceptedOn(castleserver.RiskPath)); n != 0 {
+			t.Errorf("%d scored", n)
+		}
+		if got := metricValue(t, r.reg, "castle_destination_scoring_fallbacks_total", "reason", "token_aged"); got != 1 {
+			t.Errorf("fallbacks{token_aged} = %v, want 1", got)
+		}
+	})
+}
