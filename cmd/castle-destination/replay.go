@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -123,19 +122,18 @@ func (f *timeFlag) Set(s string) error {
 	return fmt.Errorf("%q is not an RFC 3339 time or a YYYY-MM-DD date", s)
 }
 
-func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (replaySettings, error) {
+// parseReplay parses and validates the replay settings. -h writes the
+// usage, with only the settings that apply to replay, to stdout. Errors
+// name the setting.
+func parseReplay(args []string, getenv func(string) string, stdout io.Writer) (replaySettings, error) {
 	var s replaySettings
-	f := config.NewFlags("replay", stderr)
+	f := config.NewFlags("replay", stdout)
 	fs := f.FlagSet()
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), replayUsage)
-		fs.PrintDefaults()
+		f.PrintDefaults()
 	}
-	s.cfg.RegisterKafka(f)
-	s.cfg.RegisterCastle(f)
-	s.cfg.RegisterMapping(f)
-	s.cfg.RegisterBatch(f)
-	s.cfg.RegisterOps(f, false)
+	s.cfg.RegisterReplay(f)
 	f.Var(&s.since, "since", "REPLAY_SINCE", "replay messages whose event time is at or after this (RFC 3339 or YYYY-MM-DD)")
 	f.Var(&s.until, "until", "REPLAY_UNTIL", "replay messages whose event time is before this")
 	f.Float(&s.rate, "rate", "REPLAY_RATE", 0, "events per second at most (0: no cap beyond Castle's per-user pacing)")
@@ -148,10 +146,7 @@ func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (r
 		"longest an interrupted replay waits for requests in flight before it saves its checkpoint and exits")
 	f.String(&s.progress, "progress", "REPLAY_PROGRESS", "auto", "progress on stderr: auto (a bar on a terminal, lines otherwise), bar, lines or off")
 	if err := f.Parse(args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return s, err
-		}
-		return s, usageError{err}
+		return s, err
 	}
 	s.sources = f.Args()
 	if len(s.sources) == 0 {
@@ -190,24 +185,14 @@ func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (r
 	if s.cfg.Ops.ShutdownTimeout < 0 {
 		return s, usageError{errors.New("SHUTDOWN_TIMEOUT (--shutdown-timeout): must not be negative")}
 	}
-	checks := []func() error{
-		func() error { return s.cfg.Castle.Validate(!s.dryRun) },
-		s.cfg.Mapping.Validate,
-		s.cfg.Batch.Validate,
-	}
-	if kafkaSrc || s.cfg.Kafka.DLQTopic != "" {
-		checks = append(checks, s.cfg.Kafka.Validate)
-	}
-	for _, v := range checks {
-		if err := v(); err != nil {
-			return s, usageError{err}
-		}
+	if err := s.cfg.ValidateReplay(s.dryRun, kafkaSrc); err != nil {
+		return s, err
 	}
 	return s, nil
 }
 
 func replayCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	s, err := parseReplay(args, getenv, stderr)
+	s, err := parseReplay(args, getenv, stdout)
 	if err != nil {
 		return err
 	}

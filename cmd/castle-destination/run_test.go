@@ -203,9 +203,10 @@ func TestShortSessionTimeoutNamesTheSetting(t *testing.T) {
 }
 
 // -h goes to stdout and exits 0, for the command and each subcommand;
-// run's does not offer replay's --dry-run.
+// run's does not offer replay's --dry-run, and replay's lists only what
+// applies to a replay (no consumer group, metrics, scoring or verdicts).
 func TestHelpGoesToStdout(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"help"}, {"run", "-h"}, {"run", "--help"}, {"demo", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"help"}, {"run", "-h"}, {"run", "--help"}, {"demo", "-h"}, {"replay", "-h"}} {
 		r := command(t.Context(), nil, args...)
 		if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "Usage") {
 			t.Errorf("%v: exit %d, stdout %d bytes, stderr %q; want exit 0 and the usage on stdout only", args, r.code, len(r.stdout), r.stderr)
@@ -219,6 +220,17 @@ func TestHelpGoesToStdout(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "dry-run") {
 		t.Errorf("run -h mentions --dry-run, which run does not have:\n%s", r.stdout)
+	}
+	r = command(t.Context(), nil, "replay", "-h")
+	for _, want := range []string{"--dry-run", "--shard", "--since", "--castle-api-secret", "--dlq-topic"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("replay -h lacks %s", want)
+		}
+	}
+	for _, not := range []string{"--kafka-group-id", "--metrics-addr", "--castle-scoring", "--verdict-topic", "--kafka-session-timeout"} {
+		if strings.Contains(r.stdout, not) {
+			t.Errorf("replay -h offers %s, which does not apply to a replay", not)
+		}
 	}
 }
 
