@@ -246,7 +246,10 @@ func (e *Env) Produce(ctx context.Context, records []traffic.Record) error {
 // with them. The user population is wide enough that Castle's per-user rate
 // limit does not dominate a short run.
 func Generate(seed int64, n int, now time.Time) ([]traffic.Record, traffic.Tally) {
-	g := NewGenerator(seed, n, now)
+	return generate(NewGenerator(seed, n, now), n)
+}
+
+func generate(g *traffic.Generator, n int) ([]traffic.Record, traffic.Tally) {
 	recs := make([]traffic.Record, n)
 	for i := range recs {
 		recs[i] = g.Next()
@@ -261,10 +264,15 @@ func Generate(seed int64, n int, now time.Time) ([]traffic.Record, traffic.Tally
 // NewGenerator is the generator behind Generate, for streams too large to
 // hold in memory: n sizes the user population.
 func NewGenerator(seed int64, n int, now time.Time) *traffic.Generator {
-	return traffic.New(traffic.Config{
+	return traffic.New(trafficConfig(seed, n, now))
+}
+
+// trafficConfig is the traffic of Generate: n sizes the user population.
+func trafficConfig(seed int64, n int, now time.Time) traffic.Config {
+	return traffic.Config{
 		Seed: seed, Secret: Secret, Now: now,
 		Users: max(5000, 2*n), HeavyShare: -1,
-	})
+	}
 }
 
 // ErrIncomplete is returned by Wait when the deadline passes first.

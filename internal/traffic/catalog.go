@@ -149,6 +149,11 @@ var firstNames = [...]string{"Ada", "Grace", "Linus", "Margaret", "Ken", "Barbar
 var lastNames = [...]string{"Lovelace", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "García", "Müller", "Núñez", "Åberg", "Dubois", "Tanaka", "Sato", "Haddad", "Sharma", "Adeyemi", "Kowalski", "O'Brien"}
 var emailDomains = [...]string{"gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me", "acme-corp.io", "web.de", "orange.fr"}
 
+// disposableDomains are well-known disposable email providers (all on the
+// Castle-compatible server's default list, so that its disposable_email
+// rule fires).
+var disposableDomains = [...]string{"mailinator.com", "yopmail.com", "guerrillamail.com", "sharklasers.com", "10minutemail.com"}
+
 type address struct {
 	street, city, state, postalCode, country string
 }
@@ -178,8 +183,8 @@ var (
 		{"analytics-java", "3.5.1"},
 		libAJS, // a spoofed or proxied library: channel "server" still decides
 	}
-	// serverNoChannelLibs are libraries the SPEC names as server-side, used on
-	// messages without a channel.
+	// serverNoChannelLibs are server libraries (docs/mapping.md, "Filtering,
+	// in order", rule 3), used on messages without a channel.
 	serverNoChannelLibs = [...]library{
 		{"analytics-go", "3.0.0"},
 		{"analytics-python", "2.3.2"},

@@ -1,6 +1,6 @@
 // Package traffic generates a realistic, deterministic stream of Segment
-// messages, each paired with the outcome the worker must give it under
-// SPEC §3 (filtering) and §4 (mapping).
+// messages, each paired with the outcome the worker must give it under its
+// filtering and mapping rules (docs/mapping.md).
 //
 // It exists for the demo, the end-to-end tests, the reliability suite and the
 // end-to-end benchmark: they produce [Record]s to Kafka and compare what the
@@ -12,7 +12,7 @@
 // What it does not do: it does not talk to Kafka or Castle, does not map
 // anything, and keeps no more state than duplicates need (a bounded ring of
 // recent forwardable records) plus the user population (Config.Users and
-// twice as many anonymous visitors, built lazily).
+// twice as many anonymous visitors, and one shared device, built lazily).
 //
 // # Assumptions about the worker
 //
@@ -40,9 +40,19 @@
 //     client-side; two spellings of one integrations key ("Castle" and
 //     "castle") only ever appear together with the same value.
 //   - Only page/track are ever repeated: whether a repeated identify is a
-//     duplicate is left untested. No message carries a token in both
-//     integrations.Castle and context.Castle, an empty token, a requestToken,
-//     or an over-long event name.
+//     duplicate is left untested. No message carries a userJwt in both
+//     integrations.Castle and context.Castle, an empty token, or an
+//     over-long event name; only security events carry a requestToken.
+//   - EVENT_MAP is unset: the shop's own event names ("Signed In", ...) stay
+//     $custom; only Castle's legacy names are security events.
+//   - For Expect.Scoring (security events only): CASTLE_SCORING=on, the
+//     worker maps each security event within 120 s of Now and sends it
+//     within SCORING_MAX_AGE of its time (they are at most ~5 s older than
+//     Now: a run that starts soon after generating with Now = time.Now()),
+//     and Castle accepts its request token (the Castle-compatible server
+//     does, for tokens minted by castleserver.NewRequestToken, within 120 s
+//     of minting by its clock). With scoring off the same events go to
+//     /v1/log with the same type and status.
 //
 // # What each kind exercises (Mix fields)
 //
@@ -53,44 +63,63 @@
 //     context.page, sometimes a campaign; properties carry trace_id =
 //     messageId, and track properties sometimes nest objects and arrays and
 //     use non-ASCII names and values. Integrations are absent or enable Castle
-//     ({"All":true}, {"Mixpanel":false}, {"All":false,"Castle":true}: SPEC
-//     §3.4's "Castle truthy" exception). A share (Mix.Anonymous) comes from
+//     ({"All":true}, {"Mixpanel":false}, {"All":false,"Castle":true}: the
+//     exception for a truthy Castle key under "All": false). A share (Mix.Anonymous) comes from
 //     anonymous visitors (UserID ""). Users in the Secure Mode cohort
 //     (Mix.SecureUsers) carry their own HS256 userJwt on every page/track
 //     (claims id, email; exp Now+2h), mostly in integrations.Castle.userJwt,
-//     some in context.Castle.userJwt (analytics-next, SPEC §3.5 "look there
-//     second"); a few of their messages carry no userId at all, so the
-//     expected UserID is the claim id, not the userId (SPEC §4 "verified
-//     userJwt claims override").
-//   - Identify (identified, SPEC §4): traits email, name, phone, createdAt,
+//     some in context.Castle.userJwt (where analytics-next puts it, and the
+//     mapping looks second); a few of their messages carry no userId at
+//     all, so the expected UserID is the claim id, not the userId (verified
+//     claims override the user fields).
+//   - Identify (identified): traits email, name, phone, createdAt,
 //     address, custom traits. A Secure Mode user's identify carries the same
 //     valid token as their page/track, so the per-user JWT cache never changes
 //     an outcome: no page/track relies on a cached token, and anonymous
 //     visitors (a separate population) never identify.
-//   - Duplicate (drop duplicate, SPEC §3.6): an exact copy (key and value) of
+//   - Duplicate (drop duplicate): an exact copy (key and value) of
 //     one of the last 1,024 forwardable single page/track records, at least
 //     two records later. The original stays "forward".
-//   - Unsupported (drop unsupported_type, SPEC §3.2): screen (from mobile
+//   - Unsupported (drop unsupported_type): screen (from mobile
 //     libraries: rule 2 comes before rule 3), group, alias.
-//   - ServerSide (drop server_side, SPEC §3.3): channel "server" (analytics-
+//   - ServerSide (drop server_side): channel "server" (analytics-
 //     node, @segment/analytics-node, analytics-java, and analytics.js: the
 //     channel decides), or no channel with a server library (analytics-go,
 //     analytics-python, analytics-ruby, analytics-node, analytics-java).
-//   - Mobile (drop mobile, SPEC §3.3): channel "mobile" with analytics-ios,
+//   - Mobile (drop mobile): channel "mobile" with analytics-ios,
 //     analytics-kotlin or analytics-swift; track and identify.
-//   - IntegrationDisabled (drop integration_disabled, SPEC §3.4):
+//   - IntegrationDisabled (drop integration_disabled):
 //     {"Castle":false}, {"castle":false}, {"All":false}, {"all":false},
 //     {"All":false,"Mixpanel":true}, {"All":true,"Castle":false}, on page,
 //     track and identify. Some come from Secure Mode users with an expired
 //     token in context.Castle: rule 4 decides before rule 5.
-//   - UserJWTInvalid (dead_letter user_jwt_invalid, SPEC §3.5): a page/track
+//   - UserJWTInvalid (dead_letter user_jwt_invalid): a page/track
 //     whose own token is alg "none", HS256 under another secret, expired,
 //     not yet valid (nbf), HS512 under the right secret (wrong algorithm), or a
 //     valid token whose payload was swapped for another user's (tampered).
-//   - Malformed (dead_letter malformed, SPEC §3.1): invalid JSON (trailing
+//   - Malformed (dead_letter malformed): invalid JSON (trailing
 //     comma, single quotes, an HTTP request line, gzip bytes), a truncated
 //     page event, a JSON array, string, number or null, an object with no
 //     type (MessageID is its messageId when it has one, else "").
+//   - Security (forward, scored; none in DefaultMix, see SecurityMix): an
+//     analytics.js track named with one of Castle's legacy security event
+//     names (docs/mapping.md, "Security events"), Expect.CastleType and
+//     CastleStatus its Castle type and status. It is live: received in the 3
+//     seconds before Now, its request token (castleserver.NewRequestToken,
+//     minted 0.1–2 s before the event for the browser's device) mostly in
+//     integrations.Castle.requestToken, a quarter in
+//     context.Castle.requestToken, and it always has a public IP. The kinds:
+//     $login.succeeded naming the user; $login.failed naming the user, or
+//     anonymous with properties.email (the user's, or an address of no
+//     account, a third at disposable email domains); $registration.succeeded
+//     of a new account (a new userId, context.traits.email, a quarter at
+//     disposable domains); $password_reset_request.succeeded naming the user
+//     or anonymous with properties.email; and logins of many users on one
+//     shared device (one device name, user agent and public IP), so that a
+//     scorer sees multiple accounts per device and a burst from one IP.
+//     Expect.Scoring is "risk" when the event names a user (userId, or a
+//     Secure Mode user's valid userJwt, which they carry here too) and its
+//     type is not $password_reset_request, else "filter".
 //
 // # Envelopes
 //

@@ -23,10 +23,12 @@ type integ struct {
 	allKey    string // "All" unless set otherwise
 	mixpanel  flag   // another destination, irrelevant to Castle
 	jwt       string // userJwt inside the Castle options object
+	reqToken  string // requestToken inside the Castle options object
 }
 
-// enabled is SPEC §3.4 on the intent: Castle false disables; Castle true or
-// an object enables; otherwise All false disables.
+// enabled is the integrations rule on the intent (docs/mapping.md,
+// "Filtering, in order", rule 4): Castle false disables; Castle true or an
+// object enables; otherwise All false disables.
 func (i integ) enabled() bool {
 	switch i.castle {
 	case off:
@@ -44,7 +46,7 @@ func (i integ) enabled() bool {
 func merged(batch, item integ) integ {
 	out := batch
 	if item.castle != unset {
-		out.castle, out.castleKey, out.jwt = item.castle, item.castleKey, item.jwt
+		out.castle, out.castleKey, out.jwt, out.reqToken = item.castle, item.castleKey, item.jwt, item.reqToken
 	}
 	if item.all != unset {
 		out.all, out.allKey = item.all, item.allKey
@@ -69,6 +71,9 @@ func (i integ) wire() analytics.Integrations {
 		if i.jwt != "" {
 			opts["userJwt"] = i.jwt
 		}
+		if i.reqToken != "" {
+			opts["requestToken"] = i.reqToken
+		}
 		m[keyOr(i.castleKey, "Castle")] = opts
 	}
 	if i.all != unset {
@@ -87,7 +92,9 @@ func keyOr(k, def string) string {
 	return k
 }
 
-// serverLibraries are SPEC §3.3's server libraries, by context.library.name.
+// serverLibraries are the libraries whose messages are server-side when
+// they carry no channel (docs/mapping.md, "Filtering, in order", rule 3),
+// by context.library.name.
 var serverLibraries = map[string]bool{
 	"analytics-node": true, "analytics-go": true, "analytics-python": true, "analytics-ruby": true,
 	"analytics-java": true, "analytics-php": true, "analytics-dotnet": true,
@@ -105,9 +112,18 @@ type intent struct {
 	jwt       jwtKind
 	claimID   string // the id claim of a valid token
 	event     string // track event name
+	// sec is set for a security event: what Castle gets instead of $custom.
+	sec *secIntent
 }
 
-// expect applies SPEC §3, in order, then §4 to the intent.
+// secIntent is what a security event is meant to become at Castle.
+type secIntent struct {
+	typ, status string // Castle type and status
+	scoring     string // ScoringRisk or ScoringFilter
+}
+
+// expect applies the filtering rules, in order, then the mapping rules
+// (docs/mapping.md) to the intent.
 func (in intent) expect() Expect {
 	e := Expect{MessageID: in.messageID, Type: in.typ}
 	drop := func(o Outcome, reason string) Expect {
@@ -141,9 +157,12 @@ func (in intent) expect() Expect {
 	if in.jwt == jwtValid {
 		e.UserID = in.claimID
 	}
-	if in.typ == "page" {
+	switch {
+	case in.typ == "page":
 		e.CastleType = "$page"
-	} else {
+	case in.sec != nil:
+		e.CastleType, e.CastleStatus, e.CastleName, e.Scoring = in.sec.typ, in.sec.status, in.event, in.sec.scoring
+	default:
 		e.CastleType, e.CastleName = "$custom", in.event
 	}
 	return e

@@ -84,8 +84,9 @@ var uaHints = map[string]json.RawMessage{
 
 // browserContext fills the scratch context with analytics.js's context for
 // u on page v. lib nil leaves context.library out (an envelope item relying
-// on the batch's).
-func (g *Generator) browserContext(u *user, lib *library, v pageView, ctxJWT string) *analytics.Context {
+// on the batch's); castle, when not nil, is context.Castle (where
+// analytics-next puts the userJwt).
+func (g *Generator) browserContext(u *user, lib *library, v pageView, castle map[string]any) *analytics.Context {
 	c := &g.ctx
 	*c = analytics.Context{
 		IP:        u.ip,
@@ -108,8 +109,8 @@ func (g *Generator) browserContext(u *user, lib *library, v pageView, ctxJWT str
 	}
 	h, hints := uaHints[u.ua]
 	switch {
-	case ctxJWT != "":
-		c.Extra = map[string]any{"Castle": map[string]any{"userJwt": ctxJWT}}
+	case castle != nil:
+		c.Extra = map[string]any{"Castle": castle}
 		if hints {
 			c.Extra["userAgentData"] = h
 		}
@@ -151,16 +152,16 @@ func (g *Generator) build(m clientMsg) ([]byte, intent) {
 	if m.jwt == jwtValid {
 		in.claimID = u.id
 	}
-	ctxTok := ""
+	var ctxCastle map[string]any
 	if tok != "" {
 		if m.ctxJWT {
-			ctxTok = tok
+			ctxCastle = map[string]any{"userJwt": tok}
 		} else {
 			in.integ.castle, in.integ.jwt = object, tok
 		}
 	}
 	v := g.view()
-	ctx := g.browserContext(u, m.lib, v, ctxTok)
+	ctx := g.browserContext(u, m.lib, v, ctxCastle)
 	ts := st.ts
 	if m.raw {
 		ts = st.orig // the SDK's own clock; Segment has not corrected it yet

@@ -38,6 +38,8 @@ func (g *Generator) single(k kind) (Record, *ringEntry) {
 		return g.forwardable(kindPage)
 	case kindMalformed:
 		return g.malformed(), nil
+	case kindSecurity:
+		return g.security(), nil
 	}
 	panic("traffic: unknown kind " + strconv.Itoa(int(k))) // unreachable
 }

@@ -10,15 +10,17 @@ import (
 // Outcome is what the worker must do with one Segment message.
 type Outcome string
 
-// The outcomes of SPEC §3 and §4.
+// The outcomes of one message: the worker's filtering and mapping rules
+// (docs/mapping.md) decide which.
 const (
-	Forward    Outcome = "forward"     // sent to Castle /v1/log
+	Forward    Outcome = "forward"     // sent to Castle (/v1/log, or scored: see Expect.Scoring)
 	Identified Outcome = "identified"  // an identify: sets the user, sends nothing
 	Drop       Outcome = "drop"        // counted and skipped
 	DeadLetter Outcome = "dead_letter" // given up on, kept with its bytes
 )
 
-// The drop and dead-letter reasons of SPEC §3, exactly as the worker labels them.
+// The drop and dead-letter reasons, exactly as the worker labels them
+// (docs/mapping.md, "Filtering, in order").
 const (
 	ReasonMalformed           = "malformed"
 	ReasonUnsupportedType     = "unsupported_type"
@@ -37,9 +39,15 @@ type Expect struct {
 	Outcome   Outcome
 	// Reason is set for Drop and DeadLetter: one of the Reason constants.
 	Reason string
-	// CastleType is set for Forward: "$page" or "$custom" (PAGE_TYPE=page).
+	// CastleType is set for Forward: "$page" or "$custom" (PAGE_TYPE=page),
+	// or for a security event its Castle type ("$login", "$registration",
+	// "$password_reset_request").
 	CastleType string
-	// CastleName is set for forwarded tracks: the event name.
+	// CastleStatus is set for a forwarded security event: "$succeeded" or
+	// "$failed"; "" for $page and $custom.
+	CastleStatus string
+	// CastleName is set for forwarded tracks: the event name (for a
+	// security event its legacy name, "$login.succeeded").
 	CastleName string
 	// UserID is, for Forward, the Castle user.id expected: the JWT claim id
 	// when Secure Mode applies, else the userId; "" if anonymous.
@@ -47,7 +55,21 @@ type Expect struct {
 	// TraceID is, for Forward, the properties.trace_id the Castle request
 	// carries (== MessageID).
 	TraceID string
+	// Scoring is, for a forwarded security event, the endpoint a worker
+	// with CASTLE_SCORING=on sends it to: ScoringRisk when it names a user
+	// and Castle's Risk API takes its type, else ScoringFilter. It holds
+	// when the event is sent within SCORING_MAX_AGE of its time and Castle
+	// accepts its request token (see the package doc); otherwise, and for
+	// every other event, the worker sends to /v1/log and Scoring is "".
+	Scoring string
 }
+
+// The values of Expect.Scoring: the endpoint names of verdict records and
+// metrics.
+const (
+	ScoringRisk   = "risk"   // POST /v1/risk
+	ScoringFilter = "filter" // POST /v1/filter
+)
 
 // Record is one Kafka message value: one Segment message, or an HTTP-API
 // batch envelope of several. Key and Value must not be modified: the
@@ -61,14 +83,16 @@ type Record struct {
 	// Time is when the record was "received", for the Kafka timestamp: the
 	// receivedAt of a single message (a duplicate keeps its original's
 	// receivedAt and gets a later Time). It never decreases, except that it
-	// wraps to Now-3h after passing Now (every ~1,000,000 records).
+	// wraps to Now-3h after passing Now (every ~1,000,000 records), and that
+	// a security event is live: received in the 3 seconds before Now,
+	// whatever the records around it say.
 	Time time.Time
 	// Expects holds one Expect per Segment message inside (one for a broken
 	// record), in the order of the messages.
 	Expects []Expect
 }
 
-// Mix sets what the stream is made of. The first ten fields are relative
+// Mix sets what the stream is made of. The first eleven fields are relative
 // weights of record kinds (they need not sum to 1; negative counts as 0);
 // each non-envelope record is one kind, and the observed shares of kinds
 // converge to weight/sum. Anonymous and SecureUsers are fractions in [0, 1].
@@ -85,6 +109,10 @@ type Mix struct {
 	IntegrationDisabled float64 // drop integration_disabled
 	UserJWTInvalid      float64 // dead_letter user_jwt_invalid
 	Malformed           float64 // dead_letter malformed
+	// Security is forward track: a Castle security event (login, failed
+	// login, registration, password reset request) with a fresh request
+	// token. DefaultMix has none; SecurityMix adds them.
+	Security float64
 
 	// Anonymous is the share of forwardable page/track records sent by
 	// anonymous visitors (no userId).
@@ -113,6 +141,19 @@ func DefaultMix() Mix {
 	}
 }
 
+// SecurityMix is DefaultMix plus security events as share of the records
+// (in [0, 1)): the stream of a demo or test whose worker scores them.
+func SecurityMix(share float64) Mix {
+	m := DefaultMix()
+	share = min(max(share, 0), 0.99)
+	sum := 0.0
+	for _, w := range m.weights() {
+		sum += max(w, 0)
+	}
+	m.Security = sum * share / (1 - share)
+	return m
+}
+
 // kind is one record kind of the Mix, in field order.
 type kind int
 
@@ -127,12 +168,13 @@ const (
 	kindDisabled
 	kindJWTInvalid
 	kindMalformed
+	kindSecurity
 	numKinds
 )
 
 func (m Mix) weights() [numKinds]float64 {
 	return [numKinds]float64{m.Page, m.Track, m.Identify, m.Duplicate, m.Unsupported,
-		m.ServerSide, m.Mobile, m.IntegrationDisabled, m.UserJWTInvalid, m.Malformed}
+		m.ServerSide, m.Mobile, m.IntegrationDisabled, m.UserJWTInvalid, m.Malformed, m.Security}
 }
 
 // Config configures a Generator. Zero fields take the documented defaults.
@@ -143,8 +185,10 @@ type Config struct {
 	// with. Empty: no Secure Mode traffic (neither valid nor invalid tokens).
 	Secret string
 	// Now is the reference clock: messages were received within the 3 hours
-	// before it, and token exp/nbf are relative to it. Zero: 2025-01-15T12:00:00Z
-	// (set it to time.Now() when a live worker verifies the tokens).
+	// before it (security events within the 3 seconds before it, their
+	// request tokens minted just before their time), and token exp/nbf are
+	// relative to it. Zero: 2025-01-15T12:00:00Z (set it to time.Now() when
+	// a live worker verifies the tokens or scores the security events).
 	Now time.Time
 	// Users is the registered user population (default 5,000). A few heavy
 	// users (Users/1000, at least 1) send HeavyShare of the registered users'
@@ -213,6 +257,7 @@ type Generator struct {
 	heavy  int // the first heavy users of users are the heavy ones
 	users  []*user
 	anons  []*user
+	shared *user     // the shared device of security events, built on first use
 	clock  time.Time // the received clock
 	seq    uint64    // records generated so far
 	ring   [ringSize]ringEntry
@@ -361,6 +406,9 @@ type Tally struct {
 	Identified int
 	Drop       map[string]int // by reason
 	DeadLetter map[string]int // by reason
+	// Scored counts the forwarded security events by Expect.Scoring (nil
+	// when there are none).
+	Scored map[string]int
 }
 
 // Add counts every Expect of r.
@@ -375,6 +423,9 @@ func (t *Tally) AddExpect(e Expect) {
 	switch e.Outcome {
 	case Forward:
 		t.Forward = inc(t.Forward, e.Type)
+		if e.Scoring != "" {
+			t.Scored = inc(t.Scored, e.Scoring)
+		}
 	case Identified:
 		t.Identified++
 	case Drop:

@@ -25,6 +25,7 @@ type user struct {
 	ip           net.IP
 	loc          localeInfo
 	skew         time.Duration // device clock offset
+	device       string        // the device name of its request tokens ("" for anon)
 	token        string        // valid userJwt, minted on first use
 	keyBytes     []byte        // key(), built on first use
 	anonBytes    []byte        // anonKey(), built on first use
@@ -33,6 +34,7 @@ type user struct {
 const (
 	classUser    = 1
 	classVisitor = 2
+	classShared  = 3 // the shared device of security events
 )
 
 // subRand returns a random source private to one (class, index): the same
@@ -176,6 +178,11 @@ func randIP(r *rand.Rand) net.IP {
 			return ip
 		}
 	}
+	return ispIP(r)
+}
+
+// ispIP returns a public consumer-ISP address, a quarter of them IPv6.
+func ispIP(r *rand.Rand) net.IP {
 	if r.IntN(4) == 0 {
 		p := ipv6Prefixes[r.IntN(len(ipv6Prefixes))]
 		ip := make(net.IP, 16)
