@@ -2,6 +2,9 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -75,3 +78,61 @@ func TestIdentifySetsLaterUsers(t *testing.T) {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// The window behaves like a FIFO set of the last size ids, with Forget,
+// over random operations that fill, evict, forget and grow its table.
+func TestDedupeAgainstModel(t *testing.T) {
+	for _, size := range []int{1, 7, 100, 5000} {
+		d := pipeline.NewDedupe(size)
+		// The model: ids in arrival order, evicted from the front; a
+		// forgotten id leaves an empty place that is evicted in its turn.
+		var order []string
+		in := map[string]bool{}
+		rng := rand.New(rand.NewPCG(uint64(size), 1))
+		for i := range 50_000 {
+			id := fmt.Sprint("id-", rng.IntN(3*size+10))
+			if rng.IntN(10) == 0 {
+				d.Forget(id)
+				if in[id] {
+					order[slices.Index(order, id)] = ""
+					delete(in, id)
+				}
+				continue
+			}
+			got := d.Add(id)
+			want := !in[id]
+			if got != want {
+				t.Fatalf("size %d, op %d: Add(%s) = %v, want %v", size, i, id, got, want)
+			}
+			if want {
+				if len(order) == size {
+					if order[0] != "" {
+						delete(in, order[0])
+					}
+					order = order[1:]
+				}
+				order = append(order, id)
+				in[id] = true
+			}
+		}
+		if d.Len() != len(in) {
+			t.Errorf("size %d: Len() = %d, want %d", size, d.Len(), len(in))
+		}
+	}
+}
+
+// The window's memory per id when full (reported, for the README's
+// figures): go test ./pipeline -run XXX -bench DedupeFull -benchmem.
+func BenchmarkDedupeFull(b *testing.B) {
+	ids := make([]string, 1<<20)
+	for i := range ids {
+		ids[i] = fmt.Sprint("ajs-next-", 1_000_000_000+i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		d := pipeline.NewDedupe(1_000_000)
+		for _, id := range ids {
+			d.Add(id)
+		}
+	}
+}

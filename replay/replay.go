@@ -117,6 +117,10 @@ type Config struct {
 	MaxOpenUnits int
 }
 
+// DefaultInFlight bounds the events a replay has read and not yet
+// settled, unless --rate bounds them to a second of sending.
+const DefaultInFlight = 4096
+
 // Summary is what a replay did.
 type Summary struct {
 	pipeline.Outcomes
@@ -181,6 +185,13 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 		if cfg.Pipeline.MaxInFlightEvents <= 0 {
 			cfg.Pipeline.MaxInFlightEvents = max(2*cfg.Pipeline.Batch.Count, int(cfg.Rate))
 		}
+	}
+	if cfg.Pipeline.MaxInFlightEvents <= 0 {
+		// A replay reads far faster than Castle takes events: what it has
+		// read waits in memory (the raw message for a dead letter, the
+		// request body). DefaultInFlight keeps that small, and still many
+		// times what the client's concurrency can use.
+		cfg.Pipeline.MaxInFlightEvents = DefaultInFlight
 	}
 	p, err := pipeline.New(cfg.Pipeline, cfg.Mapper, d, cfg.DeadLetters, log, cfg.Registry)
 	if err != nil {
