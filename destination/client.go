@@ -356,14 +356,18 @@ func (c *Client) settle(j *job, s Status, err error, verdict []byte) {
 	}
 }
 
+// sweepEvery is how often idle users are looked for. A user's state lives
+// until its last send left the longest window, plus up to this.
+const sweepEvery = time.Second
+
 // maybeSweep forgets idle users whose pacing state no longer matters, at
-// most once per longest window. Called with c.mu held.
+// most once per sweepEvery. Called with c.mu held.
 func (c *Client) maybeSweep() {
 	if c.pacer == nil {
 		return
 	}
 	now := c.now()
-	if now-c.lastSweep < c.pacer.maxPer {
+	if now-c.lastSweep < sweepEvery {
 		return
 	}
 	c.lastSweep = now
