@@ -32,7 +32,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/castle-destination/castle-destination/internal/jsonw"
 )
 
 // The values of Verdict.Endpoint.
@@ -165,7 +166,7 @@ func (v *Verdict) AppendJSON(dst []byte) []byte {
 			if i > 0 {
 				w.b = append(w.b, ',')
 			}
-			w.b = appendString(w.b, s)
+			w.b = jsonw.AppendString(w.b, s)
 		}
 		w.b = append(w.b, ']')
 	}
@@ -178,7 +179,7 @@ func (v *Verdict) AppendJSON(dst []byte) []byte {
 	if s := v.Source; s != nil {
 		w.key("source")
 		w.b = append(w.b, `{"topic":`...)
-		w.b = appendString(w.b, s.Topic)
+		w.b = jsonw.AppendString(w.b, s.Topic)
 		w.b = append(w.b, `,"partition":`...)
 		w.b = strconv.AppendInt(w.b, int64(s.Partition), 10)
 		w.b = append(w.b, `,"offset":`...)
@@ -218,7 +219,7 @@ func (w *writer) key(k string) {
 		w.b = append(w.b, ',')
 	}
 	w.first = false
-	w.b = appendString(w.b, k)
+	w.b = jsonw.AppendString(w.b, k)
 	w.b = append(w.b, ':')
 }
 
@@ -228,7 +229,7 @@ func (w *writer) str(k, s string) {
 		return
 	}
 	w.key(k)
-	w.b = appendString(w.b, s)
+	w.b = jsonw.AppendString(w.b, s)
 }
 
 // time writes a time member in RFC 3339 (UTC, with as many fractional
@@ -261,55 +262,3 @@ func appendFloat(b []byte, f float64) []byte {
 	return b
 }
 
-const hex = "0123456789abcdef"
-
-// appendString writes s as a JSON string: quotes, backslashes and control
-// characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
-// escaped (as encoding/json does); <, > and & are left as they are.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
