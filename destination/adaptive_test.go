@@ -60,8 +60,8 @@ func TestAdaptiveConcurrencyFixedLatency(t *testing.T) {
 				e := startMemServer(t, castleserver.Config{}, destination.Config{Concurrency: ceiling, Retry: noJitter})
 				defer e.stop()
 				e.srv.SetLatency(latency)
-				if got := limitGauge(t, e); got != 32 {
-					t.Errorf("limit gauge %d at start, want 32", got)
+				if got := limitGauge(t, e); got != 64 {
+					t.Errorf("limit gauge %d at start, want 64", got)
 				}
 				evs := users("u", 8000)
 				start := time.Now()
@@ -88,7 +88,7 @@ func TestAdaptiveConcurrencyFixedLatency(t *testing.T) {
 				if got := rate(t, e.srv.Accepted(), 0.25, 0.95); got < 0.95*bound {
 					t.Errorf("%.0f events/s in steady state, want >= 95%% of %d / %v = %.0f", got, ceiling, latency, bound)
 				}
-				// Ramping up from 32 costs a few round trips, not seconds.
+				// Ramping up from 64 costs a few round trips, not seconds.
 				if ideal := time.Duration(float64(len(evs)) / bound * float64(time.Second)); took > ideal+20*latency {
 					t.Errorf("took %v, want within 20 round trips of the ideal %v", took, ideal)
 				}

@@ -15,7 +15,7 @@
 //
 // The client finds its own concurrency: how many requests it keeps in
 // flight, up to Config.Concurrency (CASTLE_CONCURRENCY), which is a ceiling
-// rather than a setting to tune. It starts at 32 and doubles every round
+// rather than a setting to tune. It starts at 64 and doubles every round
 // trip while requests wait for the limit and Castle's latency stays near
 // the lowest it has seen; after the first sign of congestion it grows by
 // one per round trip, and faster again once past where congestion was.

@@ -57,7 +57,7 @@ type limitParams struct {
 func defaultLimitParams(ceiling int) limitParams {
 	return limitParams{
 		ceiling:       ceiling,
-		initial:       min(ceiling, 32),
+		initial:       min(ceiling, 64),
 		tolerance:     1.5,
 		slack:         5 * time.Millisecond,
 		backTolerance: 0.05,
@@ -103,10 +103,11 @@ func defaultLimitParams(ceiling int) limitParams {
 //     go on, to be checked again at the next halving.
 //   - A window neither slow nor failing, during which requests waited for
 //     the limit (it, not the input, held delivery back), raises the limit:
-//     doubling it while below the slow-start threshold; else adding one;
-//     and once past the limit of the last cut (whatever held the limit
-//     there is gone), adding steps that double each window, up to an
-//     eighth of the limit. The threshold starts at the
+//     doubling it while below the slow-start threshold (and the latency
+//     within an eighth of the base plus half the slack); else adding a
+//     thirty-second of it (at least one) up to the limit of the last cut;
+//     and past that (whatever held the limit there is gone), adding steps
+//     that double each window, up to an eighth of the limit. The threshold starts at the
 //     ceiling, so a fresh client ramps up in a few round trips, and drops
 //     with the limit at every other cut.
 //
@@ -435,13 +436,21 @@ func (l *limiter) fine(mean time.Duration, share float64, busy bool, now time.Du
 	if !busy || l.limit >= float64(l.p.ceiling) {
 		return
 	}
+	if l.limit < l.ssthresh && mean > l.base+l.base/8+l.p.slack/2 {
+		// The latency has begun to rise: doubling again would overshoot.
+		// Leave slow start for the gentler growth below.
+		l.ssthresh = l.limit
+	}
 	switch {
 	case l.limit < l.ssthresh:
 		// Slow start: wait and see what the doubled limit does.
 		l.limit = min(2*l.limit, l.ssthresh, float64(l.p.ceiling))
 		l.reset(now)
 	case l.limit < l.wmax:
-		l.limit++
+		// Back towards the limit of the last cut: a thirty-second of the
+		// limit per window (at least one), so that a cut on a passing
+		// blip costs a few round trips, not seconds.
+		l.limit = min(l.limit+max(1, l.limit/32), l.wmax)
 	default:
 		// Past the limit of the last cut: whatever held the limit there
 		// is gone. Probe with steps doubling each window, up to an eighth

@@ -135,8 +135,8 @@ func TestLimiterGrowsOnlyWhenTheLimitBinds(t *testing.T) {
 		l.observe(now, 30*time.Millisecond, sigAnswer, now+30*time.Millisecond)
 		now += time.Millisecond
 	}
-	if got := l.value(); got != 32 {
-		t.Fatalf("limit %d after 1000 answers with nothing waiting, want 32", got)
+	if got := l.value(); got != 64 {
+		t.Fatalf("limit %d after 1000 answers with nothing waiting, want 64", got)
 	}
 }
 
