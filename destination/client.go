@@ -545,6 +545,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	j.attempts++
 	c.m.inFlight.Inc()
 	start := c.now()
+	c.lim.sent(start)
 	r := c.send.send(ctx, ep, body, ep != Log)
 	c.m.inFlight.Dec()
 

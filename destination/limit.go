@@ -57,9 +57,9 @@ type limitParams struct {
 func defaultLimitParams(ceiling int) limitParams {
 	return limitParams{
 		ceiling:       ceiling,
-		initial:       min(ceiling, 64),
+		initial:       min(ceiling, 32),
 		tolerance:     1.5,
-		slack:         5 * time.Millisecond,
+		slack:         2 * time.Millisecond,
 		backTolerance: 0.05,
 		riseCut:       0.9,
 		backCut:       0.8,
@@ -80,11 +80,12 @@ func defaultLimitParams(ceiling int) limitParams {
 //
 // Requests are grouped by when they were sent, in cohorts: slots of about
 // one round trip, counted from the last change of the limit (requests sent
-// before it say nothing about the new limit). A cohort is judged once its
-// requests have had one and a half times the usual latency to come back,
-// so that quick 503s do not outweigh slow answers sent at the same time;
-// its late outcomes (timeouts) count with the oldest cohort not yet
-// judged. Small cohorts are judged together, as one window.
+// before it say nothing about the new limit). A cohort is judged a round
+// trip after its sending ended, once nine in ten of its requests have come
+// back (or four round trips have passed), so that quick answers (503s, or
+// requests not caught in a queue) do not stand for the whole cohort; its
+// late outcomes (timeouts) count with the oldest cohort not yet judged.
+// Small cohorts are judged together, as one window.
 //
 //   - A window with no answer at all (every request pushed back: an
 //     account-wide 429, a 5xx, a timeout, a connection error) is an outage: the limit is cut by backCut, but the
@@ -146,8 +147,9 @@ type limiter struct {
 // cohort counts with the last of them.
 const openCohorts = 8
 
-// tally adds up outcomes.
+// tally adds up requests and their outcomes.
 type tally struct {
+	sent, settled      int // requests of the cohort sent, and settled so far
 	answers, pushbacks int
 	sum                time.Duration // the answers' latencies
 	slots              int           // cohorts added up
@@ -260,20 +262,45 @@ func (l *limiter) reset(now time.Duration) {
 	l.carry = tally{}
 }
 
-// horizon is how long after a cohort's last send it is judged: most
-// answers come back by then, and the few later ones count with a later
-// cohort.
-func (l *limiter) horizon() time.Duration {
-	return l.rtt + l.rtt/2 + l.p.minSlot
+// cohort returns the index of the cohort of a request sent at start, and
+// whether it is still open (not yet judged). It is clamped to the open
+// ones. l.mu must be held, and start >= l.origin.
+func (l *limiter) cohort(start time.Duration) (int64, bool) {
+	k := int64((start - l.origin) / l.slot)
+	return min(max(k, l.next), l.next+openCohorts-1), k >= l.next
+}
+
+// sent notes a request sent at start (since the same epoch as observe's
+// times), so that its cohort is judged once nearly all its requests have
+// come back.
+func (l *limiter) sent(start time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if start >= l.origin {
+		k, _ := l.cohort(start)
+		l.open[k%openCohorts].sent++
+	}
+}
+
+// due reports whether the oldest open cohort is to be judged at now: a
+// round trip has passed since its sending ended (so the usual answers are
+// in, not only quick 503s) and nine in ten of its requests have come back
+// (so answers held up in a queue count too), or four round trips have
+// passed (the rest time out or hang: they count with a later cohort).
+func (l *limiter) due(now time.Duration) bool {
+	end := l.origin + time.Duration(l.next+1)*l.slot + l.p.minSlot
+	if now < end+l.rtt {
+		return false
+	}
+	c := &l.open[l.next%openCohorts]
+	return c.settled >= c.sent-c.sent/10 || now >= end+4*l.rtt
 }
 
 // observe takes one attempt's outcome: s, for a request sent at start and
-// answered after rtt, judged at now (times since any fixed epoch). It
-// reports whether the limit changed.
+// answered after rtt, judged at now (times since any fixed epoch). Every
+// request noted by sent must be observed once, with sigNone if it says
+// nothing. It reports whether the limit changed.
 func (l *limiter) observe(start, rtt time.Duration, s signal, now time.Duration) bool {
-	if s == sigNone {
-		return false
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := int(l.limit)
@@ -285,18 +312,21 @@ func (l *limiter) observe(start, rtt time.Duration, s signal, now time.Duration)
 		}
 	}
 	if start >= l.origin {
-		k := max(int64((start-l.origin)/l.slot), l.next)
-		k = min(k, l.next+openCohorts-1)
+		k, open := l.cohort(start)
 		c := &l.open[k%openCohorts]
-		if s == sigAnswer {
+		if open {
+			c.settled++
+		}
+		switch s {
+		case sigAnswer:
 			c.answers++
 			c.sum += rtt
-		} else {
+		case sigPushback:
 			c.pushbacks++
 		}
 	}
 	// Judge the cohorts whose time has come.
-	for epoch := l.origin; epoch == l.origin && now >= l.origin+time.Duration(l.next+1)*l.slot+l.horizon(); {
+	for epoch := l.origin; epoch == l.origin && l.due(now); {
 		i := l.next % openCohorts
 		c := l.open[i]
 		l.open[i] = tally{}

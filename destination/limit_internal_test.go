@@ -53,6 +53,7 @@ func (s *sim) run(d time.Duration, f serve) {
 	for s.now < end {
 		for limit := s.l.value(); s.inflight.Len() < limit; {
 			rtt, sig := f(s.inflight.Len() + 1)
+			s.l.sent(s.now)
 			heap.Push(&s.inflight, simReq{start: s.now, done: s.now + max(rtt, time.Microsecond), sig: sig})
 		}
 		s.l.waited()
@@ -135,8 +136,8 @@ func TestLimiterGrowsOnlyWhenTheLimitBinds(t *testing.T) {
 		l.observe(now, 30*time.Millisecond, sigAnswer, now+30*time.Millisecond)
 		now += time.Millisecond
 	}
-	if got := l.value(); got != 64 {
-		t.Fatalf("limit %d after 1000 answers with nothing waiting, want 64", got)
+	if got := l.value(); got != 32 {
+		t.Fatalf("limit %d after 1000 answers with nothing waiting, want 32", got)
 	}
 }
 
@@ -186,7 +187,7 @@ func TestLimiterSettlesAtCapacity(t *testing.T) {
 }
 
 // A server that queues beyond its capacity: the limit settles about where
-// the latency is 1.5 times the base plus 5 ms (1.67 times the capacity at
+// the latency is 1.5 times the base plus 2 ms (1.57 times the capacity at
 // 30 ms; the latency of a window lags its limit a little), not filling the
 // queue, and follows the capacity down to a tenth and back up.
 func TestLimiterSettlesAtLatencyKnee(t *testing.T) {
