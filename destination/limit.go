@@ -88,9 +88,10 @@ func defaultLimitParams(ceiling int) limitParams {
 // Small cohorts are judged together, as one window.
 //
 //   - A window with no answer at all (every request pushed back: an
-//     account-wide 429, a 5xx, a timeout, a connection error) is an outage: the limit is cut by backCut, but the
-//     slow-start threshold stays, so that once Castle is back the limit
-//     doubles back up to where it was.
+//     account-wide 429, a 5xx, a timeout, a connection error) is an
+//     outage: the limit is cut by backCut, but the slow-start threshold
+//     stays, so that once Castle is back the limit doubles back up to
+//     where it was.
 //   - A slow window (answers' mean latency above base·tolerance + slack,
 //     where base is the lowest window mean seen) or a failing one (a share
 //     of push-back clearly above the background share) starts or goes on
@@ -99,18 +100,19 @@ func defaultLimitParams(ceiling int) limitParams {
 //     the goodput (answers per second) fell with the limit, the limit was
 //     not the bottleneck (Castle got slower, or fails a share of requests
 //     whatever the load), so what rose is the new normal (base or
-//     background share) and the limit goes back to where the rise found
-//     it. If the goodput held, the overload is this client's, and the cuts
-//     go on, to be checked again at the next halving.
+//     background share) and the limit goes back to the last one whose
+//     window was fine. If the goodput held, the overload is this client's,
+//     and the cuts go on, to be checked again at the next halving. A rise
+//     at a limit of 1 cannot be this client's doing either.
 //   - A window neither slow nor failing, during which requests waited for
 //     the limit (it, not the input, held delivery back), raises the limit:
 //     doubling it while below the slow-start threshold (and the latency
 //     within an eighth of the base plus half the slack); else adding a
 //     thirty-second of it (at least one) up to the limit of the last cut;
 //     and past that (whatever held the limit there is gone), adding steps
-//     that double each window, up to an eighth of the limit. The threshold starts at the
-//     ceiling, so a fresh client ramps up in a few round trips, and drops
-//     with the limit at every other cut.
+//     that double each window, up to an eighth of the limit. The
+//     threshold starts at the ceiling, so a fresh client ramps up in a
+//     few round trips, and drops with the limit at every other cut.
 //
 // The limit never leaves [1, ceiling]. Per-user 429s and systemic holds
 // are not capacity signals (sigNone).
@@ -155,6 +157,8 @@ type tally struct {
 	slots              int           // cohorts added up
 }
 
+// add adds o's outcomes to t (sent and settled only serve to close a
+// cohort, and are not added).
 func (t *tally) add(o tally) {
 	t.answers += o.answers
 	t.pushbacks += o.pushbacks
