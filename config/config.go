@@ -250,7 +250,7 @@ func (c *Config) RegisterCastle(f *Flags) {
 	a := &c.Castle
 	f.SecretVar(&a.APISecret, "castle-api-secret", "CASTLE_API_SECRET", "Castle API secret (required to send to Castle)")
 	f.String(&a.APIURL, "castle-api-url", "CASTLE_API_URL", destination.DefaultURL, "Castle API base URL")
-	f.Int(&a.Concurrency, "castle-concurrency", "CASTLE_CONCURRENCY", destination.DefaultConcurrency, "Castle requests in flight at most")
+	f.Int(&a.Concurrency, "castle-concurrency", "CASTLE_CONCURRENCY", destination.DefaultConcurrency, "ceiling on Castle requests in flight; below it the client adapts its own limit")
 	f.Duration(&a.Timeout, "castle-timeout", "CASTLE_TIMEOUT", destination.DefaultTimeout, "timeout of one Castle request")
 	f.Duration(&a.RetryMaxElapsed, "castle-retry-max-elapsed", "CASTLE_RETRY_MAX_ELAPSED", destination.DefaultRetryPolicy().MaxElapsed,
 		"how long an event is retried before it is dead-lettered as retries_exhausted")

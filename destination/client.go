@@ -35,13 +35,20 @@ type Faults interface {
 //
 // It schedules; a sender makes the requests. Every user's events wait in
 // that user's lane, a FIFO; an event without a user gets a lane of its own.
-// Concurrency workers take ready lanes from one queue and send each lane's
-// head event; a lane is served by at most one worker at a time, which keeps
-// a user's events in order (across /v1/log, /v1/risk and /v1/filter). A
-// lane that must wait (per-user pacing, or a retry backoff) arms a timer
-// and frees its worker, so a held-back user holds back no one else. A
-// gate in front of every send holds them all during a systemic fault or an
-// account-wide 429.
+// Workers take ready lanes from one queue and send each lane's head event;
+// a lane is served by at most one worker at a time, which keeps a user's
+// events in order (across /v1/log, /v1/risk and /v1/filter). A lane that
+// must wait (per-user pacing, or a retry backoff) arms a timer and frees
+// its worker, so a held-back user holds back no one else. A gate in front
+// of every send holds them all during a systemic fault or an account-wide
+// 429.
+//
+// A worker has at most one request in flight, and there are as many
+// workers as the adaptive concurrency limit (a limiter, between 1 and
+// Config.Concurrency) allows: when the limit rises the client starts
+// workers, when it falls the surplus ones stop as they come back for work.
+// A lane that waits in the ready queue while no worker is idle tells the
+// limiter that the limit, not the input, is what holds delivery back.
 type Client struct {
 	cfg    Config
 	log    *zap.Logger
@@ -49,6 +56,7 @@ type Client struct {
 	send   *sender
 	pacer  *pacer // nil when per-user pacing is off
 	gate   *gate
+	lim    *limiter
 	faults Faults
 	epoch  time.Time
 
@@ -60,6 +68,9 @@ type Client struct {
 	mu        sync.Mutex
 	ready     laneQueue // lanes waiting for a worker
 	wake      *sync.Cond
+	running   int              // workers started and not yet stopped
+	target    int              // workers wanted: the limiter's limit
+	idle      int              // workers waiting for a lane
 	lanes     map[string]*lane // user lanes
 	armed     map[*lane]struct{}
 	lastSweep time.Duration
@@ -109,6 +120,8 @@ type laneQueue struct {
 }
 
 func (q *laneQueue) push(l *lane) { q.buf = append(q.buf, l) }
+
+func (q *laneQueue) empty() bool { return q.head == len(q.buf) }
 
 func (q *laneQueue) pop() *lane {
 	if q.head == len(q.buf) {
@@ -207,6 +220,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 		m:      m,
 		send:   newSender(cfg, client),
 		pacer:  newPacer(cfg.UserRate),
+		lim:    newLimiter(defaultLimitParams(cfg.Concurrency)),
 		faults: faults,
 		epoch:  time.Now(),
 		lanes:  make(map[string]*lane),
@@ -223,16 +237,34 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 	})
 	c.wake = sync.NewCond(&c.mu)
 	c.closeCtx, c.closeFn = context.WithCancelCause(context.Background())
-	c.workers.Add(cfg.Concurrency)
-	for range cfg.Concurrency {
-		go c.worker()
-	}
+	c.applyLimit()
 	return c, nil
 }
 
+// applyLimit sets the number of workers to the limiter's limit: it starts
+// the missing ones at once; surplus ones stop as they come back for work.
+func (c *Client) applyLimit() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.lim.value()
+	c.target = n
+	c.m.limit.Set(float64(n))
+	for c.running < n && !c.closed {
+		c.running++
+		c.workers.Add(1)
+		go c.worker()
+	}
+}
+
+// ConcurrencyLimit is the current adaptive limit on requests in flight,
+// between 1 and Config.Concurrency (also the gauge
+// castle_destination_castle_concurrency_limit).
+func (c *Client) ConcurrencyLimit() int { return c.lim.value() }
+
 // NewTransport returns an http.Transport tuned for many small POSTs to one
-// host: up to concurrency kept-alive connections, TLS 1.2 or later, HTTP/2
-// when the server offers it.
+// host: up to concurrency kept-alive connections (Config.Concurrency, the
+// ceiling: connections are opened only as the adaptive limit uses them),
+// TLS 1.2 or later, HTTP/2 when the server offers it.
 func NewTransport(concurrency int) *http.Transport {
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -308,7 +340,7 @@ func (c *Client) Submit(ctx context.Context, events []Event, settled func(i int,
 			woken++
 		}
 	}
-	if woken >= c.cfg.Concurrency {
+	if woken >= c.target {
 		c.wake.Broadcast()
 	} else {
 		for range woken {
@@ -378,21 +410,38 @@ func (c *Client) maybeSweep() {
 	}
 }
 
-// worker serves ready lanes until the client is closed.
+// worker serves ready lanes until the client is closed or the limit
+// leaves it surplus.
 func (c *Client) worker() {
 	defer c.workers.Done()
 	for {
 		c.mu.Lock()
 		var l *lane
-		for !c.closed {
+		waited := false
+		for {
+			if c.closed {
+				c.mu.Unlock()
+				return
+			}
+			if c.running > c.target {
+				c.running--
+				if !c.ready.empty() {
+					c.wake.Signal() // the lane this worker was woken for
+				}
+				c.mu.Unlock()
+				return
+			}
 			if l = c.ready.pop(); l != nil {
 				break
 			}
+			waited = true
+			c.idle++
 			c.wake.Wait()
+			c.idle--
 		}
-		if c.closed {
-			c.mu.Unlock()
-			return
+		if !waited && c.idle == 0 {
+			// l was ready while every worker was busy.
+			c.lim.waited()
 		}
 		l.state = laneRunning
 		c.mu.Unlock()
@@ -503,6 +552,8 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	}
 	j.attempts++
 	c.m.inFlight.Inc()
+	start := c.now()
+	c.lim.sent(start)
 	r := c.send.send(ctx, ep, body, ep != Log)
 	c.m.inFlight.Dec()
 
@@ -517,6 +568,10 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		// Castle says this user's budget is spent: hold the user until
 		// the window resets, whatever our own count says.
 		l.pace.notBefore = max(l.pace.notBefore, c.now()+min(r.hints.exhaustedFor, c.cfg.Retry.Max))
+	}
+	wide := d.class == class429 && c.accountWide429(l, r.hints)
+	if c.lim.observe(start, r.latency, capacitySignal(d, wide), c.now()) {
+		c.applyLimit()
 	}
 	switch d.act {
 	case actDeliver:
@@ -536,6 +591,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		c.fallBack(j, FallbackTokenRefused)
 		return 0, false
 	case actHold:
+		c.lim.restart(c.now())
 		j.lastErr = c.failure(r)
 		j.deadline = time.Time{} // a hold does not spend the retry budget
 		c.gate.hold(probe, d.hold, c.holdMessage(d.hold, ep, r))
@@ -549,7 +605,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	}
 	now := time.Now()
 	wait = min(wait, c.cfg.Retry.Max)
-	if d.class == class429 && c.accountWide429(l, r.hints) {
+	if wide {
 		c.gate.throttle(probe, wait)
 	} else {
 		c.gate.ok(probe, false)
@@ -565,6 +621,27 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		zap.String("cause", d.cause.String()), zap.Int("code", r.code), zap.Int("attempt", j.attempts),
 		zap.Duration("wait", wait), zap.Error(j.lastErr))
 	return wait, false
+}
+
+// capacitySignal is what an attempt's decision d says about Castle's
+// capacity; wide says whether a 429 was account-wide. A 429 for one
+// user's own budget is for pacing, not for the concurrency limit, and
+// systemic faults hold delivery instead.
+func capacitySignal(d decision, wide bool) signal {
+	switch d.act {
+	case actDeliver, actReject, actFallback:
+		return sigAnswer
+	case actRetry:
+		switch d.cause {
+		case class429:
+			if wide {
+				return sigPushback
+			}
+		case class5xx, classTimeout, classConnError:
+			return sigPushback
+		}
+	}
+	return sigNone
 }
 
 // failure is the error an unsuccessful answer stands for.

@@ -13,6 +13,23 @@
 // at fault), RetriesExhausted, or Canceled (not delivered as far as the
 // client knows).
 //
+// The client finds its own concurrency: how many requests it keeps in
+// flight, up to Config.Concurrency (CASTLE_CONCURRENCY), which is a ceiling
+// rather than a setting to tune. It starts at 32 and doubles every round
+// trip while requests wait for the limit and Castle's latency stays near
+// the lowest it has seen; after the first sign of congestion it grows by
+// one per round trip, and faster again once past where congestion was.
+// It shrinks by a fifth when a clearly larger share of requests than
+// usual is pushed back (an account-wide 429, 5xx, 408, a timeout, a
+// connection error), and by a tenth when their latency rises past 1.5
+// times that low plus 2 ms. Having halved the limit, it checks that the
+// cuts helped: if the goodput fell with the limit, the limit was not the
+// bottleneck (Castle got slower, or fails a share of requests whatever the
+// load), so the new latency or failure rate is taken as normal and the
+// limit goes back up. A 429 for one user's own budget is not congestion
+// (pacing handles it), and neither are the holds below. The gauge
+// castle_destination_castle_concurrency_limit shows the limit.
+//
 // Two things hold every request rather than fail events one by one:
 //
 //   - A systemic fault: 401 or 403 (the API secret), 404 or a redirect (a

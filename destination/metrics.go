@@ -41,6 +41,7 @@ const maxTypeLabels = 16
 //	                                                      retries_exhausted, canceled; type from Event.Type (bounded)
 //	castle_destination_castle_request_duration_seconds{class} attempt latency histogram
 //	castle_destination_castle_requests_in_flight          HTTP requests in flight
+//	castle_destination_castle_concurrency_limit           the adaptive limit on requests in flight
 //	castle_destination_castle_pacing_waits_total          times a user's event waited for the per-user rate limit
 //	castle_destination_castle_pacing_wait_seconds_total   total time spent in those waits
 //	castle_destination_castle_throttled                   1 while an account-wide 429 holds every request
@@ -51,6 +52,7 @@ type metrics struct {
 	events     *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	inFlight   prometheus.Gauge
+	limit      prometheus.Gauge
 	paceWaits  prometheus.Counter
 	paceWaited prometheus.Counter
 	throttled  prometheus.Gauge
@@ -92,6 +94,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "requests_in_flight",
 			Help: "HTTP requests to Castle in flight.",
 		}),
+		limit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "concurrency_limit",
+			Help: "The adaptive limit on HTTP requests to Castle in flight, at most CASTLE_CONCURRENCY.",
+		}),
 		paceWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "pacing_waits_total",
 			Help: "Times an event waited for its user's rate limit.",
@@ -113,7 +119,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{FallbackTokenRefused, FallbackTokenAged} {
 		m.fallbacks.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.paceWaits, m.paceWaited, m.throttled, m.fallbacks} {
+	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.limit, m.paceWaits, m.paceWaited, m.throttled, m.fallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
