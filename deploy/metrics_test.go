@@ -36,40 +36,6 @@ func (r *recorder) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-// pendingMetrics are metrics the alerts, the dashboard and the README name
-// that other changes are adding to the worker. A pending name that is not
-// registered yet is logged, not failed; once every one is registered, empty
-// this map so the tests hold them to the registry too.
-var pendingMetrics = map[string]string{
-	"castle_destination_build_info":                "build version, commit and Go version",
-	"castle_destination_delivery_held":             "systemic faults",
-	"castle_destination_systemic_faults_total":     "systemic faults",
-	"castle_destination_verdicts_total":            "verdicts",
-	"castle_destination_signals_total":             "verdicts",
-	"castle_destination_verdict_scores":            "verdicts",
-	"castle_destination_scoring_fallbacks_total":   "verdicts",
-	"castle_destination_verdict_errors_total":      "verdicts",
-	"castle_destination_castle_concurrency_limit":  "adaptive concurrency",
-	"castle_destination_records_abandoned_total":   "abandoned records by reason",
-	"castle_destination_mapping_adjustments_total": "mapping adjustments",
-}
-
-// removedMetrics are registered today but being removed: nothing may use
-// them, and the README does not list them.
-var removedMetrics = map[string]string{
-	"castle_destination_dead_letter_write_errors_total": "castle_destination_dlq_write_errors_total",
-}
-
-// pending reports whether a queried series belongs to a pending metric.
-func pending(n string) bool {
-	for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
-		if base, ok := strings.CutSuffix(n, suffix); ok && pendingMetrics[base] != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // workerMetrics returns every metric name the worker registers, with its
 // type where a series exists (histograms and summaries also expose
 // _bucket, _sum and _count): worker.RegisterMetrics on a registry from
@@ -132,21 +98,9 @@ func TestQueriedMetricsExist(t *testing.T) {
 			if externalMetrics[n] != "" {
 				continue
 			}
-			if r := removedMetrics[n]; r != "" {
-				t.Errorf("%s: metric %s is being removed; use %s", q.where, n, r)
-			}
 			if !exists(names, n) {
-				if pending(n) {
-					t.Logf("%s: metric %s is not registered yet (pending)", q.where, n)
-					continue
-				}
 				t.Errorf("%s: metric %s is not registered by worker.RegisterMetrics", q.where, n)
 			}
-		}
-	}
-	for n := range pendingMetrics {
-		if _, ok := names[n]; ok {
-			t.Logf("%s is registered now: delete it from pendingMetrics", n)
 		}
 	}
 }
