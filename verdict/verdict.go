@@ -261,4 +261,3 @@ func appendFloat(b []byte, f float64) []byte {
 	}
 	return b
 }
-
