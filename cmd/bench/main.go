@@ -7,12 +7,15 @@
 //	go run ./cmd/bench                    # 500,000 messages
 //	go run ./cmd/bench -messages 100000 -json bench.json
 //	go run ./cmd/bench -messages 1000000 -worker-process
+//	go run ./cmd/bench -worker-process -latency 30ms  # Castle a network away
 //
 // By default everything runs in one process, so CPU and RSS include the
 // broker and the API server, not only the worker: they are upper bounds.
 // With -worker-process the worker runs in a child process and CPU and peak
 // RSS are its own; throughput is also reported per quarter of the events,
-// to show whether it holds steady over a long backlog.
+// to show whether it holds steady over a long backlog. -latency delays
+// every answer of the Castle API, as a Castle a network away does; the
+// report then shows the adaptive concurrency limit, second by second.
 package main
 
 import (
@@ -43,6 +46,7 @@ import (
 var (
 	profileTo     string
 	workerProcess bool
+	castleLatency time.Duration
 )
 
 // Result is the JSON report.
@@ -66,8 +70,13 @@ type Result struct {
 	// EventsPerSecByQuarter is the delivery rate over each quarter of the
 	// events (-worker-process only).
 	EventsPerSecByQuarter []float64 `json:"events_per_second_by_quarter,omitempty"`
-	GoMaxProcs            int       `json:"gomaxprocs"`
-	GoVersion             string    `json:"go_version"`
+	// CastleLatencyMs is the delay the Castle API added to every answer.
+	CastleLatencyMs float64 `json:"castle_latency_ms"`
+	// ConcurrencyLimit is the client's adaptive concurrency limit, sampled
+	// every second of the run.
+	ConcurrencyLimit []float64 `json:"concurrency_limit_by_second"`
+	GoMaxProcs       int       `json:"gomaxprocs"`
+	GoVersion        string    `json:"go_version"`
 }
 
 func main() {
@@ -84,6 +93,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run (with -worker-process: of the worker) to this file")
 	flag.BoolVar(&workerProcess, "worker-process", false, "run the worker in a child process: CPU and peak RSS are the worker's alone")
 	memprofile := flag.String("memprofile", "", "with -worker-process: the worker writes its heap profile at its peak to this file")
+	flag.DurationVar(&castleLatency, "latency", 0, "delay every answer of the Castle API by this much (Castle a network away, e.g. 30ms)")
 	flag.Parse()
 	if *memprofile != "" {
 		// The child inherits the environment.
@@ -112,7 +122,8 @@ func main() {
 	fmt.Fprintf(tw, "events forwarded\t%d\n", res.EventsForwarded)
 	fmt.Fprintf(tw, "duration\t%.2f s\n", res.Seconds)
 	fmt.Fprintf(tw, "throughput\t%.0f messages/s, %.0f events/s to Castle\n", res.MessagesPerSec, res.EventsPerSec)
-	fmt.Fprintf(tw, "Castle request latency\tp50 %.2f ms, p99 %.2f ms\n", res.RequestP50Ms, res.RequestP99Ms)
+	fmt.Fprintf(tw, "Castle request latency\tp50 %.2f ms, p99 %.2f ms (the API adds %.0f ms)\n", res.RequestP50Ms, res.RequestP99Ms, res.CastleLatencyMs)
+	fmt.Fprintf(tw, "concurrency limit by second\t%.0f\n", res.ConcurrencyLimit)
 	if res.WorkerProcess {
 		fmt.Fprintf(tw, "throughput by quarter\t%.0f events/s\n", res.EventsPerSecByQuarter)
 		fmt.Fprintf(tw, "CPU per million events\t%.1f s (worker process; the garbage collector %.1f s)\n", res.CPUSecPerMillion, res.GCCPUSecPerMillion)
@@ -140,6 +151,8 @@ func bench(n, partitions int, seed int64, extra string, limits bool) (Result, er
 		return res, err
 	}
 	defer env.Close()
+	env.Castle.SetLatency(castleLatency)
+	res.CastleLatencyMs = float64(castleLatency) / float64(time.Millisecond)
 	fmt.Fprintf(os.Stderr, "generating and producing %d records...\n", n)
 	ctx := context.Background()
 	gen := harness.NewGenerator(seed, n, time.Now())
@@ -208,6 +221,7 @@ func bench(n, partitions int, seed int64, extra string, limits bool) (Result, er
 		opt.UserRate = &destination.UserRate{Off: true}
 	}
 	go func() { done <- worker.Run(runCtx, cfg, opt) }()
+	stopSampling := sampleLimit(reg)
 	if os.Getenv("BENCH_TRACE") != "" {
 		go func() {
 			for range time.Tick(time.Second) {
@@ -233,6 +247,7 @@ func bench(n, partitions int, seed int64, extra string, limits bool) (Result, er
 	cancel()
 	elapsed := time.Since(start)
 	cpu := cpuSeconds() - cpu0
+	res.ConcurrencyLimit = stopSampling()
 	stop()
 	if err := <-done; err != nil {
 		return res, err
@@ -301,6 +316,38 @@ func latency(g prometheus.Gatherer) (p50, p99 float64) {
 		return math.Inf(1)
 	}
 	return q(0.5), q(0.99)
+}
+
+// sampleLimit reads the Castle client's concurrency limit from g every
+// second until the returned func is called; that returns the samples.
+func sampleLimit(g prometheus.Gatherer) func() []float64 {
+	quit := make(chan struct{})
+	out := make(chan []float64, 1)
+	go func() {
+		var series []float64
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				out <- series
+				return
+			case <-t.C:
+			}
+			mfs, err := g.Gather()
+			if err != nil {
+				continue
+			}
+			for _, mf := range mfs {
+				if mf.GetName() == "castle_destination_castle_concurrency_limit" {
+					for _, m := range mf.GetMetric() {
+						series = append(series, m.GetGauge().GetValue())
+					}
+				}
+			}
+		}
+	}()
+	return func() []float64 { close(quit); return <-out }
 }
 
 func cpuSeconds() float64 {

@@ -35,6 +35,8 @@ type childReport struct {
 	GCCPUSeconds float64 `json:"gc_cpu_seconds"`
 	P50Ms        float64 `json:"p50_ms"`
 	P99Ms        float64 `json:"p99_ms"`
+	// Limit is the concurrency limit, sampled every second.
+	Limit []float64 `json:"limit"`
 }
 
 // childMain runs the worker from the environment until SIGTERM, then
@@ -70,11 +72,13 @@ func childMain() {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
+	stopSampling := sampleLimit(reg)
 	if err := worker.Run(ctx, cfg, opt); err != nil {
 		fmt.Fprintln(os.Stderr, "bench worker:", err)
 		os.Exit(1)
 	}
 	var r childReport
+	r.Limit = stopSampling()
 	r.P50Ms, r.P99Ms = latency(reg)
 	gc := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
 	metrics.Read(gc)
@@ -209,6 +213,7 @@ func runChild(ctx context.Context, env *harness.Env, overrides map[string]string
 	}
 	r := <-reports
 	res.RequestP50Ms, res.RequestP99Ms = r.P50Ms, r.P99Ms
+	res.ConcurrencyLimit = r.Limit
 	st := cmd.ProcessState
 	res.CPUSecPerMillion = (st.UserTime() + st.SystemTime()).Seconds() / float64(max(forwardable, 1)) * 1e6
 	res.GCCPUSecPerMillion = r.GCCPUSeconds / float64(max(forwardable, 1)) * 1e6
