@@ -28,7 +28,8 @@ func run(t *testing.T, env *harness.Env, overrides map[string]string) (*workerRu
 	w := &workerRun{reg: worker.NewRegistry(), group: cfg.Kafka.GroupID}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, worker.Options{Registry: w.reg}) }()
+	pace := limits().Client
+	go func() { done <- worker.Run(ctx, cfg, worker.Options{Registry: w.reg, UserRate: &pace}) }()
 	var stopped bool
 	var stopErr error
 	stop := func() error {
@@ -151,9 +152,26 @@ func finish(t *testing.T, env *harness.Env, w *workerRun, stop func() error, wan
 	return got, o
 }
 
+// limits are the per-user rate limits of these tests, for the local Castle
+// API and the worker alike: Castle's documented limits ten times faster
+// (harness.FastLimits says why).
+func limits() harness.Limits { return harness.FastLimits(10) }
+
+// startEnv starts a broker and a Castle API of the test's own. The tests
+// that start one run in parallel: most of their time is spent waiting on
+// real time (a Castle outage, retry backoffs, a broker down, group
+// rebalances, per-user pacing), and those waits overlap.
 func startEnv(t *testing.T, partitions int) *harness.Env {
 	t.Helper()
-	env, err := harness.Start(harness.Options{Partitions: partitions})
+	return startEnvWith(t, harness.Options{Partitions: partitions})
+}
+
+// startEnvWith starts an environment whose Castle API enforces the tests'
+// per-user limits.
+func startEnvWith(t *testing.T, opt harness.Options) *harness.Env {
+	t.Helper()
+	opt.Castle.Limits = limits().Server
+	env, err := harness.Start(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +180,7 @@ func startEnv(t *testing.T, partitions int) *harness.Env {
 }
 
 func TestEndToEndExactSet(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 4)
 	recs, _ := harness.Generate(7, 10_000, time.Now())
 	want, tally := forwards(recs)
@@ -217,6 +236,7 @@ func TestEndToEndExactSet(t *testing.T) {
 }
 
 func TestRestartMidStreamLosesNothing(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 4)
 	recs, _ := harness.Generate(11, 5_000, time.Now())
 	want, tally := forwards(recs)
@@ -247,6 +267,7 @@ func TestRestartMidStreamLosesNothing(t *testing.T) {
 }
 
 func TestCastleOutageNeverCommitsPastUndelivered(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 3)
 	recs, _ := harness.Generate(13, 2_000, time.Now())
 	want, _ := forwards(recs)
