@@ -94,6 +94,7 @@ type occurrence struct {
 // deliver the rest, and every duplicate must come from a record at or past
 // the committed offset: the uncommitted tail, re-read.
 func TestSIGKILLMidBatchLosesNothing(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
