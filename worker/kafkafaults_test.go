@@ -30,7 +30,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	if _, err := harness.WaitSettled(ctx, w.reg, tally.Total()/3); err != nil {
 		t.Fatal(err)
 	}
-	before := len(env.Castle.Accepted())
+	before := accepted(env.Castle)
 	if err := env.RestartBroker(3 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -81,19 +81,19 @@ func TestSecondWorkerJoinsAndLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := time.Now()
-	atJoin := len(env.Castle.Accepted())
+	atJoin := accepted(env.Castle)
 	w2, stop2 := run(t, env, opts)
 	if w2.group != w1.group {
 		t.Fatalf("groups %q and %q: the workers must share one", w1.group, w2.group)
 	}
 	members, err := env.WaitMembers(ctx, w1.group, 2)
 	if err != nil {
-		t.Fatalf("second worker: %v (Castle accepted %d of %d)", err, len(env.Castle.Accepted()), len(want))
+		t.Fatalf("second worker: %v (Castle accepted %d of %d)", err, accepted(env.Castle), len(want))
 	}
 	// The second worker takes part of the backlog, then leaves.
 	o2, err := harness.WaitSettled(ctx, w2.reg, 200)
 	if err != nil {
-		t.Fatalf("second worker: %v (Castle accepted %d of %d)", err, len(env.Castle.Accepted()), len(want))
+		t.Fatalf("second worker: %v (Castle accepted %d of %d)", err, accepted(env.Castle), len(want))
 	}
 	t.Logf("second worker joined at %d of %d delivered, got partitions %v and settled %d in %s",
 		atJoin, len(want), members, o2.Settled(), time.Since(joined).Round(100*time.Millisecond))
