@@ -20,6 +20,7 @@ func quiet(t *testing.T, r *running, d time.Duration, why string) {
 }
 
 func TestMaxInFlightPerPartition(t *testing.T) {
+	t.Parallel()
 	const maxInFlight, n = 5, 30
 	kc := kafkatest.New(t, "in", 2)
 	produceN(t, kc, "in", []int{0, 1}, 0, n)

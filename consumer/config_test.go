@@ -14,6 +14,7 @@ import (
 )
 
 func TestStartOffsetLatestForNewGroup(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 2)
 	produceN(t, kc, "in", []int{0, 1}, 0, 10)
 	cfg := testConfig(kc, "in", "latest")
@@ -52,6 +53,7 @@ func TestStartOffsetLatestForNewGroup(t *testing.T) {
 }
 
 func TestMissingTopicFailsPromptly(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 1)
 	cfg := testConfig(kc, "no-such-topic", "g")
 	cfg.JoinTimeout = time.Minute // the error must not come from the join timeout
@@ -85,6 +87,7 @@ func TestMissingTopicFailsPromptly(t *testing.T) {
 }
 
 func TestUnreachableBrokersFailAfterJoinTimeout(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 1)
 	addr := kc.Addrs()[0]
 	kc.Close() // nothing listens there any more
@@ -168,6 +171,7 @@ func TestConfigValidateNamesField(t *testing.T) {
 // leave the next member to start at a later log end: the records it handed
 // out would be skipped.
 func TestStartOffsetLatestPinnedAcrossRestart(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 1)
 	produceN(t, kc, "in", []int{0}, 0, 10)
 	cfg := testConfig(kc, "in", "latest")

@@ -8,6 +8,7 @@ import (
 )
 
 func TestConsumeAckCommit(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 3)
 	produceN(t, kc, "in", []int{0, 1, 2}, 0, 20)
 	r := start(t, testConfig(kc, "in", "g"), 0)

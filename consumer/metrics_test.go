@@ -59,6 +59,7 @@ func waitGathered(t *testing.T, reg *prometheus.Registry, name string, want map[
 }
 
 func TestLagMetric(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 2)
 	produceN(t, kc, "in", []int{0}, 0, 20)
 	produceN(t, kc, "in", []int{1}, 0, 10)

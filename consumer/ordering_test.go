@@ -23,6 +23,7 @@ func waitInFlight(t *testing.T, r *running, partition int, want float64) {
 }
 
 func TestOutOfOrderAcksCommitContiguousWatermark(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 2)
 	produceN(t, kc, "in", []int{0, 1}, 0, 10)
 	r := start(t, testConfig(kc, "in", "g"), 0)
@@ -88,6 +89,7 @@ func TestOutOfOrderAcksCommitContiguousWatermark(t *testing.T) {
 }
 
 func TestConcurrentAcks(t *testing.T) {
+	t.Parallel()
 	const parts, n = 3, 200
 	kc := kafkatest.New(t, "in", parts)
 	produceN(t, kc, "in", []int{0, 1, 2}, 0, n)

@@ -59,6 +59,7 @@ func rangeKeys(partitions []int, from, to int) []string {
 }
 
 func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
+	t.Parallel()
 	const parts, n = 4, 10
 	all := []int{0, 1, 2, 3}
 	kc := kafkatest.New(t, "in", parts)
@@ -190,6 +191,7 @@ func TestRebalanceFencesLateAcksAndRedelivers(t *testing.T) {
 }
 
 func TestRebalanceDrainCommitsAcksAfterGenerationEnd(t *testing.T) {
+	t.Parallel()
 	const n = 10
 	kc := kafkatest.New(t, "in", 2)
 	produceN(t, kc, "in", []int{0, 1}, 0, n)
@@ -262,6 +264,7 @@ func TestRebalanceDrainCommitsAcksAfterGenerationEnd(t *testing.T) {
 }
 
 func TestMemberWithoutPartitionsIsReady(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 1)
 	cfg := testConfig(kc, "in", "g")
 	a := start(t, cfg, 0)

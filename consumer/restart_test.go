@@ -10,6 +10,7 @@ import (
 )
 
 func TestRestartRedeliversUnacked(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 2)
 	produceN(t, kc, "in", []int{0, 1}, 0, 20)
 	cfg := testConfig(kc, "in", "g")

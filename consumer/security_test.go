@@ -171,6 +171,7 @@ func runFails(t *testing.T, cfg Config, within time.Duration) error {
 }
 
 func TestTLSWithCAFile(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t, "test CA")
 	clientTLS := ca.clientTLS()
 	kc := startCluster(t, "in", 2, kafkatest.Config{
@@ -198,6 +199,7 @@ func TestTLSWithCAFile(t *testing.T) {
 }
 
 func TestSASL(t *testing.T) {
+	t.Parallel()
 	const user = "castle"
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
@@ -220,7 +222,7 @@ func TestSASL(t *testing.T) {
 			const wrong = "Wr0ng-pa55-not-to-leak"
 			cfg = testConfig(kc, "in", "sasl-wrong")
 			cfg.SASL = mechanism(t, mech, user, wrong)
-			cfg.JoinTimeout = time.Second
+			cfg.JoinTimeout = 300 * time.Millisecond
 			err := runFails(t, cfg, 15*time.Second)
 			for _, secret := range []string{wrong, password} {
 				if strings.Contains(err.Error(), secret) {
@@ -243,6 +245,7 @@ func TestSASL(t *testing.T) {
 }
 
 func TestSASLOverTLS(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t, "test CA")
 	clientTLS := ca.clientTLS()
 	const user, password = "castle", "tls-and-scram-secret"

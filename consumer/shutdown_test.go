@@ -8,6 +8,7 @@ import (
 )
 
 func TestShutdownDrainCommitsAckedAbandonsRest(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 1)
 	produceN(t, kc, "in", []int{0}, 0, 10)
 	cfg := testConfig(kc, "in", "g")
@@ -63,6 +64,7 @@ func TestShutdownDrainCommitsAckedAbandonsRest(t *testing.T) {
 }
 
 func TestShutdownDrainEndsWhenIdle(t *testing.T) {
+	t.Parallel()
 	kc := kafkatest.New(t, "in", 2)
 	produceN(t, kc, "in", []int{0, 1}, 0, 10)
 	cfg := testConfig(kc, "in", "g")

@@ -58,6 +58,7 @@ func trackLines(prefix string, n, users int) []byte {
 // the end: the server must have every event exactly once, and each run's
 // printed total must be what the server accepted during it.
 func TestInterruptTwiceThenResumeAgainstCastle(t *testing.T) {
+	t.Parallel()
 	srv, url := castleServer(t, 20*time.Millisecond)
 	dir := t.TempDir()
 	const n = 3000

@@ -14,6 +14,7 @@ import (
 )
 
 func TestKafkaTimeRange(t *testing.T) {
+	t.Parallel()
 	env, err := harness.Start(harness.Options{Partitions: 3})
 	if err != nil {
 		t.Fatal(err)

@@ -133,6 +133,7 @@ func TestShardSelectSplitsEnvelopes(t *testing.T) {
 // unsharded replay, and each user's events come from one shard (users of
 // messages that name their userId: a Secure Mode message may name none).
 func TestShardsOfAReplayAreDisjointAndComplete(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	recs, want := stream(t, 7, 3000)
 	write(t, filepath.Join(dir, "a.ndjson.gz"), gz(t, ndjson(recs)))

@@ -63,6 +63,7 @@ func badMessages() []badMessage {
 // letter is cut to fit the dead-letter topic), and everything forwardable
 // around it still reaches Castle, with every offset committed.
 func TestBadInputNeverStallsAPartition(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 2)
 	ctx := context.Background()
 	raiseMessageLimit(t, env, 16<<20)

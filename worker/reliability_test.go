@@ -20,6 +20,7 @@ import (
 // resets. Every forwardable message still arrives, duplicates stay few and
 // are retries, and every offset is committed in the end.
 func TestCastleFaultsLoseNothing(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 3)
 	recs, _ := harness.Generate(21, 3_000, time.Now())
 	want, _ := forwards(recs)
@@ -51,6 +52,7 @@ func TestCastleFaultsLoseNothing(t *testing.T) {
 // The API secret never appears in logs (at debug level), errors, metrics,
 // or dead letters, even when Castle rejects events and tokens are bad.
 func TestSecretNeverLeaks(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 2)
 	recs, _ := harness.Generate(23, 1_000, time.Now())
 	if err := env.Produce(context.Background(), recs); err != nil {
@@ -72,7 +74,8 @@ func TestSecretNeverLeaks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- worker.Run(ctx, cfg, worker.Options{Logger: logger, Registry: reg, Listening: func(a string) { addr <- a }})
+		pace := limits().Client
+		done <- worker.Run(ctx, cfg, worker.Options{Logger: logger, Registry: reg, UserRate: &pace, Listening: func(a string) { addr <- a }})
 	}()
 	metricsAddr := <-addr
 	_, tally := forwards(recs)

@@ -25,6 +25,7 @@ import (
 // event exactly once, and each run's printed total must be what Castle
 // accepted during it.
 func TestReplayInterruptedTwiceByASignalSendsEachEventOnce(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}

@@ -133,6 +133,7 @@ func closedAddr(t *testing.T) string {
 // Brokers that never answer are retried for KAFKA_JOIN_TIMEOUT, with a few
 // log lines, then run exits 1 saying so.
 func TestRunGivesUpOnUnreachableBrokers(t *testing.T) {
+	t.Parallel()
 	addr := closedAddr(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -153,6 +154,7 @@ func TestRunGivesUpOnUnreachableBrokers(t *testing.T) {
 
 // SIGTERM while the brokers are still awaited is a clean stop.
 func TestRunStopsCleanlyWhileWaitingForBrokers(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
 	r := command(ctx, runEnv([]string{closedAddr(t)}, nil), "run")

@@ -110,3 +110,59 @@ func (e *Env) ReadAll(ctx context.Context, topic string, partition int) ([]kafka
 	}
 	return out, nil
 }
+
+// Members returns the group's state ("Stable", "PreparingRebalance", ...)
+// and, per member id, the partitions of the topic assigned to it.
+func (e *Env) Members(ctx context.Context, group string) (string, map[string][]int, error) {
+	res, err := e.client().DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return "", nil, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	if len(res.Groups) != 1 {
+		return "", nil, fmt.Errorf("describe group %s: %d groups in the answer", group, len(res.Groups))
+	}
+	g := res.Groups[0]
+	if g.Error != nil {
+		return "", nil, fmt.Errorf("describe group %s: %w", group, g.Error)
+	}
+	out := make(map[string][]int, len(g.Members))
+	for _, m := range g.Members {
+		var parts []int
+		for _, tp := range m.MemberAssignments.Topics {
+			if tp.Topic == e.Topic {
+				parts = append(parts, tp.Partitions...)
+			}
+		}
+		out[m.MemberID] = parts
+	}
+	return g.GroupState, out, nil
+}
+
+// WaitMembers polls until the group is Stable with n members that each own
+// a partition of the topic, or ctx ends. It returns the assignment. A test
+// that must act while partitions are shared waits for this instead of
+// guessing how long a rebalance takes.
+func (e *Env) WaitMembers(ctx context.Context, group string, n int) (map[string][]int, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		state, members, err := e.Members(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		owning := 0
+		for _, parts := range members {
+			if len(parts) > 0 {
+				owning++
+			}
+		}
+		if state == "Stable" && len(members) == n && owning == n {
+			return members, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("group %s is %s with members %v, want Stable with %d owning partitions: %w", group, state, members, n, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}

@@ -113,8 +113,8 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
-// TestTokenKinds checks each token kind against jwt/v5 the way SPEC §3.5
-// verifies: HS256 only, under the secret, at Now.
+// TestTokenKinds checks each token kind against jwt/v5 the way the worker
+// verifies a Secure Mode userJwt: HS256 only, under the secret, at Now.
 func TestTokenKinds(t *testing.T) {
 	now := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
 	g := New(Config{Seed: 1, Secret: "k3y", Now: now})

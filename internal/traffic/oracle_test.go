@@ -13,8 +13,9 @@ import (
 	"github.com/castle-destination/castle-destination/internal/traffic"
 )
 
-// oracle reads records the way SPEC §3 and §4 describe, from the bytes
-// alone, knowing nothing of the generator's intent. The tests compare its
+// oracle reads records the way the worker's filtering and mapping rules
+// (docs/mapping.md) describe, from the bytes alone, knowing nothing of the
+// generator's intent. The tests compare its
 // verdicts with the generator's Expects: a generator whose bytes drift from
 // its intent fails them.
 type oracle struct {
@@ -39,12 +40,19 @@ var serverLibs = map[string]bool{
 }
 
 // record returns the oracle's Expects for one record's value, or an error
-// when the bytes are ambiguous under the SPEC (a generator bug).
+// when the bytes are ambiguous under those rules (a generator bug).
 func (o *oracle) record(value []byte) ([]traffic.Expect, error) {
 	var v any
 	if err := json.Unmarshal(value, &v); err != nil {
 		return []traffic.Expect{bad("")}, nil
 	}
+	return o.decoded(v)
+}
+
+// decoded is record for a value already decoded by json.Unmarshal into an
+// any, for a test that reads the same records many times. It does not
+// modify v.
+func (o *oracle) decoded(v any) ([]traffic.Expect, error) {
 	obj, ok := v.(map[string]any)
 	if !ok {
 		return []traffic.Expect{bad("")}, nil
@@ -100,8 +108,9 @@ func mergeItem(item, bctx, binteg map[string]any) map[string]any {
 	return out
 }
 
-// message applies SPEC §3 then §4 to one (merged) message. raw is the item
-// before the merge, for notes.
+// message applies the filters in their order (unsupported type, server-side
+// or mobile, integration disabled, userJwt, duplicate), then the mapping, to
+// one (merged) message. raw is the item before the merge, for notes.
 func (o *oracle) message(m, raw map[string]any) (traffic.Expect, error) {
 	id, _ := m["messageId"].(string)
 	typ, ok := m["type"].(string)
@@ -131,7 +140,7 @@ func (o *oracle) message(m, raw map[string]any) (traffic.Expect, error) {
 	case channel == "mobile":
 		return drop(traffic.Drop, traffic.ReasonMobile)
 	case channel != "" && channel != "client" && channel != "browser":
-		return e, fmt.Errorf("message %s: channel %q is not one the SPEC decides", id, channel)
+		return e, fmt.Errorf("message %s: channel %q is not one the rules decide", id, channel)
 	}
 	integ, _ := m["integrations"].(map[string]any)
 	castle, all, err := integrationKeys(integ)
@@ -236,8 +245,8 @@ func userJWT(castle any, ctx map[string]any) (string, error) {
 	return "", errors.New("a token in both integrations.Castle and context.Castle")
 }
 
-// verify is SPEC §3.5: HS256 only, under the secret, exp required and in the
-// future, nbf (if any) in the past.
+// verify checks a Secure Mode token: HS256 only, under the secret, exp
+// required and in the future, nbf (if any) in the past.
 func (o *oracle) verify(tok string) (jwt.MapClaims, error) {
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return o.secret, nil },
