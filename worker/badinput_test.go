@@ -11,7 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/castle-destination/castle-destination/consumer"
+	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/internal/harness"
 )
 
@@ -116,16 +116,16 @@ func TestBadInputNeverStallsAPartition(t *testing.T) {
 	letters := map[string]int{}
 	for _, m := range readDLQ(t, env) {
 		h := headers(m)
-		if h[consumer.HeaderReason] != "malformed" || !isBad(bad, string(m.Key)) {
+		if h[deadletter.HeaderReason] != "malformed" || !isBad(bad, string(m.Key)) {
 			continue
 		}
 		letters[string(m.Key)]++
-		if len(m.Value) > consumer.MaxLetterValueBytes {
-			t.Errorf("dead letter %q: value of %d bytes, over the %d bound", m.Key, len(m.Value), consumer.MaxLetterValueBytes)
+		if len(m.Value) > deadletter.MaxLetterValueBytes {
+			t.Errorf("dead letter %q: value of %d bytes, over the %d bound", m.Key, len(m.Value), deadletter.MaxLetterValueBytes)
 		}
 		if string(m.Key) == "10 MB malformed" {
-			if n, _ := strconv.Atoi(h[consumer.HeaderValueBytes]); n <= consumer.MaxLetterValueBytes {
-				t.Errorf("cut dead letter: %s = %q, want the original length", consumer.HeaderValueBytes, h[consumer.HeaderValueBytes])
+			if n, _ := strconv.Atoi(h[deadletter.HeaderValueBytes]); n <= deadletter.MaxLetterValueBytes {
+				t.Errorf("cut dead letter: %s = %q, want the original length", deadletter.HeaderValueBytes, h[deadletter.HeaderValueBytes])
 			}
 		}
 	}

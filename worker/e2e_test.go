@@ -25,11 +25,13 @@ func run(t *testing.T, env *harness.Env, overrides map[string]string) (*workerRu
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &workerRun{reg: worker.NewRegistry(), group: cfg.Kafka.GroupID}
+	w := &workerRun{reg: worker.NewRegistry(), group: cfg.Kafka.GroupID, listening: make(chan string, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	pace := limits().Client
-	go func() { done <- worker.Run(ctx, cfg, worker.Options{Registry: w.reg, UserRate: &pace}) }()
+	go func() {
+		done <- worker.Run(ctx, cfg, worker.Options{Registry: w.reg, UserRate: &pace, Listening: func(a string) { w.listening <- a }})
+	}()
 	var stopped bool
 	var stopErr error
 	stop := func() error {
@@ -49,8 +51,24 @@ func run(t *testing.T, env *harness.Env, overrides map[string]string) (*workerRu
 }
 
 type workerRun struct {
-	reg   *prometheus.Registry
-	group string
+	reg       *prometheus.Registry
+	group     string
+	listening chan string // the ops server's address, once
+	addr      string
+}
+
+// opsAddr returns the address of the worker's /metrics, /healthz and
+// /readyz.
+func (w *workerRun) opsAddr(t *testing.T) string {
+	t.Helper()
+	if w.addr == "" {
+		select {
+		case w.addr = <-w.listening:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the worker's ops server did not start")
+		}
+	}
+	return w.addr
 }
 
 // forwards returns the messageIds the worker must deliver, and the tally.

@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -14,55 +13,12 @@ import (
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/internal/harness"
 	"github.com/castle-destination/castle-destination/internal/traffic"
-	"github.com/castle-destination/castle-destination/worker"
 )
 
-// heldRun is a worker whose /readyz can be read.
-type heldRun struct {
-	*workerRun
-	addr string
-}
-
-func runReady(t *testing.T, env *harness.Env, overrides map[string]string) (*heldRun, func() error) {
-	t.Helper()
-	cfg, err := env.Config(overrides)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &heldRun{workerRun: &workerRun{reg: worker.NewRegistry(), group: cfg.Kafka.GroupID}}
-	addr := make(chan string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- worker.Run(ctx, cfg, worker.Options{Registry: w.reg, Listening: func(a string) { addr <- a }})
-	}()
-	select {
-	case w.addr = <-addr:
-	case err := <-done:
-		t.Fatalf("worker stopped at start: %v", err)
-	}
-	stopped := false
-	var stopErr error
-	stop := func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			select {
-			case stopErr = <-done:
-			case <-time.After(60 * time.Second):
-				stopErr = errors.New("worker did not stop within 60s")
-			}
-		}
-		return stopErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return w, stop
-}
-
 // readyz returns /readyz's status and body.
-func (w *heldRun) readyz(t *testing.T) (int, string) {
+func (w *workerRun) readyz(t *testing.T) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + w.addr + "/readyz")
+	resp, err := http.Get("http://" + w.opsAddr(t) + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +28,7 @@ func (w *heldRun) readyz(t *testing.T) (int, string) {
 }
 
 // waitHeld waits until /readyz reports a hold naming want.
-func (w *heldRun) waitHeld(t *testing.T, want string, timeout time.Duration) string {
+func (w *workerRun) waitHeld(t *testing.T, want string, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -89,7 +45,7 @@ func (w *heldRun) waitHeld(t *testing.T, want string, timeout time.Duration) str
 
 // waitReady waits until /readyz answers 200: the worker is a group member
 // and nothing is held.
-func (w *heldRun) waitReady(t *testing.T, timeout time.Duration) {
+func (w *workerRun) waitReady(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -159,6 +115,7 @@ func assertNoDeliveryLetters(t *testing.T, env *harness.Env) {
 // is committed, /readyz names CASTLE_API_SECRET; once Castle accepts the
 // secret again, delivery resumes by itself and nothing is lost.
 func TestWrongSecretHoldsAndRecovers(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 2)
 	recs := forwardable(200)
 	want, _ := forwards(recs)
@@ -166,7 +123,7 @@ func TestWrongSecretHoldsAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Castle.SetSecret("a-secret-the-worker-does-not-have")
-	w, stop := runReady(t, env, map[string]string{"CASTLE_RETRY_MAX_ELAPSED": "5s"})
+	w, stop := run(t, env, map[string]string{"CASTLE_RETRY_MAX_ELAPSED": "5s"})
 	body := w.waitHeld(t, "CASTLE_API_SECRET", 30*time.Second)
 	if strings.Contains(body, harness.Secret) {
 		t.Fatalf("/readyz shows the secret: %s", body)
@@ -180,7 +137,7 @@ func TestWrongSecretHoldsAndRecovers(t *testing.T) {
 	}
 	assertNoDeliveryLetters(t, env)
 	env.Castle.SetSecret(harness.Secret)
-	got, o := finish(t, env, w.workerRun, stop, want, 120*time.Second)
+	got, o := finish(t, env, w, stop, want, 120*time.Second)
 	if d := duplicates(t, got, want); d != 0 {
 		t.Errorf("%d duplicates", d)
 	}
@@ -194,13 +151,14 @@ func TestWrongSecretHoldsAndRecovers(t *testing.T) {
 // on /readyz; a worker restarted with the right URL re-reads the held
 // records and delivers them all.
 func TestWrongURLHoldsUntilFixed(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 2)
 	recs := forwardable(150)
 	want, _ := forwards(recs)
 	if err := env.Produce(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	w, stop := runReady(t, env, map[string]string{"CASTLE_API_URL": env.CastleURL + "/v1", "SHUTDOWN_TIMEOUT": "2s"})
+	w, stop := run(t, env, map[string]string{"CASTLE_API_URL": env.CastleURL + "/v1", "SHUTDOWN_TIMEOUT": "2s"})
 	body := w.waitHeld(t, "CASTLE_API_URL", 30*time.Second)
 	if !strings.Contains(body, "/v1/v1/log") {
 		t.Errorf("/readyz does not show the path that was refused: %s", body)
@@ -225,6 +183,7 @@ func TestWrongURLHoldsUntilFixed(t *testing.T) {
 // committed, the rest hold without a dead letter, and all arrive once
 // Castle accepts again.
 func TestSecretRotatedMidStreamHolds(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 3)
 	recs := forwardable(400)
 	want, _ := forwards(recs)
@@ -232,7 +191,7 @@ func TestSecretRotatedMidStreamHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Castle.FailAfter(100, castleserver.Status(401))
-	w, stop := runReady(t, env, map[string]string{"CASTLE_RETRY_MAX_ELAPSED": "5s"})
+	w, stop := run(t, env, map[string]string{"CASTLE_RETRY_MAX_ELAPSED": "5s"})
 	w.waitHeld(t, "CASTLE_API_SECRET", 60*time.Second)
 	time.Sleep(8 * time.Second)
 	before := committedTotal(t, env, w.group)
@@ -247,7 +206,7 @@ func TestSecretRotatedMidStreamHolds(t *testing.T) {
 	}
 	assertNoDeliveryLetters(t, env)
 	env.Castle.ClearFaults()
-	got, _ := finish(t, env, w.workerRun, stop, want, 120*time.Second)
+	got, _ := finish(t, env, w, stop, want, 120*time.Second)
 	if d := duplicates(t, got, want); d != 0 {
 		t.Errorf("%d duplicates", d)
 	}
@@ -258,8 +217,9 @@ func TestSecretRotatedMidStreamHolds(t *testing.T) {
 // DLQ_TOPIC), other events still flow, and once the topic is back the
 // letters are written and everything commits.
 func TestUnwritableDeadLetterTopicHolds(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 1)
-	w, stop := runReady(t, env, nil)
+	w, stop := run(t, env, nil)
 	w.waitReady(t, 30*time.Second)
 	admin := &kafka.Client{Addr: kafka.TCP(env.Brokers...), Timeout: 10 * time.Second}
 	if _, err := admin.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{env.DLQTopic}}); err != nil {

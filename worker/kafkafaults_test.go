@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/castle-destination/castle-destination/consumer"
+	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/internal/harness"
 )
 
@@ -44,7 +44,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	// before or after the restart, none lost while the broker was away.
 	letters := 0
 	for _, m := range readDLQ(t, env) {
-		if headers(m)[consumer.HeaderReason] != "" {
+		if headers(m)[deadletter.HeaderReason] != "" {
 			letters++
 		}
 	}

@@ -92,6 +92,7 @@ func findBody(bodies []string, sub string) []string {
 // commit; stale ones, refused tokens, $custom and $page go to /v1/log. A
 // replay of the same records scores nothing.
 func TestScoringEndToEnd(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, 1)
 	now := time.Now()
 	recs, refused := scoringRecords(now)
