@@ -17,6 +17,7 @@ import (
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/internal/promtest"
 )
 
 // testSecret is long and distinctive, so a leak cannot hide.
@@ -121,40 +122,10 @@ func event(user string, seq int) destination.Event {
 	return destination.Event{Body: body(user, seq), UserID: user, Type: "track"}
 }
 
+// counter is promtest.Value.
 func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue metric
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			if g := m.GetGauge(); g != nil {
-				return g.GetValue()
-			}
-		}
-		return 0
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
+	return promtest.Value(t, reg, name, labels...)
 }
 
 // gatherText renders every metric, for leak checks.

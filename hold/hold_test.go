@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/castle-destination/castle-destination/hold"
+	"github.com/castle-destination/castle-destination/internal/promtest"
 )
 
 func TestRaiseLogsOncePerMinuteAndClears(t *testing.T) {
@@ -42,7 +43,7 @@ func TestRaiseLogsOncePerMinuteAndClears(t *testing.T) {
 	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "auth") {
 		t.Errorf("Ready() = %v, want the held fault", err)
 	}
-	if got := value(t, reg, "castle_destination_delivery_held", hold.Auth); got != 1 {
+	if got := promtest.Value(t, reg, "castle_destination_delivery_held", "class", hold.Auth); got != 1 {
 		t.Errorf("delivery_held{auth} = %v, want 1", got)
 	}
 	if !b.Held(hold.Auth) || b.Held(hold.Route) {
@@ -52,7 +53,7 @@ func TestRaiseLogsOncePerMinuteAndClears(t *testing.T) {
 	if err := b.Ready(); err != nil {
 		t.Errorf("Ready() = %v after Clear", err)
 	}
-	if got := value(t, reg, "castle_destination_delivery_held", hold.Auth); got != 0 {
+	if got := promtest.Value(t, reg, "castle_destination_delivery_held", "class", hold.Auth); got != 0 {
 		t.Errorf("delivery_held{auth} = %v after Clear, want 0", got)
 	}
 	if n := logs.FilterMessageSnippet("delivery resumed").Len(); n != 1 {
@@ -62,7 +63,7 @@ func TestRaiseLogsOncePerMinuteAndClears(t *testing.T) {
 	if n := logs.FilterMessageSnippet("delivery resumed").Len(); n != 1 {
 		t.Errorf("%d resume lines after a second Clear, want 1", n)
 	}
-	if got := value(t, reg, "castle_destination_systemic_faults_total", hold.Auth); got != 101 {
+	if got := promtest.Value(t, reg, "castle_destination_systemic_faults_total", "class", hold.Auth); got != 101 {
 		t.Errorf("systemic_faults_total{auth} = %v, want 101", got)
 	}
 }
@@ -83,27 +84,4 @@ func TestReadyNamesEveryHeldFault(t *testing.T) {
 	if nilBoard.Ready() != nil || nilBoard.Held(hold.Auth) {
 		t.Error("a nil Board must hold nothing")
 	}
-}
-
-// value returns the one series name{class}.
-func value(t *testing.T, reg *prometheus.Registry, name, class string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "class" && l.GetValue() == class {
-					return m.GetGauge().GetValue() + m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("%s{class=%q} not found", name, class)
-	return 0
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/hold"
+	"github.com/castle-destination/castle-destination/internal/promtest"
 	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
@@ -377,10 +378,10 @@ func TestAbandonedRecordsCarryTheReason(t *testing.T) {
 		if a.n.Load() != 0 || a.nacks.Load() != 1 || b.n.Load() != 0 || b.nacks.Load() != 1 {
 			t.Errorf("acks a=%d/%d b=%d/%d (done/abandoned), want both abandoned once", a.n.Load(), a.nacks.Load(), b.n.Load(), b.nacks.Load())
 		}
-		if got := metricValue(t, r.reg, "castle_destination_records_abandoned_total", "reason", "canceled"); got != 1 {
+		if got := promtest.Value(t, r.reg, "castle_destination_records_abandoned_total", "reason", "canceled"); got != 1 {
 			t.Errorf("abandoned{canceled} = %v, want 1", got)
 		}
-		if got := metricValue(t, r.reg, "castle_destination_records_abandoned_total", "reason", "dead_letter_not_written"); got != 1 {
+		if got := promtest.Value(t, r.reg, "castle_destination_records_abandoned_total", "reason", "dead_letter_not_written"); got != 1 {
 			t.Errorf("abandoned{dead_letter_not_written} = %v, want 1", got)
 		}
 	})
@@ -404,26 +405,4 @@ func TestBatchLargerThanInFlightBound(t *testing.T) {
 			t.Errorf("acked %d of 10", a.n.Load())
 		}
 	})
-}
-
-func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("%s{%s=%q} not found", name, label, value)
-	return 0
 }

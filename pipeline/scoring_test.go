@@ -10,6 +10,7 @@ import (
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/internal/promtest"
 	"github.com/castle-destination/castle-destination/pipeline"
 	"github.com/castle-destination/castle-destination/verdict"
 )
@@ -52,10 +53,10 @@ func TestUnreadableVerdicts(t *testing.T) {
 		if a.n.Load() != 2 {
 			t.Fatalf("acked %d of 2", a.n.Load())
 		}
-		if got := metricValue(t, r.reg, "castle_destination_verdict_errors_total", "kind", "not_json"); got != 1 {
+		if got := promtest.Value(t, r.reg, "castle_destination_verdict_errors_total", "kind", "not_json"); got != 1 {
 			t.Errorf("verdict_errors{not_json} = %v, want 1", got)
 		}
-		if got := metricValue(t, r.reg, "castle_destination_verdict_errors_total", "kind", "no_policy"); got != 1 {
+		if got := promtest.Value(t, r.reg, "castle_destination_verdict_errors_total", "kind", "no_policy"); got != 1 {
 			t.Errorf("verdict_errors{no_policy} = %v, want 1", got)
 		}
 		if len(box.vs) != 1 || box.vs[0].UserID != "b" || box.vs[0].Policy != nil || box.vs[0].CastleEventID != "ev-2" {
@@ -80,7 +81,7 @@ func TestScoringAgedOnArrival(t *testing.T) {
 		if n := len(r.srv.AcceptedOn(castleserver.RiskPath)); n != 0 {
 			t.Errorf("%d scored", n)
 		}
-		if got := metricValue(t, r.reg, "castle_destination_scoring_fallbacks_total", "reason", "token_aged"); got != 1 {
+		if got := promtest.Value(t, r.reg, "castle_destination_scoring_fallbacks_total", "reason", "token_aged"); got != 1 {
 			t.Errorf("fallbacks{token_aged} = %v, want 1", got)
 		}
 	})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
 	"github.com/castle-destination/castle-destination/internal/kafkaio"
+	"github.com/castle-destination/castle-destination/internal/promtest"
 )
 
 // startAutoCreating starts a cluster that would create a topic for any
@@ -141,30 +142,6 @@ func TestCheckTopicsStopsWithContext(t *testing.T) {
 	}
 }
 
-func gather(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
-}
-
 func TestWriter(t *testing.T) {
 	kc := startAutoCreating(t, map[string]int{"out": 1})
 	cluster := kafkaio.Cluster{Brokers: kc.Addrs()}
@@ -188,7 +165,7 @@ func TestWriter(t *testing.T) {
 	if err := w.Write(ctx, kafka.Message{Key: []byte("k"), Value: []byte("v1")}, kafka.Message{Value: []byte("v2")}); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	if got := gather(t, reg, "castle_destination_kafka_records_written_total", map[string]string{"sink": "dlq"}); got != 2 {
+	if got := promtest.Value(t, reg, "castle_destination_kafka_records_written_total", "sink", "dlq"); got != 2 {
 		t.Errorf("records written = %v, want 2", got)
 	}
 	end, err := kc.LogEndOffsets(ctx, "out")
@@ -208,10 +185,10 @@ func TestWriter(t *testing.T) {
 		t.Errorf("Write to a missing topic = %v, want a TopicMissing WriteError", err)
 	}
 	assertNoTopic(t, kc, "no-such-topic")
-	if got := gather(t, reg, "castle_destination_kafka_write_errors_total", map[string]string{"sink": "verdict", "class": "topic_missing"}); got != 1 {
+	if got := promtest.Value(t, reg, "castle_destination_kafka_write_errors_total", "sink", "verdict", "class", "topic_missing"); got != 1 {
 		t.Errorf("verdict topic_missing errors = %v, want 1", got)
 	}
-	if got := gather(t, reg, "castle_destination_kafka_write_errors_total", map[string]string{"sink": "dlq", "class": "topic_missing"}); got != 0 {
+	if got := promtest.Value(t, reg, "castle_destination_kafka_write_errors_total", "sink", "dlq", "class", "topic_missing"); got != 0 {
 		t.Errorf("dlq topic_missing errors = %v, want 0", got)
 	}
 
@@ -237,7 +214,7 @@ func TestWriterNotAuthorized(t *testing.T) {
 	if !errors.As(err, &we) || we.Class != kafkaio.NotAuthorized {
 		t.Errorf("Write without the ACL = %v, want a NotAuthorized WriteError", err)
 	}
-	if got := gather(t, reg, "castle_destination_kafka_write_errors_total", map[string]string{"sink": "dlq", "class": "not_authorized"}); got != 1 {
+	if got := promtest.Value(t, reg, "castle_destination_kafka_write_errors_total", "sink", "dlq", "class", "not_authorized"); got != 1 {
 		t.Errorf("not_authorized errors = %v, want 1", got)
 	}
 }
