@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -296,4 +298,32 @@ func TestRunNamesGroupSettingsTheBrokersRefuse(t *testing.T) {
 			t.Errorf("exit %d, stderr %q; want exit 2 and one line naming KAFKA_GROUP_ID", r.code, r.stderr)
 		}
 	})
+}
+
+// A bad EVENT_MAP fails the start with exit 2 and one line naming the
+// setting, the file and the line at fault; replay checks it the same way.
+func TestBadEventMapFailsTheStart(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown type", "events:\n  Signed In: {type: $login, status: $succeeded}\n  Logged On: {type: $logon, status: $succeeded}\n", "line 3"},
+		{"duplicate name", "events:\n  Signed In: {type: $login, status: $succeeded}\n  Signed In: {type: $login, status: $failed}\n", "line 3"},
+		{"not YAML", "events: [unclosed\n", "EVENT_MAP"},
+		{"missing file", "", "no such file"},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+		if tc.yaml != "" {
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, args := range [][]string{{"run"}, {"replay", "--dry-run", "-"}} {
+			r := command(t.Context(), runEnv([]string{"127.0.0.1:9"}, map[string]string{"EVENT_MAP": path}), args...)
+			if r.code != 2 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "EVENT_MAP (--event-map)") ||
+				!strings.Contains(r.stderr, tc.want) {
+				t.Errorf("%s, %v: exit %d, stderr %q; want exit 2, one line naming EVENT_MAP and %q", tc.name, args, r.code, r.stderr, tc.want)
+			}
+		}
+	}
 }
