@@ -27,6 +27,7 @@ type outbox[T any] struct {
 
 	mu    sync.Mutex
 	queue []entry[T]
+	ended bool // the writer has returned: add settles at once
 	wake  chan struct{}
 	quit  chan struct{}
 }
@@ -47,9 +48,16 @@ func (o *outbox[T]) start(ctx context.Context, wg *sync.WaitGroup) {
 }
 
 // add queues v; done is called once it is written (nil) or abandoned.
-// It never blocks.
+// It never blocks. Once the run has ended (its context canceled), done is
+// called at once with the not-written error: an event that settles just
+// after the cancel must not wait for a writer that is gone.
 func (o *outbox[T]) add(v T, done func(error)) {
 	o.mu.Lock()
+	if o.ended {
+		o.mu.Unlock()
+		done(o.notWritten)
+		return
+	}
 	o.queue = append(o.queue, entry[T]{v: v, done: done})
 	o.mu.Unlock()
 	select {
@@ -131,18 +139,18 @@ func (o *outbox[T]) run(ctx context.Context) {
 	}
 }
 
-// abandon settles group and everything still queued as not written.
+// abandon settles group and everything still queued as not written, and
+// ends the outbox: what is added later is settled the same way by add.
 func (o *outbox[T]) abandon(group []entry[T]) {
+	o.mu.Lock()
+	o.ended = true
+	rest := o.queue
+	o.queue = nil
+	o.mu.Unlock()
 	for _, e := range group {
 		e.done(o.notWritten)
 	}
-	for {
-		rest := o.take()
-		if len(rest) == 0 {
-			return
-		}
-		for _, e := range rest {
-			e.done(o.notWritten)
-		}
+	for _, e := range rest {
+		e.done(o.notWritten)
 	}
 }

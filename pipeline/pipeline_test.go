@@ -293,7 +293,10 @@ func TestPerUserOrderAcrossChunks(t *testing.T) {
 // it had taken is given back, so the next run can fill the bound again.
 func TestInFlightBoundReleasedOnPartialCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, pipeline.Config{MaxInFlightEvents: 4, Batch: pipeline.BatchPolicy{Count: 3}}, destination.Config{})
+		// Hung requests time out and retry; a retry budget longer than the
+		// test keeps every event in flight until the cancel.
+		retry := destination.RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, MaxElapsed: 24 * time.Hour}
+		r := newRig(t, pipeline.Config{MaxInFlightEvents: 4, Batch: pipeline.BatchPolicy{Count: 3}}, destination.Config{Retry: retry})
 		defer r.stop()
 		r.srv.StartOutage(castleserver.Hang())
 		ctx, cancel := context.WithCancel(context.Background())
@@ -302,16 +305,25 @@ func TestInFlightBoundReleasedOnPartialCancel(t *testing.T) {
 		go func() { done <- r.p.Run(ctx, in) }()
 		// Two batches of one event each (flushed by the linger) take two
 		// slots; the next batch of three takes the last two and waits.
-		for i := range 8 {
+		for i := range 5 {
 			in <- record(int64(i), track(fmt.Sprint("u", i), i), nil)
 			if i < 2 {
 				time.Sleep(time.Second)
 			}
 		}
 		time.Sleep(time.Second)
+		if got := promtest.Value(t, r.reg, "castle_destination_in_flight_events"); got != 2 {
+			t.Fatalf("before the cancel: %v events in flight, want the two single-event batches", got)
+		}
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %v, want context.Canceled", err)
+		}
+		if l := r.letters.get(); len(l) != 0 {
+			t.Fatalf("canceled run wrote %d dead letters, want none", len(l))
+		}
+		if got := promtest.Value(t, r.reg, "castle_destination_in_flight_events"); got != 0 {
+			t.Fatalf("after the cancel: %v events in flight, want 0", got)
 		}
 		r.srv.EndOutage()
 		a := &acker{}
