@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
 // Limits of the flattening rule.
@@ -58,7 +60,7 @@ const (
 )
 
 func (f *flattener) object(prefix string, obj []byte, depth int) {
-	members(obj, func(k, v []byte) bool {
+	rawjson.Members(obj, func(k, v []byte) bool {
 		var key string
 		if prefix != "" {
 			key = prefix + "." + unquote(k)
@@ -256,10 +258,10 @@ func appendClean(dst, v []byte, depth int, adj *Adjustment) []byte {
 			return true
 		}
 		if open == '{' {
-			members(v, each)
+			rawjson.Members(v, each)
 			return append(dst, '}')
 		}
-		elements(v, func(val []byte) bool { return each(nil, val) })
+		rawjson.Elements(v, func(val []byte) bool { return each(nil, val) })
 		return append(dst, ']')
 	case '"':
 		return appendRawStringMax(dst, v, MaxStringLength, adj)

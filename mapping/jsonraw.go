@@ -3,57 +3,15 @@ package mapping
 import (
 	"bytes"
 	"encoding/binary"
-	"math/bits"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
-// A small reader of JSON the decoder already validated (json.RawMessage
-// sub-slices): it walks object members in document order without building
-// maps. It never panics on any input: past the end it reports nothing.
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] == '"'
-// (len(b) when it does not end). It looks at 8 bytes at a time for the
-// next quote or backslash.
-func skipString(b []byte, i int) int {
-	i++
-	for i+8 <= len(b) {
-		m := quoteOrBackslash8(load8(b[i:]))
-		if m == 0 {
-			i += 8
-			continue
-		}
-		i += bits.TrailingZeros64(m) >> 3
-		if b[i] == '"' {
-			return i + 1
-		}
-		i += 2 // a backslash and the byte it escapes
-	}
-	for i < len(b) {
-		switch b[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			i += 2
-		default:
-			i++
-		}
-	}
-	return len(b)
-}
+// Helpers over raw JSON values the mapping has already validated; the
+// reader that walks members and elements is internal/rawjson.
 
 // SWAR: 8 bytes of a string at a time, as a little-endian uint64.
 const (
@@ -71,12 +29,6 @@ func zero8(x uint64) uint64 { return (x - lsb8) &^ x & msb8 }
 
 // below8 is zero8 for bytes below n (n at most 0x80).
 func below8(x uint64, n byte) uint64 { return (x - lsb8*uint64(n)) &^ x & msb8 }
-
-// quoteOrBackslash8 marks (as zero8 does) the first of x's bytes that is
-// '"' or '\\'.
-func quoteOrBackslash8(x uint64) uint64 {
-	return zero8(x^(lsb8*'"')) | zero8(x^(lsb8*'\\'))
-}
 
 // special8 marks (as zero8 does) the first of x's bytes that ends or
 // escapes a JSON string or must not appear in one: '"', '\\', or a
@@ -107,104 +59,9 @@ func plainString(body []byte) bool {
 	return true
 }
 
-// skipValue returns the index after the value starting at i.
-func skipValue(b []byte, i int) int {
-	i = skipWS(b, i)
-	if i >= len(b) {
-		return len(b)
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return len(b)
-	default:
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-		}
-		return len(b)
-	}
-}
-
-// members calls fn for each member of the object b, in order, with the raw
-// key (quotes included) and raw value. It stops when fn returns false.
-func members(b []byte, fn func(key, value []byte) bool) {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return
-	}
-	i++
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] != '"' {
-			return
-		}
-		ks := i
-		i = skipString(b, i)
-		key := b[ks:i]
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return
-		}
-		i = skipWS(b, i+1)
-		vs := i
-		i = skipValue(b, i)
-		if !fn(key, b[vs:i]) {
-			return
-		}
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] != ',' {
-			return
-		}
-		i++
-	}
-}
-
-// elements calls fn for each element of the array b.
-func elements(b []byte, fn func(value []byte) bool) {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return
-	}
-	i++
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] == ']' {
-			return
-		}
-		vs := i
-		i = skipValue(b, i)
-		if i == vs || !fn(b[vs:i]) {
-			return
-		}
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] != ',' {
-			return
-		}
-		i++
-	}
-}
-
 // kind is the first byte class of a raw value.
 func kind(v []byte) byte {
-	i := skipWS(v, 0)
+	i := rawjson.SkipWS(v, 0)
 	if i >= len(v) {
 		return 0
 	}
@@ -315,7 +172,7 @@ func view(b []byte) string {
 }
 
 func trimWS(b []byte) []byte {
-	i := skipWS(b, 0)
+	i := rawjson.SkipWS(b, 0)
 	j := len(b)
 	for j > i && (b[j-1] == ' ' || b[j-1] == '\t' || b[j-1] == '\n' || b[j-1] == '\r') {
 		j--
@@ -341,7 +198,7 @@ func keyIs(rawKey []byte, name string) bool {
 // one of names case-insensitively.
 func field(obj []byte, names ...string) []byte {
 	var out []byte
-	members(obj, func(k, v []byte) bool {
+	rawjson.Members(obj, func(k, v []byte) bool {
 		for _, n := range names {
 			if keyIs(k, n) {
 				out = v

@@ -30,6 +30,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
 // Reason is a bounded drop or dead-letter reason.
@@ -176,7 +178,7 @@ type ctxFields struct {
 
 func decodeCtx(obj []byte) ctxFields {
 	var c ctxFields
-	members(obj, func(k, v []byte) bool {
+	rawjson.Members(obj, func(k, v []byte) bool {
 		switch string(k) {
 		case `"ip"`:
 			c.ip = v
@@ -234,7 +236,7 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time, users Directory) [
 		// items.
 		bctx, bint, bsent := msg.context, msg.integrations, msg.sentAt
 		if deep {
-			members(raw, func(k, v []byte) bool {
+			rawjson.Members(raw, func(k, v []byte) bool {
 				if !keyIs(k, "batch") && 1+nesting(v) > MaxNesting {
 					ok = false
 				}
@@ -244,7 +246,7 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time, users Directory) [
 				return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: tooDeep, Raw: raw})
 			}
 		}
-		elements(batch, func(item []byte) bool {
+		rawjson.Elements(batch, func(item []byte) bool {
 			if kind(item) != '{' {
 				dst = append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "batch item is not a JSON object", Raw: item})
 				return true
@@ -283,7 +285,7 @@ func objectOrNil(v []byte) []byte {
 
 func decode(raw []byte) message {
 	msg := message{raw: raw}
-	members(raw, func(k, v []byte) bool {
+	rawjson.Members(raw, func(k, v []byte) bool {
 		switch string(k) {
 		case `"type"`:
 			msg.hasType = kind(v) == '"'
@@ -535,7 +537,7 @@ func traitsInto(u *User, traits []byte, overlay bool, adj *Adjustment) {
 	}
 	var reg, cre []byte
 	used := tkID | tkUserID
-	members(traits, func(k, v []byte) bool {
+	rawjson.Members(traits, func(k, v []byte) bool {
 		switch string(k) {
 		case `"email"`:
 			used |= setStr(&u.Email, v, tkEmail)
@@ -671,7 +673,7 @@ func first(ss ...string) string {
 
 func address(v []byte) Address {
 	var a Address
-	members(v, func(k, val []byte) bool {
+	rawjson.Members(v, func(k, val []byte) bool {
 		s := truncate(text(val), MaxStringLength)
 		switch string(k) {
 		case `"street"`, `"line1"`:
@@ -728,7 +730,7 @@ func (m *Mapper) event(msg *message, user User, castle []byte, created, now time
 			f.add("category", msg.category)
 		}
 		if kind(page) == '{' {
-			members(page, func(k, v []byte) bool {
+			rawjson.Members(page, func(k, v []byte) bool {
 				var bit uint8
 				switch string(k) {
 				case `"url"`:
@@ -791,7 +793,7 @@ var reservedKeys = []string{"email", "username", "phone", "changeset", "transact
 // changeset object, if any.
 func (e *Event) reserved(props []byte, f *flattener) (changeset []byte) {
 	f.skipKeys = reservedKeys
-	members(props, func(k, v []byte) bool {
+	rawjson.Members(props, func(k, v []byte) bool {
 		for i, name := range reservedKeys {
 			if !rawKeyIs(k, name) {
 				continue

@@ -1,6 +1,10 @@
 package mapping
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/castle-destination/castle-destination/internal/rawjson"
+)
 
 // MaxNesting bounds the nesting of objects and arrays in a Segment
 // message; a deeper message is malformed. In a batch envelope the bound
@@ -18,7 +22,7 @@ func scan(b []byte) (ok bool, maxDepth int) {
 	var small [MaxNesting / 64]uint64 // bit set: 1 = object, 0 = array
 	stack := small[:]
 	depth := 0
-	i := skipWS(b, 0)
+	i := rawjson.SkipWS(b, 0)
 	for {
 		// A value is expected at i.
 		if i >= len(b) {
@@ -36,7 +40,7 @@ func scan(b []byte) (ok bool, maxDepth int) {
 			}
 			depth++
 			maxDepth = max(maxDepth, depth)
-			i = skipWS(b, i+1)
+			i = rawjson.SkipWS(b, i+1)
 			if i >= len(b) {
 				return false, maxDepth
 			}
@@ -49,10 +53,10 @@ func scan(b []byte) (ok bool, maxDepth int) {
 				if i = validString(b, i); i < 0 {
 					return false, maxDepth
 				}
-				if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+				if i = rawjson.SkipWS(b, i); i >= len(b) || b[i] != ':' {
 					return false, maxDepth
 				}
-				i = skipWS(b, i+1)
+				i = rawjson.SkipWS(b, i+1)
 			}
 			continue
 		case c == '"':
@@ -83,7 +87,7 @@ func scan(b []byte) (ok bool, maxDepth int) {
 		}
 		// After a value: close containers, or a comma and the next value.
 		for {
-			i = skipWS(b, i)
+			i = rawjson.SkipWS(b, i)
 			if depth == 0 {
 				return i == len(b), maxDepth
 			}
@@ -93,15 +97,15 @@ func scan(b []byte) (ok bool, maxDepth int) {
 			obj := stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0
 			switch b[i] {
 			case ',':
-				i = skipWS(b, i+1)
+				i = rawjson.SkipWS(b, i+1)
 				if obj {
 					if i = validString(b, i); i < 0 {
 						return false, maxDepth
 					}
-					if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+					if i = rawjson.SkipWS(b, i); i >= len(b) || b[i] != ':' {
 						return false, maxDepth
 					}
-					i = skipWS(b, i+1)
+					i = rawjson.SkipWS(b, i+1)
 				}
 			case '}':
 				if !obj {
@@ -131,7 +135,7 @@ func nesting(v []byte) int {
 	for i := 0; i < len(v); i++ {
 		switch v[i] {
 		case '"':
-			i = skipString(v, i) - 1
+			i = rawjson.SkipString(v, i) - 1
 		case '{', '[':
 			depth++
 			deepest = max(deepest, depth)

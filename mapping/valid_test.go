@@ -79,25 +79,6 @@ func FuzzValid(f *testing.F) {
 	})
 }
 
-// skipString must end every string literal where encoding/json does,
-// short or long, with escapes anywhere (runs of backslashes before a
-// quote included).
-func FuzzSkipString(f *testing.F) {
-	for _, s := range []string{"", "a", `x"y`, `\`, `\\`, strings.Repeat(`\\`, 9) + `"`, strings.Repeat("é", 20), "abcdefghijklmno\\\"p"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		lit, err := json.Marshal(s)
-		if err != nil {
-			t.Skip()
-		}
-		b := append(append([]byte(`[`), lit...), `,1]`...)
-		if got, want := skipString(b, 1), 1+len(lit); got != want {
-			t.Fatalf("skipString(%s) ends at %d, want %d", b, got, want)
-		}
-	})
-}
-
 func TestTruthy(t *testing.T) {
 	for v, want := range map[string]bool{
 		``: false, `null`: false, `false`: false, `0`: false, `-0`: false, `0.0`: false, `0e5`: false, `-0.000E-3`: false, `""`: false,

@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
 // Shard is the part of the input a replay sends: the Index-th of Count
@@ -80,7 +82,7 @@ func (s Shard) Select(value []byte) (part []byte, mine bool, others int) {
 	if s.Count <= 1 {
 		return value, true, 0
 	}
-	if !json.Valid(value) || firstByte(value) != '{' {
+	if !json.Valid(value) || rawjson.First(value) != '{' {
 		if s.Of(value) == s.Index {
 			return value, true, 0
 		}
@@ -95,13 +97,14 @@ func (s Shard) Select(value []byte) (part []byte, mine bool, others int) {
 	}
 	var items [][]byte
 	all := true
-	elements(batch, func(item []byte) {
+	rawjson.Elements(batch, func(item []byte) bool {
 		if s.Of(userKey(item)) == s.Index {
 			items = append(items, item)
 		} else {
 			all = false
 			others++
 		}
+		return true
 	})
 	switch {
 	case all:
@@ -114,7 +117,7 @@ func (s Shard) Select(value []byte) (part []byte, mine bool, others int) {
 	out := make([]byte, 0, len(value))
 	out = append(out, '{')
 	n := 0
-	members(value, func(k, v []byte) {
+	rawjson.Members(value, func(k, v []byte) bool {
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -125,9 +128,10 @@ func (s Shard) Select(value []byte) (part []byte, mine bool, others int) {
 			out = append(out, '[')
 			out = append(out, bytes.Join(items, []byte{','})...)
 			out = append(out, ']')
-			return
+			return true
 		}
 		out = append(out, v...)
+		return true
 	})
 	out = append(out, '}')
 	return out, true, others
@@ -137,18 +141,15 @@ func (s Shard) Select(value []byte) (part []byte, mine bool, others int) {
 // for an envelope's batch: the first whose key is "batch" in any case,
 // when it is an array. Otherwise the record is one message (nil).
 func envelopeBatch(obj []byte) (key, batch []byte) {
-	found := false
-	members(obj, func(k, v []byte) {
-		if found {
-			return
-		}
+	rawjson.Members(obj, func(k, v []byte) bool {
 		// The raw key, ASCII case-insensitively, as the mapping matches it.
 		if len(k) == len(`"batch"`) && bytes.EqualFold(k[1:len(k)-1], []byte("batch")) {
-			found = true
-			if firstByte(v) == '[' {
+			if rawjson.First(v) == '[' {
 				key, batch = k, v
 			}
+			return false
 		}
+		return true
 	})
 	return key, batch
 }
@@ -156,11 +157,11 @@ func envelopeBatch(obj []byte) (key, batch []byte) {
 // userKey is what a message is sharded by: its user, else its messageId,
 // else its bytes.
 func userKey(msg []byte) []byte {
-	if firstByte(msg) != '{' {
+	if rawjson.First(msg) != '{' {
 		return msg
 	}
 	var user, anon, id []byte
-	members(msg, func(k, v []byte) {
+	rawjson.Members(msg, func(k, v []byte) bool {
 		switch string(k) { // raw keys, exactly as the mapping matches them
 		case `"userId"`:
 			user = scalar(v)
@@ -169,6 +170,7 @@ func userKey(msg []byte) []byte {
 		case `"messageId"`:
 			id = scalar(v)
 		}
+		return true
 	})
 	switch {
 	case len(user) > 0:
@@ -185,7 +187,7 @@ func userKey(msg []byte) []byte {
 // a number or boolean as written; anything else is empty.
 func scalar(v []byte) []byte {
 	v = bytes.TrimSpace(v)
-	switch firstByte(v) {
+	switch rawjson.First(v) {
 	case '"':
 		if bytes.IndexByte(v, '\\') < 0 && validUTF8ASCIIOnly(v) {
 			return v[1 : len(v)-1]
@@ -208,130 +210,4 @@ func validUTF8ASCIIOnly(v []byte) bool {
 		}
 	}
 	return true
-}
-
-func firstByte(b []byte) byte {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c
-	}
-	return 0
-}
-
-// A minimal reader of valid JSON (checked with json.Valid first): object
-// members and array elements as raw slices, without decoding.
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index after the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
-}
-
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// members calls fn with each member of the object b: the raw key (quoted)
-// and the raw value.
-func members(b []byte, fn func(k, v []byte)) {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return
-	}
-	for i++; ; {
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] != '"' {
-			return
-		}
-		ks := i
-		i = skipString(b, i)
-		k := b[ks:i]
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return
-		}
-		i = skipWS(b, i+1)
-		vs := i
-		i = skipValue(b, i)
-		fn(k, b[vs:i])
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] != ',' {
-			return
-		}
-		i++
-	}
-}
-
-// elements calls fn with each element of the array b.
-func elements(b []byte, fn func(v []byte)) {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return
-	}
-	for i++; ; {
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] == ']' {
-			return
-		}
-		vs := i
-		i = skipValue(b, i)
-		if i == vs {
-			return
-		}
-		fn(b[vs:i])
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] != ',' {
-			return
-		}
-		i++
-	}
 }
