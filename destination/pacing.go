@@ -11,7 +11,7 @@ type pacer struct {
 }
 
 func newPacer(u UserRate) *pacer {
-	if u.Off {
+	if u.Off || len(u.Windows) == 0 {
 		return nil
 	}
 	p := &pacer{}
@@ -27,18 +27,26 @@ func newPacer(u UserRate) *pacer {
 // userPace is one user's pacing state. It is touched only by the goroutine
 // draining the user's lane, or under Client.mu while no goroutine is.
 type userPace struct {
-	sent      []time.Duration // ring of send times, len logLen once used
-	head      int             // next write position
-	count     int             // stored entries, <= len(sent)
-	notBefore time.Duration   // from X-RateLimit hints: send nothing earlier
-	last      time.Duration   // latest send
+	// sent holds the latest send times. While fewer than logLen it grows,
+	// oldest first, with head 0: most users send once or twice within a
+	// window, and a replay keeps this for every user who sent in the last
+	// few seconds. Once full it is a ring whose oldest entry, the next
+	// to be overwritten, is at head.
+	sent      []time.Duration
+	head      int
+	notBefore time.Duration // from X-RateLimit hints: send nothing earlier
+}
+
+// latest is the time of the last send; s has sent.
+func (s *userPace) latest() time.Duration {
+	return s.sent[(s.head-1+len(s.sent))%len(s.sent)]
 }
 
 // delay returns how long to wait, at now, before the next send.
 func (p *pacer) delay(s *userPace, now time.Duration) time.Duration {
 	until := s.notBefore
 	for _, w := range p.windows {
-		if s.count < w.Requests {
+		if len(s.sent) < w.Requests {
 			continue
 		}
 		// The w.Requests-th most recent send must have left the window.
@@ -50,19 +58,23 @@ func (p *pacer) delay(s *userPace, now time.Duration) time.Duration {
 
 // record notes a send at now.
 func (p *pacer) record(s *userPace, now time.Duration) {
-	if s.sent == nil {
-		s.sent = make([]time.Duration, p.logLen)
+	if n := len(s.sent); n < p.logLen {
+		if n == cap(s.sent) {
+			grown := make([]time.Duration, n, min(max(2*n, 2), p.logLen))
+			copy(grown, s.sent)
+			s.sent = grown
+		}
+		s.sent = append(s.sent, now)
+		return
 	}
 	s.sent[s.head] = now
 	s.head = (s.head + 1) % len(s.sent)
-	s.count = min(s.count+1, len(s.sent))
-	s.last = now
 }
 
 // idle reports whether s no longer constrains anything at now, so that
 // forgetting it changes no decision.
 func (p *pacer) idle(s *userPace, now time.Duration) bool {
-	return (s.count == 0 || now-s.last >= p.maxPer) && now >= s.notBefore
+	return (len(s.sent) == 0 || now-s.latest() >= p.maxPer) && now >= s.notBefore
 }
 
 // nearLimit reports whether s has used all but at most one request of any
@@ -70,7 +82,7 @@ func (p *pacer) idle(s *userPace, now time.Duration) bool {
 func (p *pacer) nearLimit(s *userPace, now time.Duration) bool {
 	for _, w := range p.windows {
 		n := 0
-		for i := 0; i < s.count; i++ {
+		for i := range len(s.sent) {
 			k := (s.head - 1 - i + len(s.sent)) % len(s.sent)
 			if now-s.sent[k] < w.Per {
 				n++
