@@ -1,10 +1,8 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"io"
 	"maps"
@@ -20,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/castle-destination/castle-destination/config"
 	"github.com/castle-destination/castle-destination/ops"
@@ -67,21 +64,7 @@ func readDocs(t *testing.T, path string) []obj {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	var docs []obj
-	for {
-		var d obj
-		err := dec.Decode(&d)
-		if errors.Is(err, io.EOF) {
-			return docs
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if d != nil {
-			docs = append(docs, d)
-		}
-	}
+	return decodeAll(t, path, b)
 }
 
 // manifests are the objects of the kustomize base, by kind: its resources

@@ -54,8 +54,9 @@ func runTool(t *testing.T, path string, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// decodeAll decodes a stream of YAML documents.
-func decodeAll(t *testing.T, b []byte) []obj {
+// decodeAll decodes a stream of YAML documents; name says where they came
+// from in a failure.
+func decodeAll(t *testing.T, name string, b []byte) []obj {
 	t.Helper()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var docs []obj
@@ -66,7 +67,7 @@ func decodeAll(t *testing.T, b []byte) []obj {
 			return docs
 		}
 		if err != nil {
-			t.Fatalf("rendered YAML: %v", err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		if d != nil {
 			docs = append(docs, d)
@@ -111,7 +112,7 @@ func helmTemplate(t *testing.T, args ...string) rendered {
 	if err != nil {
 		t.Fatalf("helm template %v: %v", args, err)
 	}
-	return byKind(decodeAll(t, out))
+	return byKind(decodeAll(t, "rendered YAML", out))
 }
 
 func helmTemplateErr(t *testing.T, args ...string) ([]byte, error) {
@@ -130,7 +131,7 @@ func kustomizeBuild(t *testing.T, components ...string) rendered {
 		if err != nil {
 			t.Fatalf("kustomize build: %v", err)
 		}
-		return byKind(decodeAll(t, out))
+		return byKind(decodeAll(t, "rendered YAML", out))
 	}
 	dir := t.TempDir()
 	wd, err := os.Getwd()
@@ -152,5 +153,5 @@ func kustomizeBuild(t *testing.T, components ...string) rendered {
 	if err != nil {
 		t.Fatalf("kustomize build with %v: %v", components, err)
 	}
-	return byKind(decodeAll(t, out))
+	return byKind(decodeAll(t, "rendered YAML", out))
 }
