@@ -1,8 +1,6 @@
 package destination
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/castle-destination/castle-destination/hold"
+	"github.com/castle-destination/castle-destination/internal/tlserr"
 )
 
 // action is what the client does after one attempt.
@@ -52,7 +51,7 @@ func classify(ep Endpoint, code int, apiType string, err error, canceled, timedO
 			return decision{class: classCanceled, act: actCancel}
 		case timedOut || isTimeout(err):
 			return decision{class: classTimeout, act: actRetry, cause: classTimeout}
-		case isTLSFailure(err):
+		case tlserr.Is(err):
 			return decision{class: classConnError, act: actHold, hold: hold.TLS}
 		default:
 			return decision{class: classConnError, act: actRetry, cause: classConnError}
@@ -85,21 +84,6 @@ func classify(ep Endpoint, code int, apiType string, err error, canceled, timedO
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// isTLSFailure reports errors of the TLS handshake: an untrusted or
-// mismatched certificate, a server that does not speak TLS, an alert.
-func isTLSFailure(err error) bool {
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verify           *tls.CertificateVerificationError
-		header           tls.RecordHeaderError
-		alert            tls.AlertError
-	)
-	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &header) || errors.As(err, &alert)
 }
 
 // Response headers read on every answer, spelled the way net/http stores

@@ -2,8 +2,6 @@ package kafkaio
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/castle-destination/castle-destination/internal/tlserr"
 )
 
 // Class is what kind of Kafka failure an error is. Its values are bounded
@@ -91,15 +91,7 @@ func Classify(err error) Class {
 		}
 		return Other
 	}
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verify           *tls.CertificateVerificationError
-		header           tls.RecordHeaderError
-	)
-	if errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &header) {
+	if tlserr.Is(err) {
 		return TLSFailed
 	}
 	// kafka-go's words for a plaintext client talking to a TLS listener.
