@@ -10,9 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	analytics "github.com/segmentio/analytics-go/v3"
+
+	"github.com/castle-destination/castle-destination/internal/jsonw"
 )
 
 // encoder writes analytics-go messages as JSON without reflection. It
@@ -33,7 +34,7 @@ func (e *encoder) key(k string) {
 		e.b = append(e.b, ',')
 	}
 	e.first = false
-	e.b = appendString(e.b, k)
+	e.b = jsonw.AppendString(e.b, k)
 	e.b = append(e.b, ':')
 }
 
@@ -41,7 +42,7 @@ func (e *encoder) key(k string) {
 func (e *encoder) str(k, s string) {
 	if s != "" {
 		e.key(k)
-		e.b = appendString(e.b, s)
+		e.b = jsonw.AppendString(e.b, s)
 	}
 }
 
@@ -134,7 +135,7 @@ func (e *encoder) value(v any) {
 	case nil:
 		e.b = append(e.b, "null"...)
 	case string:
-		e.b = appendString(e.b, x)
+		e.b = jsonw.AppendString(e.b, x)
 	case bool:
 		e.b = strconv.AppendBool(e.b, x)
 	case int:
@@ -174,7 +175,7 @@ func (e *encoder) value(v any) {
 			if i > 0 {
 				e.b = append(e.b, ',')
 			}
-			e.b = appendString(e.b, y)
+			e.b = jsonw.AppendString(e.b, y)
 		}
 		e.b = append(e.b, ']')
 	default:
@@ -370,7 +371,7 @@ func appendMessage(dst []byte, msg any) []byte {
 		e.open()
 		e.common(m.Type, m.MessageId, m.AnonymousId, m.UserId)
 		e.key("groupId")
-		e.b = appendString(e.b, m.GroupId)
+		e.b = jsonw.AppendString(e.b, m.GroupId)
 		e.tail(m.Timestamp, m.Context, m.Integrations)
 		e.mapField("traits", m.Traits)
 		e.close()
@@ -379,9 +380,9 @@ func appendMessage(dst []byte, msg any) []byte {
 		e.str("type", m.Type)
 		e.str("messageId", m.MessageId)
 		e.key("previousId")
-		e.b = appendString(e.b, m.PreviousId)
+		e.b = jsonw.AppendString(e.b, m.PreviousId)
 		e.key("userId")
-		e.b = appendString(e.b, m.UserId)
+		e.b = jsonw.AppendString(e.b, m.UserId)
 		e.tail(m.Timestamp, m.Context, m.Integrations)
 		e.close()
 	default:
@@ -406,7 +407,7 @@ func (e *encoder) track(m *analytics.Track) {
 	e.open()
 	e.common(m.Type, m.MessageId, m.AnonymousId, m.UserId)
 	e.key("event") // no omitempty
-	e.b = appendString(e.b, m.Event)
+	e.b = jsonw.AppendString(e.b, m.Event)
 	e.tail(m.Timestamp, m.Context, m.Integrations)
 	e.mapField("properties", m.Properties)
 	e.close()
@@ -433,82 +434,4 @@ func (e *encoder) tail(ts time.Time, c *analytics.Context, i analytics.Integrati
 	e.time("timestamp", ts)
 	e.context(c)
 	e.mapField("integrations", i)
-}
-
-// plain marks the bytes a JSON string holds unescaped (printable ASCII but
-// '"' and '\\').
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-const (
-	lsb = 0x0101010101010101
-	msb = 0x8080808080808080
-)
-
-// plain8 reports whether all 8 bytes of x are plain: none below 0x20, none
-// '"' or '\\', none non-ASCII (the classic "has zero byte" bit tricks).
-func plain8(x uint64) bool {
-	less := (x - lsb*0x20) &^ x
-	q := x ^ (lsb * '"')
-	bs := x ^ (lsb * '\\')
-	quote := (q - lsb) &^ q
-	back := (bs - lsb) &^ bs
-	return (less|quote|back|x)&msb == 0
-}
-
-// appendString appends v as a JSON string. Unlike encoding/json it does not
-// escape <, > and & (the decoded value is the same); invalid UTF-8 becomes
-// U+FFFD, as there.
-func appendString(b []byte, v string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(v); {
-		if i+8 <= len(v) && plain8(uint64(v[i])|uint64(v[i+1])<<8|uint64(v[i+2])<<16|uint64(v[i+3])<<24|
-			uint64(v[i+4])<<32|uint64(v[i+5])<<40|uint64(v[i+6])<<48|uint64(v[i+7])<<56) {
-			i += 8
-			continue
-		}
-		c := v[i]
-		if plain[c] {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(v[i:])
-			switch {
-			case r == utf8.RuneError && size == 1:
-				b = append(b, v[start:i]...)
-				b = append(b, `\ufffd`...)
-				start = i + size
-			case r == '\u2028' || r == '\u2029':
-				b = append(b, v[start:i]...)
-				b = append(b, `\u202`...)
-				b = append(b, "89"[r-'\u2028'])
-				start = i + size
-			}
-			i += size
-			continue
-		}
-		b = append(b, v[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, v[start:]...)
-	return append(b, '"')
 }

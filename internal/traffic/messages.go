@@ -9,6 +9,8 @@ import (
 	"time"
 
 	analytics "github.com/segmentio/analytics-go/v3"
+
+	"github.com/castle-destination/castle-destination/internal/jsonw"
 )
 
 // stamps are a message's four Segment times (research/segment-spec.md §1.4):
@@ -327,7 +329,7 @@ func (w *fieldWriter) key(k string) {
 
 func (w *fieldWriter) str(k, v string) {
 	w.key(k)
-	w.b = appendString(w.b, v)
+	w.b = jsonw.AppendString(w.b, v)
 }
 
 // time writes t as Segment does: UTC, always three fraction digits.
