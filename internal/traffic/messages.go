@@ -209,10 +209,8 @@ func (g *Generator) build(m clientMsg) ([]byte, intent) {
 		if m.channel != "" {
 			w.str("channel", m.channel)
 		}
-		w.time("originalTimestamp", st.orig)
-		w.time("receivedAt", st.recv)
-		w.time("sentAt", st.sent)
-		w.raw("_metadata", `{"bundled":["Segment.io"],"unbundled":[],"bundledIds":[]}`)
+		w.stamps(st)
+		w.raw("_metadata", bundledMetadata)
 	}), in
 }
 
@@ -320,6 +318,17 @@ func marshal(v any) []byte {
 // fieldWriter appends top-level fields to a marshalled JSON object: the
 // Segment-side enrichment analytics-go has no fields for.
 type fieldWriter struct{ b []byte }
+
+// bundledMetadata is the _metadata Segment adds to a message from a
+// device-mode (bundled) integration setup.
+const bundledMetadata = `{"bundled":["Segment.io"],"unbundled":[],"bundledIds":[]}`
+
+// stamps writes the device's and Segment's times of a client message.
+func (w *fieldWriter) stamps(st stamps) {
+	w.time("originalTimestamp", st.orig)
+	w.time("receivedAt", st.recv)
+	w.time("sentAt", st.sent)
+}
 
 func (w *fieldWriter) key(k string) {
 	w.b = append(w.b, ',', '"')

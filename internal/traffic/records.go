@@ -279,9 +279,7 @@ func (g *Generator) serverMsg(u *user, typ string, lib *library, channel string,
 		if channel != "" {
 			w.str("channel", channel)
 		}
-		w.time("originalTimestamp", st.orig)
-		w.time("receivedAt", st.recv)
-		w.time("sentAt", st.sent)
+		w.stamps(st)
 	}), in
 }
 
@@ -340,9 +338,7 @@ func (g *Generator) mobileMsg(u *user, typ string) ([]byte, intent) {
 	}
 	return g.encodeOut(msg, func(w *fieldWriter) {
 		w.str("channel", "mobile")
-		w.time("originalTimestamp", st.orig)
-		w.time("receivedAt", st.recv)
-		w.time("sentAt", st.sent)
+		w.stamps(st)
 	}), in
 }
 

@@ -198,10 +198,8 @@ func (g *Generator) security() Record {
 		if in.channel != "" {
 			w.str("channel", in.channel)
 		}
-		w.time("originalTimestamp", st.orig)
-		w.time("receivedAt", st.recv)
-		w.time("sentAt", st.sent)
-		w.raw("_metadata", `{"bundled":["Segment.io"],"unbundled":[],"bundledIds":[]}`)
+		w.stamps(st)
+		w.raw("_metadata", bundledMetadata)
 	})
 	key := []byte(anon)
 	if userID != "" {
