@@ -180,14 +180,7 @@ func TestPacingAgainstRealLimitsNoTooManyRequests(t *testing.T) {
 		defer e.stop()
 		start := time.Now()
 		deliverFirstTry(t, e, heavyAndLight(8, 30))
-		var heavy []time.Time
-		for _, rec := range e.srv.Accepted() {
-			if rec.UserID == "heavy" {
-				heavy = append(heavy, rec.ReceivedAt)
-			} else if d := rec.ReceivedAt.Sub(start); d != 0 {
-				t.Errorf("light user %s delivered after %v, want at once", rec.UserID, d)
-			}
-		}
+		heavy := heavyArrivals(t, e, start)
 		if len(heavy) != 8 {
 			t.Fatalf("the server accepted %d events of the heavy user, want 8", len(heavy))
 		}
