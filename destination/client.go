@@ -378,6 +378,11 @@ func (c *Client) settle(j *job, s Status, err error, verdict []byte) {
 	if b.settled != nil {
 		b.settled(j.idx, r)
 	}
+	// The batch lives until its last event settles, which can be many
+	// round trips later (a user's events go one after another): what this
+	// job no longer needs goes now. Only the job's holder (the worker, or
+	// cancelPending, which won the job's state) gets here.
+	j.ev.Body, j.ev.Score = nil, nil
 	if b.remaining.Add(-1) == 0 {
 		b.stopMu.Lock()
 		b.stops[0]()

@@ -94,13 +94,17 @@ func (b *Batcher[T]) UntilNext(now time.Time) (time.Duration, bool) {
 }
 
 // Flush returns the batch's items, in the order added, and empties the
-// batcher. The caller owns the returned slice. It returns nil if empty.
+// batcher. The caller owns the returned slice, which has room for the items
+// alone: a batch lives until its last event settles, and a small batch
+// must not hold a full batch's room. It returns nil if empty.
 func (b *Batcher[T]) Flush() []T {
 	if len(b.items) == 0 {
 		return nil
 	}
-	out := b.items
-	b.items = nil
+	out := make([]T, len(b.items))
+	copy(out, b.items)
+	clear(b.items) // the batcher's room keeps no item alive
+	b.items = b.items[:0]
 	b.bytes = 0
 	b.first = time.Time{}
 	return out

@@ -625,6 +625,9 @@ func (p *Pipeline) dispatch(ctx context.Context, batch []item, settling *sync.Wa
 			}
 			p.deadLetter(ctx, *it, r.Status.String(), detail, r.Attempts, settling)
 		}
+		// The batch lives until its last event settles: this event's
+		// record and body go now.
+		*it = item{}
 		p.m.inFlight.Dec()
 		<-p.sem
 		settling.Done()
@@ -690,8 +693,9 @@ func (p *Pipeline) verdict(it *item, r destination.Result, settling *sync.WaitGr
 		return
 	}
 	settling.Add(1)
+	pend := it.rec // it is cleared once this returns
 	p.verdicts.add(v, func(err error) {
-		it.rec.done(err)
+		pend.done(err)
 		settling.Done()
 	})
 }
