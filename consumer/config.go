@@ -48,9 +48,12 @@ type Config struct {
 	// (default 1 s). Offsets are also committed when a generation ends and on
 	// shutdown.
 	CommitInterval time.Duration
-	// MaxInFlight bounds, per partition, the records between the committable
-	// watermark and the fetch position (default 1000). A partition's fetcher
-	// waits while the bound is reached.
+	// MaxInFlight bounds, per partition, the records fetched and not yet
+	// acknowledged (default 500): they hold memory. A partition's fetcher
+	// waits while the bound is reached, or while SpanPerInFlight times as
+	// many records lie between the committable watermark and the fetch
+	// position (acknowledged records behind an older outstanding one, which
+	// a crash would hand out again).
 	MaxInFlight int
 	// RebalanceDrain is how long a generation that ends waits for its
 	// outstanding records to be acknowledged before its final commit
@@ -88,13 +91,20 @@ const (
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 30 * time.Second
 	DefaultCommitInterval    = time.Second
-	DefaultMaxInFlight       = 1000
+	DefaultMaxInFlight       = 500
 	DefaultRebalanceDrain    = 5 * time.Second
 	DefaultDrainTimeout      = 25 * time.Second
 	DefaultJoinTimeout       = 2 * time.Minute
 	DefaultRetryBackoff      = time.Second
 	DefaultLagInterval       = 5 * time.Second
 )
+
+// SpanPerInFlight is how many times MaxInFlight records a partition's fetch
+// position may run ahead of its committable watermark. Acknowledged records
+// cost nine bytes each there; the span lets one record that takes several
+// round trips to Castle (a batch envelope of one user's events, sent in
+// order) hold back the commit without holding back the fetch.
+const SpanPerInFlight = 16
 
 func (c Config) withDefaults() Config {
 	setStr := func(p *string, v string) {

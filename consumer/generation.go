@@ -147,7 +147,7 @@ func (g *generation) setup(ctx context.Context, assigned []kafka.PartitionAssign
 	pins := make(map[int]int64)
 	for _, a := range assigned {
 		start := g.starts[a.ID]
-		g.trackers[a.ID] = newTracker(a.ID, c.cfg.MaxInFlight, start)
+		g.trackers[a.ID] = newTracker(a.ID, c.cfg.MaxInFlight, SpanPerInFlight*c.cfg.MaxInFlight, start)
 		g.committed[a.ID] = start
 		if a.Offset < 0 && start >= 0 {
 			// The group has no offset here yet: commit where it starts, or

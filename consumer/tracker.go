@@ -12,12 +12,21 @@ import (
 // Contiguity is over the records as fetched, not over integer offsets, so the
 // offset gaps of compacted topics or transaction markers never stall it.
 //
-// It keeps at most capacity records between the watermark and the fetch
-// position in a ring; reserve blocks the (single) fetcher while it is full.
-// Once closed it ignores acks, so acks of an ended generation can never move a
-// later generation's watermark.
+// Two bounds hold back the (single) fetcher in reserve: at most maxUnacked
+// records fetched and not yet acked (they are what holds memory: a record's
+// bytes and its requests), and at most maxSpan records between the
+// watermark and the fetch position (what a crash can hand out again). An
+// acked record past an older un-acked one costs nine bytes here and nothing
+// elsewhere, so one slow record (a user's events sent one after another,
+// each a round trip to Castle) holds back the commit but not the fetch.
+// The span's ring grows by doubling up to maxSpan.
+//
+// Once closed it ignores acks, so acks of an ended generation can never move
+// a later generation's watermark.
 type tracker struct {
-	partition int
+	partition  int
+	maxUnacked int
+	maxSpan    int
 
 	mu        sync.Mutex
 	offsets   []int64 // ring: offset of record seq at seq % len
@@ -27,18 +36,22 @@ type tracker struct {
 	watermark int64   // commit offset; -1 while unknown
 	unacked   int
 	closed    bool
-	changed   chan struct{} // closed (and cleared) when head moves or on close
+	changed   chan struct{} // closed (and cleared) on an ack, unpush or close
 }
 
-func newTracker(partition, capacity int, start int64) *tracker {
+func newTracker(partition, maxUnacked, maxSpan int, start int64) *tracker {
 	if start < 0 {
 		start = -1
 	}
+	maxUnacked = max(maxUnacked, 1)
+	maxSpan = max(maxSpan, maxUnacked)
 	return &tracker{
-		partition: partition,
-		offsets:   make([]int64, capacity),
-		acked:     make([]bool, capacity),
-		watermark: start,
+		partition:  partition,
+		maxUnacked: maxUnacked,
+		maxSpan:    maxSpan,
+		offsets:    make([]int64, maxUnacked),
+		acked:      make([]bool, maxUnacked),
+		watermark:  start,
 	}
 }
 
@@ -67,7 +80,7 @@ func (t *tracker) reserve(ctx context.Context) error {
 			t.mu.Unlock()
 			return errTrackerClosed
 		}
-		if t.tail-t.head < uint64(len(t.offsets)) {
+		if t.unacked < t.maxUnacked && t.tail-t.head < uint64(t.maxSpan) {
 			t.mu.Unlock()
 			return nil
 		}
@@ -86,6 +99,9 @@ func (t *tracker) reserve(ctx context.Context) error {
 func (t *tracker) push(offset int64) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.tail-t.head == uint64(len(t.offsets)) {
+		t.growLocked()
+	}
 	seq := t.tail
 	i := seq % uint64(len(t.offsets))
 	t.offsets[i] = offset
@@ -97,6 +113,22 @@ func (t *tracker) push(offset int64) uint64 {
 		t.watermark = offset
 	}
 	return seq
+}
+
+// refill is how many records must be acked, once the fetcher waits on
+// maxUnacked, before it is woken.
+func (t *tracker) refill() int { return max(1, t.maxUnacked/16) }
+
+// growLocked doubles the ring, up to maxSpan, keeping each record's
+// sequence number. t.mu must be held.
+func (t *tracker) growLocked() {
+	n := min(2*len(t.offsets), t.maxSpan)
+	offsets, acked := make([]int64, n), make([]bool, n)
+	for seq := t.head; seq < t.tail; seq++ {
+		offsets[seq%uint64(n)] = t.offsets[seq%uint64(len(t.offsets))]
+		acked[seq%uint64(n)] = t.acked[seq%uint64(len(t.acked))]
+	}
+	t.offsets, t.acked = offsets, acked
 }
 
 // unpush removes the last pushed record, which was never handed out.
@@ -134,7 +166,10 @@ func (t *tracker) ack(seq uint64) bool {
 		t.head++
 		moved = true
 	}
-	if moved {
+	// Wake the fetcher when the span has room, or when enough records are
+	// acked for it to fetch a run of them rather than one per ack; and
+	// waitIdle once nothing is outstanding.
+	if moved || t.unacked == t.maxUnacked-t.refill() || t.unacked == 0 {
 		t.notifyLocked()
 	}
 	return true

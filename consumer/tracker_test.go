@@ -22,7 +22,7 @@ func canceled() context.Context {
 }
 
 func TestTrackerOutOfOrderAcks(t *testing.T) {
-	tr := newTracker(0, 10, 0)
+	tr := newTracker(0, 10, 10, 0)
 	mustState(t, tr, 0, 0)
 	seqs := make([]uint64, 10)
 	for i := range seqs {
@@ -59,7 +59,7 @@ func TestTrackerOutOfOrderAcks(t *testing.T) {
 }
 
 func TestTrackerWatermarkSteps(t *testing.T) {
-	tr := newTracker(3, 8, 100)
+	tr := newTracker(3, 8, 8, 100)
 	var seqs []uint64
 	for o := int64(100); o < 105; o++ {
 		seqs = append(seqs, tr.push(o))
@@ -79,7 +79,7 @@ func TestTrackerWatermarkSteps(t *testing.T) {
 func TestTrackerOffsetGaps(t *testing.T) {
 	// Offsets of a compacted topic (or past transaction markers) are not
 	// contiguous: contiguity is over the records as fetched.
-	tr := newTracker(0, 4, 10)
+	tr := newTracker(0, 4, 4, 10)
 	a := tr.push(10)
 	b := tr.push(17)
 	c := tr.push(30)
@@ -92,7 +92,7 @@ func TestTrackerOffsetGaps(t *testing.T) {
 }
 
 func TestTrackerUnknownStart(t *testing.T) {
-	tr := newTracker(0, 4, -2) // kafka.FirstOffset, not resolved
+	tr := newTracker(0, 4, 4, -2) // kafka.FirstOffset, not resolved
 	mustState(t, tr, -1, 0)
 	s := tr.push(42)
 	mustState(t, tr, 42, 1)
@@ -100,59 +100,96 @@ func TestTrackerUnknownStart(t *testing.T) {
 	mustState(t, tr, 43, 0)
 }
 
-func TestTrackerCapacityAcrossWraps(t *testing.T) {
-	const capacity = 3
-	tr := newTracker(0, capacity, 0)
+// reserveAll pushes records (offsets from *next) until reserve blocks,
+// and returns their sequence numbers.
+func reserveAll(t *testing.T, tr *tracker, next *int64) []uint64 {
+	t.Helper()
 	var seqs []uint64
-	next := int64(0)
-	fill := func() {
-		t.Helper()
-		for tr.reserve(canceled()) == nil {
-			seqs = append(seqs, tr.push(next))
-			next++
-			if len(seqs) > 100 {
-				t.Fatal("reserve never blocks")
-			}
+	for tr.reserve(canceled()) == nil {
+		seqs = append(seqs, tr.push(*next))
+		*next++
+		if len(seqs) > 1000 {
+			t.Fatal("reserve never blocks")
 		}
 	}
-	fill()
-	if len(seqs) != capacity {
-		t.Fatalf("pushed %d records before reserve blocked, want %d", len(seqs), capacity)
+	return seqs
+}
+
+func TestTrackerBoundsAcrossWraps(t *testing.T) {
+	const maxUnacked, maxSpan = 3, 8
+	tr := newTracker(0, maxUnacked, maxSpan, 0)
+	next := int64(0)
+	seqs := reserveAll(t, tr, &next)
+	if len(seqs) != maxUnacked {
+		t.Fatalf("pushed %d records before reserve blocked, want %d (maxUnacked)", len(seqs), maxUnacked)
 	}
-	// Acking records above the watermark does not make room: the bound is
-	// on the records between the watermark and the fetch position.
+	// Acks past the oldest outstanding record make room for more: what
+	// is acked holds nothing but its place in the span.
 	tr.ack(seqs[1])
 	tr.ack(seqs[2])
-	if err := tr.reserve(canceled()); !errors.Is(err, context.Canceled) {
-		t.Fatalf("reserve with the oldest record un-acked = %v, want context.Canceled", err)
+	more := reserveAll(t, tr, &next)
+	if len(more) != 2 {
+		t.Fatalf("after 2 acks past the oldest, pushed %d, want 2", len(more))
 	}
-	tr.ack(seqs[0])
-	mustState(t, tr, 3, 0)
-	// Room for capacity more, through the ring's wrap.
-	for round := range 5 {
-		before := len(seqs)
-		fill()
-		if got := len(seqs) - before; got != capacity {
-			t.Fatalf("round %d: pushed %d, want %d", round, got, capacity)
-		}
-		for _, s := range seqs[before:] {
+	// Up to the span: with the oldest still out, acked records fill it
+	// (the ring grows past maxUnacked on the way).
+	for len(seqs)+len(more) < maxSpan {
+		for _, s := range more {
 			tr.ack(s)
 		}
+		seqs = append(seqs, more...)
+		more = reserveAll(t, tr, &next)
+		if len(more) == 0 {
+			t.Fatalf("reserve blocked at a span of %d, want %d", len(seqs), maxSpan)
+		}
+	}
+	seqs = append(seqs, more...)
+	if len(seqs) != maxSpan {
+		t.Fatalf("span %d, want %d", len(seqs), maxSpan)
+	}
+	for _, s := range seqs[1:] {
+		tr.ack(s)
+	}
+	mustState(t, tr, 0, 1)
+	if err := tr.reserve(canceled()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("reserve with a full span = %v, want context.Canceled", err)
+	}
+	// A blocked reserve wakes when the watermark moves.
+	woke := make(chan error, 1)
+	go func() { woke <- tr.reserve(context.Background()) }()
+	tr.ack(seqs[0])
+	if err := <-woke; err != nil {
+		t.Fatalf("reserve after the watermark moved: %v", err)
+	}
+	mustState(t, tr, maxSpan, 0)
+
+	// Through many wraps of the grown ring, acked out of order: the
+	// watermark follows the oldest outstanding record.
+	for round := range 20 {
+		seqs = reserveAll(t, tr, &next)
+		if len(seqs) != maxUnacked {
+			t.Fatalf("round %d: pushed %d, want %d", round, len(seqs), maxUnacked)
+		}
+		first := next - int64(len(seqs))
+		for i := len(seqs) - 1; i > 0; i-- {
+			tr.ack(seqs[i])
+			mustState(t, tr, first, i)
+		}
+		tr.ack(seqs[0])
 		mustState(t, tr, next, 0)
 	}
 
-	// A blocked reserve wakes when the watermark moves.
-	fill()
-	woke := make(chan error, 1)
+	// A reserve blocked on maxUnacked wakes once acks make room for a run.
+	seqs = reserveAll(t, tr, &next)
 	go func() { woke <- tr.reserve(context.Background()) }()
-	tr.ack(seqs[len(seqs)-capacity])
+	tr.ack(seqs[2])
 	if err := <-woke; err != nil {
-		t.Fatalf("reserve after the watermark moved: %v", err)
+		t.Fatalf("reserve after an ack past the oldest: %v", err)
 	}
 }
 
 func TestTrackerUnpush(t *testing.T) {
-	tr := newTracker(0, 2, 0)
+	tr := newTracker(0, 2, 2, 0)
 	a := tr.push(0)
 	b := tr.push(1)
 	tr.unpush(b)
@@ -167,7 +204,7 @@ func TestTrackerUnpush(t *testing.T) {
 }
 
 func TestTrackerClosedIgnoresAcks(t *testing.T) {
-	tr := newTracker(0, 4, 0)
+	tr := newTracker(0, 4, 4, 0)
 	a := tr.push(0)
 	b := tr.push(1)
 	idle := make(chan error, 1)
@@ -190,7 +227,7 @@ func TestTrackerClosedIgnoresAcks(t *testing.T) {
 }
 
 func TestTrackerWaitIdle(t *testing.T) {
-	tr := newTracker(0, 4, 0)
+	tr := newTracker(0, 4, 4, 0)
 	if err := tr.waitIdle(canceled()); err != nil {
 		t.Fatalf("waitIdle on an empty tracker: %v", err)
 	}

@@ -61,9 +61,10 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 // every offset ends committed.
 //
 // The test waits for the broker to report each assignment rather than for
-// a fixed time, and bounds the records each partition fetches ahead of its
-// commits, so that the second worker always finds a backlog when it joins
-// and leaves one behind when it goes.
+// a fixed time, and bounds the records each partition has in flight (four,
+// each a 50 ms round trip to Castle: at most 480 events/s over the six
+// partitions), so that the second worker always finds a backlog when it
+// joins and leaves one behind when it goes, however long the rebalance.
 func TestSecondWorkerJoinsAndLeaves(t *testing.T) {
 	t.Parallel()
 	env := startEnv(t, 6)
@@ -72,8 +73,8 @@ func TestSecondWorkerJoinsAndLeaves(t *testing.T) {
 	if err := env.Produce(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	env.Castle.SetLatency(15 * time.Millisecond)
-	opts := map[string]string{"KAFKA_COMMIT_INTERVAL": "100ms", "KAFKA_MAX_IN_FLIGHT": "100"}
+	env.Castle.SetLatency(50 * time.Millisecond)
+	opts := map[string]string{"KAFKA_COMMIT_INTERVAL": "100ms", "KAFKA_MAX_IN_FLIGHT": "4"}
 	w1, stop1 := run(t, env, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
