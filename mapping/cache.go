@@ -10,10 +10,11 @@ import (
 // fields an identify set, and its userJwt. Safe for concurrent use.
 //
 // It can hold a hundred thousand users or more, so an entry is kept
-// compact: the user's strings and token live in one string, the traits in
-// one slice, and the recency list is threaded through a slice of entries by
-// index. Apart from the map, that is three allocations per user and no
-// per-field pointers for the garbage collector to trace.
+// compact: the userId (which the map's key shares), the user's strings and
+// token live in one string, the traits in one slice, and the recency list
+// is threaded through a slice of entries by index. Apart from the map, that
+// is two allocations per user and no per-field pointers for the garbage
+// collector to trace.
 type Users struct {
 	mu   sync.Mutex
 	size int
@@ -41,8 +42,10 @@ const (
 )
 
 type userEntry struct {
-	id      string
-	data    string          // the fields concatenated, in the order above
+	// data is the userId (the map key, which shares this memory) followed
+	// by the fields, in the order above.
+	data    string
+	idEnd   uint32          // where the userId ends in data
 	ends    [uFields]uint32 // where each field ends in data
 	traits  []byte
 	ntraits int32
@@ -50,8 +53,10 @@ type userEntry struct {
 	prev, next int32
 }
 
+func (e *userEntry) id() string { return e.data[:e.idEnd] }
+
 func (e *userEntry) field(i int) string {
-	start := uint32(0)
+	start := e.idEnd
 	if i > 0 {
 		start = e.ends[i-1]
 	}
@@ -103,20 +108,23 @@ func (u *Users) Put(identity Identity) {
 	if id == "" {
 		return
 	}
-	// Copy what is kept: the strings may alias the record being mapped.
+	// Copy what is kept, in one string: the strings may alias the record
+	// being mapped.
 	var b strings.Builder
 	fs := fields(&user, jwt)
-	n := 0
+	n := len(id)
 	for _, f := range fs {
 		n += len(f)
 	}
 	b.Grow(n)
+	b.WriteString(id)
 	var ends [uFields]uint32
 	for i, f := range fs {
 		b.WriteString(f)
 		ends[i] = uint32(b.Len())
 	}
 	data := b.String()
+	key := data[:len(id)]
 	var traits []byte
 	if len(user.traits) > 0 {
 		traits = bytes.Clone(user.traits)
@@ -127,6 +135,8 @@ func (u *Users) Put(identity Identity) {
 	i, ok := u.byID[id]
 	switch {
 	case ok:
+		// The key is re-set too: the old one keeps the old data alive.
+		delete(u.byID, id)
 	case len(u.ents) < u.size:
 		if len(u.ents) == cap(u.ents) {
 			// Double, but not past size: a full cache is the steady
@@ -135,19 +145,15 @@ func (u *Users) Put(identity Identity) {
 			copy(ents, u.ents)
 			u.ents = ents
 		}
-		id = strings.Clone(id)
 		i = int32(len(u.ents))
-		u.ents = append(u.ents, userEntry{id: id, prev: -1, next: -1})
-		u.byID[id] = i
+		u.ents = append(u.ents, userEntry{prev: -1, next: -1})
 	default: // full: the least recently used entry makes room
 		i = u.tail
-		delete(u.byID, u.ents[i].id)
-		id = strings.Clone(id)
-		u.ents[i].id = id
-		u.byID[id] = i
+		delete(u.byID, u.ents[i].id())
 	}
+	u.byID[key] = i
 	e := &u.ents[i]
-	e.data, e.ends, e.traits, e.ntraits = data, ends, traits, int32(user.ntraits)
+	e.data, e.idEnd, e.ends, e.traits, e.ntraits = data, uint32(len(key)), ends, traits, int32(user.ntraits)
 	u.toFront(i)
 }
 

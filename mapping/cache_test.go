@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func testUser(n int) User {
@@ -152,8 +153,8 @@ func TestUsersChurn(t *testing.T) {
 		if u.ents[i].prev != last {
 			t.Fatalf("entry %d: prev %d, want %d", i, u.ents[i].prev, last)
 		}
-		if u.byID[u.ents[i].id] != i {
-			t.Fatalf("entry %d (%s) not indexed", i, u.ents[i].id)
+		if u.byID[u.ents[i].id()] != i {
+			t.Fatalf("entry %d (%s) not indexed", i, u.ents[i].id())
 		}
 		last = i
 		n++
@@ -165,6 +166,17 @@ func TestUsersChurn(t *testing.T) {
 	// the most recent put is certainly there.
 	if got, _, ok := u.get(fmt.Sprint(9999 % 97)); !ok || got.Email != "email-9999" {
 		t.Errorf("most recent user: %+v %v", got, ok)
+	}
+	// Each map key is its entry's own string, not a copy, and not the
+	// string of an earlier put of the same user, which it would keep
+	// alive.
+	for k := range u.byID {
+		u.put(k, testUser(-1), "")
+	}
+	for k, i := range u.byID {
+		if unsafe.StringData(k) != unsafe.StringData(u.ents[i].data) {
+			t.Fatalf("user %s: the map key is not the entry's string", k)
+		}
 	}
 }
 
