@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -658,5 +659,46 @@ func TestPodDisruptionBudget(t *testing.T) {
 	}
 	if get(pdb, "spec", "minAvailable") != nil {
 		t.Error("minAvailable blocks drains of a single replica; use maxUnavailable")
+	}
+}
+
+// deployChoices are the settings whose settings.env value is a deployment
+// choice rather than the binary's default, and why.
+var deployChoices = map[string]string{
+	"KAFKA_BROKERS":   "no default: the cluster's bootstrap service",
+	"KAFKA_TOPIC":     "no default: the topic Segment writes",
+	"KAFKA_CLIENT_ID": "names the deployment to the brokers",
+}
+
+// A value written out in settings.env (and so in the chart) is the
+// binary's default unless it is a listed choice: a default changed in
+// code must not stay pinned to its old value in every install (the chart
+// once kept CASTLE_CONCURRENCY at 64, the adaptive limit's ceiling, after
+// the default rose to 1024).
+func TestSettingsAreTheDefaults(t *testing.T) {
+	env := readEnvFile(t, "settings.env")
+	var c config.Config
+	f := config.NewFlags("run", io.Discard)
+	c.RegisterRun(f)
+	re := regexp.MustCompile(`\(env ([A-Z0-9_]+)\)$`)
+	defaults := map[string]string{}
+	f.FlagSet().VisitAll(func(fl *flag.Flag) {
+		if m := re.FindStringSubmatch(fl.Usage); m != nil {
+			defaults[m[1]] = fl.DefValue
+		}
+	})
+	for k, v := range env {
+		def, ok := defaults[k]
+		if !ok || v == "" || deployChoices[k] != "" {
+			continue
+		}
+		if a, err := time.ParseDuration(fmt.Sprint(v)); err == nil {
+			if b, err := time.ParseDuration(def); err == nil && a == b {
+				continue
+			}
+		}
+		if v != def {
+			t.Errorf("settings.env %s=%s, but the binary's default is %q: write the default, leave it empty, or list it in deployChoices", k, v, def)
+		}
 	}
 }
