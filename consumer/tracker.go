@@ -36,7 +36,7 @@ type tracker struct {
 	watermark int64   // commit offset; -1 while unknown
 	unacked   int
 	closed    bool
-	changed   chan struct{} // closed (and cleared) on an ack, unpush or close
+	changed   chan struct{} // closed (and cleared) when ack makes room or idles, on unpush and close
 }
 
 func newTracker(partition, maxUnacked, maxSpan int, start int64) *tracker {

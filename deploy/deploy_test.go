@@ -153,25 +153,26 @@ func (m manifests) one(t *testing.T, kind string) obj {
 	return m.byKind[kind][0]
 }
 
-// envNames lists the environment variables config registers, read from the
-// usage text "(env NAME)" that Flags.Var appends to every flag with one.
-func envNames(t *testing.T) map[string]bool {
+// envNames maps the environment variables config registers to their
+// defaults, read from the usage text "(env NAME)" that Flags.Var appends to
+// every flag with one.
+func envNames(t *testing.T) map[string]string {
 	t.Helper()
 	var c config.Config
 	f := config.NewFlags("run", io.Discard)
 	c.RegisterRun(f)
 	re := regexp.MustCompile(`\(env ([A-Z0-9_]+)\)$`)
-	names := map[string]bool{}
+	names := map[string]string{}
 	f.FlagSet().VisitAll(func(fl *flag.Flag) {
 		if m := re.FindStringSubmatch(fl.Usage); m != nil {
-			names[m[1]] = true
+			names[m[1]] = fl.DefValue
 		}
 	})
 	// Guard the extraction itself: the names the command-line contract
 	// fixes must be found.
 	for _, want := range []string{"KAFKA_BROKERS", "KAFKA_TOPIC", "KAFKA_GROUP_ID", "DLQ_TOPIC", "CASTLE_API_SECRET",
 		"CASTLE_API_URL", "METRICS_ADDR", "LOG_LEVEL", "PAGE_TYPE", "SHUTDOWN_TIMEOUT"} {
-		if !names[want] {
+		if _, ok := names[want]; !ok {
 			t.Fatalf("env %s not found among the registered settings %v", want, names)
 		}
 	}
@@ -257,7 +258,7 @@ func TestEnvNamesAreSettings(t *testing.T) {
 		t.Fatal("ConfigMap has no data")
 	}
 	for k := range data {
-		if !names[k] {
+		if _, ok := names[k]; !ok {
 			t.Errorf("settings.env key %s is not a setting config registers", k)
 		}
 		if secretSettings[k] {
@@ -272,7 +273,8 @@ func TestEnvNamesAreSettings(t *testing.T) {
 	}
 	for _, c := range list(m.one(t, "Deployment"), "spec", "template", "spec", "containers") {
 		for _, e := range list(c, "env") {
-			if n := str(e, "name"); !names[n] {
+			n := str(e, "name")
+			if _, ok := names[n]; !ok {
 				t.Errorf("container %s: env %s is not a setting config registers", str(c, "name"), n)
 			}
 		}
@@ -677,16 +679,7 @@ var deployChoices = map[string]string{
 // the default rose to 1024).
 func TestSettingsAreTheDefaults(t *testing.T) {
 	env := readEnvFile(t, "settings.env")
-	var c config.Config
-	f := config.NewFlags("run", io.Discard)
-	c.RegisterRun(f)
-	re := regexp.MustCompile(`\(env ([A-Z0-9_]+)\)$`)
-	defaults := map[string]string{}
-	f.FlagSet().VisitAll(func(fl *flag.Flag) {
-		if m := re.FindStringSubmatch(fl.Usage); m != nil {
-			defaults[m[1]] = fl.DefValue
-		}
-	})
+	defaults := envNames(t)
 	for k, v := range env {
 		def, ok := defaults[k]
 		if !ok || v == "" || deployChoices[k] != "" {
