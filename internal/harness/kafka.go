@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -14,7 +15,10 @@ func (e *Env) client() *kafka.Client {
 }
 
 // Committed returns the group's committed offset per partition of the
-// topic (-1 where none).
+// topic (-1 where none). A group the broker does not know yet has
+// committed nothing: kfake answers GROUP_ID_NOT_FOUND until a member has
+// joined, where Kafka answers -1 offsets, so a poll that starts before
+// the worker's first join reads -1s rather than failing.
 func (e *Env) Committed(ctx context.Context, group string) (map[int]int64, error) {
 	parts := make([]int, e.partitions)
 	for i := range parts {
@@ -26,10 +30,16 @@ func (e *Env) Committed(ctx context.Context, group string) (map[int]int64, error
 	if err != nil {
 		return nil, fmt.Errorf("offset fetch: %w", err)
 	}
+	out := make(map[int]int64, e.partitions)
+	if errors.Is(res.Error, kafka.GroupIdNotFound) {
+		for _, p := range parts {
+			out[p] = -1
+		}
+		return out, nil
+	}
 	if res.Error != nil {
 		return nil, fmt.Errorf("offset fetch: %w", res.Error)
 	}
-	out := make(map[int]int64, e.partitions)
 	for _, p := range res.Topics[e.Topic] {
 		if p.Error != nil {
 			return nil, fmt.Errorf("offset fetch partition %d: %w", p.Partition, p.Error)
