@@ -68,12 +68,15 @@ type Client struct {
 	mu        sync.Mutex
 	ready     laneQueue // lanes waiting for a worker
 	wake      *sync.Cond
-	running   int              // workers started and not yet stopped
-	target    int              // workers wanted: the limiter's limit
-	idle      int              // workers waiting for a lane
-	lanes     map[string]*lane // user lanes
+	running   int                    // workers started and not yet stopped
+	target    int                    // workers wanted: the limiter's limit
+	idle      int                    // workers waiting for a lane
+	lanes     map[string]*lane       // user lanes
+	resting   map[string]restingPace // users without a lane whose pacing state still counts
 	armed     map[*lane]struct{}
 	lastSweep time.Duration
+	peakLanes int // the most entries a sweep has seen in lanes,
+	peakRest  int // and in resting, since each map was made
 	closed    bool
 
 	consecFail  atomic.Int64
@@ -215,16 +218,17 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 	c := &Client{
-		cfg:    cfg,
-		log:    logger,
-		m:      m,
-		send:   newSender(cfg, client),
-		pacer:  newPacer(cfg.UserRate),
-		lim:    newLimiter(defaultLimitParams(cfg.Concurrency)),
-		faults: faults,
-		epoch:  time.Now(),
-		lanes:  make(map[string]*lane),
-		armed:  make(map[*lane]struct{}),
+		cfg:     cfg,
+		log:     logger,
+		m:       m,
+		send:    newSender(cfg, client),
+		pacer:   newPacer(cfg.UserRate),
+		lim:     newLimiter(defaultLimitParams(cfg.Concurrency)),
+		faults:  faults,
+		epoch:   time.Now(),
+		lanes:   make(map[string]*lane),
+		resting: make(map[string]restingPace),
+		armed:   make(map[*lane]struct{}),
 	}
 	c.gate = newGate(faults, cfg.Retry.Initial, cfg.ProbeMax, func(on bool) {
 		if on {
@@ -331,6 +335,10 @@ func (c *Client) Submit(ctx context.Context, events []Event, settled func(i int,
 			// minutes: its key must not keep the event's input alive.
 			key := strings.Clone(j.ev.UserID)
 			l = &lane{key: key}
+			if r, ok := c.resting[key]; ok {
+				l.pace = c.pacer.wake(r)
+				delete(c.resting, key)
+			}
 			c.lanes[key] = l
 		}
 		l.queue = append(l.queue, j)
@@ -397,8 +405,9 @@ func (c *Client) settle(j *job, s Status, err error, verdict []byte) {
 // until its last send left the longest window, plus up to this.
 const sweepEvery = time.Second
 
-// maybeSweep forgets idle users whose pacing state no longer matters, at
-// most once per sweepEvery. Called with c.mu held.
+// maybeSweep, at most once per sweepEvery, forgets idle users whose
+// pacing state no longer matters and moves the lanes of the others who
+// sent little into resting. Called with c.mu held.
 func (c *Client) maybeSweep() {
 	if c.pacer == nil {
 		return
@@ -409,10 +418,39 @@ func (c *Client) maybeSweep() {
 	}
 	c.lastSweep = now
 	for k, l := range c.lanes {
-		if l.state == laneIdle && c.pacer.idle(&l.pace, now) {
+		if l.state != laneIdle {
+			continue
+		}
+		if c.pacer.idle(&l.pace, now) {
+			delete(c.lanes, k)
+		} else if r, ok := c.pacer.rest(&l.pace, now); ok {
+			c.resting[k] = r // k is l.key: the entry keeps no other string
 			delete(c.lanes, k)
 		}
 	}
+	for k, r := range c.resting {
+		if c.pacer.idleRest(r, now) {
+			delete(c.resting, k)
+		}
+	}
+	c.lanes = shrink(c.lanes, &c.peakLanes)
+	c.resting = shrink(c.resting, &c.peakRest)
+}
+
+// shrink returns m, or a copy of it sized to its entries once it holds a
+// quarter of the most it held (peak) or less: a Go map keeps the room
+// of its largest size, and a burst of users must not keep that for good.
+func shrink[V any](m map[string]V, peak *int) map[string]V {
+	*peak = max(*peak, len(m))
+	if *peak < 1024 || len(m) > *peak/4 {
+		return m
+	}
+	*peak = len(m)
+	n := make(map[string]V, len(m)) // not maps.Clone: it keeps m's room
+	for k, v := range m {
+		n[k] = v
+	}
+	return n
 }
 
 // worker serves ready lanes until the client is closed or the limit

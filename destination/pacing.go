@@ -94,3 +94,56 @@ func (p *pacer) nearLimit(s *userPace, now time.Duration) bool {
 	}
 	return false
 }
+
+// restSends is how many send times a resting user keeps: most users send
+// once or twice within the longest window.
+const restSends = 2
+
+// noSend marks an unused slot of restingPace.sent. Send times are
+// durations since the client's epoch, never negative.
+const noSend time.Duration = -1
+
+// restingPace is the pacing state of a user with nothing queued who sent
+// at most restSends requests within the longest window: a third of what
+// the user's lane costs, and most users at any time are resting. A replay
+// keeps one for every user who sent within the last few seconds.
+type restingPace struct {
+	sent      [restSends]time.Duration // oldest first; noSend at the front when fewer
+	notBefore time.Duration
+}
+
+// rest returns s as a restingPace, dropping send times that no window can
+// count any more, or false when more than restSends send times still
+// count at now.
+func (p *pacer) rest(s *userPace, now time.Duration) (restingPace, bool) {
+	r := restingPace{sent: [restSends]time.Duration{noSend, noSend}, notBefore: s.notBefore}
+	k := restSends
+	for i := range len(s.sent) {
+		t := s.sent[(s.head-1-i+len(s.sent))%len(s.sent)] // newest first
+		if now-t >= p.maxPer {
+			break // and so is every older one
+		}
+		if k == 0 {
+			return restingPace{}, false
+		}
+		k--
+		r.sent[k] = t
+	}
+	return r, true
+}
+
+// wake returns r as the state of a user's lane.
+func (p *pacer) wake(r restingPace) userPace {
+	s := userPace{notBefore: r.notBefore}
+	for _, t := range r.sent {
+		if t != noSend {
+			p.record(&s, t)
+		}
+	}
+	return s
+}
+
+// idleRest is idle for a resting user.
+func (p *pacer) idleRest(r restingPace, now time.Duration) bool {
+	return (r.sent[restSends-1] == noSend || now-r.sent[restSends-1] >= p.maxPer) && now >= r.notBefore
+}

@@ -462,3 +462,59 @@ func TestSubmitSettledAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A user who sent little rests in a compact form between bursts, and is
+// paced on waking as if it had kept its lane: two sends, then nine more
+// 1.5 s later, and the eleventh must still wait for the first to leave
+// the 10-per-5.1 s window. Users who sent once rest until their send
+// leaves the longest window, then are forgotten. The server sends no
+// X-RateLimit hints, which would hold u by themselves: the client's own
+// memory of u's sends is what is tested.
+func TestPacingRemembersRestingUsers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{RateLimitOff: true}, destination.Config{Retry: noJitter})
+		defer e.stop()
+		start := time.Now()
+		evs := []destination.Event{event("u", 0), event("u", 1)}
+		for i := range 200 {
+			evs = append(evs, event("once"+strconv.Itoa(i), i))
+		}
+		deliverFirstTry(t, e, evs)
+		if lanes, resting := e.c.PacedUsers(); lanes != 201 || resting != 0 {
+			t.Fatalf("after the first sends: %d lanes, %d resting; want 201 lanes (no sweep yet)", lanes, resting)
+		}
+
+		time.Sleep(1500 * time.Millisecond)
+		evs = evs[:0]
+		for i := range 9 {
+			evs = append(evs, event("u", 2+i))
+		}
+		p := submit(e.c, context.Background(), evs)
+		// The submit swept: everyone rested, then u woke for its events.
+		if lanes, resting := e.c.PacedUsers(); lanes != 1 || resting != 200 {
+			t.Errorf("after the sweep: %d lanes, %d resting; want 1 and 200", lanes, resting)
+		}
+		for i, r := range p.Wait() {
+			if r.Status != destination.Delivered || r.Attempts != 1 {
+				t.Errorf("event %d: %v after %d attempts", i, r.Status, r.Attempts)
+			}
+		}
+		var u []time.Time
+		for _, rec := range e.srv.Accepted() {
+			if rec.UserID == "u" {
+				u = append(u, rec.ReceivedAt)
+			}
+		}
+		checkWindows(t, "u", u, castleserver.DefaultLimits)
+		if d := u[len(u)-1].Sub(start); d < 5100*time.Millisecond {
+			t.Errorf("u's eleventh event sent after %v, want >= 5.1s", d)
+		}
+
+		// Past the longest window of u's last send, a sweep forgets all.
+		time.Sleep(6 * time.Second)
+		deliverFirstTry(t, e, []destination.Event{event("", 0)})
+		if lanes, resting := e.c.PacedUsers(); lanes != 0 || resting != 0 {
+			t.Errorf("after every window passed: %d lanes, %d resting; want none", lanes, resting)
+		}
+	})
+}
