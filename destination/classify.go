@@ -114,10 +114,14 @@ func readHints(h http.Header, code int, now time.Time) hints {
 	x.retryAfter, x.has = parseRetryAfter(h.Get(hdrRetryAfter), now)
 	reset, hasReset := parseRateLimitReset(h.Get(hdrRateLimitReset), now)
 	x.remaining = -1
-	if rem, err := strconv.Atoi(strings.TrimSpace(h.Get(hdrRateLimitRemaining))); err == nil {
-		x.remaining = rem
-		if rem <= 0 && hasReset {
-			x.exhaustedFor = reset
+	// Not Atoi on an absent header: its error allocates, on every answer
+	// of a server that sends no rate-limit headers.
+	if v := strings.TrimSpace(h.Get(hdrRateLimitRemaining)); v != "" {
+		if rem, err := strconv.Atoi(v); err == nil {
+			x.remaining = rem
+			if rem <= 0 && hasReset {
+				x.exhaustedFor = reset
+			}
 		}
 	}
 	if code == http.StatusTooManyRequests && !x.has && hasReset {
