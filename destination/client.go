@@ -182,10 +182,12 @@ type batch struct {
 }
 
 // New builds a Client. logger may be nil (no logs); reg may be nil (metrics
-// are kept but not exported); client may be nil, in which case a client
-// with a tuned transport (NewTransport) is used. A given client is copied
-// and set not to follow redirects: a redirect from Castle means the URL is
-// wrong, which holds delivery like a 404, and it is never turned into a GET.
+// are kept but not exported); client may be nil, in which case a tuned
+// transport (NewTransport) is used. Of a given client only its Transport is
+// used (http.DefaultTransport when nil): each request goes straight to it,
+// without http.Client's per-request copy of the headers for redirects,
+// which are never followed. A redirect from Castle means the URL is wrong,
+// which holds delivery like a 404, and it is never turned into a GET.
 func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http.Client) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("castle client config: %w", err)
@@ -209,19 +211,21 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 		}
 		faults = b
 	}
-	if client == nil {
-		client = &http.Client{Transport: NewTransport(cfg.Concurrency)}
-	} else {
-		cp := *client
-		client = &cp
+	var rt http.RoundTripper
+	switch {
+	case client == nil:
+		rt = NewTransport(cfg.Concurrency)
+	case client.Transport == nil:
+		rt = http.DefaultTransport
+	default:
+		rt = client.Transport
 	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 	c := &Client{
 		cfg:     cfg,
 		log:     logger,
 		m:       m,
-		send:    newSender(cfg, client),
+		send:    newSender(cfg, rt),
 		pacer:   newPacer(cfg.UserRate),
 		lim:     newLimiter(defaultLimitParams(cfg.Concurrency)),
 		faults:  faults,
@@ -276,7 +280,10 @@ func NewTransport(concurrency int) *http.Transport {
 			Timeout:   5 * time.Second,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		ForceAttemptHTTP2:   true,
+		ForceAttemptHTTP2: true,
+		// Castle's answers are a few hundred bytes at most; asking for
+		// gzip would cost a header map per request.
+		DisableCompression:  true,
 		MaxIdleConns:        2 * concurrency,
 		MaxIdleConnsPerHost: concurrency,
 		IdleConnTimeout:     90 * time.Second,
@@ -835,5 +842,7 @@ func (c *Client) Close() {
 	c.closeFn(ErrClosed)
 	c.workers.Wait()
 	c.batches.Wait()
-	c.send.http.CloseIdleConnections()
+	if t, ok := c.send.rt.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
 }

@@ -291,6 +291,11 @@ func TestSecretNeverLeaks(t *testing.T) {
 		t.Errorf("echoed body not found redacted in errors:\n%s", strings.Join(errs, "\n"))
 	}
 
+	// A transport error names the request as http.Client's errors do.
+	if want := `Post "http://127.0.0.1:1/v1/log": `; !strings.Contains(strings.Join(errs, "\n"), want) {
+		t.Errorf("no error names the refused request as %s:\n%s", want, strings.Join(errs, "\n"))
+	}
+
 	// Config errors do not echo a URL carrying the secret.
 	_, err := destination.New(destination.Config{URL: "https://:" + testSecret + "@api.castle.io", Secret: testSecret}, nil, nil, nil)
 	if err == nil || strings.Contains(err.Error(), testSecret) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,7 +18,7 @@ import (
 // owns no goroutines and decides nothing: scheduling, retries and
 // classification belong to the Client.
 type sender struct {
-	http     *http.Client
+	rt       http.RoundTripper
 	base     string // the API base URL without a trailing slash
 	timeout  time.Duration
 	maxBody  int
@@ -26,10 +27,10 @@ type sender struct {
 	hdrAuth, hdrJSON, hdrUA []string
 }
 
-func newSender(cfg Config, client *http.Client) *sender {
+func newSender(cfg Config, rt http.RoundTripper) *sender {
 	basic := base64.StdEncoding.EncodeToString([]byte(":" + cfg.Secret))
 	return &sender{
-		http:     client,
+		rt:       rt,
 		base:     strings.TrimRight(cfg.URL, "/"),
 		timeout:  cfg.Timeout,
 		maxBody:  cfg.MaxErrorBody,
@@ -71,10 +72,15 @@ func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bo
 	req.Header = h
 
 	start := time.Now()
-	resp, err := s.http.Do(req)
+	resp, err := s.rt.RoundTrip(req)
 	if err != nil {
+		// As http.Client would say it: Post "URL": cause.
+		err = &url.Error{Op: "Post", URL: req.URL.String(), Err: err}
 		return response{err: s.redact(err), latency: time.Since(start), canceled: ctx.Err() != nil,
 			timedOut: errors.Is(actx.Err(), context.DeadlineExceeded)}
+	}
+	if resp.Body == nil { // a RoundTripper may leave it nil; http.Client would not
+		resp.Body = http.NoBody
 	}
 	r := response{code: resp.StatusCode, hints: readHints(resp.Header, resp.StatusCode, time.Now())}
 	ok := r.code >= 200 && r.code < 300
