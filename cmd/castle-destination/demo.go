@@ -42,7 +42,7 @@ func demoCommand(ctx context.Context, args []string, getenv func(string) string,
 	f.Int(&s.partitions, "partitions", "DEMO_PARTITIONS", 6, "partitions of the demo topic")
 	var seed int
 	f.Int(&seed, "seed", "DEMO_SEED", 1, "seed of the generated traffic")
-	f.String(&s.dump, "dump", "DEMO_DUMP", "", "write every request the local Castle API accepted to this file, as NDJSON: {\"path\",\"body\",\"response\"} per line (response: the verdict of /v1/risk and /v1/filter)")
+	f.String(&s.dump, "dump", "DEMO_DUMP", "", "write every request the local Castle API accepted to this file, as NDJSON: {\"path\",\"body\",\"response\"} per line (response: the verdict of /v1/risk and /v1/filter; request tokens redacted)")
 	f.String(&s.verdicts, "verdicts", "DEMO_VERDICTS", "", "write every verdict record read back from the verdict topic to this file, as NDJSON")
 	f.Enum(&s.logLevel, "log-level", "LOG_LEVEL", "warn", []string{"debug", "info", "warn", "error"}, "worker log level")
 	f.Duration(&s.timeout, "timeout", "DEMO_TIMEOUT", time.Minute, "give up if the worker has not settled everything by then")
@@ -330,16 +330,18 @@ func printRequest(w io.Writer, title string, r castleserver.Received) error {
 	return nil
 }
 
+// dump writes what the local Castle API accepted to path, with the request
+// tokens redacted as in the samples: the demo mints them itself, but a
+// request token is never written out.
 func dump(env *harness.Env, path string) error {
-	f, err := os.Create(path)
-	if err != nil {
+	var b bytes.Buffer
+	if err := env.Castle.WriteNDJSON(&b); err != nil {
 		return fmt.Errorf("demo: --dump: %w", err)
 	}
-	if err := env.Castle.WriteNDJSON(f); err != nil {
-		f.Close()
+	if err := os.WriteFile(path, requestToken.ReplaceAll(b.Bytes(), []byte(`"request_token":"[redacted]"`)), 0o644); err != nil {
 		return fmt.Errorf("demo: --dump: %w", err)
 	}
-	return f.Close()
+	return nil
 }
 
 // writeVerdicts writes the verdict records to path, one per line.

@@ -203,13 +203,13 @@ func TestDemoScoresSecurityEvents(t *testing.T) {
 	}
 
 	// --dump: every accepted request with its path, and the verdict of a
-	// scored one.
+	// scored one; request tokens redacted.
 	f, err := os.Open(s.dump)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	byPath := map[string]int{}
+	byPath, redacted := map[string]int{}, 0
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -222,6 +222,15 @@ func TestDemoScoresSecurityEvents(t *testing.T) {
 			t.Fatalf("--dump line %q: %v", sc.Text(), err)
 		}
 		byPath[d.Path]++
+		if strings.Contains(sc.Text(), "cst1.") || strings.Contains(sc.Text(), harness.Secret) {
+			t.Fatalf("--dump line shows a request token or the secret: %q", sc.Text())
+		}
+		if strings.Contains(sc.Text(), `"request_token":"[redacted]"`) {
+			redacted++
+		}
+	}
+	if redacted < len(risk)+len(filter) {
+		t.Errorf("--dump redacted %d request tokens; the scored requests alone carry %d", redacted, len(risk)+len(filter))
 	}
 	if byPath[castleserver.RiskPath] != len(risk) || byPath[castleserver.FilterPath] != len(filter) ||
 		byPath[castleserver.LogPath] != len(env.Castle.AcceptedOn(castleserver.LogPath)) {
