@@ -370,6 +370,10 @@ func loop[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) R
 	// that reading stops while the mappers or the batcher lag.
 	var queue []*chunk
 	maxQueue := 2 * p.cfg.MapWorkers
+	// spare holds chunks whose items went to the batcher, for reuse: the
+	// input goes through thousands of chunks a second, and a chunk's
+	// slices keep the room they grew to.
+	var spare []*chunk
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -413,8 +417,14 @@ func loop[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) R
 				open = false
 				continue
 			}
-			c := &chunk{recs: make([]Record, 1, 8), done: make(chan struct{})}
-			c.recs[0] = record(v)
+			var c *chunk
+			if n := len(spare); n > 0 {
+				c, spare = spare[n-1], spare[:n-1]
+			} else {
+				c = &chunk{recs: make([]Record, 0, 8)}
+			}
+			c.recs = append(c.recs, record(v))
+			c.done = make(chan struct{})
 		fill:
 			for len(c.recs) < maxChunk {
 				select {
@@ -452,6 +462,11 @@ func loop[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) R
 					}
 				}
 			}
+			// Nothing holds on to c: its items were copied.
+			clear(c.recs)
+			clear(c.items)
+			c.recs, c.items = c.recs[:0], c.items[:0]
+			spare = append(spare, c)
 		case <-tick:
 			if err := p.dispatch(ctx, batcher.Flush(), settling); err != nil {
 				abandon()
