@@ -46,3 +46,23 @@ func BenchmarkMap(b *testing.B) {
 		})
 	}
 }
+
+// Mapping the analytics.js page of the benchmark allocates once (the
+// message's parse state); its User stays on the stack. Every allocation
+// per event is paid again by the garbage collector at full speed.
+func TestMapPageAllocations(t *testing.T) {
+	m := mapping.New(mapping.Config{Secret: []byte("s"), Version: "bench"})
+	msg := []byte(benchPage)
+	var res []mapping.Result
+	var body []byte
+	n := testing.AllocsPerRun(200, func() {
+		res = m.Map(res[:0], msg, benchNow, nil)
+		body = res[0].Event.AppendJSON(body[:0])
+	})
+	if res[0].Action != mapping.Forward {
+		t.Fatalf("action %d %s", res[0].Action, res[0].Detail)
+	}
+	if n > 1 {
+		t.Errorf("mapping a page allocates %v times, want at most 1", n)
+	}
+}

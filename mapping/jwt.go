@@ -196,10 +196,22 @@ func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 		u.ID = id
 	}
 	used := map[string]bool{"id": true, "sub": true, "exp": true, "nbf": true, "iat": true, "iss": true, "aud": true, "jti": true}
-	for k, dst := range map[string]*string{"email": &u.Email, "phone": &u.Phone, "name": &u.Name} {
-		if s := claimString(c[k]); s != "" {
-			*dst, used[k] = s, true
+	// No table of pointers into u: escape analysis would then move every
+	// mapped event's User to the heap, JWT or not.
+	for _, k := range [...]string{"email", "phone", "name"} {
+		s := claimString(c[k])
+		if s == "" {
+			continue
 		}
+		switch k {
+		case "email":
+			u.Email = s
+		case "phone":
+			u.Phone = s
+		default:
+			u.Name = s
+		}
+		used[k] = true
 	}
 	switch v := c["registered_at"].(type) {
 	case string, float64:
