@@ -23,8 +23,10 @@ type sender struct {
 	timeout  time.Duration
 	maxBody  int
 	redactor *redactor
-	// Header values shared, read-only, by every request.
-	hdrAuth, hdrJSON, hdrUA []string
+	// header is every request's header map, shared and read-only: a
+	// RoundTripper must not modify a request (net/http's contract), and
+	// building it per request cost a map of four entries each time.
+	header http.Header
 }
 
 func newSender(cfg Config, rt http.RoundTripper) *sender {
@@ -35,9 +37,12 @@ func newSender(cfg Config, rt http.RoundTripper) *sender {
 		timeout:  cfg.Timeout,
 		maxBody:  cfg.MaxErrorBody,
 		redactor: newRedactor(cfg.Secret, basic),
-		hdrAuth:  []string{"Basic " + basic},
-		hdrJSON:  []string{"application/json"},
-		hdrUA:    []string{cfg.UserAgent},
+		header: http.Header{
+			"Authorization": {"Basic " + basic},
+			"Content-Type":  {"application/json"},
+			"Accept":        {"application/json"},
+			"User-Agent":    {cfg.UserAgent},
+		},
 	}
 }
 
@@ -64,12 +69,7 @@ func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bo
 		// Only a malformed URL gets here, and Validate rules that out.
 		return response{err: s.redact(err)}
 	}
-	h := make(http.Header, 4)
-	h["Authorization"] = s.hdrAuth
-	h["Content-Type"] = s.hdrJSON
-	h["Accept"] = s.hdrJSON
-	h["User-Agent"] = s.hdrUA
-	req.Header = h
+	req.Header = s.header
 
 	start := time.Now()
 	resp, err := s.rt.RoundTrip(req)
