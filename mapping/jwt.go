@@ -185,6 +185,29 @@ func claimString(v any) string {
 	return ""
 }
 
+// usedClaims are the claims claimsInto took as user fields, with the
+// registered ones (id, sub, exp, nbf, iat, iss, aud, jti), which never go
+// to the traits.
+type usedClaims struct {
+	keys [5]string
+	n    int
+}
+
+func (u *usedClaims) add(k string) { u.keys[u.n] = k; u.n++ }
+
+func (u *usedClaims) has(k string) bool {
+	switch k {
+	case "id", "sub", "exp", "nbf", "iat", "iss", "aud", "jti":
+		return true
+	}
+	for _, x := range u.keys[:u.n] {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
 // claimsInto overrides the user with verified claims: id (else sub),
 // email, phone, name, registered_at and address set the user's fields when
 // they hold a usable value; every other claim, and a known one whose value
@@ -195,9 +218,11 @@ func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 	if id := claimID(c); id != "" {
 		u.ID = id
 	}
-	used := map[string]bool{"id": true, "sub": true, "exp": true, "nbf": true, "iat": true, "iss": true, "aud": true, "jti": true}
-	// No table of pointers into u: escape analysis would then move every
-	// mapped event's User to the heap, JWT or not.
+	// The claims used as fields, beside the registered ones: a set of at
+	// most five, not a map, as this runs for every event of a user in
+	// Secure Mode. No table of pointers into u either: escape analysis
+	// would then move every mapped event's User to the heap, JWT or not.
+	var used usedClaims
 	for _, k := range [...]string{"email", "phone", "name"} {
 		s := claimString(c[k])
 		if s == "" {
@@ -211,19 +236,21 @@ func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 		default:
 			u.Name = s
 		}
-		used[k] = true
+		used.add(k)
 	}
 	switch v := c["registered_at"].(type) {
 	case string, float64:
 		s, number := claimString(v), false
+		t, ok := time.Time{}, false
 		if _, number = v.(float64); number || numeric(s) {
-			if t, ok := epoch(s); ok {
-				u.RegisteredAt, used["registered_at"] = t.Format("2006-01-02T15:04:05.000Z"), true
-			}
-		} else if t, ok := parseTime(s); ok {
-			u.RegisteredAt, used["registered_at"] = t.Format("2006-01-02T15:04:05.000Z"), true
+			t, ok = epoch(s)
+		} else {
+			t, ok = parseTime(s)
 		}
-		if !used["registered_at"] {
+		if ok {
+			u.RegisteredAt = t.Format("2006-01-02T15:04:05.000Z")
+			used.add("registered_at")
+		} else {
 			*adj |= AdjustRegisteredAtInvalid
 		}
 	}
@@ -231,11 +258,12 @@ func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 		get := func(k string) string { return claimString(a[k]) }
 		u.Address = Address{Line1: get("line1"), Line2: get("line2"), City: get("city"),
 			CountryCode: get("country_code"), RegionCode: get("region_code"), PostalCode: get("postal_code")}
-		used["address"] = true
+		used.add("address")
 	}
-	var extra []string
+	var room [8]string // most tokens carry a few claims beyond the fields
+	extra := room[:0]
 	for k, v := range c {
-		if !used[k] && v != nil {
+		if !used.has(k) && v != nil {
 			extra = append(extra, k)
 		}
 	}
