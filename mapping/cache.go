@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"sync"
 )
@@ -10,11 +11,12 @@ import (
 // fields an identify set, and its userJwt. Safe for concurrent use.
 //
 // It can hold a hundred thousand users or more, so an entry is kept
-// compact: the userId (which the map's key shares), the user's strings and
-// token live in one string, the traits in one slice, and the recency list
-// is threaded through a slice of entries by index. Apart from the map, that
-// is two allocations per user and no per-field pointers for the garbage
-// collector to trace.
+// compact: the userId (which the map's key shares), then the user's
+// non-empty strings and token, each tagged with its index and length, live
+// in one string; the traits in one slice; and the recency list is threaded
+// through a slice of entries by index. Apart from the map, that is two
+// allocations per user and no per-field pointers for the garbage collector
+// to trace.
 type Users struct {
 	mu   sync.Mutex
 	size int
@@ -24,7 +26,7 @@ type Users struct {
 	head, tail int32
 }
 
-// Indexes into userEntry.ends: the fields of User, then the token.
+// Indexes of the fields of User, then the token, as fields returns them.
 const (
 	uID = iota
 	uEmail
@@ -42,30 +44,41 @@ const (
 )
 
 type userEntry struct {
-	// data is the userId (the map key, which shares this memory) followed
-	// by the fields, in the order above.
+	// data is the userId (the map key, which shares this memory), then
+	// each non-empty field in index order as its index (a byte), its
+	// length (a uvarint) and its bytes: most users have three or four of
+	// the twelve, and a table of where each ends cost 48 bytes a user.
 	data    string
-	idEnd   uint32          // where the userId ends in data
-	ends    [uFields]uint32 // where each field ends in data
-	traits  []byte
+	idEnd   uint32 // where the userId ends in data
 	ntraits int32
+	traits  []byte
 	// prev is the more recently used neighbour, next the less; -1 none.
 	prev, next int32
 }
 
 func (e *userEntry) id() string { return e.data[:e.idEnd] }
 
-func (e *userEntry) field(i int) string {
-	start := e.idEnd
-	if i > 0 {
-		start = e.ends[i-1]
+// fields returns the fields kept in e, by index; those not kept are empty.
+func (e *userEntry) fields() (f [uFields]string) {
+	rest := e.data[e.idEnd:]
+	for len(rest) > 0 {
+		i := rest[0]
+		n, w := 0, 1
+		for shift := 0; ; shift += 7 {
+			c := rest[w]
+			w++
+			n |= int(c&0x7f) << shift
+			if c < 0x80 {
+				break
+			}
+		}
+		f[i], rest = rest[w:w+n], rest[w+n:]
 	}
-	return e.data[start:e.ends[i]]
+	return f
 }
 
-// fields lists the strings of u and the token in the order of the u*
-// indexes.
-func fields(u *User, jwt string) [uFields]string {
+// fieldsOf lists the strings of u and the token in index order.
+func fieldsOf(u *User, jwt string) [uFields]string {
 	return [uFields]string{u.ID, u.Email, u.Phone, u.Name, u.RegisteredAt,
 		u.Address.Line1, u.Address.Line2, u.Address.City, u.Address.CountryCode,
 		u.Address.RegionCode, u.Address.PostalCode, jwt}
@@ -87,17 +100,17 @@ func (u *Users) Lookup(id string) (Identity, bool) {
 	}
 	u.toFront(i)
 	e := &u.ents[i]
+	f := e.fields()
 	user := User{
-		ID: e.field(uID), Email: e.field(uEmail), Phone: e.field(uPhone), Name: e.field(uName),
-		RegisteredAt: e.field(uRegisteredAt),
-		Address: Address{Line1: e.field(uLine1), Line2: e.field(uLine2), City: e.field(uCity),
-			CountryCode: e.field(uCountryCode), RegionCode: e.field(uRegionCode), PostalCode: e.field(uPostalCode)},
+		ID: f[uID], Email: f[uEmail], Phone: f[uPhone], Name: f[uName], RegisteredAt: f[uRegisteredAt],
+		Address: Address{Line1: f[uLine1], Line2: f[uLine2], City: f[uCity],
+			CountryCode: f[uCountryCode], RegionCode: f[uRegionCode], PostalCode: f[uPostalCode]},
 		// A full slice expression: appending to the traits copies them
 		// rather than writing into the cache.
 		traits:  e.traits[:len(e.traits):len(e.traits)],
 		ntraits: int(e.ntraits),
 	}
-	return Identity{ID: id, User: user, Token: e.field(uJWT)}, true
+	return Identity{ID: id, User: user, Token: f[uJWT]}, true
 }
 
 // Put keeps identity, replacing what was kept for its user; the least
@@ -111,17 +124,22 @@ func (u *Users) Put(identity Identity) {
 	// Copy what is kept, in one string: the strings may alias the record
 	// being mapped.
 	var b strings.Builder
-	fs := fields(&user, jwt)
+	fs := fieldsOf(&user, jwt)
 	n := len(id)
 	for _, f := range fs {
-		n += len(f)
+		if f != "" {
+			n += 1 + uvarintLen(len(f)) + len(f)
+		}
 	}
 	b.Grow(n)
 	b.WriteString(id)
-	var ends [uFields]uint32
+	var length [binary.MaxVarintLen64]byte
 	for i, f := range fs {
-		b.WriteString(f)
-		ends[i] = uint32(b.Len())
+		if f != "" {
+			b.WriteByte(byte(i))
+			b.Write(length[:binary.PutUvarint(length[:], uint64(len(f)))])
+			b.WriteString(f)
+		}
 	}
 	data := b.String()
 	key := data[:len(id)]
@@ -153,7 +171,7 @@ func (u *Users) Put(identity Identity) {
 	}
 	u.byID[key] = i
 	e := &u.ents[i]
-	e.data, e.idEnd, e.ends, e.traits, e.ntraits = data, uint32(len(key)), ends, traits, int32(user.ntraits)
+	e.data, e.idEnd, e.traits, e.ntraits = data, uint32(len(key)), traits, int32(user.ntraits)
 	u.toFront(i)
 }
 
@@ -190,4 +208,13 @@ func (u *Users) Len() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.byID)
+}
+
+// uvarintLen is how many bytes binary.PutUvarint writes for n.
+func uvarintLen(n int) int {
+	w := 1
+	for ; n >= 0x80; n >>= 7 {
+		w++
+	}
+	return w
 }

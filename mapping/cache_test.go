@@ -27,6 +27,9 @@ func TestUsersRoundTrip(t *testing.T) {
 		{"every field", testUser(1), "tok.en.1"},
 		{"empty fields and no token", User{Email: "e@example.com"}, ""},
 		{"only a token", User{}, "tok.en.3"},
+		// Lengths of one, two and three bytes as uvarints.
+		{"long fields", User{ID: "u", Email: strings.Repeat("e", 127), Name: strings.Repeat("n", 128),
+			Address: Address{City: strings.Repeat("c", 70_000)}}, strings.Repeat("t", 300)},
 		{"empty user", User{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
