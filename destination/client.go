@@ -187,8 +187,9 @@ type batch struct {
 // used (http.DefaultTransport when nil): each request goes straight to it,
 // without http.Client's per-request copy of the headers for redirects,
 // which are never followed. Requests share one header map, so the
-// transport must keep net/http's contract and not modify a request. A redirect from Castle means the URL is wrong,
-// which holds delivery like a 404, and it is never turned into a GET.
+// transport must keep net/http's contract and not modify a request. A
+// redirect from Castle means the URL is wrong, which holds delivery like a
+// 404, and it is never turned into a GET.
 func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http.Client) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("castle client config: %w", err)

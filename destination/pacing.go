@@ -37,8 +37,11 @@ type userPace struct {
 	notBefore time.Duration // from X-RateLimit hints: send nothing earlier
 }
 
-// latest is the time of the last send; s has sent.
+// latest is the time of the last send, noSend if none.
 func (s *userPace) latest() time.Duration {
+	if len(s.sent) == 0 {
+		return noSend
+	}
 	return s.sent[(s.head-1+len(s.sent))%len(s.sent)]
 }
 
@@ -74,7 +77,13 @@ func (p *pacer) record(s *userPace, now time.Duration) {
 // idle reports whether s no longer constrains anything at now, so that
 // forgetting it changes no decision.
 func (p *pacer) idle(s *userPace, now time.Duration) bool {
-	return (len(s.sent) == 0 || now-s.latest() >= p.maxPer) && now >= s.notBefore
+	return p.spent(s.latest(), s.notBefore, now)
+}
+
+// spent reports whether a user whose last send was at latest (noSend if
+// none) and who may send nothing before notBefore is held by nothing at now.
+func (p *pacer) spent(latest, notBefore, now time.Duration) bool {
+	return (latest == noSend || now-latest >= p.maxPer) && now >= notBefore
 }
 
 // nearLimit reports whether s has used all but at most one request of any
@@ -99,8 +108,9 @@ func (p *pacer) nearLimit(s *userPace, now time.Duration) bool {
 // once or twice within the longest window.
 const restSends = 2
 
-// noSend marks an unused slot of restingPace.sent. Send times are
-// durations since the client's epoch, never negative.
+// noSend stands for no send time: an unused slot of restingPace.sent, or
+// the latest send of a user who sent nothing. Send times are durations
+// since the client's epoch, never negative.
 const noSend time.Duration = -1
 
 // restingPace is the pacing state of a user with nothing queued who sent
@@ -145,5 +155,5 @@ func (p *pacer) wake(r restingPace) userPace {
 
 // idleRest is idle for a resting user.
 func (p *pacer) idleRest(r restingPace, now time.Duration) bool {
-	return (r.sent[restSends-1] == noSend || now-r.sent[restSends-1] >= p.maxPer) && now >= r.notBefore
+	return p.spent(r.sent[restSends-1], r.notBefore, now)
 }
