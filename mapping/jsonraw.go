@@ -59,14 +59,11 @@ func plainString(body []byte) bool {
 	return true
 }
 
-// kind is the first byte class of a raw value.
+// kind is the first byte class of a raw value: rawjson.First, with every
+// number as '0'.
 func kind(v []byte) byte {
-	i := rawjson.SkipWS(v, 0)
-	if i >= len(v) {
-		return 0
-	}
-	switch c := v[i]; c {
-	case '"', '{', '[', 't', 'f', 'n':
+	switch c := rawjson.First(v); c {
+	case 0, '"', '{', '[', 't', 'f', 'n':
 		return c
 	default:
 		return '0' // number
