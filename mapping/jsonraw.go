@@ -2,48 +2,24 @@ package mapping
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
 
 	"github.com/castle-destination/castle-destination/internal/rawjson"
+	"github.com/castle-destination/castle-destination/internal/swar"
 )
 
 // Helpers over raw JSON values the mapping has already validated; the
 // reader that walks members and elements is internal/rawjson.
-
-// SWAR: 8 bytes of a string at a time, as a little-endian uint64.
-const (
-	lsb8 = 0x0101010101010101
-	msb8 = 0x8080808080808080
-)
-
-func load8(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
-
-// zero8 has the high bit set in the byte of x's first zero byte, and
-// none below it (bytes above it may be marked wrongly): zero8(x) != 0
-// exactly when x has a zero byte, and its trailing zeros / 8 is the first
-// one's index.
-func zero8(x uint64) uint64 { return (x - lsb8) &^ x & msb8 }
-
-// below8 is zero8 for bytes below n (n at most 0x80).
-func below8(x uint64, n byte) uint64 { return (x - lsb8*uint64(n)) &^ x & msb8 }
-
-// special8 marks (as zero8 does) the first of x's bytes that ends or
-// escapes a JSON string or must not appear in one: '"', '\\', or a
-// control byte.
-func special8(x uint64) uint64 {
-	return zero8(x^(lsb8*'"')) | zero8(x^(lsb8*'\\')) | below8(x, 0x20)
-}
 
 // plainString reports whether a string's body can be copied into JSON as
 // it is: valid UTF-8 with no backslash and no control byte.
 func plainString(body []byte) bool {
 	i := 0
 	for ; i+8 <= len(body); i += 8 {
-		x := load8(body[i:])
-		if zero8(x^(lsb8*'\\'))|below8(x, 0x20)|x&msb8 != 0 {
+		x := swar.Load(body[i:])
+		if swar.Equal(x, '\\')|swar.Below(x, 0x20)|swar.NonASCII(x) != 0 {
 			break
 		}
 	}

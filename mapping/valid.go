@@ -4,6 +4,7 @@ import (
 	"math/bits"
 
 	"github.com/castle-destination/castle-destination/internal/rawjson"
+	"github.com/castle-destination/castle-destination/internal/swar"
 )
 
 // MaxNesting bounds the nesting of objects and arrays in a Segment
@@ -158,7 +159,7 @@ func validString(b []byte, i int) int {
 	}
 	for i++; i < len(b); i++ {
 		for i+8 <= len(b) {
-			if m := special8(load8(b[i:])); m != 0 {
+			if m := swar.Special(swar.Load(b[i:])); m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
 			}

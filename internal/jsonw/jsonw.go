@@ -3,7 +3,11 @@
 // verdict records. It holds only what more than one package needs.
 package jsonw
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/castle-destination/castle-destination/internal/swar"
+)
 
 const hexDigits = "0123456789abcdef"
 
@@ -14,10 +18,13 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		if i+8 <= len(s) && plain8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
-			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
-			i += 8
-			continue
+		// 8 bytes written as they are: none needs escaping, none is
+		// non-ASCII (to be checked as UTF-8).
+		if i+8 <= len(s) {
+			if x := swar.LoadString(s, i); swar.Special(x)|swar.NonASCII(x) == 0 {
+				i += 8
+				continue
+			}
 		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
@@ -62,18 +69,4 @@ func AppendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
-}
-
-// plain8 reports whether all 8 bytes of x (a string's bytes, little-endian)
-// are written as they are: none below 0x20, none '"' or '\\', none
-// non-ASCII. Each test is the classic "has a byte below n" bit trick, exact
-// for whether any byte matches.
-func plain8(x uint64) bool {
-	const lsb, msb = 0x0101010101010101, 0x8080808080808080
-	less := (x - lsb*0x20) &^ x
-	q := x ^ (lsb * '"')
-	bs := x ^ (lsb * '\\')
-	quote := (q - lsb) &^ q
-	back := (bs - lsb) &^ bs
-	return (less|quote|back|x)&msb == 0
 }

@@ -9,8 +9,9 @@
 package rawjson
 
 import (
-	"encoding/binary"
 	"math/bits"
+
+	"github.com/castle-destination/castle-destination/internal/swar"
 )
 
 // SkipWS returns the index of the first byte at or after i that is not
@@ -33,7 +34,7 @@ func SkipWS(b []byte, i int) int {
 func SkipString(b []byte, i int) int {
 	i++
 	for i+8 <= len(b) {
-		m := quoteOrBackslash8(binary.LittleEndian.Uint64(b[i:]))
+		m := swar.QuoteOrBackslash(swar.Load(b[i:]))
 		if m == 0 {
 			i += 8
 			continue
@@ -55,16 +56,6 @@ func SkipString(b []byte, i int) int {
 		}
 	}
 	return len(b)
-}
-
-// quoteOrBackslash8 has the high bit set in the byte of x (8 bytes of a
-// string, little-endian) that is the first '"' or '\\', and none below it:
-// it is 0 exactly when x holds neither, and its trailing zeros / 8 is the
-// first one's index. (Bytes above it may be marked wrongly.)
-func quoteOrBackslash8(x uint64) uint64 {
-	const lsb, msb = 0x0101010101010101, 0x8080808080808080
-	q, s := x^(lsb*'"'), x^(lsb*'\\')
-	return ((q-lsb)&^q | (s-lsb)&^s) & msb
 }
 
 // SkipValue returns the index after the value starting at i (leading
