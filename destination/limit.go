@@ -106,13 +106,16 @@ func defaultLimitParams(ceiling int) limitParams {
 //     at a limit of 1 cannot be this client's doing either.
 //   - A window neither slow nor failing, during which requests waited for
 //     the limit (it, not the input, held delivery back), raises the limit:
-//     doubling it while below the slow-start threshold (and the latency
-//     within an eighth of the base plus half the slack); else adding a
-//     thirty-second of it (at least one) up to the limit of the last cut;
-//     and past that (whatever held the limit there is gone), adding steps
-//     that double each window, up to an eighth of the limit. The
-//     threshold starts at the ceiling, so a fresh client ramps up in a
-//     few round trips, and drops with the limit at every other cut.
+//     doubling it while below the slow-start threshold (and the window's
+//     lowest latency within an eighth of the lowest seen, 4 to 16 ms, as
+//     HyStart++ has it); else adding a thirty-second of it (at least one)
+//     up to the limit of the last cut; and past that (whatever held the
+//     limit there is gone), adding steps that double each window, up to
+//     an eighth of the limit. The threshold starts at the ceiling, so a
+//     fresh client ramps up in a few round trips, and drops with the
+//     limit at every other cut. The window right after a doubling is
+//     given a second look before it ends slow start or cuts: its
+//     requests went out in a burst, many on new connections.
 //
 // The limit never leaves [1, ceiling]. Per-user 429s and systemic holds
 // are not capacity signals (sigNone).
@@ -127,12 +130,17 @@ type limiter struct {
 	ssthresh float64
 	good     float64       // the last limit whose window was fine
 	base     time.Duration // the lowest window mean latency; valid if hasBase
+	floor    time.Duration // the lowest window least latency; valid if hasBase
 	hasBase  bool
-	backBase float64       // the background share of push-back
-	down     bool          // the last window was an outage
-	wmax     float64       // the limit before the last cut
-	probe    int           // the last growth step past wmax
-	rtt      time.Duration // smoothed latency of answers; 0 until one came
+	backBase float64 // the background share of push-back
+	down     bool    // the last window was an outage
+	wmax     float64 // the limit before the last cut
+	probe    int     // the last growth step past wmax
+	// doubled is set when slow start has just doubled the limit: the
+	// next window's requests went out in a burst, many on connections
+	// dialed for them, and a rise in its latency is looked at twice.
+	doubled bool
+	rtt     time.Duration // smoothed latency of answers; 0 until one came
 
 	// The cohorts since origin, the last change of the limit: cohort k
 	// holds the requests sent in [origin+k·slot, origin+(k+1)·slot).
@@ -145,6 +153,14 @@ type limiter struct {
 	rise rise
 }
 
+// minRiseThresh and maxRiseThresh bound the rise of the lowest latency,
+// an eighth of it in between, that ends slow start (RFC 9406's
+// MIN_RTT_THRESH and MAX_RTT_THRESH).
+const (
+	minRiseThresh = 4 * time.Millisecond
+	maxRiseThresh = 16 * time.Millisecond
+)
+
 // openCohorts bounds the cohorts awaiting judgment; a request of a later
 // cohort counts with the last of them.
 const openCohorts = 8
@@ -154,6 +170,7 @@ type tally struct {
 	sent, settled      int // requests of the cohort sent, and settled so far
 	answers, pushbacks int
 	sum                time.Duration // the answers' latencies
+	least              time.Duration // the lowest answer latency; 0 if none
 	slots              int           // cohorts added up
 }
 
@@ -163,7 +180,16 @@ func (t *tally) add(o tally) {
 	t.answers += o.answers
 	t.pushbacks += o.pushbacks
 	t.sum += o.sum
+	t.least = leastOf(t.least, o.least)
 	t.slots += o.slots
+}
+
+// leastOf is the lower of two answer latencies, where 0 is none.
+func leastOf(a, b time.Duration) time.Duration {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 func (t tally) total() int { return t.answers + t.pushbacks }
@@ -325,6 +351,7 @@ func (l *limiter) observe(start, rtt time.Duration, s signal, now time.Duration)
 		case sigAnswer:
 			c.answers++
 			c.sum += rtt
+			c.least = leastOf(c.least, max(rtt, 1))
 		case sigPushback:
 			c.pushbacks++
 		}
@@ -353,6 +380,8 @@ func (l *limiter) observe(start, rtt time.Duration, s signal, now time.Duration)
 // judge acts on the window w, judged at now.
 func (l *limiter) judge(w tally, now time.Duration) {
 	busy := l.busy.Swap(false)
+	doubled := l.doubled
+	l.doubled = false
 	if w.answers == 0 {
 		// An outage, not a capacity limit.
 		l.rise, l.down = rise{seen: l.rise.seen[:0]}, true
@@ -379,7 +408,15 @@ func (l *limiter) judge(w tally, now time.Duration) {
 		return
 	}
 	if !slow && !failing {
-		l.fine(mean, share, busy, now)
+		l.fine(mean, w.least, share, busy, doubled, now)
+		return
+	}
+	if !failing && doubled {
+		// Slow right after slow start doubled the limit: the burst of
+		// requests and the connections dialed for them (TLS handshakes,
+		// at Castle) slow every answer for about a round trip. Look
+		// again at the next window before cutting.
+		l.reset(now)
 		return
 	}
 	ratio := l.p.riseCut
@@ -398,7 +435,7 @@ func (l *limiter) judge(w tally, now time.Duration) {
 	if l.limit <= 1 {
 		// One request at a time, and still slow or failing: this load
 		// cannot be the cause.
-		l.notOurs(slow, failing, mean, now)
+		l.notOurs(slow, failing, w, now)
 		return
 	}
 	ref := r.pool(checkSpan*l.limit, math.Inf(1))
@@ -417,7 +454,7 @@ func (l *limiter) judge(w tally, now time.Duration) {
 	if float64(cur.t.answers)*ref.span.Seconds() < l.p.keepGoodput*float64(ref.t.answers)*cur.span.Seconds() {
 		// The goodput fell with the limit: the limit was not the
 		// bottleneck.
-		l.notOurs(slow, failing, mean, now)
+		l.notOurs(slow, failing, w, now)
 		return
 	}
 	// The goodput held: the overload is ours. Cut on, and check again
@@ -429,10 +466,10 @@ func (l *limiter) judge(w tally, now time.Duration) {
 
 // notOurs ends a rise that this client's load did not cause: what rose is
 // the new normal, and the limit goes back to where the rise found it.
-func (l *limiter) notOurs(slow, failing bool, mean time.Duration, now time.Duration) {
+func (l *limiter) notOurs(slow, failing bool, w tally, now time.Duration) {
 	r := &l.rise
 	if slow {
-		l.base = mean
+		l.base, l.floor = w.sum/time.Duration(w.answers), w.least
 	}
 	if failing {
 		// The share over the whole rise (it does not depend on the
@@ -451,7 +488,9 @@ func (l *limiter) notOurs(slow, failing bool, mean time.Duration, now time.Durat
 }
 
 // fine acts on a window that was neither slow nor failing.
-func (l *limiter) fine(mean time.Duration, share float64, busy bool, now time.Duration) {
+// mean and least are its answers' mean and lowest latency; doubled says
+// that slow start doubled the limit just before it.
+func (l *limiter) fine(mean, least time.Duration, share float64, busy, doubled bool, now time.Duration) {
 	if l.rise.on {
 		if l.rise.fine++; l.rise.fine >= riseOver {
 			l.rise = rise{seen: l.rise.seen[:0]}
@@ -460,9 +499,10 @@ func (l *limiter) fine(mean time.Duration, share float64, busy bool, now time.Du
 	if !l.rise.on {
 		l.good = l.limit
 	}
-	if !l.hasBase || mean < l.base {
-		l.base, l.hasBase = mean, true
+	if !l.hasBase {
+		l.base, l.floor, l.hasBase = mean, least, true
 	}
+	l.base, l.floor = min(l.base, mean), min(l.floor, least)
 	if share < l.backBase/2 {
 		// Clearly fewer failures than the background: it fades.
 		l.backBase += (share - l.backBase) / 8
@@ -470,15 +510,27 @@ func (l *limiter) fine(mean time.Duration, share float64, busy bool, now time.Du
 	if !busy || l.limit >= float64(l.p.ceiling) {
 		return
 	}
-	if l.limit < l.ssthresh && mean > l.base+l.base/8+l.p.slack/2 {
-		// The latency has begun to rise: doubling again would overshoot.
-		// Leave slow start for the gentler growth below.
+	if l.limit < l.ssthresh && least > l.floor+min(max(l.floor/8, minRiseThresh), maxRiseThresh) {
+		// Even the quickest answers come later: a queue has begun to
+		// form, and doubling again would overshoot. Leave slow start for
+		// the gentler growth below. This is HyStart++'s test (RFC 9406,
+		// section 4.2): the lowest latency, not the mean, so that a busy
+		// CPU or GC slowing some answers (the mean) does not end slow
+		// start while Castle itself keeps up; and against the lowest
+		// seen, not the last window's, so that a creeping rise counts.
+		if doubled {
+			// Unless slow start has just doubled the limit (see judge):
+			// look again at the next window.
+			l.reset(now)
+			return
+		}
 		l.ssthresh = l.limit
 	}
 	switch {
 	case l.limit < l.ssthresh:
 		// Slow start: wait and see what the doubled limit does.
 		l.limit = min(2*l.limit, l.ssthresh, float64(l.p.ceiling))
+		l.doubled = true
 		l.reset(now)
 	case l.limit < l.wmax:
 		// Back towards the limit of the last cut: a thirty-second of the

@@ -127,6 +127,52 @@ func TestLimiterSlowStartToCeiling(t *testing.T) {
 	}
 }
 
+// Once many requests are in flight, a busy CPU (or GC) delays some
+// answers: the mean latency rises while the quickest answers keep Castle's
+// own latency. No queue forms at Castle, so slow start goes on to the
+// ceiling instead of ending where the mean first rose.
+func TestLimiterSlowStartThroughCPUNoise(t *testing.T) {
+	s := newSim(1000, 32)
+	busyCPU := func(n int) (time.Duration, signal) {
+		rtt := 30 * time.Millisecond
+		if n > 64 && s.rng.IntN(2) == 0 {
+			// Half the answers up to 20 ms late: the mean is 5 ms
+			// above the base, well below a slow window's 47 ms.
+			rtt += time.Duration(s.rng.Int64N(int64(20 * time.Millisecond)))
+		}
+		return rtt, sigAnswer
+	}
+	for t0 := s.now; s.l.value() < 1000; {
+		s.run(time.Millisecond, busyCPU)
+		if d := s.now - t0; d > 20*30*time.Millisecond {
+			t.Fatalf("limit %d after %v, want the ceiling 1000 within 20 round trips", s.l.value(), d)
+		}
+	}
+}
+
+// Each request beyond the connections open dials one, and waits for the
+// TCP and TLS handshakes: two more round trips. Right after slow start
+// doubles the limit, half the requests dial, and their answers make the
+// window slow. Once the connections are open, the latency is back at the
+// base: that is no reason to cut, and slow start goes on to the ceiling.
+func TestLimiterSlowStartThroughHandshakes(t *testing.T) {
+	s := newSim(1000, 32)
+	conns := 32 // open already
+	dialing := func(n int) (time.Duration, signal) {
+		if n > conns {
+			conns = n
+			return 90 * time.Millisecond, sigAnswer
+		}
+		return 30 * time.Millisecond, sigAnswer
+	}
+	for t0 := s.now; s.l.value() < 1000; {
+		s.run(time.Millisecond, dialing)
+		if d := s.now - t0; d > 30*30*time.Millisecond {
+			t.Fatalf("limit %d after %v, want the ceiling 1000 within 30 round trips", s.l.value(), d)
+		}
+	}
+}
+
 // Without requests waiting for the limit there is no evidence that more
 // would help: the limit stays where it is.
 func TestLimiterGrowsOnlyWhenTheLimitBinds(t *testing.T) {
