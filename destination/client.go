@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -65,14 +66,18 @@ type Client struct {
 	workers  sync.WaitGroup
 	batches  sync.WaitGroup // batches not yet settled
 
-	mu        sync.Mutex
-	ready     laneQueue // lanes waiting for a worker
-	wake      *sync.Cond
-	running   int                    // workers started and not yet stopped
-	target    int                    // workers wanted: the limiter's limit
-	idle      int                    // workers waiting for a lane
-	lanes     map[string]*lane       // user lanes
-	resting   map[string]restingPace // users without a lane whose pacing state still counts
+	mu      sync.Mutex
+	ready   laneQueue // lanes waiting for a worker
+	wake    *sync.Cond
+	running int              // workers started and not yet stopped
+	target  int              // workers wanted: the limiter's limit
+	idle    int              // workers waiting for a lane
+	lanes   map[string]*lane // user lanes
+	// resting holds the users without a lane whose pacing state still
+	// counts, by restKey: a replay keeps one for every user who sent in
+	// the last few seconds, and an id would cost a string each.
+	resting   map[uint64]restingPace
+	restSeed  maphash.Seed
 	armed     map[*lane]struct{}
 	lastSweep time.Duration
 	peakLanes int // the most entries a sweep has seen in lanes,
@@ -224,17 +229,18 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 	}
 
 	c := &Client{
-		cfg:     cfg,
-		log:     logger,
-		m:       m,
-		send:    newSender(cfg, rt),
-		pacer:   newPacer(cfg.UserRate),
-		lim:     newLimiter(defaultLimitParams(cfg.Concurrency)),
-		faults:  faults,
-		epoch:   time.Now(),
-		lanes:   make(map[string]*lane),
-		resting: make(map[string]restingPace),
-		armed:   make(map[*lane]struct{}),
+		cfg:      cfg,
+		log:      logger,
+		m:        m,
+		send:     newSender(cfg, rt),
+		pacer:    newPacer(cfg.UserRate),
+		lim:      newLimiter(defaultLimitParams(cfg.Concurrency)),
+		faults:   faults,
+		epoch:    time.Now(),
+		lanes:    make(map[string]*lane),
+		resting:  make(map[uint64]restingPace),
+		restSeed: maphash.MakeSeed(),
+		armed:    make(map[*lane]struct{}),
 	}
 	c.gate = newGate(faults, cfg.Retry.Initial, cfg.ProbeMax, func(on bool) {
 		if on {
@@ -344,9 +350,12 @@ func (c *Client) Submit(ctx context.Context, events []Event, settled func(i int,
 			// minutes: its key must not keep the event's input alive.
 			key := strings.Clone(j.ev.UserID)
 			l = &lane{key: key}
-			if r, ok := c.resting[key]; ok {
-				l.pace = c.pacer.wake(r)
-				delete(c.resting, key)
+			if len(c.resting) > 0 {
+				h := c.restKey(key)
+				if r, ok := c.resting[h]; ok {
+					l.pace = c.pacer.wake(r)
+					delete(c.resting, h)
+				}
 			}
 			c.lanes[key] = l
 		}
@@ -433,7 +442,7 @@ func (c *Client) maybeSweep() {
 		if c.pacer.idle(&l.pace, now) {
 			delete(c.lanes, k)
 		} else if r, ok := c.pacer.rest(&l.pace, now); ok {
-			c.resting[k] = r // k is l.key: the entry keeps no other string
+			c.resting[c.restKey(k)] = r
 			delete(c.lanes, k)
 		}
 	}
@@ -446,16 +455,24 @@ func (c *Client) maybeSweep() {
 	c.resting = shrink(c.resting, &c.peakRest)
 }
 
+// restKey is the key of user id in c.resting: a 64-bit hash of it. Two
+// users resting at once with the same hash (a chance of about n²/2^65
+// with n resting: one in a billion at 200,000) would share one entry: the
+// later to rest overwrites the other's, so one wakes paced by the other's
+// sends and the other by none. At worst, a per-user 429 from Castle,
+// retried.
+func (c *Client) restKey(id string) uint64 { return maphash.String(c.restSeed, id) }
+
 // shrink returns m, or a copy of it sized to its entries once it holds a
 // quarter of the most it held (peak) or less: a Go map keeps the room
 // of its largest size, and a burst of users must not keep that for good.
-func shrink[V any](m map[string]V, peak *int) map[string]V {
+func shrink[K comparable, V any](m map[K]V, peak *int) map[K]V {
 	*peak = max(*peak, len(m))
 	if *peak < 1024 || len(m) > *peak/4 {
 		return m
 	}
 	*peak = len(m)
-	n := make(map[string]V, len(m)) // not maps.Clone: it keeps m's room
+	n := make(map[K]V, len(m)) // not maps.Clone: it keeps m's room
 	for k, v := range m {
 		n[k] = v
 	}
