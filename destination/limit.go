@@ -114,8 +114,9 @@ func defaultLimitParams(ceiling int) limitParams {
 //     an eighth of the limit. The threshold starts at the ceiling, so a
 //     fresh client ramps up in a few round trips, and drops with the
 //     limit at every other cut. The window right after a doubling is
-//     given a second look before it ends slow start or cuts: its
-//     requests went out in a burst, many on new connections.
+//     given a second look before it ends slow start, or, with Castle
+//     4 ms or more away, before it cuts: its requests went out in a
+//     burst, many on new connections.
 //
 // The limit never leaves [1, ceiling]. Per-user 429s and systemic holds
 // are not capacity signals (sigNone).
@@ -411,11 +412,14 @@ func (l *limiter) judge(w tally, now time.Duration) {
 		l.fine(mean, w.least, share, busy, doubled, now)
 		return
 	}
-	if !failing && doubled {
+	if !failing && doubled && l.floor >= minRiseThresh {
 		// Slow right after slow start doubled the limit: the burst of
 		// requests and the connections dialed for them (TLS handshakes,
-		// at Castle) slow every answer for about a round trip. Look
-		// again at the next window before cutting.
+		// round trips to a Castle a network away) slow every answer for
+		// about a round trip. Look again at the next window before
+		// cutting. (On a Castle a few milliseconds away, a slow window
+		// is this client's load: there, every extra in flight costs CPU
+		// and memory and gains nothing.)
 		l.reset(now)
 		return
 	}

@@ -173,6 +173,34 @@ func TestLimiterSlowStartThroughHandshakes(t *testing.T) {
 	}
 }
 
+// A slow window right after a doubling is looked at twice only when
+// Castle is a network away (dialing costs round trips there); a few
+// milliseconds away it is this client's load, and the limit is cut at
+// once.
+func TestLimiterSecondLookAfterDoubling(t *testing.T) {
+	for _, tt := range []struct {
+		floor      time.Duration
+		secondLook bool
+	}{
+		{time.Millisecond, false},
+		{30 * time.Millisecond, true},
+	} {
+		l := newLimiter(defaultLimitParams(1000))
+		l.base, l.floor, l.hasBase = tt.floor, tt.floor, true
+		l.limit, l.doubled = 256, true
+		slow := tally{answers: 100, sum: 100 * (3*tt.floor + 3*time.Millisecond), least: 2 * tt.floor, slots: 1}
+		now := time.Second
+		l.judge(slow, now)
+		if cut := l.value() < 256; cut == tt.secondLook {
+			t.Errorf("Castle %v away: first slow window after a doubling cut the limit: %v, want %v", tt.floor, cut, !tt.secondLook)
+		}
+		l.judge(slow, now+tt.floor)
+		if l.value() >= 256 {
+			t.Errorf("Castle %v away: limit %d after two slow windows, want it cut", tt.floor, l.value())
+		}
+	}
+}
+
 // Without requests waiting for the limit there is no evidence that more
 // would help: the limit stays where it is.
 func TestLimiterGrowsOnlyWhenTheLimitBinds(t *testing.T) {
