@@ -47,6 +47,7 @@ var (
 	profileTo     string
 	workerProcess bool
 	castleLatency time.Duration
+	castleTLS     bool
 )
 
 // Result is the JSON report.
@@ -72,6 +73,8 @@ type Result struct {
 	EventsPerSecByQuarter []float64 `json:"events_per_second_by_quarter,omitempty"`
 	// CastleLatencyMs is the delay the Castle API added to every answer.
 	CastleLatencyMs float64 `json:"castle_latency_ms"`
+	// CastleTLS says the Castle API was served over HTTPS.
+	CastleTLS bool `json:"castle_tls"`
 	// ConcurrencyLimit is the client's adaptive concurrency limit, sampled
 	// every second of the run.
 	ConcurrencyLimit []float64 `json:"concurrency_limit_by_second"`
@@ -94,7 +97,12 @@ func main() {
 	flag.BoolVar(&workerProcess, "worker-process", false, "run the worker in a child process: CPU and peak RSS are the worker's alone")
 	memprofile := flag.String("memprofile", "", "with -worker-process: the worker writes its heap profile at its peak to this file")
 	flag.DurationVar(&castleLatency, "latency", 0, "delay every answer of the Castle API by this much (Castle a network away, e.g. 30ms)")
+	flag.BoolVar(&castleTLS, "tls", false, "serve the Castle API over HTTPS, as Castle is (with -worker-process: the worker trusts the run's certificate through SSL_CERT_FILE)")
 	flag.Parse()
+	if castleTLS && !workerProcess {
+		fmt.Fprintln(os.Stderr, "bench: -tls needs -worker-process (the worker trusts the run's certificate through SSL_CERT_FILE, read when it starts)")
+		os.Exit(2)
+	}
 	if *memprofile != "" {
 		// The child inherits the environment.
 		if err := os.Setenv(memProfileEnv, *memprofile); err != nil {
@@ -122,7 +130,11 @@ func main() {
 	fmt.Fprintf(tw, "events forwarded\t%d\n", res.EventsForwarded)
 	fmt.Fprintf(tw, "duration\t%.2f s\n", res.Seconds)
 	fmt.Fprintf(tw, "throughput\t%.0f messages/s, %.0f events/s to Castle\n", res.MessagesPerSec, res.EventsPerSec)
-	fmt.Fprintf(tw, "Castle request latency\tp50 %.2f ms, p99 %.2f ms (the API adds %.0f ms)\n", res.RequestP50Ms, res.RequestP99Ms, res.CastleLatencyMs)
+	over := "HTTP"
+	if res.CastleTLS {
+		over = "HTTPS"
+	}
+	fmt.Fprintf(tw, "Castle request latency\tp50 %.2f ms, p99 %.2f ms (the API adds %.0f ms; over %s)\n", res.RequestP50Ms, res.RequestP99Ms, res.CastleLatencyMs, over)
 	fmt.Fprintf(tw, "concurrency limit by second\t%.0f\n", res.ConcurrencyLimit)
 	if res.WorkerProcess {
 		fmt.Fprintf(tw, "throughput by quarter\t%.0f events/s\n", res.EventsPerSecByQuarter)
@@ -146,13 +158,14 @@ func main() {
 
 func bench(n, partitions int, seed int64, extra string, limits bool) (Result, error) {
 	res := Result{Records: n, Partitions: partitions, GoMaxProcs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version()}
-	env, err := harness.Start(harness.Options{Partitions: partitions, Castle: castleserver.Config{MaxRecords: 1, RateLimitOff: !limits}})
+	env, err := harness.Start(harness.Options{Partitions: partitions, Castle: castleserver.Config{MaxRecords: 1, RateLimitOff: !limits}, TLS: castleTLS})
 	if err != nil {
 		return res, err
 	}
 	defer env.Close()
 	env.Castle.SetLatency(castleLatency)
 	res.CastleLatencyMs = float64(castleLatency) / float64(time.Millisecond)
+	res.CastleTLS = castleTLS
 	fmt.Fprintf(os.Stderr, "generating and producing %d records...\n", n)
 	ctx := context.Background()
 	gen := harness.NewGenerator(seed, n, time.Now())

@@ -6,11 +6,21 @@ package harness
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -37,6 +47,11 @@ type Options struct {
 	// DataDir, when set, makes the broker keep its logs, topics and group
 	// offsets in that directory, so that RestartBroker brings them back.
 	DataDir string
+	// TLS serves the Castle API over HTTPS, as Castle is, with a
+	// certificate made for the run: Env.CAFile holds it, and Vars points
+	// SSL_CERT_FILE at it, so that a worker started in a child process
+	// trusts it.
+	TLS bool
 }
 
 // Env is a running broker and Castle API.
@@ -48,6 +63,7 @@ type Env struct {
 	VerdictTopic string
 	Castle       *castleserver.Server
 	CastleURL    string
+	CAFile       string // with Options.TLS: the PEM certificate of the Castle API
 
 	partitions int
 	dataDir    string
@@ -91,6 +107,18 @@ func Start(opt Options) (*Env, error) {
 		Castle: srv, CastleURL: "http://" + ln.Addr().String(),
 		partitions: opt.Partitions, dataDir: opt.DataDir, transport: &kafka.Transport{}, ln: ln, serveErr: make(chan error, 1),
 		httpSrv: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
+	}
+	if opt.TLS {
+		cert, file, err := selfSigned()
+		if err != nil {
+			ln.Close()
+			cluster.Close()
+			return nil, fmt.Errorf("certificate for the local Castle API: %w", err)
+		}
+		e.CAFile, e.CastleURL = file, "https://"+ln.Addr().String()
+		e.httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		go func() { e.serveErr <- e.httpSrv.ServeTLS(ln, "", "") }()
+		return e, nil
 	}
 	go func() { e.serveErr <- e.httpSrv.Serve(ln) }()
 	return e, nil
@@ -147,6 +175,44 @@ func (e *Env) Close() {
 	_ = e.httpSrv.Shutdown(ctx)
 	<-e.serveErr
 	e.Cluster.Close()
+	if e.CAFile != "" {
+		_ = os.RemoveAll(filepath.Dir(e.CAFile))
+	}
+}
+
+// selfSigned makes an ECDSA P-256 certificate for 127.0.0.1, valid for a
+// day, and writes it as PEM to a file of a new temporary directory.
+func selfSigned() (tls.Certificate, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "local Castle API"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	dir, err := os.MkdirTemp("", "castle-api-tls-")
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	file := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return tls.Certificate{}, "", err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file, nil
 }
 
 // Partitions is the partition count of the topic.
@@ -167,6 +233,9 @@ func (e *Env) Vars(overrides map[string]string) map[string]string {
 		"KAFKA_SESSION_TIMEOUT": "6s",
 		"KAFKA_FETCH_MAX_WAIT":  "100ms",
 		"BATCH_LINGER":          "50ms",
+	}
+	if e.CAFile != "" {
+		base["SSL_CERT_FILE"] = e.CAFile
 	}
 	for k, v := range overrides {
 		base[k] = v
