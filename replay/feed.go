@@ -93,7 +93,14 @@ type Unit struct {
 	done   spans // done records above next
 	end    int64 // records [.., end) once read to the end; -1 before
 	expect int64 // index of the next record the source should send
+	// acks are the acknowledgements Send hands out, made ackChunk at a
+	// time; touched only by Send's caller.
+	acks []ack
 }
+
+// ackChunk is how many acknowledgements a Unit makes at once: one
+// allocation for that many records instead of one each.
+const ackChunk = 64
 
 // Open starts the unit at position seq of the input, named name, whose
 // first record has index first. It returns nil when a checkpoint says the
@@ -191,7 +198,13 @@ func (u *Unit) Send(ctx context.Context, idx int64, rec pipeline.Record) error {
 		return nil
 	}
 	rec.Value = value
-	rec.Acker = &ack{u: u, idx: idx}
+	if len(u.acks) == 0 {
+		u.acks = make([]ack, ackChunk)
+	}
+	a := &u.acks[0]
+	u.acks = u.acks[1:]
+	*a = ack{u: u, idx: idx}
+	rec.Acker = a
 	select {
 	case f.out <- rec:
 		return nil
