@@ -27,11 +27,15 @@ type sender struct {
 	// RoundTripper must not modify a request (net/http's contract), and
 	// building it per request cost a map of four entries each time.
 	header http.Header
+	// urls are the endpoints' URLs, parsed once and shared read-only
+	// like header; nil for one that does not parse (Validate rules that
+	// out), which send then parses per request to report.
+	urls [Filter + 1]*url.URL
 }
 
 func newSender(cfg Config, rt http.RoundTripper) *sender {
 	basic := base64.StdEncoding.EncodeToString([]byte(":" + cfg.Secret))
-	return &sender{
+	s := &sender{
 		rt:       rt,
 		base:     strings.TrimRight(cfg.URL, "/"),
 		timeout:  cfg.Timeout,
@@ -44,6 +48,10 @@ func newSender(cfg Config, rt http.RoundTripper) *sender {
 			"User-Agent":    {cfg.UserAgent},
 		},
 	}
+	for ep := range s.urls {
+		s.urls[ep], _ = url.Parse(s.base + Endpoint(ep).Path())
+	}
+	return s
 }
 
 // response is what one request came to.
@@ -64,10 +72,18 @@ type response struct {
 func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bool) response {
 	actx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, s.base+ep.Path(), bytes.NewReader(body))
+	u := s.urls[ep]
+	raw := ""
+	if u == nil {
+		raw = s.base + ep.Path()
+	}
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, raw, bytes.NewReader(body))
 	if err != nil {
 		// Only a malformed URL gets here, and Validate rules that out.
 		return response{err: s.redact(err)}
+	}
+	if u != nil {
+		req.URL, req.Host = u, u.Host
 	}
 	req.Header = s.header
 
