@@ -102,11 +102,8 @@ const (
 // lane is the FIFO of one user's events (or of one anonymous event).
 type lane struct {
 	key   string
-	queue []*job // guarded by Client.mu; starts in first
+	queue []*job // guarded by Client.mu
 	head  int
-	// first holds the lane's first job: most lanes never queue more than
-	// one at a time (an anonymous event's lane holds only its event).
-	first [1]*job
 	state uint8       // guarded by Client.mu
 	timer *time.Timer // guarded by Client.mu; armed while laneWaiting
 	pace  userPace    // touched only by the worker serving the lane
@@ -361,9 +358,6 @@ func (c *Client) Submit(ctx context.Context, events []Event, settled func(i int,
 				}
 			}
 			c.lanes[key] = l
-		}
-		if l.queue == nil {
-			l.queue = l.first[:0]
 		}
 		l.queue = append(l.queue, j)
 		if l.state == laneIdle {
