@@ -3,8 +3,11 @@ package destination_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"weak"
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
@@ -93,3 +96,54 @@ func TestStatusClasses(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Once a batch is settled, the client keeps nothing of it: a user's lane
+// (and its pacing state) outlives its events by seconds, and must not keep
+// their bodies, or what the caller's settled function holds (a worker's
+// records, with their raw input), alive meanwhile.
+func TestSettledBatchesAreNotRetained(t *testing.T) {
+	e := startLoopback(t, castleserver.Config{}, destination.Config{})
+	var events []destination.Event
+	for i, u := range []string{"a", "a", "a", "b", "", "", "c", "c"} {
+		events = append(events, event(u, i))
+	}
+	var bodies []weak.Pointer[byte]
+	for _, ev := range events {
+		bodies = append(bodies, weak.Make(&ev.Body[0]))
+	}
+	held := make([]byte, 1<<20) // what the settled function holds
+	heldPtr := weak.Make(&held[0])
+	done := make(chan struct{})
+	var left atomic.Int64
+	left.Store(int64(len(events)))
+	settled := func(held []byte) func(int, destination.Result) {
+		return func(i int, r destination.Result) {
+			if r.Status != destination.Delivered {
+				t.Errorf("event %d: %v", i, r.Status)
+			}
+			held[i] = 1
+			if left.Add(-1) == 0 {
+				close(done)
+			}
+		}
+	}(held)
+	e.c.Submit(context.Background(), events, settled)
+	<-done
+	// Close stops the workers, whose stacks could still hold the last job
+	// for a moment, and keeps the lanes.
+	e.c.Close()
+	if lanes, _ := e.c.PacedUsers(); lanes == 0 {
+		t.Fatal("no lane left after delivery: the test would not catch a lane keeping its events")
+	}
+	events, held, settled = nil, nil, nil
+	runtime.GC()
+	runtime.GC()
+	for i, p := range bodies {
+		if p.Value() != nil {
+			t.Errorf("event %d's body still alive after its batch was settled", i)
+		}
+	}
+	if heldPtr.Value() != nil {
+		t.Error("what the settled function holds is still alive after its batch was settled")
+	}
+}
