@@ -6,17 +6,10 @@ package harness
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +22,7 @@ import (
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/config"
+	"github.com/castle-destination/castle-destination/internal/selfcert"
 	"github.com/castle-destination/castle-destination/internal/traffic"
 )
 
@@ -48,9 +42,9 @@ type Options struct {
 	// offsets in that directory, so that RestartBroker brings them back.
 	DataDir string
 	// TLS serves the Castle API over HTTPS, as Castle is, with a
-	// certificate made for the run: Env.CAFile holds it, and Vars points
-	// SSL_CERT_FILE at it, so that a worker started in a child process
-	// trusts it.
+	// certificate made for the run: Env.CAFile holds the authority that
+	// signed it, and Vars points SSL_CERT_FILE at that file, so that a
+	// worker started in a child process trusts it.
 	TLS bool
 }
 
@@ -63,7 +57,7 @@ type Env struct {
 	VerdictTopic string
 	Castle       *castleserver.Server
 	CastleURL    string
-	CAFile       string // with Options.TLS: the PEM certificate of the Castle API
+	CAFile       string // with Options.TLS: the PEM certificate of the authority behind the Castle API's
 
 	partitions int
 	dataDir    string
@@ -109,7 +103,7 @@ func Start(opt Options) (*Env, error) {
 		httpSrv: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
 	}
 	if opt.TLS {
-		cert, file, err := selfSigned()
+		cert, file, err := serverCert()
 		if err != nil {
 			ln.Close()
 			cluster.Close()
@@ -180,26 +174,15 @@ func (e *Env) Close() {
 	}
 }
 
-// selfSigned makes an ECDSA P-256 certificate for 127.0.0.1, valid for a
-// day, and writes it as PEM to a file of a new temporary directory.
-func selfSigned() (tls.Certificate, string, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// serverCert makes an authority and a certificate it signs for the local
+// Castle API, and writes the authority as PEM to a file of a new temporary
+// directory.
+func serverCert() (tls.Certificate, string, error) {
+	ca, err := selfcert.NewCA("local Castle API CA")
 	if err != nil {
 		return tls.Certificate{}, "", err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(now.UnixNano()),
-		Subject:               pkix.Name{CommonName: "local Castle API"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := ca.Server("local Castle API")
 	if err != nil {
 		return tls.Certificate{}, "", err
 	}
@@ -208,11 +191,11 @@ func selfSigned() (tls.Certificate, string, error) {
 		return tls.Certificate{}, "", err
 	}
 	file := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(file, ca.PEM, 0o600); err != nil {
 		_ = os.RemoveAll(dir)
 		return tls.Certificate{}, "", err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file, nil
+	return cert, file, nil
 }
 
 // Partitions is the partition count of the topic.
