@@ -108,15 +108,21 @@ type hints struct {
 	remaining int
 }
 
-// readHints reads the rate-limit headers of an answer with status code.
-func readHints(h http.Header, code int, now time.Time) hints {
+// hintsOf is readHints of the headers in h.
+func hintsOf(h http.Header, code int, now time.Time) hints {
+	return readHints(h.Get(hdrRetryAfter), h.Get(hdrRateLimitReset), h.Get(hdrRateLimitRemaining), code, now)
+}
+
+// readHints reads the rate-limit headers of an answer with status code:
+// the values of Retry-After, X-RateLimit-Reset and X-RateLimit-Remaining.
+func readHints(retryAfter, rateLimitReset, rateLimitRemaining string, code int, now time.Time) hints {
 	var x hints
-	x.retryAfter, x.has = parseRetryAfter(h.Get(hdrRetryAfter), now)
-	reset, hasReset := parseRateLimitReset(h.Get(hdrRateLimitReset), now)
+	x.retryAfter, x.has = parseRetryAfter(retryAfter, now)
+	reset, hasReset := parseRateLimitReset(rateLimitReset, now)
 	x.remaining = -1
 	// Not Atoi on an absent header: its error allocates, on every answer
 	// of a server that sends no rate-limit headers.
-	if v := strings.TrimSpace(h.Get(hdrRateLimitRemaining)); v != "" {
+	if v := strings.TrimSpace(rateLimitRemaining); v != "" {
 		if rem, err := strconv.Atoi(v); err == nil {
 			x.remaining = rem
 			if rem <= 0 && hasReset {

@@ -75,15 +75,15 @@ func TestReadHints(t *testing.T) {
 	h := http.Header{}
 	h.Set("X-RateLimit-Remaining", "0")
 	h.Set("X-RateLimit-Reset", "3")
-	x := readHints(h, 429, now)
+	x := hintsOf(h, 429, now)
 	if !x.has || x.retryAfter != 3*time.Second || x.exhaustedFor != 3*time.Second || x.remaining != 0 {
 		t.Errorf("429 with reset: %+v", x)
 	}
 	h.Set("Retry-After", "7")
-	if x := readHints(h, 429, now); x.retryAfter != 7*time.Second {
+	if x := hintsOf(h, 429, now); x.retryAfter != 7*time.Second {
 		t.Errorf("Retry-After wins: %+v", x)
 	}
-	if x := readHints(http.Header{}, 204, now); x.has || x.remaining != -1 || x.exhaustedFor != 0 {
+	if x := hintsOf(http.Header{}, 204, now); x.has || x.remaining != -1 || x.exhaustedFor != 0 {
 		t.Errorf("no headers: %+v", x)
 	}
 	// Read on every answer: without hints, or with the usual ones, it
@@ -92,8 +92,8 @@ func TestReadHints(t *testing.T) {
 	usual.Set("X-RateLimit-Remaining", "4")
 	usual.Set("X-RateLimit-Reset", "1")
 	for _, h := range []http.Header{{}, usual} {
-		if n := testing.AllocsPerRun(100, func() { readHints(h, 204, now) }); n != 0 {
-			t.Errorf("readHints(%v) allocates %v times", h, n)
+		if n := testing.AllocsPerRun(100, func() { hintsOf(h, 204, now) }); n != 0 {
+			t.Errorf("hintsOf(%v) allocates %v times", h, n)
 		}
 	}
 }

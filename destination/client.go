@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,8 +188,10 @@ type batch struct {
 }
 
 // New builds a Client. logger may be nil (no logs); reg may be nil (metrics
-// are kept but not exported); client may be nil, in which case a tuned
-// transport (NewTransport) is used. Of a given client only its Transport is
+// are kept but not exported); client may be nil, in which case the Client
+// posts over HTTP/1.1 connections of its own (see h1), or, when the
+// environment names a proxy for the URL, through a tuned net/http
+// transport (NewTransport). Of a given client only its Transport is
 // used (http.DefaultTransport when nil): each request goes straight to it,
 // without http.Client's per-request copy of the headers for redirects,
 // which are never followed. Requests share one header map, so the
@@ -218,21 +221,27 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 		}
 		faults = b
 	}
-	var rt http.RoundTripper
+	var rt http.RoundTripper // nil: the sender's own connections (h1)
 	switch {
 	case client == nil:
-		rt = NewTransport(cfg.Concurrency)
+		if viaProxy(cfg.URL) {
+			rt = NewTransport(cfg.Concurrency)
+		}
 	case client.Transport == nil:
 		rt = http.DefaultTransport
 	default:
 		rt = client.Transport
 	}
 
+	send, err := newSender(cfg, rt)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
 		cfg:      cfg,
 		log:      logger,
 		m:        m,
-		send:     newSender(cfg, rt),
+		send:     send,
 		pacer:    newPacer(cfg.UserRate),
 		lim:      newLimiter(defaultLimitParams(cfg.Concurrency)),
 		faults:   faults,
@@ -280,7 +289,8 @@ func (c *Client) ConcurrencyLimit() int { return c.lim.value() }
 // NewTransport returns an http.Transport tuned for many small POSTs to one
 // host: up to concurrency kept-alive connections (Config.Concurrency, the
 // ceiling: connections are opened only as the adaptive limit uses them),
-// TLS 1.2 or later, HTTP/2 when the server offers it.
+// TLS 1.2 or later, HTTP/2 when the server offers it. New uses it when a
+// proxy is configured.
 func NewTransport(concurrency int) *http.Transport {
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -861,7 +871,23 @@ func (c *Client) Close() {
 	c.closeFn(ErrClosed)
 	c.workers.Wait()
 	c.batches.Wait()
-	if t, ok := c.send.rt.(interface{ CloseIdleConnections() }); ok {
+	if c.send.h1 != nil {
+		c.send.h1.closeIdle()
+	} else if t, ok := c.send.rt.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
+}
+
+// viaProxy reports whether the environment (HTTPS_PROXY, HTTP_PROXY,
+// NO_PROXY) sends requests to rawURL through a proxy, which the Client's
+// own connections do not speak: net/http's Transport is used then.
+func viaProxy(rawURL string) bool { return viaProxyFunc(rawURL, http.ProxyFromEnvironment) }
+
+func viaProxyFunc(rawURL string, proxy func(*http.Request) (*url.URL, error)) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	p, err := proxy(&http.Request{URL: u})
+	return err != nil || p != nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,7 +19,8 @@ import (
 // owns no goroutines and decides nothing: scheduling, retries and
 // classification belong to the Client.
 type sender struct {
-	rt       http.RoundTripper
+	rt       http.RoundTripper // nil when h1 is used
+	h1       *h1
 	base     string // the API base URL without a trailing slash
 	timeout  time.Duration
 	maxBody  int
@@ -33,7 +35,9 @@ type sender struct {
 	urls [Filter + 1]*url.URL
 }
 
-func newSender(cfg Config, rt http.RoundTripper) *sender {
+// newSender returns a sender that makes its requests with rt or, when rt is
+// nil, with its own HTTP/1.1 connections (h1).
+func newSender(cfg Config, rt http.RoundTripper) (*sender, error) {
 	basic := base64.StdEncoding.EncodeToString([]byte(":" + cfg.Secret))
 	s := &sender{
 		rt:       rt,
@@ -51,7 +55,14 @@ func newSender(cfg Config, rt http.RoundTripper) *sender {
 	for ep := range s.urls {
 		s.urls[ep], _ = url.Parse(s.base + Endpoint(ep).Path())
 	}
-	return s
+	if rt == nil {
+		h, err := newH1(s.base, s.header, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("castle api url %s: %w", s.base, s.redact(err))
+		}
+		s.h1 = h
+	}
+	return s, nil
 }
 
 // response is what one request came to.
@@ -70,6 +81,9 @@ type response struct {
 // send posts body to ep within the per-attempt timeout. keepBody says
 // whether a 2xx body is wanted (a verdict); error bodies are always read.
 func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bool) response {
+	if s.h1 != nil {
+		return s.sendH1(ctx, ep, body, keepBody)
+	}
 	actx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	u := s.urls[ep]
@@ -98,7 +112,7 @@ func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bo
 	if resp.Body == nil { // a RoundTripper may leave it nil; http.Client would not
 		resp.Body = http.NoBody
 	}
-	r := response{code: resp.StatusCode, hints: readHints(resp.Header, resp.StatusCode, time.Now())}
+	r := response{code: resp.StatusCode, hints: hintsOf(resp.Header, resp.StatusCode, time.Now())}
 	ok := r.code >= 200 && r.code < 300
 	var rerr error
 	if !ok || keepBody {
@@ -118,6 +132,32 @@ func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bo
 			return r
 		}
 	}
+	if !ok {
+		r.apiType, _ = errorType(r.body)
+	}
+	return r
+}
+
+// sendH1 is send on the sender's own connections.
+func (s *sender) sendH1(ctx context.Context, ep Endpoint, body []byte, keepBody bool) response {
+	start := time.Now()
+	a, err := s.h1.post(ctx, ep, body, s.timeout, s.maxBody, keepBody)
+	r := response{code: a.code, body: a.body, latency: time.Since(start)}
+	ok := r.code >= 200 && r.code < 300
+	if err != nil {
+		canceled := ctx.Err() != nil
+		if r.code == 0 || canceled {
+			// As http.Client would say it: Post "URL": cause.
+			err = &url.Error{Op: "Post", URL: s.h1.urls[ep], Err: err}
+			return response{err: s.redact(err), latency: r.latency, canceled: canceled,
+				timedOut: !canceled && isTimeout(err)}
+		}
+		if ok {
+			// Delivered; the verdict is unreadable, which the caller counts.
+			r.body = nil
+		}
+	}
+	r.hints = readHints(a.retryAfter, a.rlReset, a.rlRemaining, r.code, time.Now())
 	if !ok {
 		r.apiType, _ = errorType(r.body)
 	}
