@@ -37,7 +37,8 @@ import (
 // compression.
 //
 // An idle connection is reused, the most recently used first; one idle for
-// idleFor is closed when next seen. A request that fails on a reused
+// idleFor, or for less than the server's Keep-Alive timeout if it gave
+// one, is closed when next seen. A request that fails on a reused
 // connection before any byte of an answer came is sent once more on a new
 // connection, as OkHttp does: the server most likely closed the idle
 // connection as it was written to.
@@ -57,10 +58,13 @@ type h1 struct {
 // h1Conn is a connection and its buffers.
 type h1Conn struct {
 	net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	since  time.Time // idle since
-	reused bool
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	expires time.Time // when idle, when it is no longer used
+	// keepFor is how long it may stay idle: idleFor, or less than the
+	// server's Keep-Alive timeout.
+	keepFor time.Duration
+	reused  bool
 }
 
 // h1Answer is what came back.
@@ -80,6 +84,9 @@ const (
 	// h1IdleFor is how long an idle connection is kept (net/http's
 	// default).
 	h1IdleFor = 90 * time.Second
+	// h1KeepAliveMargin is how much sooner than a server's Keep-Alive
+	// timeout an idle connection is given up (half the timeout, if less).
+	h1KeepAliveMargin = time.Second
 )
 
 // newH1 returns an h1 for base (http or https), sending header with every
@@ -211,18 +218,24 @@ func (t *h1) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Conn, 
 		t.mu.Unlock()
 		return nil, errH1Closed
 	}
+	// The least recently used are at the bottom: those expired go.
 	n := 0
-	for n < len(t.idle) && now.Sub(t.idle[n].since) >= t.idleFor {
+	for n < len(t.idle) && !now.Before(t.idle[n].expires) {
 		n++
 	}
 	if n > 0 {
 		expired = append(expired, t.idle[:n]...)
-		t.idle = t.idle[:copy(t.idle, t.idle[n:])]
+		clear(t.idle[copy(t.idle, t.idle[n:]):])
+		t.idle = t.idle[:len(t.idle)-n]
 	}
-	if k := len(t.idle); k > 0 && !fresh {
+	for k := len(t.idle); k > 0 && !fresh && c == nil; k-- {
 		c = t.idle[k-1]
 		t.idle[k-1] = nil
 		t.idle = t.idle[:k-1]
+		if !now.Before(c.expires) { // a shorter Keep-Alive timeout
+			expired = append(expired, c)
+			c = nil
+		}
 	}
 	t.mu.Unlock()
 	for _, x := range expired {
@@ -247,12 +260,12 @@ func (t *h1) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Conn, 
 		}
 		conn = tc
 	}
-	return &h1Conn{Conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, nil
+	return &h1Conn{Conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), keepFor: t.idleFor}, nil
 }
 
 // put keeps c for reuse.
 func (t *h1) put(c *h1Conn) {
-	c.since = time.Now()
+	c.expires = time.Now().Add(c.keepFor)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -304,7 +317,13 @@ func (t *h1) exchange(ctx context.Context, c *h1Conn, deadline time.Time, ep End
 	if err := c.bw.Flush(); err != nil {
 		return a, false, false, err
 	}
-	return readAnswer(c.br, maxBody, keepBody)
+	a, started, reusable, keepFor, err := readAnswer(c.br, maxBody, keepBody)
+	if keepFor > 0 {
+		c.keepFor = min(t.idleFor, keepFor-min(h1KeepAliveMargin, keepFor/2))
+	}
+	// Bytes beyond the answer: the server and this client disagree on
+	// where it ended, and the next answer would be misread.
+	return a, started, reusable && c.br.Buffered() == 0, err
 }
 
 // readAnswer reads one answer to a POST from br (RFC 9112): interim 1xx
@@ -312,20 +331,23 @@ func (t *h1) exchange(ctx context.Context, c *h1Conn, deadline time.Time, ep End
 // Content-Length, or what comes until the connection closes. The body is
 // kept, up to maxBody bytes, unless the answer is a 2xx and keepBody is
 // not set; up to h1Drain more is read to keep the connection.
-func readAnswer(br *bufio.Reader, maxBody int, keepBody bool) (a h1Answer, started, reusable bool, err error) {
+//
+// keepFor is the server's Keep-Alive timeout, 0 if it gave none.
+func readAnswer(br *bufio.Reader, maxBody int, keepBody bool) (a h1Answer, started, reusable bool, keepFor time.Duration, err error) {
 	var h h1Head
 	for {
 		if h, err = readHead(br, started); err != nil {
-			return a, h.started, false, err
+			return a, h.started, false, 0, err
 		}
 		started = true
 		if h.code >= 200 {
 			break
 		}
 		if h.code == http.StatusSwitchingProtocols {
-			return a, true, false, errors.New("malformed HTTP response: 101 Switching Protocols to a POST")
+			return a, true, false, 0, errors.New("malformed HTTP response: 101 Switching Protocols to a POST")
 		}
 	}
+	keepFor = h.keepAlive
 	a.code, a.retryAfter, a.rlReset, a.rlRemaining = h.code, h.retryAfter, h.rlReset, h.rlRemaining
 	want := keepBody || h.code < 200 || h.code >= 300
 	var done bool
@@ -343,7 +365,7 @@ func readAnswer(br *bufio.Reader, maxBody int, keepBody bool) (a h1Answer, start
 			n = min(h.length, int64(maxBody))
 			a.body = make([]byte, n)
 			if _, err = io.ReadFull(br, a.body); err != nil {
-				return a, true, false, err
+				return a, true, false, keepFor, err
 			}
 		}
 		if rest := h.length - n; rest <= h1Drain {
@@ -357,7 +379,7 @@ func readAnswer(br *bufio.Reader, maxBody int, keepBody bool) (a h1Answer, start
 	if err != nil && err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	return a, true, done && !h.close && err == nil, err
+	return a, true, done && !h.close && err == nil, keepFor, err
 }
 
 // readBody reads r: up to maxBody bytes kept when want, then up to
@@ -397,6 +419,7 @@ type h1Head struct {
 	length                           int64 // -1: none given
 	chunked, close                   bool
 	started                          bool
+	keepAlive                        time.Duration // Keep-Alive: timeout=N, 0 if none
 }
 
 // readHead reads a status line and headers. started says whether bytes of
@@ -476,6 +499,8 @@ func readHead(br *bufio.Reader, started bool) (h h1Head, err error) {
 					keepAlive = true
 				}
 			}
+		case equalFold(name, "Keep-Alive"):
+			h.keepAlive = keepAliveTimeout(value)
 		case equalFold(name, hdrRetryAfter):
 			h.retryAfter = string(value)
 		case equalFold(name, hdrRateLimitReset):
@@ -491,6 +516,21 @@ func readHead(br *bufio.Reader, started bool) (h h1Head, err error) {
 		h.close = true
 	}
 	return h, nil
+}
+
+// keepAliveTimeout reads the timeout parameter of a Keep-Alive header
+// ("timeout=5, max=1000"), 0 when there is none that parses.
+func keepAliveTimeout(v []byte) time.Duration {
+	for p := range bytes.SplitSeq(v, []byte(",")) {
+		k, val, ok := bytes.Cut(bytes.Trim(p, " \t"), []byte("="))
+		if !ok || !equalFold(bytes.TrimRight(k, " \t"), "timeout") {
+			continue
+		}
+		if n, err := strconv.Atoi(string(bytes.Trim(val, " \t"))); err == nil && n > 0 {
+			return min(time.Duration(n)*time.Second, h1IdleFor)
+		}
+	}
+	return 0
 }
 
 // malformed describes a read error in an answer's head: io.EOF and

@@ -448,3 +448,44 @@ func TestViaProxy(t *testing.T) {
 		t.Error("viaProxy does not follow the proxy function")
 	}
 }
+
+// A server's Keep-Alive timeout shortens how long its connections are kept
+// idle, and an answer followed by bytes it did not announce closes its
+// connection.
+func TestH1KeepAliveAndExtraBytes(t *testing.T) {
+	for _, tt := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", h1IdleFor},
+		{"Keep-Alive: timeout=5, max=1000\r\n", 4 * time.Second},
+		{"keep-alive: max=10,timeout = 1\r\n", 500 * time.Millisecond},
+		{"Keep-Alive: timeout=600\r\n", h1IdleFor - time.Second},
+		{"Keep-Alive: timeout=x\r\n", h1IdleFor},
+	} {
+		s := newRawServer(t, func(int) (string, bool) {
+			return "HTTP/1.1 204 No Content\r\n" + tt.header + "\r\n", false
+		})
+		h := newTestH1(t, s.url(), nil)
+		before := time.Now()
+		if _, err := h.post(context.Background(), Log, []byte(`{}`), 5*time.Second, 64, false); err != nil {
+			t.Fatal(err)
+		}
+		if len(h.idle) != 1 {
+			t.Fatalf("%q: %d idle connections, want 1", tt.header, len(h.idle))
+		}
+		if c := h.idle[0]; c.keepFor != tt.want || c.expires.Before(before.Add(tt.want)) || c.expires.After(time.Now().Add(tt.want)) {
+			t.Errorf("%q: kept for %v until %v, want %v", tt.header, c.keepFor, c.expires.Sub(before), tt.want)
+		}
+	}
+
+	s := newRawServer(t, func(int) (string, bool) { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk", false })
+	h := newTestH1(t, s.url(), nil)
+	a, err := h.post(context.Background(), Log, []byte(`{}`), 5*time.Second, 64, false)
+	if err != nil || a.code != 200 {
+		t.Fatalf("post: %d %v", a.code, err)
+	}
+	if len(h.idle) != 0 {
+		t.Error("a connection with bytes past its answer was kept")
+	}
+}
