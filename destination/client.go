@@ -199,6 +199,13 @@ type batch struct {
 // redirect from Castle means the URL is wrong, which holds delivery like a
 // 404, and it is never turned into a GET.
 func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http.Client) (*Client, error) {
+	return newClient(cfg, logger, reg, client, nil)
+}
+
+// newClient is New; dial, if not nil, makes the connections of the
+// Client's own transport (h1), which is then used whatever the
+// environment's proxy settings (tests dial an in-memory listener).
+func newClient(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http.Client, dial dialFunc) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("castle client config: %w", err)
 	}
@@ -224,7 +231,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 	var rt http.RoundTripper // nil: the sender's own connections (h1)
 	switch {
 	case client == nil:
-		if viaProxy(cfg.URL) {
+		if dial == nil && viaProxy(cfg.URL) {
 			rt = NewTransport(cfg.Concurrency)
 		}
 	case client.Transport == nil:
@@ -233,7 +240,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client *http
 		rt = client.Transport
 	}
 
-	send, err := newSender(cfg, rt)
+	send, err := newSender(cfg, rt, dial)
 	if err != nil {
 		return nil, err
 	}

@@ -4,8 +4,18 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 )
+
+// NewOverDial is New with the Client's own transport making its
+// connections with dial: an in-memory listener's, in a synctest bubble.
+func NewOverDial(cfg Config, logger *zap.Logger, reg prometheus.Registerer, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*Client, error) {
+	return newClient(cfg, logger, reg, nil, dial)
+}
 
 // PacedUsers reports how many users the client keeps pacing state for:
 // in lanes, and resting.

@@ -45,7 +45,7 @@ import (
 type h1 struct {
 	addr    string      // host:port to dial
 	tls     *tls.Config // nil for http://
-	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	dial    dialFunc
 	heads   [Filter + 1][]byte // request line and fixed headers, up to "Content-Length: "
 	urls    [Filter + 1]string // for errors
 	idleFor time.Duration
@@ -54,6 +54,9 @@ type h1 struct {
 	idle   []*h1Conn // the most recently used last
 	closed bool
 }
+
+// dialFunc makes a connection, as net.Dialer.DialContext.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // h1Conn is a connection and its buffers.
 type h1Conn struct {
@@ -92,7 +95,7 @@ const (
 // newH1 returns an h1 for base (http or https), sending header with every
 // request; tlsConf, if not nil, is cloned for https. dial may be nil (a
 // net.Dialer).
-func newH1(base string, header http.Header, tlsConf *tls.Config, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*h1, error) {
+func newH1(base string, header http.Header, tlsConf *tls.Config, dial dialFunc) (*h1, error) {
 	u, err := url.Parse(strings.TrimRight(base, "/"))
 	if err != nil {
 		return nil, err

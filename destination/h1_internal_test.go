@@ -336,7 +336,7 @@ func TestH1TimeoutAndCancel(t *testing.T) {
 	}
 
 	// The sender reports it as the client expects.
-	snd, err := newSender(Config{URL: s.url(), Secret: "secret", Timeout: 50 * time.Millisecond, MaxErrorBody: 64}, nil)
+	snd, err := newSender(Config{URL: s.url(), Secret: "secret", Timeout: 50 * time.Millisecond, MaxErrorBody: 64}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

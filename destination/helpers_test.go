@@ -3,6 +3,7 @@ package destination_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,12 +41,25 @@ type env struct {
 
 func newClient(t testing.TB, cfg destination.Config, hc *http.Client) (*destination.Client, *prometheus.Registry, *observer.ObservedLogs) {
 	t.Helper()
+	return newClientOver(t, cfg, hc, nil)
+}
+
+// newClientOver is newClient; with dial, the client's own transport dials
+// with it.
+func newClientOver(t testing.TB, cfg destination.Config, hc *http.Client, dial func(context.Context, string, string) (net.Conn, error)) (*destination.Client, *prometheus.Registry, *observer.ObservedLogs) {
+	t.Helper()
 	if cfg.Secret == "" {
 		cfg.Secret = testSecret
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	reg := prometheus.NewRegistry()
-	c, err := destination.New(cfg, zap.New(core), reg, hc)
+	var c *destination.Client
+	var err error
+	if dial != nil {
+		c, err = destination.NewOverDial(cfg, zap.New(core), reg, dial)
+	} else {
+		c, err = destination.New(cfg, zap.New(core), reg, hc)
+	}
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -81,16 +95,33 @@ func startLoopback(t testing.TB, scfg castleserver.Config, cfg destination.Confi
 	return e
 }
 
-// startMem serves h through an in-memory listener, for synctest bubbles.
-// The caller must defer e.stop() inside the bubble.
+// startMem serves h through an in-memory listener, for synctest bubbles,
+// to a client on its own transport, as in production. The caller must
+// defer e.stop() inside the bubble.
 func startMem(t *testing.T, h http.Handler, cfg destination.Config) *env {
+	t.Helper()
+	return startMemOver(t, h, cfg, false)
+}
+
+// startMemOver is startMem; netHTTP puts net/http's Transport (what a
+// proxy setting or a given http.Client brings) under the client.
+func startMemOver(t *testing.T, h http.Handler, cfg destination.Config, netHTTP bool) *env {
 	t.Helper()
 	l := castleserver.NewMemListener()
 	hs := &http.Server{Handler: h}
 	go func() { _ = hs.Serve(l) }()
 	tr := &http.Transport{DialContext: l.DialContext, MaxIdleConnsPerHost: 64}
 	cfg.URL = "http://castle.test"
-	c, reg, logs := newClient(t, cfg, &http.Client{Transport: tr})
+	var (
+		c    *destination.Client
+		reg  *prometheus.Registry
+		logs *observer.ObservedLogs
+	)
+	if netHTTP {
+		c, reg, logs = newClient(t, cfg, &http.Client{Transport: tr})
+	} else {
+		c, reg, logs = newClientOver(t, cfg, nil, l.DialContext)
+	}
 	e := &env{c: c, reg: reg, logs: logs}
 	if s, ok := h.(*castleserver.Server); ok {
 		e.srv = s

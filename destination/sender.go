@@ -36,8 +36,9 @@ type sender struct {
 }
 
 // newSender returns a sender that makes its requests with rt or, when rt is
-// nil, with its own HTTP/1.1 connections (h1).
-func newSender(cfg Config, rt http.RoundTripper) (*sender, error) {
+// nil, with its own HTTP/1.1 connections (h1), made by dial (nil: a
+// net.Dialer).
+func newSender(cfg Config, rt http.RoundTripper, dial dialFunc) (*sender, error) {
 	basic := base64.StdEncoding.EncodeToString([]byte(":" + cfg.Secret))
 	s := &sender{
 		rt:       rt,
@@ -56,7 +57,7 @@ func newSender(cfg Config, rt http.RoundTripper) (*sender, error) {
 		s.urls[ep], _ = url.Parse(s.base + Endpoint(ep).Path())
 	}
 	if rt == nil {
-		h, err := newH1(s.base, s.header, nil, nil)
+		h, err := newH1(s.base, s.header, nil, dial)
 		if err != nil {
 			return nil, fmt.Errorf("castle api url %s: %w", s.base, s.redact(err))
 		}

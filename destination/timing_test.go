@@ -208,26 +208,37 @@ func TestRateLimitHeadersInformPacing(t *testing.T) {
 	})
 }
 
+// transports are the client's two: its own connections, and net/http's
+// Transport (behind a proxy, or a given http.Client).
+var transports = []struct {
+	name    string
+	netHTTP bool
+}{{"own", false}, {"net-http", true}}
+
 func TestTimeoutRetried(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter, Timeout: 2 * time.Second})
-		defer e.stop()
-		e.srv.FailNext(1, castleserver.Hang())
-		start := time.Now()
-		r := deliverOne(t, e.c, event("u", 1))
-		if r.Status != destination.Delivered || r.Attempts != 2 {
-			t.Fatalf("got %v after %d attempts (%v)", r.Status, r.Attempts, r.Err)
-		}
-		if got := time.Since(start); got != 2*time.Second+100*time.Millisecond {
-			t.Errorf("delivered after %v, want 2.1s", got)
-		}
-		if got := counter(t, e.reg, "castle_destination_castle_requests_total", "class", "timeout"); got != 1 {
-			t.Errorf("requests{timeout} = %v, want 1", got)
-		}
-		if got := counter(t, e.reg, "castle_destination_castle_retries_total", "cause", "timeout"); got != 1 {
-			t.Errorf("retries{timeout} = %v, want 1", got)
-		}
-	})
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { synctest.Test(t, func(t *testing.T) { testTimeoutRetried(t, tr.netHTTP) }) })
+	}
+}
+
+func testTimeoutRetried(t *testing.T, netHTTP bool) {
+	e := startMemOver(t, newServer(t, castleserver.Config{}), destination.Config{Retry: noJitter, Timeout: 2 * time.Second}, netHTTP)
+	defer e.stop()
+	e.srv.FailNext(1, castleserver.Hang())
+	start := time.Now()
+	r := deliverOne(t, e.c, event("u", 1))
+	if r.Status != destination.Delivered || r.Attempts != 2 {
+		t.Fatalf("got %v after %d attempts (%v)", r.Status, r.Attempts, r.Err)
+	}
+	if got := time.Since(start); got != 2*time.Second+100*time.Millisecond {
+		t.Errorf("delivered after %v, want 2.1s", got)
+	}
+	if got := counter(t, e.reg, "castle_destination_castle_requests_total", "class", "timeout"); got != 1 {
+		t.Errorf("requests{timeout} = %v, want 1", got)
+	}
+	if got := counter(t, e.reg, "castle_destination_castle_retries_total", "cause", "timeout"); got != 1 {
+		t.Errorf("retries{timeout} = %v, want 1", got)
+	}
 }
 
 func TestConcurrencyBound(t *testing.T) {
@@ -296,22 +307,26 @@ func TestCancelMidRetry(t *testing.T) {
 }
 
 func TestCancelInFlight(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter, Timeout: time.Minute})
-		defer e.stop()
-		e.srv.FailNext(1, castleserver.Hang())
-		ctx, cancel := context.WithCancel(context.Background())
-		p := submit(e.c, ctx, []destination.Event{event("u", 1)})
-		time.Sleep(time.Second)
-		cancel()
-		r := p.Wait()[0]
-		if r.Status != destination.Canceled || r.Attempts != 1 || !errors.Is(r.Err, context.Canceled) {
-			t.Fatalf("got %v attempts=%d err=%v", r.Status, r.Attempts, r.Err)
-		}
-		if got := counter(t, e.reg, "castle_destination_castle_requests_total", "class", "canceled"); got != 1 {
-			t.Errorf("requests{canceled} = %v", got)
-		}
-	})
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { synctest.Test(t, func(t *testing.T) { testCancelInFlight(t, tr.netHTTP) }) })
+	}
+}
+
+func testCancelInFlight(t *testing.T, netHTTP bool) {
+	e := startMemOver(t, newServer(t, castleserver.Config{}), destination.Config{Retry: noJitter, Timeout: time.Minute}, netHTTP)
+	defer e.stop()
+	e.srv.FailNext(1, castleserver.Hang())
+	ctx, cancel := context.WithCancel(context.Background())
+	p := submit(e.c, ctx, []destination.Event{event("u", 1)})
+	time.Sleep(time.Second)
+	cancel()
+	r := p.Wait()[0]
+	if r.Status != destination.Canceled || r.Attempts != 1 || !errors.Is(r.Err, context.Canceled) {
+		t.Fatalf("got %v attempts=%d err=%v", r.Status, r.Attempts, r.Err)
+	}
+	if got := counter(t, e.reg, "castle_destination_castle_requests_total", "class", "canceled"); got != 1 {
+		t.Errorf("requests{canceled} = %v", got)
+	}
 }
 
 // A canceled batch returns promptly even when its event waits behind
