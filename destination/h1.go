@@ -68,6 +68,9 @@ type h1Conn struct {
 	// server's Keep-Alive timeout.
 	keepFor time.Duration
 	reused  bool
+	// abort fails the pending read or write at once: a deadline in the
+	// past. Made once, so that each exchange does not allocate it.
+	abort func()
 }
 
 // h1Answer is what came back.
@@ -263,7 +266,9 @@ func (t *h1) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Conn, 
 		}
 		conn = tc
 	}
-	return &h1Conn{Conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), keepFor: t.idleFor}, nil
+	nc := &h1Conn{Conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), keepFor: t.idleFor}
+	nc.abort = func() { _ = conn.SetDeadline(time.Unix(1, 0)) }
+	return nc, nil
 }
 
 // put keeps c for reuse.
@@ -298,9 +303,8 @@ func (t *h1) exchange(ctx context.Context, c *h1Conn, deadline time.Time, ep End
 	if err := c.SetDeadline(deadline); err != nil {
 		return a, false, false, err
 	}
-	// The caller's context ending aborts the exchange: a deadline in the
-	// past fails the pending read or write at once.
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	// The caller's context ending aborts the exchange.
+	stop := context.AfterFunc(ctx, c.abort)
 	defer func() {
 		if !stop() && ctx.Done() != nil {
 			// The deadline may have been moved: the connection
@@ -312,9 +316,8 @@ func (t *h1) exchange(ctx context.Context, c *h1Conn, deadline time.Time, ep End
 		}
 	}()
 
-	var n [20]byte
 	_, _ = c.bw.Write(t.heads[ep])
-	_, _ = c.bw.Write(strconv.AppendInt(n[:0], int64(len(body)), 10))
+	_, _ = c.bw.Write(strconv.AppendInt(c.bw.AvailableBuffer(), int64(len(body)), 10))
 	_, _ = c.bw.WriteString("\r\n\r\n")
 	_, _ = c.bw.Write(body)
 	if err := c.bw.Flush(); err != nil {
@@ -476,8 +479,8 @@ func readHead(br *bufio.Reader, started bool) (h h1Head, err error) {
 		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
 		switch {
 		case equalFold(name, "Content-Length"):
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || (lengths > 0 && n != h.length) {
+			n, ok := parseLength(value)
+			if !ok || (lengths > 0 && n != h.length) {
 				return h, fmt.Errorf("malformed HTTP response: Content-Length %q", truncate(value))
 			}
 			h.length = n
@@ -519,6 +522,22 @@ func readHead(br *bufio.Reader, started bool) (h h1Head, err error) {
 		h.close = true
 	}
 	return h, nil
+}
+
+// parseLength reads a Content-Length: digits only (RFC 9110 8.6), at most
+// 18 of them, so no sign and no overflow.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // keepAliveTimeout reads the timeout parameter of a Keep-Alive header
