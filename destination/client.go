@@ -244,6 +244,9 @@ func newClient(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client
 	if err != nil {
 		return nil, err
 	}
+	if send.h1 != nil {
+		send.h1.opened, send.h1.resent = m.opened, m.resent
+	}
 	c := &Client{
 		cfg:      cfg,
 		log:      logger,

@@ -49,6 +49,9 @@ type h1 struct {
 	heads   [Filter + 1][]byte // request line and fixed headers, up to "Content-Length: "
 	urls    [Filter + 1]string // for errors
 	idleFor time.Duration
+	// opened and resent, if not nil, count connections made and requests
+	// sent again on a new connection.
+	opened, resent interface{ Inc() }
 
 	mu     sync.Mutex
 	idle   []*h1Conn // the most recently used last
@@ -200,6 +203,9 @@ func (t *h1) post(ctx context.Context, ep Endpoint, body []byte, timeout time.Du
 		}
 		if err != nil && c.reused && !started && ctx.Err() == nil && time.Now().Before(deadline) && staleConn(err) {
 			fresh = true // once
+			if t.resent != nil {
+				t.resent.Inc()
+			}
 			continue
 		}
 		return a, err
@@ -265,6 +271,9 @@ func (t *h1) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Conn, 
 			return nil, err
 		}
 		conn = tc
+	}
+	if t.opened != nil {
+		t.opened.Inc()
 	}
 	nc := &h1Conn{Conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), keepFor: t.idleFor}
 	nc.abort = func() { _ = conn.SetDeadline(time.Unix(1, 0)) }

@@ -262,6 +262,8 @@ func TestH1StaleConnection(t *testing.T) {
 	// The server answers a connection's first request and closes it.
 	s := newRawServer(t, func(int) (string, bool) { return "HTTP/1.1 204 No Content\r\n\r\n", true })
 	h := newTestH1(t, s.url(), nil)
+	var opened, resent count
+	h.opened, h.resent = &opened, &resent
 	for i := range 3 {
 		// Until the server's close is seen, the connection looks idle.
 		waitFor(t, func() bool { return s.accepts.Load() == int32(i) })
@@ -276,6 +278,9 @@ func TestH1StaleConnection(t *testing.T) {
 	if got := len(s.bodies); got != 3 {
 		t.Errorf("the server read %d requests, want 3", got)
 	}
+	if o, r := opened.Load(), resent.Load(); o != 3 || r != 2 {
+		t.Errorf("connections opened %v, resends %v; want 3 and 2", o, r)
+	}
 
 	// A server that never answers: the new connection's failure is the
 	// attempt's.
@@ -288,6 +293,11 @@ func TestH1StaleConnection(t *testing.T) {
 		t.Errorf("%d connections, want 1", n)
 	}
 }
+
+// count is a counter for h1's hooks.
+type count struct{ atomic.Int64 }
+
+func (c *count) Inc() { c.Add(1) }
 
 // serverClosed reports whether h's one idle connection has been closed by
 // the server (a read sees EOF), without taking it from h.

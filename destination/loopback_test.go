@@ -75,6 +75,10 @@ func TestOrderPerUser(t *testing.T) {
 	if st.Accepted != int64(seq) {
 		t.Errorf("accepted %d, want %d (exactly once)", st.Accepted, seq)
 	}
+	// Resets close connections: new ones are opened, and counted.
+	if got := counter(t, e.reg, "castle_destination_castle_connections_opened_total"); got < 2 {
+		t.Errorf("connections_opened_total = %v, want at least 2 after resets", got)
+	}
 }
 
 // Two goroutines calling Deliver: each call's events of a user keep their

@@ -45,6 +45,9 @@ const maxTypeLabels = 16
 //	castle_destination_castle_pacing_waits_total          times a user's event waited for the per-user rate limit
 //	castle_destination_castle_pacing_wait_seconds_total   total time spent in those waits
 //	castle_destination_castle_throttled                   1 while an account-wide 429 holds every request
+//	castle_destination_castle_connections_opened_total    connections opened to Castle (the client's own transport)
+//	castle_destination_castle_connection_resends_total    requests sent again at once on a new connection: a kept
+//	                                                      one failed before any answer (the server had closed it)
 //	castle_destination_scoring_fallbacks_total{reason}    scored events sent to /v1/log instead: token_refused, token_aged
 type metrics struct {
 	requests   *prometheus.CounterVec
@@ -57,6 +60,9 @@ type metrics struct {
 	paceWaited prometheus.Counter
 	throttled  prometheus.Gauge
 	fallbacks  *prometheus.CounterVec
+	// opened and resent count the client's own transport's connections
+	// and immediate resends (h1).
+	opened, resent prometheus.Counter
 
 	// Series resolved once, so the hot path does no label hashing.
 	reqBy   [numClasses]prometheus.Counter
@@ -114,12 +120,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Name: "scoring_fallbacks_total",
 			Help: "Events meant for scoring sent to /v1/log instead: token_refused (Castle refused the request token), token_aged (it aged out before it could be sent).",
 		}, []string{"reason"}),
+		opened: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "connections_opened_total",
+			Help: "Connections opened to Castle. Rising with requests_total means connections are not kept alive (the server, a load balancer or an idle timeout closes them), and each new one over TLS costs a handshake.",
+		}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "connection_resends_total",
+			Help: "Requests sent again at once on a new connection because a kept-alive one failed before any answer came (the server had closed it). Like a retry after a timeout, one may rarely duplicate an event at Castle.",
+		}),
 		types: make(map[string]*[numStatuses]prometheus.Counter),
 	}
 	for _, r := range []string{FallbackTokenRefused, FallbackTokenAged} {
 		m.fallbacks.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.limit, m.paceWaits, m.paceWaited, m.throttled, m.fallbacks} {
+	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.limit, m.paceWaits, m.paceWaited, m.throttled, m.fallbacks, m.opened, m.resent} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
