@@ -42,6 +42,12 @@
 //     counts well within the limits, or 429s for several users at once.
 //     Every request waits for the largest Retry-After seen, then one probe.
 //
+// The sender speaks HTTP/1.1 over connections of the client's own (h1.go):
+// one per request in flight, kept alive, each exchange written and read on
+// the worker's goroutine, which is far cheaper in CPU than net/http's
+// Transport with a thousand connections in use. A configured proxy, or an
+// http.Client given to New, brings net/http's Transport back.
+//
 // A scored event whose request token Castle refuses (422
 // invalid_request_token), or whose token ages past Score.Until while it
 // waits or retries, goes to /v1/log instead, counted by reason.
