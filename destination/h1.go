@@ -56,6 +56,9 @@ type h1 struct {
 	mu     sync.Mutex
 	idle   []*h1Conn // the most recently used last
 	closed bool
+	// janitor closes idle connections whose time is up while nothing is
+	// sent; armed while there are idle connections.
+	janitor *time.Timer
 }
 
 // dialFunc makes a connection, as net.Dialer.DialContext.
@@ -290,7 +293,47 @@ func (t *h1) put(c *h1Conn) {
 		return
 	}
 	t.idle = append(t.idle, c)
+	if t.janitor == nil {
+		t.janitor = time.AfterFunc(c.keepFor, t.sweep)
+	}
 	t.mu.Unlock()
+}
+
+// sweep closes the idle connections whose time is up, and comes back when
+// the next one's is, while any are left: a client that has nothing to send
+// does not keep up to a thousand connections open to Castle.
+func (t *h1) sweep() {
+	now := time.Now()
+	var expired []*h1Conn
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	kept := t.idle[:0]
+	next := time.Time{}
+	for _, c := range t.idle {
+		switch {
+		case !now.Before(c.expires):
+			expired = append(expired, c)
+		default:
+			kept = append(kept, c)
+			if next.IsZero() || c.expires.Before(next) {
+				next = c.expires
+			}
+		}
+	}
+	clear(t.idle[len(kept):])
+	t.idle = kept
+	if len(kept) > 0 {
+		t.janitor.Reset(next.Sub(now))
+	} else {
+		t.janitor = nil
+	}
+	t.mu.Unlock()
+	for _, c := range expired {
+		_ = c.Close()
+	}
 }
 
 // closeIdle closes the idle connections; connections given back later are
@@ -299,6 +342,9 @@ func (t *h1) closeIdle() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle, t.closed = nil, true
+	if t.janitor != nil {
+		t.janitor.Stop()
+	}
 	t.mu.Unlock()
 	for _, c := range idle {
 		_ = c.Close()

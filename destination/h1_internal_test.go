@@ -17,8 +17,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/internal/selfcert"
 	"github.com/castle-destination/castle-destination/internal/tlserr"
 )
@@ -550,4 +552,60 @@ func TestH1PostAllocations(t *testing.T) {
 	if n := testing.AllocsPerRun(200, post); n > 2 {
 		t.Errorf("a post allocates %v times, want at most 2", n)
 	}
+}
+
+// With nothing to send, idle connections are closed when their time is up
+// (on a fake clock), not kept until the next request.
+func TestH1IdleConnectionsClosedWhileQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := castleserver.NewMemListener()
+		var closed atomic.Int32
+		hs := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusNoContent)
+			}),
+			ConnState: func(_ net.Conn, s http.ConnState) {
+				if s == http.StateClosed {
+					closed.Add(1)
+				}
+			},
+		}
+		go func() { _ = hs.Serve(l) }()
+		defer hs.Close()
+		h, err := newH1("http://castle.test", testHeader, nil, l.DialContext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.closeIdle()
+		// Two connections at once, then both idle.
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				if _, err := h.post(context.Background(), Log, []byte(`{}`), 5*time.Second, 64, false); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		idle := func() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.idle) }
+		if n := idle(); n != 2 {
+			t.Fatalf("%d idle connections, want 2", n)
+		}
+		time.Sleep(h1IdleFor - time.Second)
+		synctest.Wait()
+		if n, c := idle(), closed.Load(); n != 2 || c != 0 {
+			t.Fatalf("before their time: %d idle, %d closed; want 2 and 0", n, c)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n, c := idle(), closed.Load(); n != 0 || c != 2 {
+			t.Fatalf("after their time: %d idle, %d closed; want 0 and 2", n, c)
+		}
+		h.mu.Lock()
+		armed := h.janitor != nil
+		h.mu.Unlock()
+		if armed {
+			t.Error("the janitor is still armed with nothing idle")
+		}
+	})
 }
