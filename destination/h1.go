@@ -37,8 +37,8 @@ import (
 // compression.
 //
 // An idle connection is reused, the most recently used first; one idle for
-// idleFor, or for less than the server's Keep-Alive timeout if it gave
-// one, is closed when next seen. A request that fails on a reused
+// idleFor, or for a little less than the server's Keep-Alive timeout if it
+// gave one, is closed. A request that fails on a reused
 // connection before any byte of an answer came is sent once more on a new
 // connection, as OkHttp does: the server most likely closed the idle
 // connection as it was written to.
