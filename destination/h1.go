@@ -233,21 +233,13 @@ func (t *h1) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Conn, 
 		t.mu.Unlock()
 		return nil, errH1Closed
 	}
-	// The least recently used are at the bottom: those expired go.
-	n := 0
-	for n < len(t.idle) && !now.Before(t.idle[n].expires) {
-		n++
-	}
-	if n > 0 {
-		expired = append(expired, t.idle[:n]...)
-		clear(t.idle[copy(t.idle, t.idle[n:]):])
-		t.idle = t.idle[:len(t.idle)-n]
-	}
+	// The janitor (sweep) closes expired connections, but may not have
+	// run yet.
 	for k := len(t.idle); k > 0 && !fresh && c == nil; k-- {
 		c = t.idle[k-1]
 		t.idle[k-1] = nil
 		t.idle = t.idle[:k-1]
-		if !now.Before(c.expires) { // a shorter Keep-Alive timeout
+		if !now.Before(c.expires) {
 			expired = append(expired, c)
 			c = nil
 		}
@@ -361,7 +353,7 @@ func (t *h1) exchange(ctx context.Context, c *h1Conn, deadline time.Time, ep End
 	// The caller's context ending aborts the exchange.
 	stop := context.AfterFunc(ctx, c.abort)
 	defer func() {
-		if !stop() && ctx.Done() != nil {
+		if !stop() {
 			// The deadline may have been moved: the connection
 			// is not reused.
 			reusable = false
@@ -397,8 +389,8 @@ func (t *h1) exchange(ctx context.Context, c *h1Conn, deadline time.Time, ep End
 func readAnswer(br *bufio.Reader, maxBody int, keepBody bool) (a h1Answer, started, reusable bool, keepFor time.Duration, err error) {
 	var h h1Head
 	for {
-		if h, err = readHead(br, started); err != nil {
-			return a, h.started, false, 0, err
+		if h, err = readHead(br); err != nil {
+			return a, started || h.started, false, 0, err
 		}
 		started = true
 		if h.code >= 200 {
@@ -437,7 +429,7 @@ func readAnswer(br *bufio.Reader, maxBody int, keepBody bool) (a h1Answer, start
 		a.body, _, err = readBody(br, want, maxBody)
 		h.close = true
 	}
-	if err != nil && err == io.EOF {
+	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
 	return a, true, done && !h.close && err == nil, keepFor, err
@@ -479,19 +471,15 @@ type h1Head struct {
 	retryAfter, rlReset, rlRemaining string
 	length                           int64 // -1: none given
 	chunked, close                   bool
-	started                          bool
+	started                          bool          // bytes of it were read
 	keepAlive                        time.Duration // Keep-Alive: timeout=N, 0 if none
 }
 
-// readHead reads a status line and headers. started says whether bytes of
-// this answer were read already (an interim answer came before).
-func readHead(br *bufio.Reader, started bool) (h h1Head, err error) {
+// readHead reads a status line and headers.
+func readHead(br *bufio.Reader) (h h1Head, err error) {
 	h.length = -1
-	h.started = started
 	line, err := br.ReadSlice('\n')
-	if len(line) > 0 {
-		h.started = true
-	}
+	h.started = len(line) > 0
 	if err != nil {
 		return h, malformed(err)
 	}
