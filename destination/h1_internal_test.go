@@ -91,6 +91,13 @@ func (s *rawServer) serve(c net.Conn) {
 	}
 }
 
+// requests is how many requests the server has read.
+func (s *rawServer) requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.bodies)
+}
+
 func (s *rawServer) url() string { return "http://" + s.ln.Addr().String() }
 
 func newTestH1(t *testing.T, base string, tlsConf *tls.Config) *h1 {
@@ -209,7 +216,7 @@ func TestH1Answers(t *testing.T) {
 				if got := [3]string{a.retryAfter, a.rlReset, a.rlRemaining}; got != tt.hints {
 					t.Errorf("hints %q, want %q", got, tt.hints)
 				}
-				if kept := len(h.idle) == 1; kept != tt.reused {
+				if kept := idleConns(h) == 1; kept != tt.reused {
 					t.Errorf("post %d: connection kept %v, want %v", i, kept, tt.reused)
 				}
 			}
@@ -250,7 +257,7 @@ func TestH1Malformed(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one with %q", err, tt.want)
 			}
-			if len(h.idle) != 0 {
+			if idleConns(h) != 0 {
 				t.Error("a connection was kept")
 			}
 		})
@@ -267,17 +274,14 @@ func TestH1StaleConnection(t *testing.T) {
 	var opened, resent count
 	h.opened, h.resent = &opened, &resent
 	for i := range 3 {
-		// Until the server's close is seen, the connection looks idle.
-		waitFor(t, func() bool { return s.accepts.Load() == int32(i) })
-		if i > 0 {
-			waitFor(t, func() bool { return serverClosed(h) })
-		}
+		// From the second on, the kept connection is one the server has
+		// closed, or closes without reading what is written to it.
 		a, err := h.post(context.Background(), Log, []byte(`{}`), 5*time.Second, 64, false)
 		if err != nil || a.code != 204 {
 			t.Fatalf("post %d: %d %v", i, a.code, err)
 		}
 	}
-	if got := len(s.bodies); got != 3 {
+	if got := s.requests(); got != 3 {
 		t.Errorf("the server read %d requests, want 3", got)
 	}
 	if o, r := opened.Load(), resent.Load(); o != 3 || r != 2 {
@@ -301,35 +305,24 @@ type count struct{ atomic.Int64 }
 
 func (c *count) Inc() { c.Add(1) }
 
-// serverClosed reports whether h's one idle connection has been closed by
-// the server (a read sees EOF), without taking it from h.
-func serverClosed(h *h1) bool {
+// idleConns is how many connections h keeps idle.
+func idleConns(h *h1) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.idle) != 1 {
-		return false
-	}
-	c := h.idle[0]
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-	_, err := c.br.Peek(1)
-	return errors.Is(err, io.EOF)
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for i := 0; !cond(); i++ {
-		if i == 5000 {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	return len(h.idle)
 }
 
 // An attempt ends at its timeout, or when the caller's context ends, and
 // says which.
 func TestH1TimeoutAndCancel(t *testing.T) {
-	stop := make(chan struct{})
-	s := newRawServer(t, func(int) (string, bool) { <-stop; return "", true })
+	stop, second := make(chan struct{}), make(chan struct{})
+	s := newRawServer(t, func(n int) (string, bool) {
+		if n == 1 {
+			close(second)
+		}
+		<-stop
+		return "", true
+	})
 	t.Cleanup(func() { close(stop) }) // before the server's cleanup
 	h := newTestH1(t, s.url(), nil)
 	_, err := h.post(context.Background(), Log, []byte(`{}`), 50*time.Millisecond, 64, false)
@@ -339,14 +332,14 @@ func TestH1TimeoutAndCancel(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.bodies) == 2 })
+		<-second // the server has the request
 		cancel()
 	}()
 	_, err = h.post(ctx, Log, []byte(`{}`), time.Minute, 64, false)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
-	if len(h.idle) != 0 {
+	if idleConns(h) != 0 {
 		t.Error("a connection was kept")
 	}
 
@@ -411,21 +404,27 @@ func TestH1TLS(t *testing.T) {
 func TestH1IdleAndClose(t *testing.T) {
 	s := newRawServer(t, func(int) (string, bool) { return "HTTP/1.1 204 No Content\r\n\r\n", false })
 	h := newTestH1(t, s.url(), nil)
-	h.idleFor = 0
-	for range 3 {
+	post := func() {
+		t.Helper()
 		if _, err := h.post(context.Background(), Log, []byte(`{}`), 5*time.Second, 64, false); err != nil {
 			t.Fatal(err)
 		}
 	}
+	h.idleFor = 0
+	for range 3 {
+		post()
+	}
 	if n := s.accepts.Load(); n != 3 {
 		t.Errorf("%d connections, want 3 (each idle one expired)", n)
 	}
-	if len(h.idle) != 1 {
-		t.Errorf("%d idle connections, want 1", len(h.idle))
+	h.idleFor = h1IdleFor
+	post()
+	if n := idleConns(h); n != 1 {
+		t.Errorf("%d idle connections, want 1", n)
 	}
 	h.closeIdle()
-	if len(h.idle) != 0 {
-		t.Errorf("%d idle connections after closeIdle", len(h.idle))
+	if n := idleConns(h); n != 0 {
+		t.Errorf("%d idle connections after closeIdle", n)
 	}
 	if _, err := h.post(context.Background(), Log, []byte(`{}`), 5*time.Second, 64, false); !errors.Is(err, errH1Closed) {
 		t.Errorf("after closeIdle: %v", err)
@@ -500,7 +499,7 @@ func TestH1KeepAliveAndExtraBytes(t *testing.T) {
 	if err != nil || a.code != 200 {
 		t.Fatalf("post: %d %v", a.code, err)
 	}
-	if len(h.idle) != 0 {
+	if idleConns(h) != 0 {
 		t.Error("a connection with bytes past its answer was kept")
 	}
 }
@@ -560,8 +559,13 @@ func TestH1IdleConnectionsClosedWhileQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := castleserver.NewMemListener()
 		var closed atomic.Int32
+		// Each request waits for the other: two connections, whatever
+		// the scheduling.
+		arrived, both := make(chan struct{}, 2), make(chan struct{})
 		hs := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				arrived <- struct{}{}
+				<-both
 				w.WriteHeader(http.StatusNoContent)
 			}),
 			ConnState: func(_ net.Conn, s http.ConnState) {
@@ -586,19 +590,21 @@ func TestH1IdleConnectionsClosedWhileQuiet(t *testing.T) {
 				}
 			})
 		}
+		<-arrived
+		<-arrived
+		close(both)
 		wg.Wait()
-		idle := func() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.idle) }
-		if n := idle(); n != 2 {
+		if n := idleConns(h); n != 2 {
 			t.Fatalf("%d idle connections, want 2", n)
 		}
 		time.Sleep(h1IdleFor - time.Second)
 		synctest.Wait()
-		if n, c := idle(), closed.Load(); n != 2 || c != 0 {
+		if n, c := idleConns(h), closed.Load(); n != 2 || c != 0 {
 			t.Fatalf("before their time: %d idle, %d closed; want 2 and 0", n, c)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if n, c := idle(), closed.Load(); n != 0 || c != 2 {
+		if n, c := idleConns(h), closed.Load(); n != 0 || c != 2 {
 			t.Fatalf("after their time: %d idle, %d closed; want 0 and 2", n, c)
 		}
 		h.mu.Lock()
