@@ -39,13 +39,7 @@ func TestReplayInterruptedTwiceByASignalSendsEachEventOnce(t *testing.T) {
 
 	dir := t.TempDir()
 	const n = 3000
-	var lines bytes.Buffer
-	for i := range n {
-		fmt.Fprintf(&lines, `{"type":"track","event":"E","channel":"client","messageId":"p-%d","userId":"u%d","timestamp":"2026-01-01T00:00:00Z","properties":{"trace_id":"p-%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n", i, i, i)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "events.ndjson"), lines.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeTracks(t, filepath.Join(dir, "events.ndjson"), "p-", n)
 	vars := map[string]string{
 		"CASTLE_API_URL": hs.URL, "CASTLE_API_SECRET": harness.Secret,
 		"REPLAY_CHECKPOINT": filepath.Join(t.TempDir(), "cp.json"), "REPLAY_RATE": "600", "REPLAY_PROGRESS": "off",
@@ -97,6 +91,19 @@ func TestReplayInterruptedTwiceByASignalSendsEachEventOnce(t *testing.T) {
 		if c := seen[fmt.Sprintf("p-%d", i)]; c != 1 {
 			t.Errorf("event p-%d reached Castle %d times", i, c)
 		}
+	}
+}
+
+// writeTracks writes n client-side track messages to path, one user each,
+// whose messageId and properties.trace_id are prefix and their index.
+func writeTracks(t *testing.T, path, prefix string, n int) {
+	t.Helper()
+	var lines bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&lines, `{"type":"track","event":"E","channel":"client","messageId":"%s%d","userId":"u%d","timestamp":"2026-01-01T00:00:00Z","properties":{"trace_id":"%s%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n", prefix, i, i, prefix, i)
+	}
+	if err := os.WriteFile(path, lines.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

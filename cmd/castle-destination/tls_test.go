@@ -2,12 +2,10 @@ package main
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,17 +58,11 @@ func TestReplayOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 200
-	var lines strings.Builder
-	for i := range n {
-		fmt.Fprintf(&lines, `{"type":"track","event":"E","channel":"client","messageId":"t-%d","userId":"u%d","timestamp":"2026-01-01T00:00:00Z","properties":{"trace_id":"t-%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n", i, i, i)
-	}
 	input := filepath.Join(dir, "in", "events.ndjson")
 	if err := os.MkdirAll(filepath.Dir(input), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(input, []byte(lines.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeTracks(t, input, "t-", n)
 	c, stdout := startReplayChild(t, map[string]string{
 		"CASTLE_API_URL": hs.URL, "CASTLE_API_SECRET": harness.Secret, "SSL_CERT_FILE": caFile,
 		"REPLAY_CHECKPOINT": filepath.Join(dir, "cp.json"), "REPLAY_PROGRESS": "off",
