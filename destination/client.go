@@ -108,11 +108,32 @@ type lane struct {
 	state uint8       // guarded by Client.mu
 	timer *time.Timer // guarded by Client.mu; armed while laneWaiting
 	pace  userPace    // touched only by the worker serving the lane
+	// Room for the first queued job and the first send times: most lanes
+	// carry one or two events of a user, and then cost one allocation.
+	queue0 [1]*job
+	sent0  [restSends]time.Duration
+}
+
+// newLane returns an idle lane for key ("" for an event without a user).
+func newLane(key string) *lane {
+	l := &lane{key: key}
+	l.queue, l.pace.sent = l.queue0[:0], l.sent0[:0]
+	return l
 }
 
 func (l *lane) empty() bool { return l.head == len(l.queue) }
 
 func (l *lane) front() *job { return l.queue[l.head] }
+
+// push queues j behind the lane's other jobs.
+func (l *lane) push(j *job) {
+	l.queue = append(l.queue, j)
+	if cap(l.queue) > len(l.queue0) {
+		// The queue has outgrown the lane's room, which must not keep the
+		// job it held alive.
+		l.queue0 = [len(l.queue0)]*job{}
+	}
+}
 
 func (l *lane) popFront() {
 	l.queue[l.head] = nil
@@ -364,22 +385,22 @@ func (c *Client) Submit(ctx context.Context, events []Event, settled func(i int,
 		j := &b.jobs[i]
 		var l *lane
 		if j.ev.UserID == "" {
-			l = &lane{}
+			l = newLane("")
 		} else if l = c.lanes[j.ev.UserID]; l == nil {
 			// The lane, and its pacing state, can outlive the event by
 			// minutes: its key must not keep the event's input alive.
 			key := strings.Clone(j.ev.UserID)
-			l = &lane{key: key}
+			l = newLane(key)
 			if len(c.resting) > 0 {
 				h := c.restKey(key)
 				if r, ok := c.resting[h]; ok {
-					l.pace = c.pacer.wake(r)
+					c.pacer.wake(&l.pace, r)
 					delete(c.resting, h)
 				}
 			}
 			c.lanes[key] = l
 		}
-		l.queue = append(l.queue, j)
+		l.push(j)
 		if l.state == laneIdle {
 			l.state = laneQueued
 			c.ready.push(l)

@@ -144,15 +144,14 @@ func (p *pacer) rest(s *userPace, now time.Duration) (restingPace, bool) {
 	return r, true
 }
 
-// wake returns r as the state of a user's lane.
-func (p *pacer) wake(r restingPace) userPace {
-	s := userPace{notBefore: r.notBefore}
+// wake makes r the state of a user's new lane, s.
+func (p *pacer) wake(s *userPace, r restingPace) {
+	s.notBefore = r.notBefore
 	for _, t := range r.sent {
 		if t != noSend {
-			p.record(&s, t)
+			p.record(s, t)
 		}
 	}
-	return s
 }
 
 // idleRest is idle for a resting user.

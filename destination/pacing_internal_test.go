@@ -21,23 +21,25 @@ func TestPacerAgreesWithFullLog(t *testing.T) {
 	for _, u := range rates {
 		p := newPacer(u)
 		for range 50 {
-			var s userPace
-			var log []time.Duration // every send, oldest first
+			s := &newLane("user").pace // in the lane's own room at first
+			var log []time.Duration    // every send, oldest first
 			now := time.Duration(0)
 			for range 40 {
 				now += time.Duration(rng.IntN(int(400 * time.Millisecond)))
-				if d := p.delay(&s, now); d != modelDelay(p, log, s.notBefore, now) {
+				if d := p.delay(s, now); d != modelDelay(p, log, s.notBefore, now) {
 					t.Fatalf("rate %+v after %d sends: delay %v, model %v", u, len(log), d, modelDelay(p, log, s.notBefore, now))
 				}
-				if got, want := p.idle(&s, now), len(log) == 0 || now-log[len(log)-1] >= p.maxPer; got != want {
+				if got, want := p.idle(s, now), len(log) == 0 || now-log[len(log)-1] >= p.maxPer; got != want {
 					t.Fatalf("rate %+v after %d sends: idle %v, model %v", u, len(log), got, want)
 				}
-				if got, want := p.nearLimit(&s, now), modelNear(p, log, now); got != want {
+				if got, want := p.nearLimit(s, now), modelNear(p, log, now); got != want {
 					t.Fatalf("rate %+v after %d sends: nearLimit %v, model %v", u, len(log), got, want)
 				}
-				p.record(&s, now)
+				p.record(s, now)
 				log = append(log, now)
-				if len(s.sent) > p.logLen || cap(s.sent) > p.logLen {
+				// The lane's own room may exceed what a window needs; what
+				// is allocated may not.
+				if len(s.sent) > p.logLen || cap(s.sent) > max(p.logLen, restSends) {
 					t.Fatalf("the log holds %d (cap %d) send times, more than the %d any window needs", len(s.sent), cap(s.sent), p.logLen)
 				}
 			}
@@ -80,6 +82,27 @@ func TestPacerLogStartsSmall(t *testing.T) {
 	}
 }
 
+// A lane made for a user's one or two events costs one allocation: its
+// first queued job and first send times fit in the lane itself.
+func TestLaneForFewEventsAllocatesOnce(t *testing.T) {
+	p := newPacer(DefaultUserRate())
+	j := &job{}
+	allocs := testing.AllocsPerRun(100, func() {
+		l := newLane("user")
+		for at := range 2 {
+			l.push(j)
+			l.popFront()
+			p.record(&l.pace, time.Duration(at+1)*time.Second)
+		}
+		escaped = l
+	})
+	if allocs != 1 {
+		t.Errorf("a lane for two events allocates %v times, want 1", allocs)
+	}
+}
+
+var escaped *lane
+
 // A user put to rest and woken again is paced as if its lane had been
 // kept all along: at rest, and at every later time, the delay, idleness
 // and nearness to a limit agree. Rest refuses exactly the users with more
@@ -95,10 +118,10 @@ func TestRestingAgreesWithLane(t *testing.T) {
 	for _, u := range rates {
 		p := newPacer(u)
 		for range 300 {
-			var s userPace
+			s := &newLane("user").pace // in the lane's own room at first
 			now := time.Duration(rng.IntN(int(time.Second)))
 			for range rng.IntN(14) {
-				p.record(&s, now)
+				p.record(s, now)
 				now += time.Duration(rng.IntN(int(p.maxPer / 3)))
 			}
 			if rng.IntN(3) == 0 {
@@ -111,7 +134,7 @@ func TestRestingAgreesWithLane(t *testing.T) {
 					counting++
 				}
 			}
-			r, ok := p.rest(&s, now)
+			r, ok := p.rest(s, now)
 			if ok != (counting <= restSends) {
 				t.Fatalf("rate %+v: rest ok=%v with %d send times inside %v", u, ok, counting, p.maxPer)
 			}
@@ -119,18 +142,19 @@ func TestRestingAgreesWithLane(t *testing.T) {
 				continue
 			}
 			rested++
-			w := p.wake(r)
+			w := &newLane("user").pace // the lane's own room for send times
+			p.wake(w, r)
 			for at := now; at < now+2*p.maxPer+time.Second; at += time.Duration(1 + rng.IntN(int(100*time.Millisecond))) {
-				if got, want := p.delay(&w, at), p.delay(&s, at); got != want {
+				if got, want := p.delay(w, at), p.delay(s, at); got != want {
 					t.Fatalf("rate %+v at +%v: woken delay %v, lane's %v", u, at-now, got, want)
 				}
-				if got, want := p.idle(&w, at), p.idle(&s, at); got != want {
+				if got, want := p.idle(w, at), p.idle(s, at); got != want {
 					t.Fatalf("rate %+v at +%v: woken idle %v, lane's %v", u, at-now, got, want)
 				}
-				if got, want := p.idleRest(r, at), p.idle(&s, at); got != want {
+				if got, want := p.idleRest(r, at), p.idle(s, at); got != want {
 					t.Fatalf("rate %+v at +%v: resting idle %v, lane's %v", u, at-now, got, want)
 				}
-				if got, want := p.nearLimit(&w, at), p.nearLimit(&s, at); got != want {
+				if got, want := p.nearLimit(w, at), p.nearLimit(s, at); got != want {
 					t.Fatalf("rate %+v at +%v: woken nearLimit %v, lane's %v", u, at-now, got, want)
 				}
 			}

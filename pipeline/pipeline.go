@@ -256,7 +256,9 @@ type pending struct {
 
 func (r *pending) done(err error) {
 	if err != nil {
-		r.err.CompareAndSwap(nil, &err)
+		// Its own variable: were &err taken, every call would allocate.
+		e := err
+		r.err.CompareAndSwap(nil, &e)
 	}
 	if r.left.Add(-1) != 0 {
 		return
