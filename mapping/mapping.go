@@ -222,7 +222,8 @@ func (c *ctxFields) under(batch *ctxFields) {
 // not modify raw while it uses them.
 func (m *Mapper) Map(dst []Result, raw []byte, now time.Time, users Directory) []Result {
 	start := len(dst)
-	ok, depth := scan(raw)
+	var top members
+	ok, depth := scan(raw, &top)
 	if !ok {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not valid JSON", Raw: raw})
 	}
@@ -230,7 +231,7 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time, users Directory) [
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not a JSON object", Raw: raw})
 	}
 	deep := depth > MaxNesting
-	msg := decode(raw)
+	msg := decodeMembers(raw, &top)
 	if batch := msg.batch; kind(batch) == '[' {
 		// The envelope's context, integrations and sentAt apply to its
 		// items.
@@ -283,51 +284,70 @@ func objectOrNil(v []byte) []byte {
 	return nil
 }
 
+// decode decodes the fields of a message the mapping reads.
 func decode(raw []byte) message {
 	msg := message{raw: raw}
 	rawjson.Members(raw, func(k, v []byte) bool {
-		switch string(k) {
-		case `"type"`:
-			msg.hasType = kind(v) == '"'
-			msg.typ = text(v)
-		case `"messageId"`:
-			msg.messageID = text(v)
-		case `"userId"`:
-			msg.userID = text(v)
-		case `"anonymousId"`:
-			msg.anonymousID = text(v)
-		case `"event"`:
-			msg.event = text(v)
-		case `"name"`:
-			msg.name = text(v)
-		case `"category"`:
-			msg.category = text(v)
-		case `"channel"`:
-			msg.channel = text(v)
-		case `"timestamp"`:
-			msg.timestamp = text(v)
-		case `"originalTimestamp"`:
-			msg.originalTimestamp = text(v)
-		case `"sentAt"`:
-			msg.sentAt = text(v)
-		case `"receivedAt"`:
-			msg.receivedAt = text(v)
-		case `"context"`:
-			msg.context = decodeCtx(objectOrNil(v))
-		case `"integrations"`:
-			msg.integrations = objectOrNil(v)
-		case `"properties"`:
-			msg.properties = objectOrNil(v)
-		case `"traits"`:
-			msg.traits = objectOrNil(v)
-		default:
-			if msg.batch == nil && keyIs(k, "batch") {
-				msg.batch = v
-			}
-		}
+		msg.member(k, v)
 		return true
 	})
 	return msg
+}
+
+// decodeMembers is decode for raw whose members scan noted in top.
+func decodeMembers(raw []byte, top *members) message {
+	if top.over {
+		return decode(raw)
+	}
+	msg := message{raw: raw}
+	for _, a := range top.at[:top.n] {
+		msg.member(raw[a.ks:a.ke], raw[a.vs:a.ve])
+	}
+	return msg
+}
+
+// member decodes one member, key k (quoted) and value v, of a message.
+// Later members override earlier ones of the same key.
+func (msg *message) member(k, v []byte) {
+	switch string(k) {
+	case `"type"`:
+		msg.hasType = kind(v) == '"'
+		msg.typ = text(v)
+	case `"messageId"`:
+		msg.messageID = text(v)
+	case `"userId"`:
+		msg.userID = text(v)
+	case `"anonymousId"`:
+		msg.anonymousID = text(v)
+	case `"event"`:
+		msg.event = text(v)
+	case `"name"`:
+		msg.name = text(v)
+	case `"category"`:
+		msg.category = text(v)
+	case `"channel"`:
+		msg.channel = text(v)
+	case `"timestamp"`:
+		msg.timestamp = text(v)
+	case `"originalTimestamp"`:
+		msg.originalTimestamp = text(v)
+	case `"sentAt"`:
+		msg.sentAt = text(v)
+	case `"receivedAt"`:
+		msg.receivedAt = text(v)
+	case `"context"`:
+		msg.context = decodeCtx(objectOrNil(v))
+	case `"integrations"`:
+		msg.integrations = objectOrNil(v)
+	case `"properties"`:
+		msg.properties = objectOrNil(v)
+	case `"traits"`:
+		msg.traits = objectOrNil(v)
+	default:
+		if msg.batch == nil && keyIs(k, "batch") {
+			msg.batch = v
+		}
+	}
 }
 
 // integration returns an integrations key (case-insensitive), the

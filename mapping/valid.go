@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"math"
 	"math/bits"
 
 	"github.com/castle-destination/castle-destination/internal/rawjson"
@@ -19,11 +20,20 @@ const MaxNesting = 1024
 // MaxNesting deep (one bit per level past that), and accepts invalid UTF-8
 // inside strings like encoding/json.Valid does (the mapping cleans it when
 // copying).
-func scan(b []byte) (ok bool, maxDepth int) {
+//
+// When b is an object and top is not nil, scan also notes where the
+// object's members lie, so that decoding them need not walk b again.
+func scan(b []byte, top *members) (ok bool, maxDepth int) {
 	var small [MaxNesting / 64]uint64 // bit set: 1 = object, 0 = array
 	stack := small[:]
 	depth := 0
 	i := rawjson.SkipWS(b, 0)
+	if top != nil {
+		*top = members{over: len(b) > math.MaxInt32}
+		if i >= len(b) || b[i] != '{' {
+			top = nil
+		}
+	}
 	for {
 		// A value is expected at i.
 		if i >= len(b) {
@@ -51,13 +61,18 @@ func scan(b []byte) (ok bool, maxDepth int) {
 				break
 			}
 			if c == '{' {
+				ks := i
 				if i = validString(b, i); i < 0 {
 					return false, maxDepth
 				}
+				ke := i
 				if i = rawjson.SkipWS(b, i); i >= len(b) || b[i] != ':' {
 					return false, maxDepth
 				}
 				i = rawjson.SkipWS(b, i+1)
+				if depth == 1 && top != nil {
+					top.key(ks, ke, i)
+				}
 			}
 			continue
 		case c == '"':
@@ -88,6 +103,9 @@ func scan(b []byte) (ok bool, maxDepth int) {
 		}
 		// After a value: close containers, or a comma and the next value.
 		for {
+			if depth == 1 && top != nil {
+				top.end(i) // a member of the outermost object ends here
+			}
 			i = rawjson.SkipWS(b, i)
 			if depth == 0 {
 				return i == len(b), maxDepth
@@ -100,13 +118,18 @@ func scan(b []byte) (ok bool, maxDepth int) {
 			case ',':
 				i = rawjson.SkipWS(b, i+1)
 				if obj {
+					ks := i
 					if i = validString(b, i); i < 0 {
 						return false, maxDepth
 					}
+					ke := i
 					if i = rawjson.SkipWS(b, i); i >= len(b) || b[i] != ':' {
 						return false, maxDepth
 					}
 					i = rawjson.SkipWS(b, i+1)
+					if depth == 1 && top != nil {
+						top.key(ks, ke, i)
+					}
 				}
 			case '}':
 				if !obj {
@@ -127,6 +150,36 @@ func scan(b []byte) (ok bool, maxDepth int) {
 			}
 			break
 		}
+	}
+}
+
+// members is where the members of a record's outermost object lie, as
+// scan notes them: up to maxMembers, which is more than a Segment message
+// has.
+type members struct {
+	n    int
+	over bool // more members, or a record too long to note: not noted
+	at   [maxMembers]struct{ ks, ke, vs, ve int32 }
+}
+
+const maxMembers = 32
+
+// key notes a member whose key lies at b[ks:ke] and whose value starts at
+// vs.
+func (m *members) key(ks, ke, vs int) {
+	if m.n == maxMembers {
+		m.over = true
+		return
+	}
+	a := &m.at[m.n]
+	a.ks, a.ke, a.vs = int32(ks), int32(ke), int32(vs)
+}
+
+// end notes that the value of the member last keyed ends at ve.
+func (m *members) end(ve int) {
+	if m.n < maxMembers {
+		m.at[m.n].ve = int32(ve)
+		m.n++
 	}
 }
 

@@ -3,6 +3,10 @@ package mapping
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +21,7 @@ func TestValid(t *testing.T) {
 		strings.Repeat("[", 1024) + strings.Repeat("]", 1024),
 	} {
 		want := json.Valid([]byte(s))
-		if got, _ := scan([]byte(s)); got != want {
+		if got, _ := scan([]byte(s), nil); got != want {
 			t.Errorf("scan(%.40q) = %v, encoding/json says %v", s, got, want)
 		}
 	}
@@ -34,7 +38,7 @@ func TestScanDepth(t *testing.T) {
 		{strings.Repeat("[", MaxNesting) + strings.Repeat("]", MaxNesting), MaxNesting},
 		{strings.Repeat(`{"a":[`, 2500) + strings.Repeat(`]}`, 2500), 5000},
 	} {
-		ok, depth := scan([]byte(tc.in))
+		ok, depth := scan([]byte(tc.in), nil)
 		if !ok || depth != tc.depth {
 			t.Errorf("scan(%.40q) = %v, %d; want true, %d", tc.in, ok, depth, tc.depth)
 		}
@@ -47,7 +51,7 @@ func TestScanDepth(t *testing.T) {
 		strings.Repeat("[", 3000) + strings.Repeat("]", 2999),
 		strings.Repeat("[", 3000) + "}" + strings.Repeat("]", 2999),
 	} {
-		if ok, _ := scan([]byte(s)); ok {
+		if ok, _ := scan([]byte(s), nil); ok {
 			t.Errorf("scan accepted %d bytes of unbalanced nesting", len(s))
 		}
 	}
@@ -58,8 +62,61 @@ func TestScanDepth(t *testing.T) {
 
 func TestScanAllocatesNothing(t *testing.T) {
 	b := []byte(`{"type":"page","properties":{"a":[1,2,{"b":"c"}]},"context":{"ip":"81.2.69.142"}}`)
-	if n := testing.AllocsPerRun(100, func() { scan(b) }); n != 0 {
+	var top members
+	if n := testing.AllocsPerRun(100, func() { scan(b, &top) }); n != 0 {
 		t.Errorf("scan allocates %v times per record", n)
+	}
+}
+
+// The members scan notes decode as a walk of the record does: duplicate
+// keys, whitespace, empty and nested values, batches, and more members
+// than are noted.
+func TestScanNotesMembers(t *testing.T) {
+	var many strings.Builder
+	many.WriteString(`{"type":"track"`)
+	for i := range maxMembers + 3 {
+		fmt.Fprintf(&many, `,"k%d":%d`, i, i)
+	}
+	many.WriteString(`,"event":"Last"}`)
+	inputs := []string{
+		`{}`, ` { } `, `{"type":"page"}`, "\t{ \"type\" :\n\"page\" , \"userId\":\"u\"}\n",
+		`{"type":"page","type":"track","event":{},"properties":{"a":{}},"context":{"ip":"1.2.3.4","library":{"name":"x"}},"x":[],"y":[[]]}`,
+		`{"batch":[{"type":"page"}],"context":{"ip":"1.2.3.4"},"sentAt":"2026-01-01T00:00:00Z","integrations":{"All":false}}`,
+		`{"userId":null,"anonymousId":12,"messageId":true,"timestamp":-1.5e3,"properties":"s","traits":[1,{"a":"\"}"}]}`,
+		"{\"properties\":{\"a\":1} ,\"integrations\":{}\n}", `{"traits":{"email":"e"}}`,
+		many.String(),
+	}
+	files, _ := filepath.Glob("testdata/*.segment.json")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, string(b))
+	}
+	for _, in := range inputs {
+		checkMembers(t, []byte(in))
+	}
+	var top members
+	if scan([]byte(many.String()), &top); !top.over {
+		t.Errorf("%d members were noted in room for %d", top.n, maxMembers)
+	}
+}
+
+// checkMembers checks that b, if a valid object, decodes from the members
+// scan notes as from a walk of b.
+func checkMembers(t *testing.T, b []byte) {
+	t.Helper()
+	var top members
+	ok, depth := scan(b, &top)
+	if ok2, depth2 := scan(b, nil); ok != ok2 || depth != depth2 {
+		t.Fatalf("scan(%q) = %v, %d noting members, %v, %d not", b, ok, depth, ok2, depth2)
+	}
+	if !ok || kind(b) != '{' {
+		return
+	}
+	if got, want := decodeMembers(b, &top), decode(b); !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: from noted members %+v, from a walk %+v", b, got, want)
 	}
 }
 
@@ -73,9 +130,10 @@ func FuzzValid(f *testing.F) {
 		if strings.Count(string(b), "[")+strings.Count(string(b), "{") >= MaxNesting {
 			return
 		}
-		if got, _ := scan(b); got != json.Valid(b) {
+		if got, _ := scan(b, nil); got != json.Valid(b) {
 			t.Fatalf("scan(%q) = %v, encoding/json says %v", b, got, !got)
 		}
+		checkMembers(t, b)
 	})
 }
 
