@@ -53,14 +53,7 @@ func unquote(raw []byte) string {
 		return ""
 	}
 	s := raw[1 : len(raw)-1]
-	simple := true
-	for _, c := range s {
-		if c == '\\' || c >= utf8.RuneSelf {
-			simple = false
-			break
-		}
-	}
-	if simple {
+	if verbatim(s) {
 		return view(s)
 	}
 	out := make([]byte, 0, len(s))
@@ -111,6 +104,27 @@ func unquote(raw []byte) string {
 		i += n
 	}
 	return string(out)
+}
+
+// verbatim reports whether a string's body decodes to itself: valid UTF-8
+// without a backslash.
+func verbatim(s []byte) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if x := swar.Load(s[i:]); swar.Equal(x, '\\')|swar.NonASCII(x) != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			return false
+		case c >= utf8.RuneSelf:
+			rest := s[i:]
+			return bytes.IndexByte(rest, '\\') < 0 && utf8.Valid(rest)
+		}
+	}
+	return true
 }
 
 func hex4(b []byte) rune {

@@ -161,3 +161,26 @@ func FuzzPlainString(f *testing.F) {
 		}
 	})
 }
+
+// unquote decodes a JSON string as encoding/json does (invalid UTF-8 and
+// lone surrogates become U+FFFD), whether it returns the body as it is or
+// decodes it.
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`plain ascii text`, `caf\u00e9 and café`, `tab\there`, "0123456\xc3\xa9789abcdef\xff",
+		`\ud83d\ude00 \ud83d x`, `long enough to take eight bytes at once \\ then a backslash`, "日本語のテキスト", `café, then \n an escape`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		raw := append(append([]byte{'"'}, body...), '"')
+		var want string
+		if json.Unmarshal(raw, &want) != nil {
+			return
+		}
+		if got := unquote(raw); got != want {
+			t.Fatalf("unquote(%q) = %q, encoding/json says %q", raw, got, want)
+		}
+		if verbatim(body) && want != string(body) {
+			t.Fatalf("%q is taken as it is, but decodes to %q", body, want)
+		}
+	})
+}
