@@ -179,27 +179,32 @@ type ctxFields struct {
 func decodeCtx(obj []byte) ctxFields {
 	var c ctxFields
 	rawjson.Members(obj, func(k, v []byte) bool {
-		switch string(k) {
-		case `"ip"`:
-			c.ip = v
-		case `"userAgent"`:
-			c.userAgent = v
-		case `"locale"`:
-			c.locale = v
-		case `"library"`:
-			c.library = v
-		case `"page"`:
-			c.page = v
-		case `"traits"`:
-			c.traits = v
-		default:
-			if keyIs(k, "Castle") {
-				c.castle = v
-			}
-		}
+		c.member(k, v)
 		return true
 	})
 	return c
+}
+
+// member decodes one member, key k (quoted) and value v, of a context.
+func (c *ctxFields) member(k, v []byte) {
+	switch string(k) {
+	case `"ip"`:
+		c.ip = v
+	case `"userAgent"`:
+		c.userAgent = v
+	case `"locale"`:
+		c.locale = v
+	case `"library"`:
+		c.library = v
+	case `"page"`:
+		c.page = v
+	case `"traits"`:
+		c.traits = v
+	default:
+		if keyIs(k, "Castle") {
+			c.castle = v
+		}
+	}
 }
 
 // under fills c's missing keys from batch (the item's own keys win).
@@ -222,8 +227,8 @@ func (c *ctxFields) under(batch *ctxFields) {
 // not modify raw while it uses them.
 func (m *Mapper) Map(dst []Result, raw []byte, now time.Time, users Directory) []Result {
 	start := len(dst)
-	var top members
-	ok, depth := scan(raw, &top)
+	var nt notes
+	ok, depth := scan(raw, &nt)
 	if !ok {
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not valid JSON", Raw: raw})
 	}
@@ -231,7 +236,7 @@ func (m *Mapper) Map(dst []Result, raw []byte, now time.Time, users Directory) [
 		return append(dst, Result{Action: DeadLetter, Reason: ReasonMalformed, Detail: "not a JSON object", Raw: raw})
 	}
 	deep := depth > MaxNesting
-	msg := decodeMembers(raw, &top)
+	msg := decodeMembers(raw, &nt)
 	if batch := msg.batch; kind(batch) == '[' {
 		// The envelope's context, integrations and sentAt apply to its
 		// items.
@@ -294,14 +299,22 @@ func decode(raw []byte) message {
 	return msg
 }
 
-// decodeMembers is decode for raw whose members scan noted in top.
-func decodeMembers(raw []byte, top *members) message {
-	if top.over {
+// decodeMembers is decode for raw whose members scan noted in nt.
+func decodeMembers(raw []byte, nt *notes) message {
+	if nt.top.over {
 		return decode(raw)
 	}
 	msg := message{raw: raw}
-	for _, a := range top.at[:top.n] {
-		msg.member(raw[a.ks:a.ke], raw[a.vs:a.ve])
+	for _, a := range nt.top.at[:nt.top.n] {
+		k, v := raw[a.ks:a.ke], raw[a.vs:a.ve]
+		if a.vs == nt.ctxAt && !nt.ctx.over && string(k) == `"context"` {
+			msg.context = ctxFields{}
+			for _, c := range nt.ctx.at[:nt.ctx.n] {
+				msg.context.member(raw[c.ks:c.ke], raw[c.vs:c.ve])
+			}
+			continue
+		}
+		msg.member(k, v)
 	}
 	return msg
 }

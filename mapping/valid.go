@@ -21,17 +21,19 @@ const MaxNesting = 1024
 // inside strings like encoding/json.Valid does (the mapping cleans it when
 // copying).
 //
-// When b is an object and top is not nil, scan also notes where the
-// object's members lie, so that decoding them need not walk b again.
-func scan(b []byte, top *members) (ok bool, maxDepth int) {
+// When b is an object and nt is not nil, scan also notes where the
+// object's members lie, and those of its "context" object, so that
+// decoding them need not walk b again.
+func scan(b []byte, nt *notes) (ok bool, maxDepth int) {
 	var small [MaxNesting / 64]uint64 // bit set: 1 = object, 0 = array
 	stack := small[:]
 	depth := 0
 	i := rawjson.SkipWS(b, 0)
-	if top != nil {
-		*top = members{over: len(b) > math.MaxInt32}
-		if i >= len(b) || b[i] != '{' {
-			top = nil
+	var top, ctx *members // where members are noted; ctx while in "context"
+	if nt != nil {
+		*nt = notes{top: members{over: len(b) > math.MaxInt32}, ctxAt: -1}
+		if i < len(b) && b[i] == '{' {
+			top = &nt.top
 		}
 	}
 	for {
@@ -51,6 +53,9 @@ func scan(b []byte, top *members) (ok bool, maxDepth int) {
 			}
 			depth++
 			maxDepth = max(maxDepth, depth)
+			if depth == 2 && c == '{' && top != nil && top.keyed(b, `"context"`) {
+				ctx, nt.ctx, nt.ctxAt = &nt.ctx, members{}, int32(i)
+			}
 			i = rawjson.SkipWS(b, i+1)
 			if i >= len(b) {
 				return false, maxDepth
@@ -70,9 +75,7 @@ func scan(b []byte, top *members) (ok bool, maxDepth int) {
 					return false, maxDepth
 				}
 				i = rawjson.SkipWS(b, i+1)
-				if depth == 1 && top != nil {
-					top.key(ks, ke, i)
-				}
+				noteKey(depth, top, ctx, ks, ke, i)
 			}
 			continue
 		case c == '"':
@@ -103,8 +106,14 @@ func scan(b []byte, top *members) (ok bool, maxDepth int) {
 		}
 		// After a value: close containers, or a comma and the next value.
 		for {
-			if depth == 1 && top != nil {
-				top.end(i) // a member of the outermost object ends here
+			// A member of the outermost object, or of its context, may
+			// end here.
+			switch {
+			case depth == 1 && top != nil:
+				top.end(i)
+				ctx = nil
+			case depth == 2 && ctx != nil:
+				ctx.end(i)
 			}
 			i = rawjson.SkipWS(b, i)
 			if depth == 0 {
@@ -127,9 +136,7 @@ func scan(b []byte, top *members) (ok bool, maxDepth int) {
 						return false, maxDepth
 					}
 					i = rawjson.SkipWS(b, i+1)
-					if depth == 1 && top != nil {
-						top.key(ks, ke, i)
-					}
+					noteKey(depth, top, ctx, ks, ke, i)
 				}
 			case '}':
 				if !obj {
@@ -153,9 +160,28 @@ func scan(b []byte, top *members) (ok bool, maxDepth int) {
 	}
 }
 
-// members is where the members of a record's outermost object lie, as
-// scan notes them: up to maxMembers, which is more than a Segment message
-// has.
+// notes is where the members of a record's outermost object lie, and
+// those of its "context" member, as scan notes them.
+type notes struct {
+	top members
+	// ctx holds the members of the last "context" object, which starts at
+	// ctxAt (-1: none).
+	ctx   members
+	ctxAt int32
+}
+
+// noteKey notes a key at depth in top or ctx, those not nil.
+func noteKey(depth int, top, ctx *members, ks, ke, vs int) {
+	switch {
+	case depth == 1 && top != nil:
+		top.key(ks, ke, vs)
+	case depth == 2 && ctx != nil:
+		ctx.key(ks, ke, vs)
+	}
+}
+
+// members is where the members of an object lie: up to maxMembers, which
+// is more than a Segment message or its context has.
 type members struct {
 	n    int
 	over bool // more members, or a record too long to note: not noted
@@ -173,6 +199,16 @@ func (m *members) key(ks, ke, vs int) {
 	}
 	a := &m.at[m.n]
 	a.ks, a.ke, a.vs = int32(ks), int32(ke), int32(vs)
+}
+
+// keyed reports whether the member last keyed, whose value is being
+// read, has key (quoted).
+func (m *members) keyed(b []byte, key string) bool {
+	if m.n == maxMembers {
+		return false
+	}
+	a := &m.at[m.n]
+	return string(b[a.ks:a.ke]) == key
 }
 
 // end notes that the value of the member last keyed ends at ve.

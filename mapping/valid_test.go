@@ -62,15 +62,16 @@ func TestScanDepth(t *testing.T) {
 
 func TestScanAllocatesNothing(t *testing.T) {
 	b := []byte(`{"type":"page","properties":{"a":[1,2,{"b":"c"}]},"context":{"ip":"81.2.69.142"}}`)
-	var top members
-	if n := testing.AllocsPerRun(100, func() { scan(b, &top) }); n != 0 {
+	var nt notes
+	if n := testing.AllocsPerRun(100, func() { scan(b, &nt) }); n != 0 {
 		t.Errorf("scan allocates %v times per record", n)
 	}
 }
 
-// The members scan notes decode as a walk of the record does: duplicate
-// keys, whitespace, empty and nested values, batches, and more members
-// than are noted.
+// The members scan notes, the record's and its context's, decode as a
+// walk of the record does: duplicate keys, whitespace, empty and nested
+// values, batches, a context that is not an object or not the last, and
+// more members than are noted.
 func TestScanNotesMembers(t *testing.T) {
 	var many strings.Builder
 	many.WriteString(`{"type":"track"`)
@@ -78,13 +79,24 @@ func TestScanNotesMembers(t *testing.T) {
 		fmt.Fprintf(&many, `,"k%d":%d`, i, i)
 	}
 	many.WriteString(`,"event":"Last"}`)
+	var manyCtx strings.Builder
+	manyCtx.WriteString(`{"type":"page","context":{"ip":"1.2.3.4"`)
+	for i := range maxMembers + 3 {
+		fmt.Fprintf(&manyCtx, `,"k%d":%d`, i, i)
+	}
+	manyCtx.WriteString(`,"userAgent":"Last"}}`)
 	inputs := []string{
 		`{}`, ` { } `, `{"type":"page"}`, "\t{ \"type\" :\n\"page\" , \"userId\":\"u\"}\n",
 		`{"type":"page","type":"track","event":{},"properties":{"a":{}},"context":{"ip":"1.2.3.4","library":{"name":"x"}},"x":[],"y":[[]]}`,
 		`{"batch":[{"type":"page"}],"context":{"ip":"1.2.3.4"},"sentAt":"2026-01-01T00:00:00Z","integrations":{"All":false}}`,
 		`{"userId":null,"anonymousId":12,"messageId":true,"timestamp":-1.5e3,"properties":"s","traits":[1,{"a":"\"}"}]}`,
 		"{\"properties\":{\"a\":1} ,\"integrations\":{}\n}", `{"traits":{"email":"e"}}`,
-		many.String(),
+		many.String(), manyCtx.String(),
+		`{"context":{"ip":"1.2.3.4"},"context":{"userAgent":"ua"}}`, `{"context":{"ip":"1.2.3.4"},"context":5}`,
+		`{"context":null,"context":{"ip":"1.2.3.4","Castle":{"userJwt":"t"}}}`, `{"context" : { } }`,
+		`{"Context":{"ip":"1.2.3.4"},"properties":{"context":{"ip":"5.6.7.8"}},"traits":[{"context":{}}]}`,
+		"{\"context\":{\"ip\" : \"1.2.3.4\" ,\"library\":{\"name\":\"analytics.js\"}\n,\"page\":{\"url\":\"u\"} } ,\"type\":\"page\"}",
+		`{"context":{"ip":"1.2.3.4","ip":"5.6.7.8","traits":{"context":{"ip":"9.9.9.9"}}}}`,
 	}
 	files, _ := filepath.Glob("testdata/*.segment.json")
 	for _, f := range files {
@@ -97,9 +109,15 @@ func TestScanNotesMembers(t *testing.T) {
 	for _, in := range inputs {
 		checkMembers(t, []byte(in))
 	}
-	var top members
-	if scan([]byte(many.String()), &top); !top.over {
-		t.Errorf("%d members were noted in room for %d", top.n, maxMembers)
+	var nt notes
+	if scan([]byte(many.String()), &nt); !nt.top.over {
+		t.Errorf("%d members were noted in room for %d", nt.top.n, maxMembers)
+	}
+	if scan([]byte(manyCtx.String()), &nt); !nt.ctx.over {
+		t.Errorf("%d context members were noted in room for %d", nt.ctx.n, maxMembers)
+	}
+	if scan([]byte(`{"type":"page","context":{"ip":"1.2.3.4","library":{}}}`), &nt); nt.ctx.n != 2 || nt.ctxAt < 0 {
+		t.Errorf("the context's members were not noted: %d at %d", nt.ctx.n, nt.ctxAt)
 	}
 }
 
@@ -107,15 +125,15 @@ func TestScanNotesMembers(t *testing.T) {
 // scan notes as from a walk of b.
 func checkMembers(t *testing.T, b []byte) {
 	t.Helper()
-	var top members
-	ok, depth := scan(b, &top)
+	var nt notes
+	ok, depth := scan(b, &nt)
 	if ok2, depth2 := scan(b, nil); ok != ok2 || depth != depth2 {
 		t.Fatalf("scan(%q) = %v, %d noting members, %v, %d not", b, ok, depth, ok2, depth2)
 	}
 	if !ok || kind(b) != '{' {
 		return
 	}
-	if got, want := decodeMembers(b, &top), decode(b); !reflect.DeepEqual(got, want) {
+	if got, want := decodeMembers(b, &nt), decode(b); !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q: from noted members %+v, from a walk %+v", b, got, want)
 	}
 }
