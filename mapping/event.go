@@ -136,7 +136,7 @@ func (e *Event) AppendBody(dst []byte, ep Endpoint, withToken bool) []byte {
 	}
 	if !e.CreatedAt.IsZero() {
 		dst = append(dst, `,"created_at":"`...)
-		dst = e.CreatedAt.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+		dst = jsonw.AppendStamp(dst, e.CreatedAt)
 		dst = append(dst, '"')
 	}
 	if withToken && e.RequestToken != "" {

@@ -4,6 +4,7 @@
 package jsonw
 
 import (
+	"time"
 	"unicode/utf8"
 
 	"github.com/castle-destination/castle-destination/internal/swar"
@@ -69,4 +70,25 @@ func AppendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// StampLayout is how Castle and Segment write a time: UTC, to the
+// millisecond.
+const StampLayout = "2006-01-02T15:04:05.000Z"
+
+// AppendStamp appends t in UTC as StampLayout, without quotes: as
+// t.UTC().AppendFormat(dst, StampLayout) does, a few times faster.
+func AppendStamp(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(dst, StampLayout)
+	}
+	h, mi, s := t.Clock()
+	ms := t.Nanosecond() / int(time.Millisecond)
+	return append(dst,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+s/10), byte('0'+s%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }

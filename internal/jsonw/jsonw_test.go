@@ -3,8 +3,10 @@ package jsonw
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -60,6 +62,29 @@ func TestAppendStringEveryPosition(t *testing.T) {
 			if got != want {
 				t.Fatalf("AppendString(%q) decodes to %q, want %q", s, got, want)
 			}
+		}
+	}
+}
+
+// AppendStamp writes what time's own formatting writes, for times in any
+// location, across leap days, at the edges of years 0 and 9999 and past
+// them.
+func TestAppendStampAsAppendFormat(t *testing.T) {
+	zone := time.FixedZone("east", 5*3600+30*60)
+	times := []time.Time{
+		{}, time.Unix(0, 0), time.Date(2024, 2, 29, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2026, 1, 1, 0, 30, 0, 1_000_000, zone), time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 0, 0, 0, zone),
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 10_000 {
+		times = append(times, time.Unix(rng.Int64N(400_000_000_000)-62_000_000_000, rng.Int64N(1e9)).In(zone))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat([]byte("x"), StampLayout)
+		if got := AppendStamp([]byte("x"), tm); !bytes.Equal(got, want) {
+			t.Fatalf("AppendStamp(%v) = %s, want %s", tm, got, want)
 		}
 	}
 }

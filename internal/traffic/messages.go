@@ -349,10 +349,7 @@ func (w *fieldWriter) time(k string, t time.Time) {
 
 // appendStamp appends t quoted as "2006-01-02T15:04:05.000Z".
 func appendStamp(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	ms := t.Nanosecond() / int(time.Millisecond)
-	b = appendISO(append(b, '"'), t)
-	return append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z', '"')
+	return append(jsonw.AppendStamp(append(b, '"'), t), '"')
 }
 
 func (w *fieldWriter) raw(k, v string) {
