@@ -39,9 +39,9 @@ type decision struct {
 // context had ended, timedOut whether the attempt's own deadline passed.
 //
 // The rules: 2xx is delivered. 401 and 403 (the secret), 404 (no such API
-// route: the URL) and redirects (a URL Castle does not serve) are systemic,
-// as is a TLS failure: every event would fail the same way, so delivery
-// holds. A 422 invalid_request_token from /v1/risk or /v1/filter falls back
+// route: the URL), redirects (a URL Castle does not serve) and a host name
+// that does not exist (the URL) are systemic, as is a TLS failure: every
+// event would fail the same way, so delivery holds. A 422 invalid_request_token from /v1/risk or /v1/filter falls back
 // to /v1/log. 408, 429, 5xx, timeouts and connection errors are retried.
 // Any other 4xx is rejected: the event itself is at fault.
 func classify(ep Endpoint, code int, apiType string, err error, canceled, timedOut bool) decision {
@@ -53,6 +53,8 @@ func classify(ep Endpoint, code int, apiType string, err error, canceled, timedO
 			return decision{class: classTimeout, act: actRetry, cause: classTimeout}
 		case tlserr.Is(err):
 			return decision{class: classConnError, act: actHold, hold: hold.TLS}
+		case noSuchHost(err):
+			return decision{class: classConnError, act: actHold, hold: hold.Route}
 		default:
 			return decision{class: classConnError, act: actRetry, cause: classConnError}
 		}
@@ -84,6 +86,14 @@ func classify(ep Endpoint, code int, apiType string, err error, canceled, timedO
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// noSuchHost reports whether err says the host name does not exist
+// (NXDOMAIN): a wrong CASTLE_API_URL, not a passing fault. A resolver that
+// fails or times out is a connection error, retried.
+func noSuchHost(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
 }
 
 // Response headers read on every answer, spelled the way net/http stores

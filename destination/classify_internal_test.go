@@ -24,6 +24,11 @@ func TestResponseHeaderNamesAreCanonical(t *testing.T) {
 	}
 }
 
+// dnsErr is how a failed lookup of the API's host reaches the client.
+func dnsErr(e *net.DNSError) error {
+	return &url.Error{Op: "Post", URL: "https://castle.test/v1/log", Err: &net.OpError{Op: "dial", Net: "tcp", Err: e}}
+}
+
 func TestClassify(t *testing.T) {
 	tlsErr := &url.Error{Op: "Post", URL: "https://castle.test/v1/log", Err: x509.UnknownAuthorityError{}}
 	connErr := &url.Error{Op: "Post", URL: "https://castle.test/v1/log", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}
@@ -60,6 +65,12 @@ func TestClassify(t *testing.T) {
 		{name: "tls", err: tlsErr, want: decision{class: classConnError, act: actHold, hold: hold.TLS}},
 		{name: "tls record header", err: tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, want: decision{class: classConnError, act: actHold, hold: hold.TLS}},
 		{name: "connection refused", err: connErr, want: decision{class: classConnError, act: actRetry, cause: classConnError}},
+		{name: "no such host", err: dnsErr(&net.DNSError{Err: "no such host", Name: "castle.test", IsNotFound: true}),
+			want: decision{class: classConnError, act: actHold, hold: hold.Route}},
+		{name: "resolver failing", err: dnsErr(&net.DNSError{Err: "server misbehaving", Name: "castle.test", IsTemporary: true}),
+			want: decision{class: classConnError, act: actRetry, cause: classConnError}},
+		{name: "resolver timing out", err: dnsErr(&net.DNSError{Err: "i/o timeout", Name: "castle.test", IsTimeout: true}),
+			want: decision{class: classTimeout, act: actRetry, cause: classTimeout}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package destination_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -302,4 +303,69 @@ func TestPerUser429HoldsOnlyThatUser(t *testing.T) {
 			t.Errorf("a per-user 429 throttled the account")
 		}
 	})
+}
+
+// A CASTLE_API_URL whose host does not exist is a wrong URL, not an
+// outage: delivery holds however long it lasts (retries would dead-letter
+// the events once the retry budget ran out), /readyz names the setting,
+// and delivery resumes once the name resolves. On both transports.
+func TestHostThatDoesNotExistHolds(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testHostThatDoesNotExistHolds(t, tr.netHTTP) })
+		})
+	}
+}
+
+func testHostThatDoesNotExistHolds(t *testing.T, netHTTP bool) {
+	srv := newServer(t, castleserver.Config{})
+	l := castleserver.NewMemListener()
+	hs := &http.Server{Handler: srv}
+	go func() { _ = hs.Serve(l) }()
+	defer hs.Close()
+	var exists atomic.Bool
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if !exists.Load() {
+			host, _, _ := net.SplitHostPort(addr)
+			// What net.Dialer returns for a name with no DNS record.
+			return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
+		}
+		return l.DialContext(ctx, network, addr)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	board, err := hold.New(zap.New(core), prometheus.NewRegistry(), hold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := destination.Config{URL: "http://castle.test", Retry: noJitter, Faults: board}
+	var c *destination.Client
+	if netHTTP {
+		c, _, _ = newClient(t, cfg, &http.Client{Transport: &http.Transport{DialContext: dial}})
+	} else {
+		c, _, _ = newClientOver(t, cfg, nil, dial)
+	}
+	defer c.Close()
+	p := submit(c, context.Background(), []destination.Event{event("u", 1), event("v", 2)})
+	time.Sleep(3 * noJitter.MaxElapsed)
+	select {
+	case <-p.Done():
+		t.Fatalf("settled while the host did not exist: %+v", p.snapshot())
+	default:
+	}
+	err = board.Ready()
+	if err == nil || !strings.Contains(err.Error(), "CASTLE_API_URL http://castle.test names a host that does not exist") {
+		t.Errorf("Ready() = %v, want CASTLE_API_URL and the host", err)
+	}
+	if n := logs.FilterMessageSnippet("CASTLE_API_URL").Len(); n == 0 {
+		t.Error("no log line names CASTLE_API_URL")
+	}
+	exists.Store(true)
+	for i, r := range p.Wait() {
+		if r.Status != destination.Delivered {
+			t.Errorf("event %d: %v once the host resolved", i, r.Status)
+		}
+	}
+	if err := board.Ready(); err != nil {
+		t.Errorf("still held once delivered: %v", err)
+	}
 }

@@ -1,9 +1,9 @@
 // Package hold keeps track of the systemic faults that hold delivery: a
-// secret Castle refuses, a CASTLE_API_URL that names no API route, a TLS
-// failure, a dead-letter or verdict topic that cannot be written. Such a
-// fault says that every event would fail the same way, so the worker
-// neither dead-letters nor commits anything: it holds, probes, and resumes
-// by itself once the fault is gone.
+// secret Castle refuses, a CASTLE_API_URL that names no API route or a
+// host that does not exist, a TLS failure, a dead-letter or verdict topic
+// that cannot be written. Such a fault says that every event would fail
+// the same way, so the worker neither dead-letters nor commits anything:
+// it holds, probes, and resumes by itself once the fault is gone.
 //
 // A Board is where the parts that detect faults (the Castle client, the
 // pipeline's writers) report them, and where operators see them: /readyz
@@ -29,7 +29,7 @@ import (
 // The classes of systemic faults: the bounded values of the class label.
 const (
 	Auth            = "auth"              // Castle answered 401 or 403: the API secret
-	Route           = "route"             // Castle answered 404 (or a redirect) on the API route: the URL
+	Route           = "route"             // Castle answered 404 (or a redirect) on the API route, or its host does not exist: the URL
 	TLS             = "tls"               // the TLS handshake with Castle failed
 	DeadLetterTopic = "dead_letter_topic" // dead letters cannot be written
 	VerdictTopic    = "verdict_topic"     // verdicts cannot be written
