@@ -670,7 +670,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	d := classify(ep, r.code, r.apiType, r.err, r.canceled, r.timedOut)
 	c.m.reqBy[d.class].Inc()
 	c.m.latBy[d.class].Observe(r.latency.Seconds())
-	c.noteReachability(d.class)
+	c.noteReachability(d.class, r.code, r.err)
 	if r.code != 0 {
 		j.code = r.code
 	}
@@ -852,8 +852,9 @@ func (c *Client) backoff(n int) time.Duration {
 }
 
 // noteReachability tracks consecutive attempts that failed at the
-// transport level or with 5xx (or another unexpected status).
-func (c *Client) noteReachability(cl class) {
+// transport level or with 5xx (or another unexpected status); code and err
+// are the attempt's, for the log line that says Castle looks unreachable.
+func (c *Client) noteReachability(cl class, code int, err error) {
 	switch cl {
 	case classCanceled:
 		return
@@ -861,7 +862,13 @@ func (c *Client) noteReachability(cl class) {
 		n := c.consecFail.Add(1)
 		c.lastFail.Store(int32(cl))
 		if n >= int64(c.cfg.UnreachableAfter) && c.unreachable.CompareAndSwap(false, true) {
-			c.log.Warn("castle api looks unreachable", zap.Int64("consecutive_failures", n), zap.String("last", cl.String()))
+			fields := []zap.Field{zap.Int64("consecutive_failures", n), zap.String("last", cl.String()), zap.String("url", c.send.base)}
+			if err != nil {
+				fields = append(fields, zap.Error(err)) // redacted by the sender
+			} else {
+				fields = append(fields, zap.Int("status", code))
+			}
+			c.log.Warn("castle api looks unreachable", fields...)
 		}
 	default:
 		if c.consecFail.Load() != 0 {

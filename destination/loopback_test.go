@@ -141,11 +141,20 @@ func TestConnectionRefused(t *testing.T) {
 	_ = l.Close() // nothing listens there now
 	p := fastRetry
 	p.MaxElapsed = 50 * time.Millisecond
-	c, reg, _ := newClient(t, destination.Config{URL: url, Retry: p}, nil)
+	c, reg, logs := newClient(t, destination.Config{URL: url, Retry: p, UnreachableAfter: 2}, nil)
 	defer c.Close()
 	r := deliver(c, context.Background(), []destination.Event{event("u", 1)})[0]
 	if r.Status != destination.RetriesExhausted || r.Code != 0 || r.Attempts < 2 {
 		t.Fatalf("got %v code=%d attempts=%d", r.Status, r.Code, r.Attempts)
+	}
+	// The warning says where, and why, so that a wrong host or port shows.
+	warned := logs.FilterMessage("castle api looks unreachable").AllUntimed()
+	if len(warned) != 1 {
+		t.Fatalf("%d unreachable warnings, want 1", len(warned))
+	}
+	f := warned[0].ContextMap()
+	if f["url"] != url || !strings.Contains(fmt.Sprint(f["error"]), "connection refused") {
+		t.Errorf("warning fields %v, want the URL and the connection error", f)
 	}
 	var op *net.OpError
 	if !errors.As(r.Err, &op) {
