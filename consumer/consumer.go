@@ -99,6 +99,9 @@ type Consumer struct {
 	// metric series of partitions that moved away. Generations run one after
 	// the other, so only one goroutine uses it at a time.
 	owned map[int]bool
+
+	cut     chan struct{} // closed by CutDrain
+	cutOnce sync.Once
 }
 
 // New validates cfg, applies defaults and registers the metrics on reg (nil:
@@ -122,8 +125,15 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Consumer, 
 		metrics:  m,
 		readyErr: errNotMember,
 		owned:    map[int]bool{},
+		cut:      make(chan struct{}),
 	}, nil
 }
+
+// CutDrain ends the shutdown drain, now or when it starts, as if its
+// DrainTimeout had passed: what is acknowledged is committed, and records
+// not acknowledged are read again. For a caller that knows the records in
+// flight cannot finish (delivery is held).
+func (c *Consumer) CutDrain() { c.cutOnce.Do(func() { close(c.cut) }) }
 
 // Ready reports nil while the consumer is a member of a generation (even one
 // with no partitions: a replica beyond the partition count is healthy), and

@@ -305,7 +305,8 @@ func (g *generation) commitOffsets(offsets map[int]int64) {
 
 // drain waits for the records handed out to be acked: up to RebalanceDrain
 // if the generation has ended, DrainTimeout otherwise (cut to RebalanceDrain
-// if it ends meanwhile). It keeps committing on the ticker.
+// if it ends meanwhile, and ended by CutDrain). It keeps committing on the
+// ticker.
 func (g *generation) drain(genCtx context.Context, tick <-chan time.Time) {
 	c := g.c
 	if g.idle() {
@@ -333,8 +334,9 @@ func (g *generation) drain(genCtx context.Context, tick <-chan time.Time) {
 	defer func() { cancel(); <-idle }()
 
 	genDone := genCtx.Done()
+	cut := c.cut // only a shutdown drain is cut short
 	if ended {
-		genDone = nil
+		genDone, cut = nil, nil
 	}
 	for {
 		select {
@@ -342,6 +344,9 @@ func (g *generation) drain(genCtx context.Context, tick <-chan time.Time) {
 			return
 		case <-timer.C:
 			g.log.Warn("drain timed out; un-acked records will be re-read", zap.Duration("timeout", limit))
+			return
+		case <-cut:
+			g.log.Info("drain cut short; un-acked records will be re-read")
 			return
 		case <-tick:
 			g.commit()

@@ -101,3 +101,39 @@ func TestShutdownDrainEndsWhenIdle(t *testing.T) {
 		t.Errorf("abandoned = %v, want 0", got)
 	}
 }
+
+// CutDrain ends a shutdown drain at once, however long its timeout: what
+// was acked is committed, the rest is read again by the next member.
+func TestCutDrainEndsTheShutdownDrain(t *testing.T) {
+	t.Parallel()
+	kc := kafkatest.New(t, "in", 1)
+	produceN(t, kc, "in", []int{0}, 0, 10)
+	cfg := testConfig(kc, "in", "g")
+	cfg.DrainTimeout = 10 * time.Minute
+	r := start(t, cfg, 0)
+	recs := r.receive(t, 10, 20*time.Second)
+	for _, rec := range recs[:4] {
+		rec.Ack(nil)
+	}
+	r.cancel()
+	r.c.CutDrain()
+	// waitDone fails the test if Run takes more than 30 s: the drain's own
+	// timeout is ten minutes.
+	if err := r.waitDone(t, 30*time.Second); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := committed(t, kc, "g", "in"); got[0] != 4 {
+		t.Fatalf("committed %v, want 4 (the acked records, not 4..9)", got)
+	}
+	if got := value(t, r.c.metrics.abandoned); got != 6 {
+		t.Errorf("abandoned = %v, want 6", got)
+	}
+	r2 := start(t, cfg, 0)
+	again := r2.receive(t, 6, 20*time.Second)
+	for _, rec := range again {
+		rec.Ack(nil)
+	}
+	if again[0].Offset != 4 {
+		t.Fatalf("the next member starts at %d, want 4", again[0].Offset)
+	}
+}

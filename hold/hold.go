@@ -172,6 +172,23 @@ func (b *Board) Held(class string) bool {
 	return b.active[class] != nil
 }
 
+// CastleHeld returns the class of a held fault on Castle's side (auth,
+// route or tls), "" if none: while one is held, no request can reach
+// Castle, so nothing in flight will be delivered.
+func (b *Board) CastleHeld() string {
+	if b == nil {
+		return ""
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range []string{Auth, Route, TLS} {
+		if b.active[c] != nil {
+			return c
+		}
+	}
+	return ""
+}
+
 // Ready is nil when nothing is held, and otherwise an error naming every
 // held fault: the /readyz check.
 func (b *Board) Ready() error {

@@ -85,3 +85,31 @@ func TestReadyNamesEveryHeldFault(t *testing.T) {
 		t.Error("a nil Board must hold nothing")
 	}
 }
+
+// CastleHeld names a held fault on Castle's side, and only such a fault: a
+// topic that cannot be written does not keep events from Castle.
+func TestCastleHeld(t *testing.T) {
+	b, err := hold.New(nil, nil, hold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := b.CastleHeld(); c != "" {
+		t.Fatalf("CastleHeld() = %q with nothing held", c)
+	}
+	b.Raise(hold.DeadLetterTopic, "DLQ_TOPIC cannot be written")
+	if c := b.CastleHeld(); c != "" {
+		t.Errorf("CastleHeld() = %q with only the dead-letter topic held", c)
+	}
+	b.Raise(hold.Route, "CASTLE_API_URL names a host that does not exist")
+	if c := b.CastleHeld(); c != hold.Route {
+		t.Errorf("CastleHeld() = %q, want %q", c, hold.Route)
+	}
+	b.Clear(hold.Route)
+	if c := b.CastleHeld(); c != "" {
+		t.Errorf("CastleHeld() = %q once cleared", c)
+	}
+	var none *hold.Board
+	if c := none.CastleHeld(); c != "" {
+		t.Errorf("a nil Board holds %q", c)
+	}
+}

@@ -130,7 +130,7 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 		Pipeline: pcfg, Mapper: mapper, Deliverer: deliver, DeadLetters: dlq,
 		Rate: s.Rate, Logger: log, Registry: reg,
 		Shard: s.Shard, Resume: s.Resume, Describe: s.Describe(),
-		DrainTimeout: cfg.Ops.ShutdownTimeout,
+		DrainTimeout: cfg.Ops.ShutdownTimeout, Held: board.CastleHeld,
 	}
 	if !s.DryRun && !slices.Contains(s.Sources, "-") {
 		rcfg.Checkpoint = s.Checkpoint
@@ -241,7 +241,7 @@ func PrintSummary(w io.Writer, s Summary, src Source) {
 		fmt.Fprintf(tw, "dead-lettered\t%s\t%d\t\n", k, s.DeadLettered[k])
 	}
 	if s.Canceled > 0 {
-		fmt.Fprintf(tw, "canceled at the drain timeout (sent again on --resume)\t\t%d\t\n", s.Canceled)
+		fmt.Fprintf(tw, "canceled when interrupted (sent again on --resume)\t\t%d\t\n", s.Canceled)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "%d events sent; %d records read in %s", s.Sent(), s.Consumed, s.Duration.Round(time.Millisecond))

@@ -21,15 +21,18 @@ import (
 // batches are being delivered. Events that settle within the drain time
 // are delivered and marked done (a resume skips them); events still
 // unsettled at the drain timeout are canceled, not marked done, and the
-// replay returns at the timeout.
+// replay returns at the timeout; at once while delivery is held (Castle
+// refuses everything, so nothing in flight can settle).
 func TestInterruptDrainsInFlightEvents(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		delay, drain time.Duration
 		canceled     bool
+		held         string // what Config.Held says
 	}{
-		{"settles within the drain time", 10 * time.Second, 25 * time.Second, false},
-		{"canceled at the drain timeout", time.Minute, 25 * time.Second, true},
+		{"settles within the drain time", 10 * time.Second, 25 * time.Second, false, ""},
+		{"canceled at the drain timeout", time.Minute, 25 * time.Second, true, ""},
+		{"canceled at once while held", time.Minute, 25 * time.Second, true, "auth"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -56,6 +59,7 @@ func TestInterruptDrainsInFlightEvents(t *testing.T) {
 					Pipeline: pipeline.Config{Batch: destinationBatch()}, Mapper: m, Deliverer: d,
 					DeadLetters: deadletter.SinkFunc(func(context.Context, ...deadletter.Letter) error { return nil }),
 					Registry:    prometheus.NewRegistry(), Checkpoint: cp, DrainTimeout: tc.drain,
+					Held: func() string { return tc.held },
 				})
 				took := time.Since(interruptedAt)
 				if !errors.Is(err, replay.ErrInterrupted) {
@@ -73,8 +77,12 @@ func TestInterruptDrainsInFlightEvents(t *testing.T) {
 					if sum.Canceled == 0 || sum.Sent() != 0 || len(d.delivered) != 0 {
 						t.Errorf("canceled %d, sent %d, delivered %d; want all canceled", sum.Canceled, sum.Sent(), len(d.delivered))
 					}
-					if took != tc.drain {
-						t.Errorf("returned %v after the interrupt, want the drain timeout %v", took, tc.drain)
+					want := tc.drain
+					if tc.held != "" {
+						want = 0
+					}
+					if took != want {
+						t.Errorf("returned %v after the interrupt, want %v", took, want)
 					}
 					if next != 0 {
 						t.Errorf("the checkpoint marks %d canceled records done", next)

@@ -11,8 +11,9 @@
 // reading at once, lets the requests already started finish within
 // Config.DrainTimeout, and then saves the checkpoint: what reached Castle
 // is marked done, and a resumed replay skips it. Only events still
-// unsettled at the drain timeout are canceled; those may have reached
-// Castle and are sent again on resume (counted in the summary).
+// unsettled at the drain timeout are canceled (at once, while Castle
+// refuses everything: Config.Held); those may have reached Castle and are
+// sent again on resume (counted in the summary).
 //
 // The memory a replay keeps for itself does not grow with the input: the
 // checkpoint holds a watermark over finished units plus the units in
@@ -112,6 +113,10 @@ type Config struct {
 	// DrainTimeout bounds how long an interrupted replay waits for events
 	// in flight (default DefaultDrainTimeout).
 	DrainTimeout time.Duration
+	// Held, if set, names a held fault that keeps every event from
+	// reaching Castle ("" if none: hold.Board's CastleHeld). An interrupt
+	// while one is held cancels the events in flight at once.
+	Held func() string
 	// MaxOpenUnits bounds the units in progress (default
 	// DefaultMaxOpenUnits).
 	MaxOpenUnits int
@@ -207,6 +212,14 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 		drain = DefaultDrainTimeout
 	}
 	stopDrainTimer := context.AfterFunc(ctx, func() {
+		if cfg.Held != nil {
+			if class := cfg.Held(); class != "" {
+				log.Warn("interrupted while delivery is held: events in flight, which cannot reach Castle, are canceled now; they are sent again on --resume",
+					zap.String("class", class))
+				cancelWork()
+				return
+			}
+		}
 		log.Info("interrupted: reading stopped, waiting for events in flight", zap.Duration("timeout", drain))
 		t := time.AfterFunc(drain, cancelWork)
 		context.AfterFunc(work, func() { t.Stop() })

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -272,9 +273,22 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 		zap.String("metrics", srv.Addr()))
 
 	// Work (delivery, dead letters) outlives ctx by the shutdown timeout.
+	// While Castle refuses everything (a held auth, route or tls fault),
+	// nothing in flight can be delivered: it is canceled at once rather
+	// than after the timeout, so that the restart that brings the fix is
+	// not held up.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	var heldAtStop atomic.Bool
 	stopTimer := context.AfterFunc(ctx, func() {
+		if class := board.CastleHeld(); class != "" {
+			heldAtStop.Store(true)
+			log.Warn("shutting down while delivery is held: in-flight events, which cannot reach Castle, are canceled now; their records stay uncommitted and will be read again",
+				zap.String("class", class))
+			cancelWork()
+			cons.CutDrain()
+			return
+		}
 		log.Info("shutting down: fetching stopped, draining in-flight work", zap.Duration("timeout", cfg.Ops.ShutdownTimeout))
 		t := time.AfterFunc(cfg.Ops.ShutdownTimeout, cancelWork)
 		context.AfterFunc(work, func() { t.Stop() })
@@ -300,7 +314,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 		return consumerError(cerr)
 	case perr != nil && !errors.Is(perr, context.Canceled):
 		return perr
-	case perr != nil:
+	case perr != nil && !heldAtStop.Load():
 		log.Warn("shutdown timeout reached: in-flight events were canceled; their records stay uncommitted and will be read again",
 			zap.Duration("timeout", cfg.Ops.ShutdownTimeout))
 	}
