@@ -38,12 +38,13 @@ type decision struct {
 // transport error (nil when an answer came), canceled whether the caller's
 // context had ended, timedOut whether the attempt's own deadline passed.
 //
-// The rules: 2xx is delivered. 401 and 403 (the secret), 404 (no such API
-// route: the URL), redirects (a URL Castle does not serve) and a host name
-// that does not exist (the URL) are systemic, as is a TLS failure: every
-// event would fail the same way, so delivery holds. A 422 invalid_request_token from /v1/risk or /v1/filter falls back
-// to /v1/log. 408, 429, 5xx, timeouts and connection errors are retried.
-// Any other 4xx is rejected: the event itself is at fault.
+// The rules: 2xx is delivered. 401 and 403 (the secret), a proxy's 407
+// (its credentials), 404 (no such API route: the URL), redirects (a URL
+// Castle does not serve) and a host name that does not exist (the URL) are
+// systemic, as is a TLS failure: every event would fail the same way, so
+// delivery holds. A 422 invalid_request_token from /v1/risk or /v1/filter
+// falls back to /v1/log. 408, 429, 5xx, timeouts and connection errors are
+// retried. Any other 4xx is rejected: the event itself is at fault.
 func classify(ep Endpoint, code int, apiType string, err error, canceled, timedOut bool) decision {
 	if err != nil {
 		switch {
@@ -55,6 +56,8 @@ func classify(ep Endpoint, code int, apiType string, err error, canceled, timedO
 			return decision{class: classConnError, act: actHold, hold: hold.TLS}
 		case noSuchHost(err):
 			return decision{class: classConnError, act: actHold, hold: hold.Route}
+		case errors.Is(err, errProxyAuth):
+			return decision{class: classConnError, act: actHold, hold: hold.Auth}
 		default:
 			return decision{class: classConnError, act: actRetry, cause: classConnError}
 		}
@@ -62,7 +65,7 @@ func classify(ep Endpoint, code int, apiType string, err error, canceled, timedO
 	switch {
 	case code >= 200 && code < 300:
 		return decision{class: class2xx, act: actDeliver}
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+	case code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusProxyAuthRequired:
 		return decision{class: class4xx, act: actHold, hold: hold.Auth}
 	case code == http.StatusNotFound:
 		return decision{class: class4xx, act: actHold, hold: hold.Route}

@@ -338,8 +338,20 @@ func NewTransport(concurrency int) *http.Transport {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 5 * time.Second,
 		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		// net/http reports a refused CONNECT by its reason phrase alone:
+		// name the proxy's refusal of our credentials, so that it holds.
+		OnProxyConnectResponse: func(_ context.Context, _ *url.URL, _ *http.Request, res *http.Response) error {
+			if res.StatusCode == http.StatusProxyAuthRequired {
+				return errProxyAuth
+			}
+			return nil
+		},
 	}
 }
+
+// errProxyAuth is a proxy's 407 to CONNECT: the credentials in
+// HTTPS_PROXY (or HTTP_PROXY) are missing or wrong.
+var errProxyAuth = errors.New("the proxy answered 407 Proxy Authentication Required")
 
 // now is the monotonic time since the client started.
 func (c *Client) now() time.Duration { return time.Since(c.epoch) }
@@ -773,6 +785,9 @@ func (c *Client) fallBack(j *job, reason string) {
 func (c *Client) holdMessage(class string, ep Endpoint, r response) string {
 	switch class {
 	case hold.Auth:
+		if r.code == http.StatusProxyAuthRequired || errors.Is(r.err, errProxyAuth) {
+			return "the proxy in HTTPS_PROXY or HTTP_PROXY refused the worker's credentials (407 Proxy Authentication Required): put them in the proxy URL, http://user:password@host:port"
+		}
 		return fmt.Sprintf("CASTLE_API_SECRET was refused by Castle (%d %s on %s)", r.code, r.apiType, ep.Path())
 	case hold.TLS:
 		return fmt.Sprintf("TLS with CASTLE_API_URL %s failed: %v", c.send.base, r.err)

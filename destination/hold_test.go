@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -367,5 +368,43 @@ func testHostThatDoesNotExistHolds(t *testing.T, netHTTP bool) {
 	}
 	if err := board.Ready(); err != nil {
 		t.Errorf("still held once delivered: %v", err)
+	}
+}
+
+// A proxy that refuses the worker's credentials (407) holds delivery as an
+// auth fault naming the proxy setting, whether it answers a CONNECT (an
+// https Castle URL) or a plain request; before, the first was retried and
+// then dead-lettered, the second rejected at once.
+func TestProxyRefusingCredentialsHolds(t *testing.T) {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Proxy-Authenticate", `Basic realm="egress"`)
+		w.WriteHeader(http.StatusProxyAuthRequired)
+	}))
+	defer proxy.Close()
+	proxyURL, err := url.Parse(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, castleURL := range []string{"https://castle.test", "http://castle.test"} {
+		t.Run(castleURL, func(t *testing.T) {
+			board, err := hold.New(nil, nil, hold.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := destination.NewTransport(8)
+			tr.Proxy = http.ProxyURL(proxyURL)
+			c, _, _ := newClient(t, destination.Config{URL: castleURL, Retry: fastRetry, Faults: board, ProbeMax: 10 * time.Millisecond},
+				&http.Client{Transport: tr})
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if r := deliver(c, ctx, []destination.Event{event("u", 1)})[0]; r.Status != destination.Canceled {
+				t.Fatalf("got %v (%v), want the event held until the context ended", r.Status, r.Err)
+			}
+			err = board.Ready()
+			if err == nil || !strings.Contains(err.Error(), "auth: the proxy in HTTPS_PROXY or HTTP_PROXY refused") || strings.Contains(err.Error(), testSecret) {
+				t.Errorf("Ready() = %v, want an auth hold naming the proxy, without the secret", err)
+			}
+		})
 	}
 }
