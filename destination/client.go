@@ -792,7 +792,7 @@ func (c *Client) holdMessage(class string, ep Endpoint, r response) string {
 	case hold.TLS:
 		return fmt.Sprintf("TLS with CASTLE_API_URL %s failed: %v", c.send.base, r.err)
 	default:
-		if r.code == 0 {
+		if noSuchHost(r.err) {
 			return fmt.Sprintf("CASTLE_API_URL %s names a host that does not exist (%v)", c.send.base, r.err)
 		}
 		if r.code >= 300 && r.code < 400 {
