@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/castle-destination/castle-destination/internal/jsonw"
 )
 
 // MaxTokenBytes bounds a userJwt; a longer one is invalid.
@@ -248,7 +250,7 @@ func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 			t, ok = parseTime(s)
 		}
 		if ok {
-			u.RegisteredAt = t.Format("2006-01-02T15:04:05.000Z")
+			u.RegisteredAt = t.Format(jsonw.StampLayout)
 			used.add("registered_at")
 		} else {
 			*adj |= AdjustRegisteredAtInvalid

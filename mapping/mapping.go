@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/castle-destination/castle-destination/internal/jsonw"
 	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
@@ -646,7 +647,7 @@ func registeredAt(v []byte) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z"), true
+	return t.UTC().Format(jsonw.StampLayout), true
 }
 
 // numeric reports whether s is digits, optionally with a fraction.
