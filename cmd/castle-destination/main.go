@@ -34,7 +34,8 @@ const usage = `castle-destination: forward Segment analytics messages to Castle.
 Usage:
   castle-destination run [flags]      consume a Kafka topic and forward to Castle
   castle-destination replay [flags] SOURCE...
-                                      forward archived messages (files, dirs, -, or a Kafka time range)
+                                      forward archived messages (files, dirs, -, s3://BUCKET/PREFIX,
+                                      or a Kafka time range)
   castle-destination demo [flags]     a zero-setup run against an in-process Kafka and Castle API
   castle-destination version          print version, commit and Go version
 
