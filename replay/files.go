@@ -229,8 +229,16 @@ type gzipError struct{ err error }
 func (e gzipError) Error() string { return e.err.Error() }
 
 // readRecords reads NDJSON lines, or a whole-file JSON document when the
-// first line is not a complete JSON value.
+// stream starts with an array (compact or pretty-printed: json.dump of a
+// list writes one line) or its first line is a lone "{".
 func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, emit func(int64, []byte) error, problem func(Problem)) error {
+	array, err := startsArray(br)
+	if err != nil {
+		return gzipError{err}
+	}
+	if array {
+		return readDocument(ctx, in, br, true, idx, emit, problem)
+	}
 	first := true
 	for {
 		if err := ctx.Err(); err != nil {
@@ -240,11 +248,10 @@ func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, em
 		// A line cut short by a read error is not a record: the error is
 		// reported (or the read retried) instead.
 		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 && (err == nil || errors.Is(err, io.EOF)) {
-			if first && err == nil && (len(trimmed) == 1 && (trimmed[0] == '{' || trimmed[0] == '[') ||
-				trimmed[0] == '[' && !json.Valid(trimmed)) {
+			if first && err == nil && len(trimmed) == 1 && trimmed[0] == '{' {
 				// A pretty-printed document: the rest of the stream is one
 				// or more JSON values.
-				return readDocument(ctx, in, io.MultiReader(bytes.NewReader(line), bytes.NewReader([]byte{'\n'}), br), idx, emit, problem)
+				return readDocument(ctx, in, io.MultiReader(bytes.NewReader(line), bytes.NewReader([]byte{'\n'}), br), false, idx, emit, problem)
 			}
 			first = false
 			// One record per line; a line that is not a Segment message
@@ -266,6 +273,34 @@ func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, em
 			*idx++
 		default:
 			return gzipError{err}
+		}
+	}
+}
+
+// utf8BOM is the byte order mark some Windows tools write at the start of
+// a JSON file.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// startsArray discards a byte order mark and the white space that opens
+// the stream, and reports whether what follows is a JSON array. A read
+// error other than io.EOF is returned.
+func startsArray(br *bufio.Reader) (bool, error) {
+	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
+		_, _ = br.Discard(len(utf8BOM))
+	}
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return false, nil
+			}
+			return false, err
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			_, _ = br.Discard(1)
+		default:
+			return b[0] == '[', nil
 		}
 	}
 }
@@ -300,9 +335,48 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 }
 
 // readDocument emits the values of a whole-file JSON document; the elements
-// of a top-level array are records of their own.
-func readDocument(ctx context.Context, in Input, r io.Reader, idx *int64, emit func(int64, []byte) error, problem func(Problem)) error {
-	dec := json.NewDecoder(r)
+// of a top-level array are records of their own. When array is set, the
+// stream starts with an array, read an element at a time: a document of
+// any size is read in the memory of its largest element. A value (or an
+// element) longer than MaxRecordBytes, like a value that does not parse,
+// is reported and ends the document: there is no next line to resume at.
+func readDocument(ctx context.Context, in Input, r io.Reader, array bool, idx *int64, emit func(int64, []byte) error, problem func(Problem)) error {
+	bound := &valueBound{r: r}
+	dec := json.NewDecoder(bound)
+	bound.dec = dec
+	skip := func(err error) error {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, errValueTooLong):
+			problem(Problem{Path: in.Path, Record: *idx, Err: fmt.Errorf("%w, rest of the document skipped", err)})
+		case errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF):
+			problem(Problem{Path: in.Path, Record: *idx, Err: fmt.Errorf("not JSON, rest of the document skipped: %w", err)})
+		default:
+			return gzipError{err}
+		}
+		return nil
+	}
+	if array {
+		if _, err := dec.Token(); err != nil { // the opening [
+			return skip(err)
+		}
+		for dec.More() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return skip(err)
+			}
+			if err := emit2(emit, idx, raw); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing ]
+			return skip(err)
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -313,13 +387,7 @@ func readDocument(ctx context.Context, in Input, r io.Reader, idx *int64, emit f
 			return nil
 		}
 		if err != nil {
-			var se *json.SyntaxError
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF) {
-				problem(Problem{Path: in.Path, Record: *idx, Err: fmt.Errorf("not JSON, rest of the document skipped: %w", err)})
-				return nil
-			}
-			return gzipError{err}
+			return skip(err)
 		}
 		if len(raw) > 0 && raw[0] == '[' {
 			if err := emitArray(raw, idx, emit); err != nil {
@@ -327,11 +395,37 @@ func readDocument(ctx context.Context, in Input, r io.Reader, idx *int64, emit f
 			}
 			continue
 		}
-		if err := emit(*idx, raw); err != nil {
+		if err := emit2(emit, idx, raw); err != nil {
 			return err
 		}
-		*idx++
 	}
+}
+
+var errValueTooLong = fmt.Errorf("value longer than %d bytes", MaxRecordBytes)
+
+// valueBound reads for dec, and fails once dec holds more than
+// MaxRecordBytes past the end of the last value or token it returned: a
+// value of a document is bounded as a line is, whatever the document's
+// size.
+type valueBound struct {
+	r    io.Reader
+	dec  *json.Decoder
+	read int64
+}
+
+func (v *valueBound) Read(p []byte) (int, error) {
+	// One byte past the bound, so that a value of exactly MaxRecordBytes
+	// still ends.
+	room := MaxRecordBytes + 1 - (v.read - v.dec.InputOffset())
+	if room <= 0 {
+		return 0, errValueTooLong
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := v.r.Read(p)
+	v.read += int64(n)
+	return n, err
 }
 
 // emitArray emits each element of a JSON array as a record.

@@ -16,8 +16,8 @@ import (
 
 const replayUsage = `Usage: castle-destination replay [flags] SOURCE...
 
-SOURCE is a file (.json, .ndjson, .jsonl, gzip-compressed or not), a
-directory tree of them (Segment's archive layout), "-" for stdin,
+SOURCE is a file (.json, .ndjson, .jsonl, gzip-compressed or not: a
+message per line, or a JSON array of messages), a directory tree of them (Segment's archive layout), "-" for stdin,
 s3://BUCKET/PREFIX for Segment's S3 archive (AWS credentials, region and
 AWS_ENDPOINT_URL as the AWS SDK reads them), or kafka:TOPIC for the
 messages of a Kafka topic between --since and --until.

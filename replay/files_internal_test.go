@@ -1,0 +1,167 @@
+package replay
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// decodeAll runs decode over in and returns the records it emitted, each
+// compacted, and the problems it reported.
+func decodeAll(t *testing.T, in io.Reader) ([]string, []Problem) {
+	t.Helper()
+	var got []string
+	var problems []Problem
+	n, err := decode(context.Background(), "in", in, func(idx int64, v []byte) error {
+		if idx != int64(len(got)) {
+			t.Errorf("record %d emitted with index %d", len(got), idx)
+		}
+		var b bytes.Buffer
+		if err := json.Compact(&b, v); err != nil {
+			b.Reset()
+			b.Write(v) // not JSON: the mapping's to dead-letter
+		}
+		got = append(got, b.String())
+		return nil
+	}, func(p Problem) { problems = append(problems, p) })
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if n != int64(len(got)) {
+		t.Errorf("decode counted %d records, emitted %d", n, len(got))
+	}
+	return got, problems
+}
+
+func TestDecodeJSONArrays(t *testing.T) {
+	msgs := []string{`{"type":"track","messageId":"m0"}`, `{"type":"page","messageId":"m1"}`, `{"type":"identify","messageId":"m2"}`}
+	compact := "[" + strings.Join(msgs, ",") + "]"
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, []byte(compact), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	zip := func(s string) string {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(s))
+		zw.Close()
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     []string
+	}{
+		// json.dump of a list, JSON.stringify of an array, jq -c .
+		{"compact array on one line", compact + "\n", msgs},
+		{"compact array without a newline", compact, msgs},
+		{"pretty-printed array", pretty.String(), msgs},
+		{"byte order mark and blank lines first", "\xef\xbb\xbf\n\n  " + compact, msgs},
+		{"gzip-compressed compact array", zip(compact), msgs},
+		{"array then more values", compact + "\n" + `[{"a":1}]` + "\n" + `{"b":2}`, append(msgs[:3:3], `{"a":1}`, `{"b":2}`)},
+		{"empty array", "[]", nil},
+		{"array elements that are not objects", `[1,"x",{"a":1}]`, []string{`1`, `"x"`, `{"a":1}`}},
+		// Unchanged: one record per line, whatever the line holds.
+		{"NDJSON", strings.Join(msgs, "\n") + "\n", msgs},
+		{"NDJSON with an array line", msgs[0] + "\n" + `[1,2]` + "\n" + msgs[1] + "\n", []string{msgs[0], `[1,2]`, msgs[1]}},
+		{"pretty-printed objects", "{\n  \"a\": 1\n}\n{\n  \"b\": 2\n}\n", []string{`{"a":1}`, `{"b":2}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, problems := decodeAll(t, strings.NewReader(tc.in))
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("records %q, want %q", got, tc.want)
+			}
+			if len(problems) != 0 {
+				t.Errorf("problems: %v", problems)
+			}
+		})
+	}
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// A whole-file array is read an element at a time: an archive exported as
+// one JSON array, many times MaxRecordBytes, is replayed in the memory of
+// one element, not of the file.
+func TestDecodeStreamsALargeArray(t *testing.T) {
+	elem := `{"type":"track","event":"Order Completed","messageId":"m","properties":{"pad":"` + strings.Repeat("x", 900) + `"}}`
+	n := 2*MaxRecordBytes/len(elem) + 1
+	parts := make([]io.Reader, 0, 2*n+1)
+	parts = append(parts, strings.NewReader("["))
+	for i := range n {
+		if i > 0 {
+			parts = append(parts, strings.NewReader(","))
+		}
+		parts = append(parts, strings.NewReader(elem))
+	}
+	parts = append(parts, strings.NewReader("]"))
+	src := &countingReader{r: io.MultiReader(parts...)}
+
+	var emitted, ahead int64
+	count, err := decode(context.Background(), "in", src, func(_ int64, v []byte) error {
+		emitted += int64(len(v)) + 1
+		ahead = max(ahead, src.n-emitted)
+		return nil
+	}, func(p Problem) { t.Errorf("problem: %v", p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count != int64(n) {
+		t.Fatalf("decoded %d records, want %d", count, n)
+	}
+	// What was read but not yet emitted: the reader's and the decoder's
+	// buffers, never the document.
+	if limit := int64(2 << 20); ahead > limit {
+		t.Errorf("read up to %d bytes ahead of the records emitted, want at most %d (the document is %d)", ahead, limit, src.n)
+	}
+}
+
+// repeatReader reads as an endless run of one byte.
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// An element longer than MaxRecordBytes is reported and ends the document,
+// as a line that long is skipped, instead of being read whole whatever its
+// size.
+func TestDecodeValueTooLong(t *testing.T) {
+	for _, tc := range []struct{ name, open, close string }{
+		{"element of an array", `[{"messageId":"m0"},"`, `",{"messageId":"m2"}]`},
+		{"pretty-printed object", "{\n" + `"messageId":"m0"}` + "\n{\n" + `"pad":"`, `"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &countingReader{r: io.MultiReader(strings.NewReader(tc.open),
+				io.LimitReader(repeatReader('x'), 4*MaxRecordBytes), strings.NewReader(tc.close))}
+			got, problems := decodeAll(t, src)
+			if want := []string{`{"messageId":"m0"}`}; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("records %q, want %q", got, want)
+			}
+			if len(problems) != 1 || !errors.Is(problems[0].Err, errValueTooLong) || problems[0].Record != 1 {
+				t.Fatalf("problems %v, want one at record 1 for a value too long", problems)
+			}
+			if limit := int64(MaxRecordBytes + 2<<20); src.n > limit {
+				t.Errorf("read %d bytes before giving up, want at most %d", src.n, limit)
+			}
+		})
+	}
+}
