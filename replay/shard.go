@@ -3,7 +3,7 @@ package replay
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -44,15 +44,15 @@ func ParseShard(s string) (Shard, error) {
 	}
 	i, n, ok := strings.Cut(s, "/")
 	if !ok {
-		return Shard{}, fmt.Errorf("%q is not I/N (the I-th of N parts, from 0)", s)
+		return Shard{}, errors.New("is not I/N (the I-th of N parts, from 0)")
 	}
 	idx, err1 := strconv.Atoi(strings.TrimSpace(i))
 	cnt, err2 := strconv.Atoi(strings.TrimSpace(n))
 	if err1 != nil || err2 != nil {
-		return Shard{}, fmt.Errorf("%q is not I/N (the I-th of N parts, from 0)", s)
+		return Shard{}, errors.New("is not I/N (the I-th of N parts, from 0)")
 	}
 	if cnt < 1 || idx < 0 || idx >= cnt {
-		return Shard{}, fmt.Errorf("%q: need 0 <= I < N", s)
+		return Shard{}, errors.New("is not I/N with 0 <= I < N")
 	}
 	return Shard{Index: idx, Count: cnt}, nil
 }

@@ -78,7 +78,7 @@ func (f *resumeFlag) Set(s string) error {
 	case "auto":
 		f.r = replay.ResumeAuto
 	default:
-		return fmt.Errorf("%q is not true, false or auto", s)
+		return errors.New("is not true, false or auto")
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (f *timeFlag) Set(s string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%q is not an RFC 3339 time or a YYYY-MM-DD date", s)
+	return errors.New("is not an RFC 3339 time or a YYYY-MM-DD date")
 }
 
 // parseReplay parses and validates the replay settings. -h writes the
