@@ -358,8 +358,15 @@ func readDocument(ctx context.Context, in Input, r io.Reader, array bool, idx *i
 		return nil
 	}
 	if array {
-		if _, err := dec.Token(); err != nil { // the opening [
+		// The input ending inside the array is a truncated document.
+		inArray := func(err error) error {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
 			return skip(err)
+		}
+		if _, err := dec.Token(); err != nil { // the opening [
+			return inArray(err)
 		}
 		for dec.More() {
 			if err := ctx.Err(); err != nil {
@@ -367,14 +374,14 @@ func readDocument(ctx context.Context, in Input, r io.Reader, array bool, idx *i
 			}
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
-				return skip(err)
+				return inArray(err)
 			}
 			if err := emit2(emit, idx, raw); err != nil {
 				return err
 			}
 		}
 		if _, err := dec.Token(); err != nil { // the closing ]
-			return skip(err)
+			return inArray(err)
 		}
 	}
 	for {

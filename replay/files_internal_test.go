@@ -83,6 +83,24 @@ func TestDecodeJSONArrays(t *testing.T) {
 	}
 }
 
+// An array cut short (a truncated download, a full disk) is reported, and
+// what came before the cut is replayed; the replay goes on.
+func TestDecodeTruncatedArray(t *testing.T) {
+	for _, in := range []string{"[", "[\n", `[{"a":1},`, `[{"a":1}`, `[{"a":1},{"b":`} {
+		got, problems := decodeAll(t, strings.NewReader(in))
+		want := []string{`{"a":1}`}
+		if !strings.Contains(in, "a") {
+			want = nil
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%q: records %q, want %q", in, got, want)
+		}
+		if len(problems) != 1 || !errors.Is(problems[0].Err, io.ErrUnexpectedEOF) {
+			t.Errorf("%q: problems %v, want one for the document cut short", in, problems)
+		}
+	}
+}
+
 // countingReader counts the bytes read from r.
 type countingReader struct {
 	r io.Reader
@@ -164,4 +182,37 @@ func TestDecodeValueTooLong(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDecode: whatever the bytes, decode returns without error (the input
+// reads cleanly), numbers records from 0 without a gap, and emits each
+// element of a top-level array as a record of its own.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`[{"a":1},{"b":2}]`, "[\n  {\"a\": 1}\n]", "{\n\"a\":1}\n{\"b\":2}", `{"a":1}` + "\n" + `[1,2]`,
+		"\xef\xbb\xbf[]", "[", "[1,", `[{"a":1}] {"b":2} [3]`, "\n\n", "{\n", "]",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var n int64
+		count, err := decode(context.Background(), "in", bytes.NewReader(in), func(idx int64, v []byte) error {
+			if idx != n {
+				t.Fatalf("record %d emitted with index %d", n, idx)
+			}
+			n++
+			return nil
+		}, func(Problem) {})
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if count != n {
+			t.Fatalf("decode counted %d records, emitted %d", count, n)
+		}
+		// A valid array, alone in the input: one record per element.
+		var items []json.RawMessage
+		if t := bytes.TrimLeft(in, " \t\r\n"); len(t) > 0 && t[0] == '[' && json.Unmarshal(in, &items) == nil && n != int64(len(items)) {
+			panic(fmt.Sprintf("an array of %d elements gave %d records", len(items), n))
+		}
+	})
 }
