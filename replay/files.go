@@ -376,9 +376,10 @@ func readDocument(ctx context.Context, in Input, r io.Reader, array bool, idx *i
 			if err := dec.Decode(&raw); err != nil {
 				return inArray(err)
 			}
-			if err := emit2(emit, idx, raw); err != nil {
+			if err := emit(*idx, raw); err != nil {
 				return err
 			}
+			*idx++
 		}
 		if _, err := dec.Token(); err != nil { // the closing ]
 			return inArray(err)
@@ -402,9 +403,10 @@ func readDocument(ctx context.Context, in Input, r io.Reader, array bool, idx *i
 			}
 			continue
 		}
-		if err := emit2(emit, idx, raw); err != nil {
+		if err := emit(*idx, raw); err != nil {
 			return err
 		}
+		*idx++
 	}
 }
 
