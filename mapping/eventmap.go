@@ -1,8 +1,10 @@
 package mapping
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -57,9 +59,20 @@ func (e *EventMapError) Error() string { return "line " + strconv.Itoa(e.Line) +
 // event type" (the caller adds which setting it was). An empty events
 // mapping maps nothing.
 func ParseEventMap(data []byte) (EventMap, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return EventMap{}, yamlError(err)
+	}
+	// A second document (after ---) would be ignored: its names would
+	// keep the default mapping without a word.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return EventMap{}, yamlError(err)
+	case len(next.Content) > 0 && !emptyNode(next.Content[0]):
+		return EventMap{}, &EventMapError{next.Content[0].Line, "a second YAML document (after ---): put every name under the one events: mapping"}
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return EventMap{}, &EventMapError{1, "the file is empty: it needs an events: mapping"}
@@ -103,6 +116,12 @@ func ParseEventMap(data []byte) (EventMap, error) {
 		em.m[name] = e
 	}
 	return em, nil
+}
+
+// emptyNode reports whether n is an empty document's content (a trailing
+// --- yields one).
+func emptyNode(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" && n.Style == 0
 }
 
 func parseEntry(name string, v *yaml.Node) (eventMapEntry, error) {

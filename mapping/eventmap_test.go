@@ -59,6 +59,11 @@ func TestParseEventMap(t *testing.T) {
 		{"bad first line", "events: {\n", "line 2: not YAML: did not find expected node content"},
 		{"control character", "\x01", "line 1: not YAML: control characters are not allowed"},
 		{"empty name", "events:\n  \"\": {type: $login, status: $failed}\n", "line 2: an event name must be a non-empty string"},
+		{"second document", "events:\n  A: {type: $login, status: $failed}\n---\nevents:\n  B: {type: $login, status: $succeeded}\n", "line 4: a second YAML document (after ---)"},
+		{"second document not YAML", "events: {}\n---\nevents: {\n", "line 4: not YAML: did not find expected node content"},
+		{"document markers", "---\nevents:\n  A: {type: $login, status: $failed}\n...\n", ""},
+		{"trailing marker", "events:\n  A: {type: $login, status: $failed}\n---\n", ""},
+		{"trailing marker and comment", "events: {}\n---\n# nothing more\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			em, err := mapping.ParseEventMap([]byte(tc.yaml))
