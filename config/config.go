@@ -109,7 +109,13 @@ type Kafka struct {
 
 // Castle is where events go.
 type Castle struct {
-	APISecret       Secret
+	APISecret Secret
+	// SecretTrimmed is set when CASTLE_API_SECRET came with white space
+	// at its start or end, which was removed: most often the trailing
+	// newline of the file a Kubernetes Secret was made from. Castle's
+	// secrets have none, and with it every request would be refused (401)
+	// and every userJwt would fail its signature check.
+	SecretTrimmed   bool
 	APIURL          string
 	Concurrency     int
 	Timeout         time.Duration
@@ -248,7 +254,8 @@ func (c *Config) RegisterDLQ(f *Flags) {
 // RegisterCastle defines the Castle API settings on f.
 func (c *Config) RegisterCastle(f *Flags) {
 	a := &c.Castle
-	f.SecretVar(&a.APISecret, "castle-api-secret", "CASTLE_API_SECRET", "Castle API secret (required to send to Castle)")
+	f.Var(&trimmedSecret{s: &a.APISecret, trimmed: &a.SecretTrimmed}, "castle-api-secret", "CASTLE_API_SECRET",
+		"Castle API secret (required to send to Castle; white space around it is removed)")
 	f.String(&a.APIURL, "castle-api-url", "CASTLE_API_URL", destination.DefaultURL, "Castle API base URL")
 	f.Int(&a.Concurrency, "castle-concurrency", "CASTLE_CONCURRENCY", destination.DefaultConcurrency, "ceiling on Castle requests in flight; below it the client adapts its own limit")
 	f.Duration(&a.Timeout, "castle-timeout", "CASTLE_TIMEOUT", destination.DefaultTimeout, "timeout of one Castle request")

@@ -271,3 +271,43 @@ func writeCA(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// A Castle secret with white space around it (the trailing newline of a
+// file a Kubernetes Secret was made from) would be refused by Castle and
+// fail every userJwt's signature: the white space is removed, and noted.
+func TestCastleSecretTrimmed(t *testing.T) {
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		want      string
+		trimmed   bool
+	}{
+		{name: "clean", env: "sek-123", want: "sek-123"},
+		{name: "trailing newline", env: "sek-123\n", want: "sek-123", trimmed: true},
+		{name: "CRLF and spaces", env: "  sek-123 \r\n", want: "sek-123", trimmed: true},
+		{name: "flag", args: []string{"--castle-api-secret", "sek-123\t"}, want: "sek-123", trimmed: true},
+		{name: "inner space kept", env: "sek 123", want: "sek 123"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_TOPIC": "t", "CASTLE_API_SECRET": tc.env}
+			c, err := parse(t, tc.args, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := validateRun(c); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Castle.APISecret.Reveal(); got != tc.want || c.Castle.SecretTrimmed != tc.trimmed {
+				t.Errorf("secret %q, trimmed %v; want %q, %v", got, c.Castle.SecretTrimmed, tc.want, tc.trimmed)
+			}
+		})
+	}
+	// Nothing but white space is no secret.
+	c, err := parse(t, nil, map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_TOPIC": "t", "CASTLE_API_SECRET": "\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateRun(c); err == nil || !strings.Contains(err.Error(), "CASTLE_API_SECRET (--castle-api-secret) is required") {
+		t.Errorf("a secret of white space only: %v, want it required", err)
+	}
+}

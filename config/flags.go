@@ -88,7 +88,7 @@ func valueKind(v flag.Value) string {
 		return strings.Join(slices.DeleteFunc(slices.Clone(v.allowed), func(s string) bool { return s == "" }), "|")
 	case *onOffValue:
 		return "on|off"
-	case *Secret:
+	case *Secret, *trimmedSecret:
 		return "secret"
 	}
 	return "string"

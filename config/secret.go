@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 )
 
 // Secret holds a credential. It prints as "[redacted]" through every
@@ -56,3 +57,26 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // LogValue implements slog.LogValuer.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// trimmedSecret is a Secret setting that drops white space around the
+// value and records that it did (Castle.SecretTrimmed).
+type trimmedSecret struct {
+	s       *Secret
+	trimmed *bool
+}
+
+func (t *trimmedSecret) Set(v string) error {
+	trimmed := strings.TrimSpace(v)
+	*t.trimmed = trimmed != v
+	*t.s = Secret(trimmed)
+	return nil
+}
+
+func (t *trimmedSecret) String() string {
+	if t == nil || t.s == nil {
+		return ""
+	}
+	return t.s.String()
+}
+
+func (*trimmedSecret) redacts() {}

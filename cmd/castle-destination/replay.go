@@ -204,6 +204,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	for _, note := range ops.TuneRuntime(getenv) {
 		logger.Info(note)
 	}
+	warnSettings(logger, s.cfg)
 	_, err = replay.Execute(ctx, s.settings(), replay.Options{
 		Logger: logger, Stdin: stdin, Stdout: stdout, Stderr: stderr, Terminal: isTerminal(stderr),
 	})

@@ -182,3 +182,38 @@ func TestParseReplayShardResumeAndSources(t *testing.T) {
 		})
 	}
 }
+
+// A Castle secret read with a trailing newline (as a Kubernetes Secret made
+// from a file often is) is used without it, and the log says so: Castle
+// accepts every event instead of refusing them all.
+func TestSecretWithTrailingNewlineIsTrimmed(t *testing.T) {
+	srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	dir := t.TempDir()
+	in := filepath.Join(dir, "events.ndjson")
+	writeTracks(t, in, "nl-", 20)
+
+	env := map[string]string{"CASTLE_API_SECRET": harness.Secret + "\n", "CASTLE_API_URL": hs.URL}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err = replayCommand(ctx, []string{"--progress", "off", "--checkpoint", filepath.Join(dir, "ck.json"), in},
+		func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, tail(stderr.String(), 2000))
+	}
+	if got := srv.Stats().Accepted; got != 20 {
+		t.Errorf("Castle accepted %d events, want 20", got)
+	}
+	log := stderr.String()
+	if !strings.Contains(log, `"level":"warn"`) || !strings.Contains(log, "CASTLE_API_SECRET had white space") {
+		t.Errorf("no warning about the trimmed secret in:\n%s", tail(log, 2000))
+	}
+	if strings.Contains(log, harness.Secret) {
+		t.Error("the log shows the secret")
+	}
+}

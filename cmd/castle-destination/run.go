@@ -8,6 +8,7 @@ import (
 	"github.com/castle-destination/castle-destination/config"
 	"github.com/castle-destination/castle-destination/ops"
 	"github.com/castle-destination/castle-destination/worker"
+	"go.uber.org/zap"
 )
 
 // parseRun parses and validates the run settings. -h writes the usage to
@@ -41,5 +42,16 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	for _, note := range ops.TuneRuntime(getenv) {
 		logger.Info(note)
 	}
+	warnSettings(logger, cfg)
 	return worker.Run(ctx, cfg, worker.Options{Logger: logger})
+}
+
+// warnSettings logs what the settings let through but changed: a Castle
+// secret with white space around it (most often a trailing newline) holds
+// every delivery with 401 for a secret that looks right.
+func warnSettings(logger *zap.Logger, cfg config.Config) {
+	if cfg.Castle.SecretTrimmed {
+		logger.Warn("CASTLE_API_SECRET had white space at its start or end (a trailing newline from the file it was made from?); " +
+			"it was removed, since Castle's secrets have none")
+	}
 }
