@@ -3,10 +3,12 @@ package destination_test
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 	"weak"
 
 	"github.com/castle-destination/castle-destination/castleserver"
@@ -145,5 +147,29 @@ func TestSettledBatchesAreNotRetained(t *testing.T) {
 	}
 	if heldPtr.Value() != nil {
 		t.Error("what the settled function holds is still alive after its batch was settled")
+	}
+}
+
+// Castle's SDKs write the API's base URL with its version
+// (https://api.castle.io/v1): CASTLE_API_URL copied from one must reach
+// /v1/log, not /v1/v1/log (a 404 that holds delivery).
+func TestURLWithCastleVersion(t *testing.T) {
+	for _, suffix := range []string{"", "/", "/v1", "/v1/", "/v1//"} {
+		t.Run(suffix, func(t *testing.T) {
+			s := newServer(t, castleserver.Config{})
+			ts := httptest.NewServer(s)
+			t.Cleanup(func() { s.Close(); ts.Close() })
+			c, _, _ := newClient(t, destination.Config{URL: ts.URL + suffix, Retry: fastRetry}, nil)
+			t.Cleanup(func() { c.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res := deliver(c, ctx, []destination.Event{event("u1", 1)})
+			if len(res) != 1 || res[0].Status != destination.Delivered {
+				t.Fatalf("URL %s: results %+v, want one delivered", ts.URL+suffix, res)
+			}
+			if got := s.Stats().Accepted; got != 1 {
+				t.Errorf("Castle accepted %d, want 1", got)
+			}
+		})
 	}
 }

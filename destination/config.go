@@ -23,7 +23,9 @@ const (
 // each field.
 type Config struct {
 	// URL is the API base URL; requests go to URL + "/v1/log" (or
-	// "/v1/risk", "/v1/filter").
+	// "/v1/risk", "/v1/filter"). A URL that ends in Castle's version, as
+	// the base URL of Castle's SDKs does (https://api.castle.io/v1), is
+	// taken without it.
 	// Default DefaultURL. It must not carry credentials.
 	URL string
 	// Secret is the API secret, sent as the HTTP Basic auth password with

@@ -126,8 +126,10 @@ func assertUserOrder(t *testing.T, srv *castleserver.Server, user string, n int)
 	}
 }
 
-// A CASTLE_API_URL with an extra /v1 requests /v1/v1/log: 404 on a route
-// Castle does not serve. It holds like a wrong secret.
+// A CASTLE_API_URL with a path Castle does not serve (a gateway's prefix
+// typed where none is) requests /api/v1/log: 404 on a route Castle does
+// not serve. It holds like a wrong secret. (Castle's own /v1 is taken off:
+// TestURLWithCastleVersion.)
 func TestWrongURLPathHolds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := newServer(t, castleserver.Config{})
@@ -136,13 +138,13 @@ func TestWrongURLPathHolds(t *testing.T) {
 		e := startHeld(t, mux, destination.Config{Retry: noJitter})
 		defer e.stop()
 		// startMem points the client at http://castle.test; rebuild it
-		// with the extra /v1 an operator might type.
+		// with the path an operator might type.
 		e.c.Close()
 		l := castleserver.NewMemListener()
 		hs := &http.Server{Handler: srv}
 		go func() { _ = hs.Serve(l) }()
 		defer hs.Close()
-		c, _, _ := newClient(t, destination.Config{URL: "http://castle.test/v1", Retry: noJitter, Faults: e.board},
+		c, _, _ := newClient(t, destination.Config{URL: "http://castle.test/api", Retry: noJitter, Faults: e.board},
 			&http.Client{Transport: &http.Transport{DialContext: l.DialContext}})
 		defer c.Close()
 		p := submit(c, context.Background(), []destination.Event{event("u", 1)})
@@ -153,7 +155,7 @@ func TestWrongURLPathHolds(t *testing.T) {
 		default:
 		}
 		err := e.board.Ready()
-		if err == nil || !strings.Contains(err.Error(), "CASTLE_API_URL") || !strings.Contains(err.Error(), "/v1/v1/log") {
+		if err == nil || !strings.Contains(err.Error(), "CASTLE_API_URL") || !strings.Contains(err.Error(), "/api/v1/log") {
 			t.Errorf("Ready() = %v, want CASTLE_API_URL and the path requested", err)
 		}
 		if srv.Stats().Accepted != 0 {

@@ -35,6 +35,14 @@ type sender struct {
 	urls [Filter + 1]*url.URL
 }
 
+// apiBase is the base of Castle's paths in the API URL u: u without its
+// trailing slashes and without Castle's version, which Castle's SDKs put
+// in their base URL (https://api.castle.io/v1) and Endpoint.Path adds to
+// every path.
+func apiBase(u string) string {
+	return strings.TrimSuffix(strings.TrimRight(u, "/"), "/v1")
+}
+
 // newSender returns a sender that makes its requests with rt or, when rt is
 // nil, with its own HTTP/1.1 connections (h1), made by dial (nil: a
 // net.Dialer).
@@ -42,7 +50,7 @@ func newSender(cfg Config, rt http.RoundTripper, dial dialFunc) (*sender, error)
 	basic := base64.StdEncoding.EncodeToString([]byte(":" + cfg.Secret))
 	s := &sender{
 		rt:       rt,
-		base:     strings.TrimRight(cfg.URL, "/"),
+		base:     apiBase(cfg.URL),
 		timeout:  cfg.Timeout,
 		maxBody:  cfg.MaxErrorBody,
 		redactor: newRedactor(cfg.Secret, basic),

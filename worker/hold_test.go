@@ -147,7 +147,8 @@ func TestWrongSecretHoldsAndRecovers(t *testing.T) {
 	assertNoDeliveryLetters(t, env)
 }
 
-// A CASTLE_API_URL with an extra /v1 gets 404 on /v1/v1/log: held, named
+// A CASTLE_API_URL with a path Castle does not serve gets 404 on
+// /api/v1/log: held, named
 // on /readyz; a worker restarted with the right URL re-reads the held
 // records and delivers them all. The held worker stops at once, not after
 // its (here ten-minute) shutdown timeout: what it has in flight cannot
@@ -160,9 +161,9 @@ func TestWrongURLHoldsUntilFixed(t *testing.T) {
 	if err := env.Produce(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	w, stop := run(t, env, map[string]string{"CASTLE_API_URL": env.CastleURL + "/v1", "SHUTDOWN_TIMEOUT": "10m"})
+	w, stop := run(t, env, map[string]string{"CASTLE_API_URL": env.CastleURL + "/api", "SHUTDOWN_TIMEOUT": "10m"})
 	body := w.waitHeld(t, "CASTLE_API_URL", 30*time.Second)
-	if !strings.Contains(body, "/v1/v1/log") {
+	if !strings.Contains(body, "/api/v1/log") {
 		t.Errorf("/readyz does not show the path that was refused: %s", body)
 	}
 	time.Sleep(3 * time.Second)
