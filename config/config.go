@@ -111,10 +111,11 @@ type Kafka struct {
 type Castle struct {
 	APISecret Secret
 	// SecretTrimmed is set when CASTLE_API_SECRET came with white space
-	// at its start or end, which was removed: most often the trailing
-	// newline of the file a Kubernetes Secret was made from. Castle's
-	// secrets have none, and with it every request would be refused (401)
-	// and every userJwt would fail its signature check.
+	// or a pair of quote marks around it, which were removed: most often
+	// the trailing newline of the file a Kubernetes Secret was made from,
+	// or the quotes an env file keeps (docker run --env-file). Castle's
+	// secrets have neither, and with them every request would be refused
+	// (401) and every userJwt would fail its signature check.
 	SecretTrimmed   bool
 	APIURL          string
 	Concurrency     int
@@ -255,7 +256,7 @@ func (c *Config) RegisterDLQ(f *Flags) {
 func (c *Config) RegisterCastle(f *Flags) {
 	a := &c.Castle
 	f.Var(&trimmedSecret{s: &a.APISecret, trimmed: &a.SecretTrimmed}, "castle-api-secret", "CASTLE_API_SECRET",
-		"Castle API secret (required to send to Castle; white space around it is removed)")
+		"Castle API secret (required to send to Castle; white space and quote marks around it are removed)")
 	f.String(&a.APIURL, "castle-api-url", "CASTLE_API_URL", destination.DefaultURL, "Castle API base URL")
 	f.Int(&a.Concurrency, "castle-concurrency", "CASTLE_CONCURRENCY", destination.DefaultConcurrency, "ceiling on Castle requests in flight; below it the client adapts its own limit")
 	f.Duration(&a.Timeout, "castle-timeout", "CASTLE_TIMEOUT", destination.DefaultTimeout, "timeout of one Castle request")

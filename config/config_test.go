@@ -273,8 +273,9 @@ func writeCA(t *testing.T, path string) {
 }
 
 // A Castle secret with white space around it (the trailing newline of a
-// file a Kubernetes Secret was made from) would be refused by Castle and
-// fail every userJwt's signature: the white space is removed, and noted.
+// file a Kubernetes Secret was made from) or quotes (an env file's) would
+// be refused by Castle and fail every userJwt's signature: they are
+// removed, and noted.
 func TestCastleSecretTrimmed(t *testing.T) {
 	for _, tc := range []struct {
 		name, env string
@@ -287,6 +288,10 @@ func TestCastleSecretTrimmed(t *testing.T) {
 		{name: "CRLF and spaces", env: "  sek-123 \r\n", want: "sek-123", trimmed: true},
 		{name: "flag", args: []string{"--castle-api-secret", "sek-123\t"}, want: "sek-123", trimmed: true},
 		{name: "inner space kept", env: "sek 123", want: "sek 123"},
+		{name: "env file quotes", env: `"sek-123"`, want: "sek-123", trimmed: true},
+		{name: "single quotes and newline", env: "'sek-123'\n", want: "sek-123", trimmed: true},
+		{name: "unmatched quote kept", env: `"sek-123`, want: `"sek-123`},
+		{name: "inner quotes kept", env: `sek"123"`, want: `sek"123"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_TOPIC": "t", "CASTLE_API_SECRET": tc.env}

@@ -59,7 +59,9 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // trimmedSecret is a Secret setting that drops white space around the
-// value and records that it did (Castle.SecretTrimmed).
+// value, and one pair of quote marks around it (docker run --env-file
+// keeps the quotes of KEY="value"), and records that it did
+// (Castle.SecretTrimmed).
 type trimmedSecret struct {
 	s       *Secret
 	trimmed *bool
@@ -67,6 +69,9 @@ type trimmedSecret struct {
 
 func (t *trimmedSecret) Set(v string) error {
 	trimmed := strings.TrimSpace(v)
+	if n := len(trimmed); n >= 2 && (trimmed[0] == '"' || trimmed[0] == '\'') && trimmed[n-1] == trimmed[0] {
+		trimmed = strings.TrimSpace(trimmed[1 : n-1])
+	}
 	*t.trimmed = trimmed != v
 	*t.s = Secret(trimmed)
 	return nil

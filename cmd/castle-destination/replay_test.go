@@ -210,7 +210,7 @@ func TestSecretWithTrailingNewlineIsTrimmed(t *testing.T) {
 		t.Errorf("Castle accepted %d events, want 20", got)
 	}
 	log := stderr.String()
-	if !strings.Contains(log, `"level":"warn"`) || !strings.Contains(log, "CASTLE_API_SECRET had white space") {
+	if !strings.Contains(log, `"level":"warn"`) || !strings.Contains(log, "CASTLE_API_SECRET had white space or quote marks") {
 		t.Errorf("no warning about the trimmed secret in:\n%s", tail(log, 2000))
 	}
 	if strings.Contains(log, harness.Secret) {

@@ -47,11 +47,12 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 // warnSettings logs what the settings let through but changed: a Castle
-// secret with white space around it (most often a trailing newline) holds
-// every delivery with 401 for a secret that looks right.
+// secret with white space or quotes around it (a trailing newline, an env
+// file's quotes) would hold every delivery with 401 for a secret that
+// looks right.
 func warnSettings(logger *zap.Logger, cfg config.Config) {
 	if cfg.Castle.SecretTrimmed {
-		logger.Warn("CASTLE_API_SECRET had white space at its start or end (a trailing newline from the file it was made from?); " +
-			"it was removed, since Castle's secrets have none")
+		logger.Warn("CASTLE_API_SECRET had white space or quote marks around it (a trailing newline from the file it was made from, " +
+			"or the quotes of an env file?); they were removed, since Castle's secrets have neither")
 	}
 }
