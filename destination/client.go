@@ -25,6 +25,10 @@ import (
 // closed.
 var ErrClosed = errors.New("castle client closed")
 
+// ErrStopped is the cause of events settled Canceled because the client
+// was told to stop sending (Client.StopSending) before they were sent.
+var ErrStopped = errors.New("castle client stopped sending")
+
 // Faults is told about systemic faults (hold.Board): Raise at each failure
 // that holds delivery, Clear when the fault is gone.
 type Faults interface {
@@ -84,6 +88,9 @@ type Client struct {
 	peakLanes int // the most entries a sweep has seen in lanes,
 	peakRest  int // and in resting, since each map was made
 	closed    bool
+
+	// stopping is set by StopSending: no attempt starts after it.
+	stopping atomic.Bool
 
 	consecFail  atomic.Int64
 	lastFail    atomic.Int32 // a class
@@ -621,6 +628,13 @@ func (c *Client) arm(l *lane, d time.Duration) {
 		l.state = laneIdle
 		return
 	}
+	if c.stopping.Load() {
+		// Nothing will be sent: requeue at once, to be canceled.
+		l.state = laneQueued
+		c.ready.push(l)
+		c.wake.Signal()
+		return
+	}
 	l.state = laneWaiting
 	c.armed[l] = struct{}{}
 	l.timer = time.AfterFunc(d, func() {
@@ -646,9 +660,17 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)), nil)
 		return 0, true
 	}
+	if c.stopping.Load() {
+		c.finish(j, Canceled, j.canceledErr(ErrStopped), nil)
+		return 0, true
+	}
 	probe, err := c.gate.pass(ctx)
 	if err != nil {
-		c.finish(j, Canceled, j.canceledErr(context.Cause(ctx)), nil)
+		cause := context.Cause(ctx)
+		if errors.Is(err, ErrStopped) {
+			cause = ErrStopped
+		}
+		c.finish(j, Canceled, j.canceledErr(cause), nil)
 		return 0, true
 	}
 	paced := c.pacer != nil && l.key != ""
@@ -904,6 +926,41 @@ func (c *Client) Reachable() error {
 		return nil
 	}
 	return fmt.Errorf("castle api unreachable: the last %d attempts failed (last: %s)", n, class(c.lastFail.Load()))
+}
+
+// StopSending makes the client start no more requests. Every event not
+// yet on the wire, whether queued, waiting for its user's pacing, for a
+// retry or behind a hold or an account-wide 429, is settled Canceled
+// (cause ErrStopped) at once,
+// and so is every event submitted later; the requests in flight finish,
+// and their events settle as usual. It does not wait.
+//
+// It is for a stop where what was not sent is sent again later without a
+// cost: an interrupted replay, whose checkpoint records each event. A
+// worker's offsets commit in order, so an event canceled ahead of
+// delivered ones would have those read and sent again: the worker drains
+// instead.
+func (c *Client) StopSending() {
+	if c.stopping.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.gate.stop()
+	// Wake the lanes waiting on a timer, for pacing or a retry: their
+	// next step cancels their events. A timer that already fired finds
+	// its lane no longer waiting and does nothing.
+	for l := range c.armed {
+		l.timer.Stop()
+		l.timer = nil
+		l.state = laneQueued
+		c.ready.push(l)
+	}
+	clear(c.armed)
+	c.wake.Broadcast()
 }
 
 // Close settles every unsettled event as Canceled (cause ErrClosed), stops

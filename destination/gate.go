@@ -31,11 +31,17 @@ type gate struct {
 	backoff   time.Duration // current systemic probe backoff
 	probing   bool          // a probe is out (or its sender waits for notBefore)
 	changed   chan struct{} // closed at every change a waiter may care about
+	stopped   chan struct{} // closed by stop: no one passes any more
 }
 
 func newGate(f Faults, initial, maxProbe time.Duration, onThrottle func(bool)) *gate {
-	return &gate{faults: f, initial: initial, maxProbe: maxProbe, onThrottle: onThrottle, changed: make(chan struct{})}
+	return &gate{faults: f, initial: initial, maxProbe: maxProbe, onThrottle: onThrottle,
+		changed: make(chan struct{}), stopped: make(chan struct{})}
 }
+
+// stop makes every waiter, and every later caller while the gate is held,
+// return ErrStopped (Client.StopSending). Called once.
+func (g *gate) stop() { close(g.stopped) }
 
 // broadcastLocked wakes every waiter. g.mu must be held.
 func (g *gate) broadcastLocked() {
@@ -46,7 +52,8 @@ func (g *gate) broadcastLocked() {
 // pass returns at once while the gate is open. While it is held, the first
 // caller becomes the prober: it waits for the probe time and returns
 // probe = true; others wait until the hold clears or the prober gives its
-// role back. It returns ctx.Err() if ctx ends first.
+// role back. It returns ctx.Err() if ctx ends first, and ErrStopped once
+// the gate is stopped.
 func (g *gate) pass(ctx context.Context) (probe bool, err error) {
 	for {
 		g.mu.Lock()
@@ -70,6 +77,10 @@ func (g *gate) pass(ctx context.Context) (probe bool, err error) {
 					t.Stop()
 					g.leave(true)
 					return false, ctx.Err()
+				case <-g.stopped:
+					t.Stop()
+					g.leave(true)
+					return false, ErrStopped
 				}
 				g.mu.Lock()
 				at = g.notBefore // a later 429 may have moved it
@@ -86,6 +97,8 @@ func (g *gate) pass(ctx context.Context) (probe bool, err error) {
 		case <-ch:
 		case <-ctx.Done():
 			return false, ctx.Err()
+		case <-g.stopped:
+			return false, ErrStopped
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package destination_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -530,6 +532,78 @@ func TestPacingRemembersRestingUsers(t *testing.T) {
 		deliverFirstTry(t, e, []destination.Event{event("", 0)})
 		if lanes, resting := e.c.PacedUsers(); lanes != 0 || resting != 0 {
 			t.Errorf("after every window passed: %d lanes, %d resting; want none", lanes, resting)
+		}
+	})
+}
+
+// StopSending lets the requests in flight finish and cancels, at once,
+// every event not yet sent: waiting for its user's pacing, or waiting to
+// be retried. An interrupted replay then stops in a round trip, not after
+// its drain timeout.
+func TestStopSendingCancelsWhatWasNotSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(t, castleserver.Config{})
+		srv.SetLatency(10 * time.Millisecond)
+		// The user "slow" takes a second more: its request is in flight
+		// when the client is stopped.
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			if bytes.Contains(b, []byte(`"id":"slow"`)) {
+				time.Sleep(time.Second)
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			srv.ServeHTTP(w, r)
+		})
+		retry := noJitter
+		retry.Initial = 2 * time.Second
+		e := startMem(t, h, destination.Config{Retry: retry})
+		defer e.stop()
+		var evs []destination.Event
+		for i := range 20 {
+			evs = append(evs, event("heavy", i)) // 10 go in the first 1.1 s, the rest after 5 s
+		}
+		for i := range 10 {
+			evs = append(evs, event("light"+strconv.Itoa(i), i))
+		}
+		srv.FailNext(2, castleserver.Status(503)) // two events wait 2 s for their retry
+		p := submit(e.c, context.Background(), evs)
+		time.Sleep(1400 * time.Millisecond)
+		slow := submit(e.c, context.Background(), []destination.Event{event("slow", 1)})
+		time.Sleep(100 * time.Millisecond)
+		stopAt := time.Now()
+		e.c.StopSending()
+		res := p.Wait()
+		if took := time.Since(stopAt); took > 50*time.Millisecond {
+			t.Errorf("settled %v after StopSending, want at once: nothing of the batch was in flight", took)
+		}
+		var delivered, stopped int
+		for i, r := range res {
+			switch {
+			case r.Status == destination.Delivered:
+				delivered++
+			case r.Status == destination.Canceled && errors.Is(r.Err, destination.ErrStopped):
+				stopped++
+			default:
+				t.Errorf("event %d: %v %v, want delivered or canceled as stopped", i, r.Status, r.Err)
+			}
+		}
+		// At most 10 of the heavy user's went before the stop, and the two
+		// answered 503 were waiting for their retry.
+		if accepted := srv.Stats().Accepted; delivered != int(accepted) || stopped < 12 {
+			t.Errorf("delivered %d (Castle accepted %d), canceled %d; want the rest of the heavy user's and the two retries canceled", delivered, accepted, stopped)
+		}
+		// The request in flight at the stop finishes.
+		if r := slow.Wait()[0]; r.Status != destination.Delivered {
+			t.Errorf("the event in flight at the stop: %v %v, want delivered", r.Status, r.Err)
+		}
+		if took := time.Since(stopAt); took < 900*time.Millisecond {
+			t.Errorf("the request in flight settled %v after the stop, before its answer", took)
+		}
+		// Later events are not sent.
+		late := time.Now()
+		r := deliver(e.c, context.Background(), []destination.Event{event("late", 1)})
+		if r[0].Status != destination.Canceled || !errors.Is(r[0].Err, destination.ErrStopped) || time.Since(late) > 0 {
+			t.Errorf("an event submitted after StopSending: %v %v after %v, want canceled as stopped at once", r[0].Status, r[0].Err, time.Since(late))
 		}
 	})
 }

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/castle-destination/castle-destination/castleserver"
@@ -184,4 +187,68 @@ func TestCheckpointCheckedBeforeAnythingIsSent(t *testing.T) {
 	if got := srv.Stats().Accepted; got != 100 {
 		t.Errorf("the new replay over a finished checkpoint: Castle has %d, want 100", got)
 	}
+}
+
+// An interrupted replay stops in a round trip, not after its drain
+// timeout, though one user's events still wait for Castle's per-user
+// pacing: the events not yet sent are canceled, and the resumed replay
+// sends them, each once.
+func TestInterruptDoesNotWaitForPacedUsers(t *testing.T) {
+	dir := t.TempDir()
+	var lines bytes.Buffer
+	for i := range 60 {
+		user := "heavy" // 30 events: 10 per 5 s at most
+		if i%2 == 1 {
+			user = fmt.Sprintf("u%d", i)
+		}
+		fmt.Fprintf(&lines, `{"type":"track","event":"E","channel":"client","messageId":"p-%d","userId":"%s","properties":{"trace_id":"p-%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n", i, user, i)
+	}
+	write(t, filepath.Join(dir, "p.ndjson"), lines.Bytes())
+	synctest.Test(t, func(t *testing.T) {
+		srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.SetLatency(10 * time.Millisecond)
+		l := castleserver.NewMemListener()
+		hs := &http.Server{Handler: srv}
+		go func() { _ = hs.Serve(l) }()
+		tr := &http.Transport{DialContext: l.DialContext}
+		defer func() { tr.CloseIdleConnections(); _ = hs.Close(); srv.Close() }()
+		s := settings(t, "http://castle.test", dir)
+		s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+		opts := replay.Options{Stdout: io.Discard, HTTPClient: &http.Client{Transport: tr}}
+
+		ctx, interrupt := context.WithCancel(context.Background())
+		var interruptedAt time.Time
+		go func() {
+			time.Sleep(2 * time.Second) // the heavy user has sent 10 and waits until 5 s
+			interruptedAt = time.Now()
+			interrupt()
+		}()
+		sum, err := replay.Execute(ctx, s, opts)
+		if !errors.Is(err, replay.ErrInterrupted) {
+			t.Fatalf("replay: %v, want interrupted", err)
+		}
+		if took := time.Since(interruptedAt); took > time.Second {
+			t.Errorf("stopped %v after the interrupt, want at once (the drain timeout is %v)", took, s.Config.Ops.ShutdownTimeout)
+		}
+		if sum.Canceled < 20 || sum.Sent() != int(srv.Stats().Accepted) {
+			t.Errorf("canceled %d, sent %d, Castle accepted %d; want the heavy user's last 20 canceled", sum.Canceled, sum.Sent(), srv.Stats().Accepted)
+		}
+
+		s.Resume = replay.ResumeOn
+		if _, err := replay.Execute(context.Background(), s, opts); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		seen := map[string]int{}
+		for _, r := range srv.Accepted() {
+			seen[r.Properties["trace_id"].(string)]++
+		}
+		for i := range 60 {
+			if c := seen[fmt.Sprintf("p-%d", i)]; c != 1 {
+				t.Errorf("event p-%d reached Castle %d times, want once", i, c)
+			}
+		}
+	})
 }

@@ -158,11 +158,17 @@ type SettingError struct{ Err error }
 func (e *SettingError) Error() string { return e.Err.Error() }
 func (e *SettingError) Unwrap() error { return e.Err }
 
+// sendStopper is a Deliverer that can stop starting requests, letting
+// those in flight finish (destination.Client.StopSending).
+type sendStopper interface{ StopSending() }
+
 // Run replays src through the pipeline and returns what happened.
 //
 // When ctx ends, reading stops at once and the pipeline's input is
-// closed; events in flight get cfg.DrainTimeout to settle, then the rest
-// is canceled (not acknowledged, so not marked done). The checkpoint is
+// closed. A Deliverer that is a sendStopper is told to stop sending:
+// events not yet sent are canceled at once. Events in flight get
+// cfg.DrainTimeout to settle, then the rest is canceled (not
+// acknowledged, so not marked done). The checkpoint is
 // saved after the pipeline stopped, and Run returns ErrInterrupted.
 func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 	start := time.Now()
@@ -220,7 +226,15 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 				return
 			}
 		}
-		log.Info("interrupted: reading stopped, waiting for events in flight", zap.Duration("timeout", drain))
+		if s, ok := cfg.Deliverer.(sendStopper); ok {
+			// What was not sent yet is sent again on --resume: waiting
+			// for it (a heavy user's pacing) would only delay the stop.
+			log.Info("interrupted: reading stopped; requests in flight finish, events not yet sent are canceled and sent again on --resume",
+				zap.Duration("timeout", drain))
+			s.StopSending()
+		} else {
+			log.Info("interrupted: reading stopped, waiting for events in flight", zap.Duration("timeout", drain))
+		}
 		t := time.AfterFunc(drain, cancelWork)
 		context.AfterFunc(work, func() { t.Stop() })
 	})

@@ -17,14 +17,16 @@ import (
 const replayUsage = `Usage: castle-destination replay [flags] SOURCE...
 
 SOURCE is a file (.json, .ndjson, .jsonl, gzip-compressed or not: a
-message per line, or a JSON array of messages), a directory tree of them (Segment's archive layout), "-" for stdin,
-s3://BUCKET/PREFIX for Segment's S3 archive (AWS credentials, region and
-AWS_ENDPOINT_URL as the AWS SDK reads them), or kafka:TOPIC for the
-messages of a Kafka topic between --since and --until.
+message per line, or a JSON array of messages), a directory tree of them
+(Segment's archive layout), "-" for stdin, s3://BUCKET/PREFIX for
+Segment's S3 archive (AWS credentials, region and AWS_ENDPOINT_URL as the
+AWS SDK reads them), or kafka:TOPIC for the messages of a Kafka topic
+between --since and --until.
 
 Interrupted (SIGINT, SIGTERM), a replay lets the requests in flight finish
-(at most --shutdown-timeout), saves its checkpoint and exits 1; the same
-command with --resume continues without sending anything twice.
+(at most --shutdown-timeout) and cancels what it has not sent yet, saves
+its checkpoint and exits 1; the same command with --resume continues
+without sending anything twice.
 
 Flags:
 `
