@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/logging"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.uber.org/zap"
 
 	"github.com/castle-destination/castle-destination/pipeline"
@@ -118,6 +120,102 @@ type S3 struct {
 	objects, total atomic.Int64 // objects done (read or skipped) of those listed
 	read, size     atomic.Int64 // bytes
 	skippedDays    atomic.Int64
+
+	regionOnce sync.Once
+	regional   *regional // Client, following the bucket to its region
+}
+
+// api is the client every request goes through: Client, sent to the
+// bucket's own region once S3 has named it.
+func (s *S3) api() *regional {
+	s.regionOnce.Do(func() {
+		log := s.Logger
+		if log == nil {
+			log = zap.NewNop()
+		}
+		s.regional = &regional{S3API: s.Client, bucket: s.Bucket, log: log}
+		if c, ok := s.Client.(*s3.Client); ok {
+			s.regional.configured = c.Options().Region
+		}
+	})
+	return s.regional
+}
+
+// regional is an S3API that follows a bucket to its region. S3 answers a
+// request signed for another region than the bucket's with 301
+// PermanentRedirect (or 400 AuthorizationHeaderMalformed) and the
+// bucket's region in X-Amz-Bucket-Region; the AWS SDK for Go does not
+// follow it (those for Python and Ruby do), and its error does not name
+// the region. So a replay of a bucket in eu-west-1 without AWS_REGION
+// (us-east-1 then) failed with "PermanentRedirect: The bucket you are
+// attempting to access must be addressed using the specified endpoint".
+// regional sends that request again to the region named, and every later
+// one there.
+type regional struct {
+	S3API
+	bucket     string
+	configured string // the client's own region, if known
+	log        *zap.Logger
+	region     atomic.Pointer[string] // the bucket's, once learnt
+}
+
+// opts adds the learnt region, if any, to a request's options.
+func (r *regional) opts(opts []func(*s3.Options)) []func(*s3.Options) {
+	if reg := r.region.Load(); reg != nil {
+		return append(opts[:len(opts):len(opts)], func(o *s3.Options) { o.Region = *reg })
+	}
+	return opts
+}
+
+// moved reports whether err names the bucket's region and that region is
+// not the one the request went to: then the request is worth sending
+// again, once.
+func (r *regional) moved(err error) bool {
+	reg := bucketRegion(err)
+	if reg == "" {
+		return false
+	}
+	cur := r.region.Swap(&reg)
+	if (cur != nil && *cur == reg) || (cur == nil && reg == r.configured) {
+		return false // already there: S3 refuses for another reason
+	}
+	r.log.Info("the S3 bucket is in another region than the configured one (AWS_REGION, default us-east-1); "+
+		"its requests go to the bucket's region (set AWS_REGION to it to save the redirect)",
+		zap.String("bucket", r.bucket), zap.String("region", reg))
+	return true
+}
+
+func (r *regional) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	out, err := r.S3API.ListObjectsV2(ctx, in, r.opts(opts)...)
+	if err != nil && r.moved(err) {
+		return r.S3API.ListObjectsV2(ctx, in, r.opts(opts)...)
+	}
+	return out, err
+}
+
+func (r *regional) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	out, err := r.S3API.GetObject(ctx, in, r.opts(opts)...)
+	if err != nil && r.moved(err) {
+		return r.S3API.GetObject(ctx, in, r.opts(opts)...)
+	}
+	return out, err
+}
+
+// bucketRegion is the region S3 names in an answer that refused a request
+// sent to another region (301 or 400 with X-Amz-Bucket-Region), or "".
+func bucketRegion(err error) string {
+	var re interface{ HTTPResponse() *smithyhttp.Response }
+	if !errors.As(err, &re) {
+		return ""
+	}
+	resp := re.HTTPResponse()
+	if resp == nil || resp.Response == nil {
+		return ""
+	}
+	if resp.StatusCode != http.StatusMovedPermanently && resp.StatusCode != http.StatusBadRequest {
+		return ""
+	}
+	return resp.Header.Get("X-Amz-Bucket-Region")
 }
 
 // Progress reports objects and bytes read.
@@ -147,7 +245,7 @@ func (s *S3) folders(ctx context.Context) ([]folder, error) {
 		in := &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/")}
 		var subs []string
 		objects := false
-		for p := s3.NewListObjectsV2Paginator(s.Client, in); p.HasMorePages(); {
+		for p := s3.NewListObjectsV2Paginator(s.api(), in); p.HasMorePages(); {
 			page, err := p.NextPage(ctx)
 			if err != nil {
 				return fmt.Errorf("replay: list s3://%s/%s: %w", s.Bucket, prefix, err)
@@ -289,7 +387,7 @@ func (s *S3) list(ctx context.Context, folders []folder, feed *Feed, queue chan<
 	var seq int64
 	for _, f := range folders {
 		in := &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket), Prefix: aws.String(f.prefix), Delimiter: aws.String("/")}
-		for p := s3.NewListObjectsV2Paginator(s.Client, in); p.HasMorePages(); {
+		for p := s3.NewListObjectsV2Paginator(s.api(), in); p.HasMorePages(); {
 			page, err := p.NextPage(ctx)
 			if err != nil {
 				return fmt.Errorf("replay: list s3://%s/%s: %w", s.Bucket, f.prefix, err)
@@ -404,7 +502,7 @@ func isTransient(err error) bool {
 }
 
 func (s *S3) fetchOnce(ctx context.Context, o *object, sent *int64) (int64, error) {
-	out, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(o.key)})
+	out, err := s.api().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(o.key)})
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()

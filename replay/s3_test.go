@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +21,8 @@ import (
 	"github.com/aws/smithy-go/logging"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/castle-destination/castle-destination/replay"
 )
@@ -42,6 +45,10 @@ type s3Archive struct {
 	gets     map[string]int // object key -> GET requests
 	prefixes []string       // list requests' prefixes
 	cut      map[string]bool
+	// region, when set, is the bucket's: a request signed for another
+	// region is answered as S3 does, 301 PermanentRedirect naming it.
+	region    string
+	redirects int
 }
 
 // cutOnce makes the next GET of key break off in the middle of its body.
@@ -153,6 +160,17 @@ func buildS3Archive(objectsPerDay, perObject int) (*s3Archive, *s3mem.Backend, e
 func (a *s3Archive) handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
+		if a.region != "" && !strings.Contains(r.Header.Get("Authorization"), "/"+a.region+"/s3/aws4_request") {
+			a.redirects++
+			a.mu.Unlock()
+			w.Header().Set("X-Amz-Bucket-Region", a.region)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusMovedPermanently)
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+				`<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>%s.s3.%s.amazonaws.com</Endpoint><Bucket>%s</Bucket></Error>`,
+				bucket, a.region, bucket)
+			return
+		}
 		if r.Method == http.MethodGet {
 			if r.URL.Query().Has("list-type") || r.URL.Query().Has("prefix") {
 				a.prefixes = append(a.prefixes, r.URL.Query().Get("prefix"))
@@ -453,5 +471,37 @@ func TestS3ProgressLineNamesShardAndObjects(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("progress line %q lacks %q", line, want)
 		}
+	}
+}
+
+// A bucket in another region than the configured one (no AWS_REGION: the
+// SDK's us-east-1): S3 answers 301 PermanentRedirect naming the bucket's
+// region, which the AWS SDK for Go does not follow. The replay follows it,
+// says so once, and reads the whole archive.
+func TestS3BucketInAnotherRegion(t *testing.T) {
+	a := newS3Archive(t, 1, 20)
+	a.useEnv(t)
+	t.Setenv("AWS_REGION", "us-east-1")
+	a.mu.Lock()
+	a.region = "eu-west-1"
+	a.mu.Unlock()
+
+	core, logs := observer.New(zap.InfoLevel)
+	var out bytes.Buffer
+	s := settings(t, "http://127.0.0.1:9", "s3://"+bucket+"/segment-logs/")
+	s.DryRun = true
+	if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &out, Stderr: io.Discard, Logger: zap.New(core)}); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	a.check(t, ids(t, out.Bytes()))
+	a.mu.Lock()
+	redirects := a.redirects
+	a.mu.Unlock()
+	if redirects != 1 {
+		t.Errorf("S3 redirected %d requests, want 1: after the first, every request goes to the bucket's region", redirects)
+	}
+	said := logs.FilterMessageSnippet("another region").All()
+	if len(said) != 1 || said[0].ContextMap()["region"] != "eu-west-1" {
+		t.Errorf("logged %v, want one line naming the bucket's region", said)
 	}
 }
