@@ -3,7 +3,10 @@ package kafkaio_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
 	"github.com/castle-destination/castle-destination/internal/kafkaio"
 	"github.com/castle-destination/castle-destination/internal/promtest"
+	"github.com/castle-destination/castle-destination/internal/selfcert"
 )
 
 // startAutoCreating starts a cluster that would create a topic for any
@@ -246,5 +250,70 @@ func TestNewWriterRefusesBadConfig(t *testing.T) {
 		if _, err := kafkaio.NewWriter(c, nil); err == nil {
 			t.Errorf("%s: NewWriter accepted %+v", name, c)
 		}
+	}
+}
+
+// A client without TLS (or SASL) talking to a listener that requires it
+// gets the connection closed without an answer: "unexpected EOF". The
+// error, and the WARN lines while it retries, say what that may mean.
+func TestCheckTopicsHintsAtTLSAndSASL(t *testing.T) {
+	ca, err := selfcert.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Server("kfake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	clientTLS := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tlsCluster, err := kafkatest.Start(kafkatest.Config{Topics: map[string]int{"in": 1}, ClientTLS: clientTLS,
+		Opts: []kfake.Opt{kfake.TLS(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tlsCluster.Close)
+	saslCluster, err := kafkatest.Start(kafkatest.Config{Topics: map[string]int{"in": 1}, ClientTLS: clientTLS,
+		ClientSASL: plain.Mechanism{Username: "admin", Password: "admin-pw"},
+		Opts: []kfake.Opt{kfake.TLS(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}),
+			kfake.EnableSASL(), kfake.Superuser("PLAIN", "admin", "admin-pw")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(saslCluster.Close)
+	plainCluster := startAutoCreating(t, map[string]int{"in": 1})
+
+	for _, tc := range []struct {
+		name    string
+		cluster kafkaio.Cluster
+		want    string // in the error; "" for no hint
+	}{
+		{"plaintext to a TLS listener", kafkaio.Cluster{Brokers: tlsCluster.Addrs()}, "requires TLS (KAFKA_TLS) or SASL (KAFKA_SASL_MECHANISM) does"},
+		{"TLS without SASL to a TLS and SASL listener", kafkaio.Cluster{Brokers: saslCluster.Addrs(), TLS: clientTLS}, "requires SASL (KAFKA_SASL_MECHANISM) does"},
+		{"a listener that is gone", kafkaio.Cluster{Brokers: []string{"127.0.0.1:1"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.WarnLevel)
+			err := kafkaio.CheckTopics(t.Context(), tc.cluster, []string{"in"}, kafkaio.CheckOptions{
+				Wait: 200 * time.Millisecond, Backoff: 10 * time.Millisecond, Logger: zap.New(core)})
+			if tc.want == "" {
+				var ue *kafkaio.UnreachableError
+				if errors.As(err, &ue) && ue.Hint != "" {
+					t.Errorf("hint %q for %v", ue.Hint, ue.Err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("CheckTopics = %v, want a hint naming %q", err, tc.want)
+			}
+			if w := logs.All(); len(w) == 0 || !strings.Contains(fmt.Sprint(w[0].ContextMap()["hint"]), tc.want) {
+				t.Errorf("the WARN lines carry no hint: %v", w)
+			}
+		})
+	}
+	// The same settings against a plaintext listener work.
+	if err := kafkaio.CheckTopics(t.Context(), kafkaio.Cluster{Brokers: plainCluster.Addrs()}, []string{"in"}, kafkaio.CheckOptions{}); err != nil {
+		t.Errorf("plaintext to a plaintext listener: %v", err)
 	}
 }

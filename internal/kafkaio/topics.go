@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -44,12 +47,39 @@ type UnreachableError struct {
 	Brokers  string
 	Wait     time.Duration // how long CheckTopics retried
 	Attempts int
-	Err      error // the last attempt's
+	Err      error  // the last attempt's
+	Hint     string // what the last error may mean (closedHint), or ""
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("Kafka brokers %s unavailable: no usable answer within %s (%d attempts); last error: %v",
+	msg := fmt.Sprintf("Kafka brokers %s unavailable: no usable answer within %s (%d attempts); last error: %v",
 		e.Brokers, e.Wait, e.Attempts, e.Err)
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
+
+// closedHint explains a connection the brokers closed without an answer
+// (EOF, a reset) to a client that speaks no TLS or no SASL: a listener
+// that requires them does that, and the bare "unexpected EOF" says
+// nothing of it. "" for any other error, or a client with both.
+func closedHint(c Cluster, err error) string {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
+		return ""
+	}
+	var lacks []string
+	if c.TLS == nil {
+		lacks = append(lacks, "TLS (KAFKA_TLS)")
+	}
+	if c.SASL == nil {
+		lacks = append(lacks, "SASL (KAFKA_SASL_MECHANISM)")
+	}
+	if len(lacks) == 0 {
+		return ""
+	}
+	return "the brokers closed the connection without an answer, as a listener that requires " +
+		strings.Join(lacks, " or ") + " does to a client without it: check the settings against the brokers' listener on that port"
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -151,16 +181,19 @@ func CheckTopics(ctx context.Context, c Cluster, topics []string, opt CheckOptio
 		if class := Classify(err); class.Permanent() {
 			return &TopicError{Topic: topics[0], Class: class, Err: err}
 		}
+		hint := closedHint(c, err)
 		left := time.Until(deadline)
 		if left <= 0 {
-			return &UnreachableError{Brokers: c.String(), Wait: opt.Wait, Attempts: attempt, Err: err}
+			return &UnreachableError{Brokers: c.String(), Wait: opt.Wait, Attempts: attempt, Err: err, Hint: hint}
 		}
 		pause := min(backoff, left)
 		if ok, skipped := throttle.Allow(time.Now()); ok {
-			opt.Logger.Warn("Kafka brokers give no usable answer; retrying",
-				zap.String("brokers", c.String()), zap.Error(err), zap.Int("attempt", attempt),
-				zap.Int("lines_skipped", skipped), zap.Duration("retry_in", pause),
-				zap.Duration("gives_up_in", left))
+			fields := []zap.Field{zap.String("brokers", c.String()), zap.Error(err), zap.Int("attempt", attempt),
+				zap.Int("lines_skipped", skipped), zap.Duration("retry_in", pause), zap.Duration("gives_up_in", left)}
+			if hint != "" {
+				fields = append(fields, zap.String("hint", hint))
+			}
+			opt.Logger.Warn("Kafka brokers give no usable answer; retrying", fields...)
 		}
 		t := time.NewTimer(pause)
 		select {
