@@ -223,6 +223,39 @@ func TestChartEventMap(t *testing.T) {
 	}
 }
 
+// TestChartCastleCA: castle.caConfigMap is mounted into the worker and the
+// replay, and SSL_CERT_DIR names the mount, so Go trusts the CAs in it
+// besides the public roots (a proxy that re-signs TLS on the way to
+// Castle). Unset, neither is there.
+func TestChartCastleCA(t *testing.T) {
+	r := helmTemplate(t, "--set", "castle.caConfigMap=proxy-ca", "--set", "replay.enabled=true", "--set", "replay.source=s3://b/p")
+	for _, spec := range []any{
+		get(r.named(t, "Deployment", ""), "spec", "template", "spec"),
+		get(r.named(t, "Job", "replay"), "spec", "template", "spec"),
+	} {
+		c := list(spec, "containers")[0]
+		var dir string
+		for _, e := range list(c, "env") {
+			if str(e, "name") == "SSL_CERT_DIR" {
+				dir = str(e, "value")
+			}
+		}
+		var mounted, volume bool
+		for _, m := range list(c, "volumeMounts") {
+			mounted = mounted || (str(m, "name") == "castle-ca" && str(m, "mountPath") == dir && dir != "")
+		}
+		for _, v := range list(spec, "volumes") {
+			volume = volume || (str(v, "name") == "castle-ca" && str(v, "configMap", "name") == "proxy-ca")
+		}
+		if !mounted || !volume {
+			t.Errorf("SSL_CERT_DIR %q, mounts %v, volumes %v: want the ConfigMap proxy-ca mounted there", dir, list(c, "volumeMounts"), list(spec, "volumes"))
+		}
+	}
+	if strings.Contains(fmt.Sprint(helmTemplate(t).named(t, "Deployment", "")), "SSL_CERT_DIR") {
+		t.Error("SSL_CERT_DIR set without castle.caConfigMap")
+	}
+}
+
 // TestChartKafkaAuth: KEDA gets the worker's SASL mechanism in its own
 // spelling, and the same credentials.
 func TestChartKafkaAuth(t *testing.T) {

@@ -3,6 +3,7 @@ package destination
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -812,7 +813,15 @@ func (c *Client) holdMessage(class string, ep Endpoint, r response) string {
 		}
 		return fmt.Sprintf("CASTLE_API_SECRET was refused by Castle (%d %s on %s)", r.code, r.apiType, ep.Path())
 	case hold.TLS:
-		return fmt.Sprintf("TLS with CASTLE_API_URL %s failed: %v", c.send.base, r.err)
+		msg := fmt.Sprintf("TLS with CASTLE_API_URL %s failed: %v", c.send.base, r.err)
+		var unknown x509.UnknownAuthorityError
+		if errors.As(r.err, &unknown) {
+			// Castle's certificate is publicly trusted: something between
+			// re-signs it. Go reads SSL_CERT_DIR's directories besides the
+			// system's bundle file.
+			msg += ": a proxy or gateway that re-signs TLS is in the way: mount its CA certificate (PEM) in a directory and set SSL_CERT_DIR to it; the public roots stay trusted"
+		}
+		return msg
 	default:
 		if noSuchHost(r.err) {
 			return fmt.Sprintf("CASTLE_API_URL %s names a host that does not exist (%v)", c.send.base, r.err)

@@ -232,6 +232,11 @@ func TestTLSFailureHolds(t *testing.T) {
 	if err := board.Ready(); err == nil || !strings.Contains(err.Error(), "tls") || strings.Contains(err.Error(), testSecret) {
 		t.Errorf("Ready() = %v, want a tls hold without the secret", err)
 	}
+	// An untrusted certificate: most often an egress proxy that re-signs
+	// TLS. The message says how to trust its CA without a new image.
+	if err := board.Ready(); err == nil || !strings.Contains(err.Error(), "SSL_CERT_DIR") {
+		t.Errorf("Ready() = %v, want the way to trust a re-signing proxy's CA", err)
+	}
 }
 
 // An all-429 storm from the account's limit costs about one request per

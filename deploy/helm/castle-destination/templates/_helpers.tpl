@@ -56,6 +56,7 @@ app.kubernetes.io/component: worker
 
 {{- define "castle-destination.kafkaTLSDir" -}}/etc/castle-destination/kafka-tls{{- end }}
 {{- define "castle-destination.eventMapDir" -}}/etc/castle-destination/event-map{{- end }}
+{{- define "castle-destination.castleCADir" -}}/etc/castle-destination/castle-ca{{- end }}
 
 {{/* The settings as a dict of strings: .Values.config, plus what the chart
 derives from eventMap and kafka.tls. */}}
@@ -110,6 +111,10 @@ env:
       secretKeyRef:
         name: {{ include "castle-destination.apiSecretName" . }}
         key: {{ .Values.castle.existingSecretKey }}
+  {{- if .Values.castle.caConfigMap }}
+  - name: SSL_CERT_DIR
+    value: {{ include "castle-destination.castleCADir" . }}
+  {{- end }}
   {{- if .Values.config.KAFKA_SASL_MECHANISM }}
   - name: KAFKA_SASL_PASSWORD
     valueFrom:
@@ -131,6 +136,11 @@ env:
   configMap:
     name: {{ include "castle-destination.fullname" . }}-event-map
 {{- end }}
+{{- if .Values.castle.caConfigMap }}
+- name: castle-ca
+  configMap:
+    name: {{ .Values.castle.caConfigMap }}
+{{- end }}
 {{- end }}
 
 {{- define "castle-destination.volumeMounts" -}}
@@ -142,6 +152,11 @@ env:
 {{- if .Values.eventMap }}
 - name: event-map
   mountPath: {{ include "castle-destination.eventMapDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.castle.caConfigMap }}
+- name: castle-ca
+  mountPath: {{ include "castle-destination.castleCADir" . }}
   readOnly: true
 {{- end }}
 {{- end }}
