@@ -940,9 +940,9 @@ func (c *Client) Reachable() error {
 // StopSending makes the client start no more requests. Every event not
 // yet on the wire, whether queued, waiting for its user's pacing, for a
 // retry or behind a hold or an account-wide 429, is settled Canceled
-// (cause ErrStopped) at once,
-// and so is every event submitted later; the requests in flight finish,
-// and their events settle as usual. It does not wait.
+// (cause ErrStopped) at once, and so is every event submitted later; the
+// requests in flight finish, and their events settle as usual. It does
+// not wait.
 //
 // It is for a stop where what was not sent is sent again later without a
 // cost: an interrupted replay, whose checkpoint records each event. A

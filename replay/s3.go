@@ -143,8 +143,8 @@ func (s *S3) api() *regional {
 
 // regional is an S3API that follows a bucket to its region. S3 answers a
 // request signed for another region than the bucket's with 301
-// PermanentRedirect (or 400 AuthorizationHeaderMalformed) and the
-// bucket's region in X-Amz-Bucket-Region; the AWS SDK for Go does not
+// PermanentRedirect and the bucket's region in X-Amz-Bucket-Region (a 400
+// that carries the header is taken the same way); the AWS SDK for Go does not
 // follow it (those for Python and Ruby do), and its error does not name
 // the region. So a replay of a bucket in eu-west-1 without AWS_REGION
 // (us-east-1 then) failed with "PermanentRedirect: The bucket you are
