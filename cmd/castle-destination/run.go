@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/castle-destination/castle-destination/config"
 	"github.com/castle-destination/castle-destination/ops"
@@ -46,13 +47,19 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	return worker.Run(ctx, cfg, worker.Options{Logger: logger})
 }
 
-// warnSettings logs what the settings let through but changed: a Castle
-// secret with white space or quotes around it (a trailing newline, an env
-// file's quotes) would hold every delivery with 401 for a secret that
-// looks right.
+// warnSettings logs what the settings let through but look like a
+// mistake, naming the setting, never the value. A Castle secret with white
+// space or quotes around it (a trailing newline, an env file's quotes)
+// would hold every delivery with 401 for a secret that looks right, so it
+// was trimmed; a SASL password may hold white space, so it is used as
+// given, but one ending in a newline gets the brokers' refusal explained.
 func warnSettings(logger *zap.Logger, cfg config.Config) {
 	if cfg.Castle.SecretTrimmed {
 		logger.Warn("CASTLE_API_SECRET had white space or quote marks around it (a trailing newline from the file it was made from, " +
 			"or the quotes of an env file?); they were removed, since Castle's secrets have neither")
+	}
+	if p := cfg.Kafka.SASLPassword.Reveal(); cfg.Kafka.SASLMechanism != "" && strings.TrimRight(p, "\r\n") != p {
+		logger.Warn("KAFKA_SASL_PASSWORD ends with a line break (a trailing newline from the file its Secret was made from?); " +
+			"it is used as given, and the brokers will most likely refuse the login")
 	}
 }
