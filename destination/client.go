@@ -937,6 +937,16 @@ func (c *Client) Reachable() error {
 	return fmt.Errorf("castle api unreachable: the last %d attempts failed (last: %s)", n, class(c.lastFail.Load()))
 }
 
+// Waiting is the number of users whose next event waits on a timer: for
+// their per-user pacing (Castle takes 6 requests per second and 10 per 5
+// seconds of one user) or for a retry's backoff. A replay shows it, so
+// that a pause while a heavy user is paced does not look like a hang.
+func (c *Client) Waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.armed)
+}
+
 // StopSending makes the client start no more requests. Every event not
 // yet on the wire, whether queued, waiting for its user's pacing, for a
 // retry or behind a hold or an account-wide 429, is settled Canceled

@@ -607,3 +607,25 @@ func TestStopSendingCancelsWhatWasNotSent(t *testing.T) {
 		}
 	})
 }
+
+// Waiting counts the users whose next event waits for their pacing: a
+// replay shows it while a heavy user is paced.
+func TestWaitingCountsPacedUsers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startMemServer(t, castleserver.Config{}, destination.Config{Retry: noJitter})
+		defer e.stop()
+		var evs []destination.Event
+		for i := range 12 {
+			evs = append(evs, event("heavy", i), event("other", i))
+		}
+		p := submit(e.c, context.Background(), evs)
+		time.Sleep(500 * time.Millisecond) // 6 each sent; both wait for the next second
+		if got := e.c.Waiting(); got != 2 {
+			t.Errorf("Waiting() = %d while two users are paced, want 2", got)
+		}
+		p.Wait()
+		if got := e.c.Waiting(); got != 0 {
+			t.Errorf("Waiting() = %d after everything was delivered, want 0", got)
+		}
+	})
+}

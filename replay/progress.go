@@ -42,6 +42,9 @@ func progress(cfg Config, src Source, start time.Time) func() {
 			term: cfg.Terminal, final: final, shard: cfg.Shard, o: o, sent: sent, rate: rate,
 			p: src.Progress(), elapsed: now.Sub(start),
 		}
+		if w, ok := cfg.Deliverer.(waitCounter); ok && !final {
+			r.waiting = w.Waiting()
+		}
 		fmt.Fprint(cfg.Progress, r.line())
 	}
 	go func() {
@@ -64,6 +67,10 @@ func progress(cfg Config, src Source, start time.Time) func() {
 	}
 }
 
+// waitCounter is a Deliverer that tells how many users wait for their
+// per-user pacing or a retry (destination.Client.Waiting).
+type waitCounter interface{ Waiting() int }
+
 // report is one progress line.
 type report struct {
 	term, final bool
@@ -71,6 +78,7 @@ type report struct {
 	o           pipeline.Outcomes
 	sent        int
 	rate        float64
+	waiting     int // users waiting for their pacing or a retry
 	p           Progress
 	elapsed     time.Duration
 }
@@ -106,6 +114,15 @@ func (r report) line() string {
 	}
 	stats := fmt.Sprintf("%s%d read, %d sent, %d dropped, %d dead-lettered, %.0f events/s",
 		units, r.o.Consumed, r.sent, sumMap(r.o.Dropped), sumMap(r.o.DeadLettered), r.rate)
+	if r.waiting > 0 {
+		// A low rate with users waiting is Castle's per-user limit (or
+		// retries), not a hang.
+		users := "users"
+		if r.waiting == 1 {
+			users = "user"
+		}
+		stats += fmt.Sprintf(" (%d %s waiting for Castle's per-user limit or a retry)", r.waiting, users)
+	}
 	name := "replay"
 	if s := r.shard.String(); s != "" {
 		name = "replay shard " + s
