@@ -18,6 +18,7 @@ import (
 	"github.com/castle-destination/castle-destination/consumer"
 	"github.com/castle-destination/castle-destination/deadletter"
 	"github.com/castle-destination/castle-destination/hold"
+	"github.com/castle-destination/castle-destination/internal/kafkaio"
 	"github.com/castle-destination/castle-destination/pipeline"
 	"github.com/castle-destination/castle-destination/worker"
 )
@@ -182,6 +183,7 @@ func (s Settings) source(ctx context.Context, ccfg consumer.Config, o Options, l
 		return &Kafka{
 			Brokers: ccfg.Brokers, Topic: s.Config.Kafka.Topic, Since: s.Since, Until: s.Until,
 			Dialer: c.Dialer(), Transport: c.Transport(), MaxBytes: s.Config.Kafka.FetchMaxBytes, Logger: log,
+			Hint: func(err error) string { return kafkaio.ClosedHint(c, err) },
 		}, nil
 	case IsS3(first):
 		bucket, prefix, err := ParseS3URL(first)

@@ -29,6 +29,9 @@ type Kafka struct {
 	Transport kafka.RoundTripper
 	MaxBytes  int
 	Logger    *zap.Logger
+	// Hint, if set, explains a failed lookup (kafkaio.ClosedHint: a TLS
+	// or SASL listener closing on a client without them); "" for none.
+	Hint func(error) string
 
 	total atomic.Int64
 	done  atomic.Int64
@@ -49,6 +52,11 @@ func (k *Kafka) spans(ctx context.Context) ([]span, error) {
 	c := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Transport: k.Transport, Timeout: 30 * time.Second}
 	meta, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.Topic}})
 	if err != nil {
+		if k.Hint != nil {
+			if h := k.Hint(err); h != "" {
+				return nil, fmt.Errorf("replay: kafka metadata: %w; %s", err, h)
+			}
+		}
 		return nil, fmt.Errorf("replay: kafka metadata: %w", err)
 	}
 	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {

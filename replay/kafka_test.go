@@ -2,14 +2,21 @@ package replay_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/castle-destination/castle-destination/consumer/kafkatest"
 	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/internal/selfcert"
 	"github.com/castle-destination/castle-destination/replay"
 )
 
@@ -94,5 +101,39 @@ func TestKafkaTimeRange(t *testing.T) {
 		if off >= 0 {
 			t.Errorf("partition %d has a committed offset %d after a replay", p, off)
 		}
+	}
+}
+
+// A replay of a topic on a TLS listener without KAFKA_TLS fails at its
+// first lookup with "unexpected EOF"; the error says what that may mean.
+func TestKafkaReplayHintsAtTLS(t *testing.T) {
+	ca, err := selfcert.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Server("kfake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	kc, err := kafkatest.Start(kafkatest.Config{Topics: map[string]int{"in": 1},
+		ClientTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		Opts:      []kfake.Opt{kfake.TLS(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	env := map[string]string{"CASTLE_API_SECRET": harness.Secret, "KAFKA_BROKERS": strings.Join(kc.Addrs(), ","), "KAFKA_TOPIC": "in"}
+	cfg, err := harness.ParseConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = replay.Execute(ctx, replay.Settings{Config: cfg, Sources: []string{"kafka:in"}, DryRun: true, Progress: "off"},
+		replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "requires TLS (KAFKA_TLS)") {
+		t.Errorf("replay: %v, want the TLS hint", err)
 	}
 }

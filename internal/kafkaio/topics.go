@@ -48,7 +48,7 @@ type UnreachableError struct {
 	Wait     time.Duration // how long CheckTopics retried
 	Attempts int
 	Err      error  // the last attempt's
-	Hint     string // what the last error may mean (closedHint), or ""
+	Hint     string // what the last error may mean (ClosedHint), or ""
 }
 
 func (e *UnreachableError) Error() string {
@@ -60,11 +60,11 @@ func (e *UnreachableError) Error() string {
 	return msg
 }
 
-// closedHint explains a connection the brokers closed without an answer
+// ClosedHint explains a connection the brokers closed without an answer
 // (EOF, a reset) to a client that speaks no TLS or no SASL: a listener
 // that requires them does that, and the bare "unexpected EOF" says
 // nothing of it. "" for any other error, or a client with both.
-func closedHint(c Cluster, err error) string {
+func ClosedHint(c Cluster, err error) string {
 	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
 		return ""
 	}
@@ -181,7 +181,7 @@ func CheckTopics(ctx context.Context, c Cluster, topics []string, opt CheckOptio
 		if class := Classify(err); class.Permanent() {
 			return &TopicError{Topic: topics[0], Class: class, Err: err}
 		}
-		hint := closedHint(c, err)
+		hint := ClosedHint(c, err)
 		left := time.Until(deadline)
 		if left <= 0 {
 			return &UnreachableError{Brokers: c.String(), Wait: opt.Wait, Attempts: attempt, Err: err, Hint: hint}
