@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -29,13 +28,6 @@ func newTestCA(t *testing.T, name string) *testCA {
 		t.Fatal(err)
 	}
 	return &testCA{ca}
-}
-
-// clientTLS returns a client configuration that trusts only ca.
-func (ca *testCA) clientTLS() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 }
 
 // mechanism returns the SASL mechanism name (PLAIN, SCRAM-SHA-256 or
@@ -65,11 +57,11 @@ func mechanism(t *testing.T, name, user, password string) sasl.Mechanism {
 // and localhost signed by ca.
 func (ca *testCA) serverTLS(t *testing.T) *tls.Config {
 	t.Helper()
-	cert, err := ca.Server("kfake")
+	c, err := ca.ServerTLS("kfake")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	return c
 }
 
 // startCluster starts a one-topic cluster with cfg's client settings and
@@ -129,7 +121,7 @@ func runFails(t *testing.T, cfg Config, within time.Duration) error {
 func TestTLSWithCAFile(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "test CA")
-	clientTLS := ca.clientTLS()
+	clientTLS := ca.ClientTLS()
 	kc := startCluster(t, "in", 2, kafkatest.Config{
 		ClientTLS: clientTLS,
 		Opts:      []kfake.Opt{kfake.TLS(ca.serverTLS(t))},
@@ -143,7 +135,7 @@ func TestTLSWithCAFile(t *testing.T) {
 
 	t.Run("untrusted CA", func(t *testing.T) {
 		cfg := testConfig(kc, "in", "tls-untrusted")
-		cfg.TLS = newTestCA(t, "other CA").clientTLS()
+		cfg.TLS = newTestCA(t, "other CA").ClientTLS()
 		cfg.JoinTimeout = time.Minute // a verification failure is fatal, not retried
 		err := runFails(t, cfg, 10*time.Second)
 		t.Logf("untrusted CA: %v", err)
@@ -203,7 +195,7 @@ func TestSASL(t *testing.T) {
 func TestSASLOverTLS(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "test CA")
-	clientTLS := ca.clientTLS()
+	clientTLS := ca.ClientTLS()
 	const user, password = "castle", "tls-and-scram-secret"
 	m := mechanism(t, "SCRAM-SHA-512", user, password)
 	kc := startCluster(t, "in", 2, kafkatest.Config{

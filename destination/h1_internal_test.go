@@ -381,9 +381,7 @@ func TestH1TLS(t *testing.T) {
 	ts.StartTLS()
 	defer ts.Close()
 
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	h := newTestH1(t, ts.URL, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	h := newTestH1(t, ts.URL, ca.ClientTLS())
 	a, err := h.post(context.Background(), Log, []byte(`{}`), 5*time.Second, 64, false)
 	if err != nil || a.code != http.StatusNoContent {
 		t.Fatalf("post: %d %v", a.code, err)

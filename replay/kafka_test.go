@@ -2,8 +2,6 @@ package replay_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"path/filepath"
@@ -111,15 +109,12 @@ func TestKafkaReplayHintsAtTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.Server("kfake")
+	serverTLS, err := ca.ServerTLS("kfake")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	kc, err := kafkatest.Start(kafkatest.Config{Topics: map[string]int{"in": 1},
-		ClientTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		Opts:      []kfake.Opt{kfake.TLS(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})}})
+	kc, err := kafkatest.Start(kafkatest.Config{Topics: map[string]int{"in": 1}, ClientTLS: ca.ClientTLS(),
+		Opts: []kfake.Opt{kfake.TLS(serverTLS)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package kafkaio_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -261,23 +259,20 @@ func TestCheckTopicsHintsAtTLSAndSASL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.Server("kfake")
+	serverTLS, err := ca.ServerTLS("kfake")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	clientTLS := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	clientTLS := ca.ClientTLS()
 	tlsCluster, err := kafkatest.Start(kafkatest.Config{Topics: map[string]int{"in": 1}, ClientTLS: clientTLS,
-		Opts: []kfake.Opt{kfake.TLS(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})}})
+		Opts: []kfake.Opt{kfake.TLS(serverTLS)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(tlsCluster.Close)
 	saslCluster, err := kafkatest.Start(kafkatest.Config{Topics: map[string]int{"in": 1}, ClientTLS: clientTLS,
 		ClientSASL: plain.Mechanism{Username: "admin", Password: "admin-pw"},
-		Opts: []kfake.Opt{kfake.TLS(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}),
-			kfake.EnableSASL(), kfake.Superuser("PLAIN", "admin", "admin-pw")}})
+		Opts:       []kfake.Opt{kfake.TLS(serverTLS), kfake.EnableSASL(), kfake.Superuser("PLAIN", "admin", "admin-pw")}})
 	if err != nil {
 		t.Fatal(err)
 	}
