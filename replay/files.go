@@ -237,7 +237,7 @@ func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, em
 		return gzipError{err}
 	}
 	if array {
-		return readDocument(ctx, in, br, true, idx, emit, problem)
+		return readDocument(ctx, in, br, idx, emit, problem)
 	}
 	first := true
 	for {
@@ -251,7 +251,7 @@ func readRecords(ctx context.Context, in Input, br *bufio.Reader, idx *int64, em
 			if first && err == nil && len(trimmed) == 1 && trimmed[0] == '{' {
 				// A pretty-printed document: the rest of the stream is one
 				// or more JSON values.
-				return readDocument(ctx, in, io.MultiReader(bytes.NewReader(line), bytes.NewReader([]byte{'\n'}), br), false, idx, emit, problem)
+				return readDocument(ctx, in, io.MultiReader(bytes.NewReader(line), bytes.NewReader([]byte{'\n'}), br), idx, emit, problem)
 			}
 			first = false
 			// One record per line; a line that is not a Segment message
@@ -335,12 +335,25 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 }
 
 // readDocument emits the values of a whole-file JSON document; the elements
-// of a top-level array are records of their own. When array is set, the
-// stream starts with an array, read an element at a time: a document of
-// any size is read in the memory of its largest element. A value (or an
-// element) longer than MaxRecordBytes, like a value that does not parse,
-// is reported and ends the document: there is no next line to resume at.
-func readDocument(ctx context.Context, in Input, r io.Reader, array bool, idx *int64, emit func(int64, []byte) error, problem func(Problem)) error {
+// of a top-level array are records of their own, read an element at a
+// time: a document of any size is read in the memory of its largest
+// element. A value (or an element) longer than MaxRecordBytes, like a value
+// that does not parse, is reported and ends the document: there is no next
+// line to resume at.
+func readDocument(ctx context.Context, in Input, r io.Reader, idx *int64, emit func(int64, []byte) error, problem func(Problem)) error {
+	err := readValues(ctx, in, r, idx, emit, problem)
+	if errors.Is(err, errRestSkipped) {
+		return nil
+	}
+	return err
+}
+
+// errRestSkipped ends readValues once a problem ends the document.
+var errRestSkipped = errors.New("rest of the document skipped")
+
+// readValues is readDocument. Bad content is reported as a problem and
+// returns errRestSkipped.
+func readValues(ctx context.Context, in Input, r io.Reader, idx *int64, emit func(int64, []byte) error, problem func(Problem)) error {
 	bound := &valueBound{r: r}
 	dec := json.NewDecoder(bound)
 	bound.dec = dec
@@ -348,65 +361,65 @@ func readDocument(ctx context.Context, in Input, r io.Reader, array bool, idx *i
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
-		case errors.Is(err, errValueTooLong):
-			problem(Problem{Path: in.Path, Record: *idx, Err: fmt.Errorf("%w, rest of the document skipped", err)})
+		case errors.Is(err, io.EOF):
+			// Inside an array: the input ends in it, a truncated document.
+			err = io.ErrUnexpectedEOF
+			fallthrough
 		case errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF):
 			problem(Problem{Path: in.Path, Record: *idx, Err: fmt.Errorf("not JSON, rest of the document skipped: %w", err)})
+		case errors.Is(err, errValueTooLong):
+			problem(Problem{Path: in.Path, Record: *idx, Err: fmt.Errorf("%w, rest of the document skipped", err)})
 		default:
 			return gzipError{err}
 		}
-		return nil
+		return errRestSkipped
 	}
-	if array {
-		// The input ending inside the array is a truncated document.
-		inArray := func(err error) error {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return skip(err)
-		}
-		if _, err := dec.Token(); err != nil { // the opening [
-			return inArray(err)
-		}
-		for dec.More() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return inArray(err)
-			}
-			if err := emit(*idx, raw); err != nil {
-				return err
-			}
-			*idx++
-		}
-		if _, err := dec.Token(); err != nil { // the closing ]
-			return inArray(err)
-		}
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	// value decodes and emits the next value.
+	value := func() error {
 		var raw json.RawMessage
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
+		if err := dec.Decode(&raw); err != nil {
 			return skip(err)
-		}
-		if len(raw) > 0 && raw[0] == '[' {
-			if err := emitArray(raw, idx, emit); err != nil {
-				return err
-			}
-			continue
 		}
 		if err := emit(*idx, raw); err != nil {
 			return err
 		}
 		*idx++
+		return nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !dec.More() {
+			// The end, or a stray ] or } (a syntax error), or a read error.
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); !errors.Is(err, io.EOF) {
+				return skip(err)
+			}
+			return nil
+		}
+		// More has skipped the white space: the next byte opens the value.
+		var first [1]byte
+		if _, _ = dec.Buffered().Read(first[:]); first[0] != '[' {
+			if err := value(); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := dec.Token(); err != nil { // the opening [
+			return skip(err)
+		}
+		for dec.More() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := value(); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing ]
+			return skip(err)
+		}
 	}
 }
 
@@ -435,24 +448,4 @@ func (v *valueBound) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	v.read += int64(n)
 	return n, err
-}
-
-// emitArray emits each element of a JSON array as a record.
-func emitArray(raw []byte, idx *int64, emit func(int64, []byte) error) error {
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return emit2(emit, idx, raw)
-	}
-	for _, it := range items {
-		if err := emit2(emit, idx, it); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func emit2(emit func(int64, []byte) error, idx *int64, v []byte) error {
-	err := emit(*idx, v)
-	*idx++
-	return err
 }
