@@ -11,50 +11,72 @@ import (
 //
 // Ids are kept as 64-bit hashes: two ids collide with probability about
 // size/2^64 per message, which would drop one event as a duplicate. The
-// hashes sit in a ring in arrival order, indexed by an open-addressing
-// table of ring positions: about 16 bytes per id when full (16 MB for the
+// hashes sit in a ring in arrival order, indexed by open-addressing tables
+// of ring positions: about 16 bytes per id when full (16 MB for the
 // default million), instead of the 40 of a Go map. Safe for concurrent
 // use.
+//
+// The window fills as ids arrive, and nothing it allocates on the way is
+// large: the ring grows in chunks it never copies, and the index is split
+// into segments (by a hash's top bits) that each double on their own. One
+// ring slice grown by append, and one table doubled, left their old
+// copies behind at every step: about twice the window's own size in freed
+// heap that the process kept when the window filled.
 type Dedupe struct {
 	mu   sync.Mutex
 	seed maphash.Seed
 	size int
-	ring []uint64 // hashes in arrival order; 0 marks a forgotten id
-	next int      // once the ring is full, the oldest entry (evicted next)
-	// table holds ring positions + 1 (0: empty slot), found by linear
-	// probing from a hash's low bits; at most half full.
-	table []uint32
-	n     int // ids in the table
+	// ring holds the hashes in arrival order, chunkLen to a chunk; 0 marks
+	// a forgotten id. len is how many are written, until the ring is full.
+	ring [][]uint64
+	len  int
+	next int // once the ring is full, the position evicted next
+	segs [segments]segment
+	n    int // ids in the index
 }
+
+// segment is a part of the index: ring positions + 1 (0: an empty slot),
+// found by linear probing from a hash's low bits; at most half full.
+type segment struct {
+	table []uint32
+	n     int
+}
+
+const (
+	chunkBits = 12
+	chunkLen  = 1 << chunkBits // hashes in a ring chunk: 32 KiB
+	segBits   = 6
+	segments  = 1 << segBits
+	minTable  = 16 // slots in a segment's first table
+)
 
 // NewDedupe returns a window of size ids (at least 1).
 func NewDedupe(size int) *Dedupe {
-	size = max(size, 1)
-	return &Dedupe{seed: maphash.MakeSeed(), size: size, table: make([]uint32, tableSize(min(size, 1<<14)))}
-}
-
-// tableSize is the power of two at least twice n.
-func tableSize(n int) int {
-	s := 16
-	for s < 2*n {
-		s *= 2
-	}
-	return s
+	return &Dedupe{seed: maphash.MakeSeed(), size: max(size, 1)}
 }
 
 func (d *Dedupe) hash(id string) uint64 { return maphash.String(d.seed, id) | 1 }
 
-// find returns the slot of h, and whether h is there (else the slot is the
-// empty one where it would go). d.mu must be held.
-func (d *Dedupe) find(h uint64) (int, bool) {
-	mask := len(d.table) - 1
-	for s := int(h) & mask; ; s = (s + 1) & mask {
-		p := d.table[s]
+func (d *Dedupe) at(pos uint32) uint64 { return d.ring[pos>>chunkBits][pos&(chunkLen-1)] }
+
+func (d *Dedupe) set(pos int, h uint64) { d.ring[pos>>chunkBits][pos&(chunkLen-1)] = h }
+
+func (d *Dedupe) segment(h uint64) *segment { return &d.segs[h>>(64-segBits)] }
+
+// find returns the slot of h in s, and whether h is there (else the slot
+// is the empty one where it would go). d.mu must be held.
+func (d *Dedupe) find(s *segment, h uint64) (int, bool) {
+	if len(s.table) == 0 {
+		s.table = make([]uint32, minTable)
+	}
+	mask := len(s.table) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		p := s.table[i]
 		if p == 0 {
-			return s, false
+			return i, false
 		}
-		if d.ring[p-1] == h {
-			return s, true
+		if d.at(p-1) == h {
+			return i, true
 		}
 	}
 }
@@ -63,30 +85,36 @@ func (d *Dedupe) find(h uint64) (int, bool) {
 // duplicate.
 func (d *Dedupe) Add(id string) bool {
 	h := d.hash(id)
+	s := d.segment(h)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.find(h); ok {
+	if _, ok := d.find(s, h); ok {
 		return false
 	}
 	var pos int
-	if len(d.ring) < d.size {
-		pos = len(d.ring)
-		d.ring = append(d.ring, h)
+	if d.len < d.size {
+		pos = d.len
+		if pos&(chunkLen-1) == 0 {
+			d.ring = append(d.ring, make([]uint64, min(chunkLen, d.size-pos)))
+		}
+		d.len++
 	} else {
 		pos = d.next
-		if old := d.ring[pos]; old != 0 {
-			if s, ok := d.find(old); ok {
-				d.remove(s)
+		if old := d.at(uint32(pos)); old != 0 {
+			os := d.segment(old)
+			if i, ok := d.find(os, old); ok {
+				d.remove(os, i)
 			}
 		}
-		d.ring[pos] = h
 		d.next = (d.next + 1) % d.size
 	}
-	if 2*(d.n+1) > len(d.table) {
-		d.grow()
+	d.set(pos, h)
+	if 2*(s.n+1) > len(s.table) {
+		d.grow(s)
 	}
-	s, _ := d.find(h)
-	d.table[s] = uint32(pos + 1)
+	i, _ := d.find(s, h)
+	s.table[i] = uint32(pos + 1)
+	s.n++
 	d.n++
 	return true
 }
@@ -96,43 +124,48 @@ func (d *Dedupe) Add(id string) bool {
 // all (canceled at shutdown). Its place in the ring stays until evicted.
 func (d *Dedupe) Forget(id string) {
 	h := d.hash(id)
+	s := d.segment(h)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if s, ok := d.find(h); ok {
-		d.ring[d.table[s]-1] = 0
-		d.remove(s)
+	if i, ok := d.find(s, h); ok {
+		d.set(int(s.table[i]-1), 0)
+		d.remove(s, i)
 	}
 }
 
-// remove empties slot s and moves later entries of its probe run back, so
-// that every entry stays reachable from its home slot (deletion without
-// tombstones). d.mu must be held.
-func (d *Dedupe) remove(s int) {
-	mask := len(d.table) - 1
-	d.table[s] = 0
+// remove empties slot i of s and moves later entries of its probe run
+// back, so that every entry stays reachable from its home slot (deletion
+// without tombstones). d.mu must be held.
+func (d *Dedupe) remove(s *segment, i int) {
+	mask := len(s.table) - 1
+	s.table[i] = 0
+	s.n--
 	d.n--
-	for i := (s + 1) & mask; d.table[i] != 0; i = (i + 1) & mask {
-		home := int(d.ring[d.table[i]-1]) & mask
-		// The entry at i may move to the hole at s unless its home lies
-		// cyclically in (s, i].
-		if (i > s && (home <= s || home > i)) || (i < s && home <= s && home > i) {
-			d.table[s], d.table[i] = d.table[i], 0
-			s = i
+	for j := (i + 1) & mask; s.table[j] != 0; j = (j + 1) & mask {
+		home := int(d.at(s.table[j]-1)) & mask
+		// The entry at j may move to the hole at i unless its home lies
+		// cyclically in (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			s.table[i], s.table[j] = s.table[j], 0
+			i = j
 		}
 	}
 }
 
-// grow doubles the table. d.mu must be held.
-func (d *Dedupe) grow() {
-	d.table = make([]uint32, 2*len(d.table))
-	for pos, h := range d.ring {
-		if h == 0 {
+// grow doubles the table of s. d.mu must be held.
+func (d *Dedupe) grow(s *segment) {
+	old := s.table
+	s.table = make([]uint32, 2*len(old))
+	mask := len(s.table) - 1
+	for _, p := range old {
+		if p == 0 {
 			continue
 		}
-		s, ok := d.find(h)
-		if !ok {
-			d.table[s] = uint32(pos + 1)
+		i := int(d.at(p-1)) & mask
+		for s.table[i] != 0 {
+			i = (i + 1) & mask
 		}
+		s.table[i] = p
 	}
 }
 

@@ -82,7 +82,7 @@ func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 // The window behaves like a FIFO set of the last size ids, with Forget,
 // over random operations that fill, evict, forget and grow its table.
 func TestDedupeAgainstModel(t *testing.T) {
-	for _, size := range []int{1, 7, 100, 5000} {
+	for _, size := range []int{1, 7, 100, 5000, 20_000} {
 		d := pipeline.NewDedupe(size)
 		// The model: ids in arrival order, evicted from the front; a
 		// forgotten id leaves an empty place that is evicted in its turn.
