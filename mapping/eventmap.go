@@ -82,12 +82,18 @@ func ParseEventMap(data []byte) (EventMap, error) {
 		return EventMap{}, &EventMapError{root.Line, "the document is not a mapping: it needs an events: mapping"}
 	}
 	var events *yaml.Node
+	var eventsLine int
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], resolve(root.Content[i+1])
 		if k.Value != "events" {
 			return EventMap{}, &EventMapError{k.Line, fmt.Sprintf("unknown key %q: the file has only events:", k.Value)}
 		}
-		events = v
+		// YAML parsers differ on a repeated key (this one keeps both);
+		// taking either would drop the other's names without a word.
+		if events != nil {
+			return EventMap{}, &EventMapError{k.Line, fmt.Sprintf("events: appears twice (first on line %d): put every name under one events: mapping", eventsLine)}
+		}
+		events, eventsLine = v, k.Line
 	}
 	if events == nil {
 		return EventMap{}, &EventMapError{root.Line, "no events: mapping"}
@@ -133,10 +139,15 @@ func parseEntry(name string, v *yaml.Node) (eventMapEntry, error) {
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		k, val := v.Content[i], resolve(v.Content[i+1])
 		switch k.Value {
-		case "type":
-			typ = val
-		case "status":
-			status = val
+		case "type", "status":
+			p := &typ
+			if k.Value == "status" {
+				p = &status
+			}
+			if *p != nil {
+				return e, &EventMapError{k.Line, fmt.Sprintf("%q: %s is given twice (first on line %d)", name, k.Value, (*p).Line)}
+			}
+			*p = val
 		default:
 			return e, &EventMapError{k.Line, fmt.Sprintf("%q: unknown key %q (an entry has type and status)", name, k.Value)}
 		}
