@@ -947,6 +947,17 @@ func (c *Client) Waiting() int {
 	return len(c.armed)
 }
 
+// PauseSending stops every new request to Castle until ResumeSending:
+// a fault outside Castle that holds delivery (a dead-letter or verdict
+// topic that cannot be written) stops the sends as a refused secret does.
+// Requests in flight finish; events wait in their lanes, paced and retried
+// as before once sending resumes. Calls nest: each PauseSending needs its
+// ResumeSending.
+func (c *Client) PauseSending() { c.gate.pause() }
+
+// ResumeSending ends a PauseSending.
+func (c *Client) ResumeSending() { c.gate.resume() }
+
 // StopSending makes the client start no more requests. Every event not
 // yet on the wire, whether queued, waiting for its user's pacing, for a
 // retry or behind a hold or an account-wide 429, is settled Canceled

@@ -16,6 +16,10 @@ import (
 //     user. Nothing is sent until the largest Retry-After seen has passed,
 //     then one probe; a probe answered 429 again extends the hold.
 //
+// A pause (Client.PauseSending) stops every send too, without a probe:
+// the fault is outside Castle (an output topic that cannot be written),
+// and whoever paused probes it and resumes.
+//
 // So a storm of refusals costs one request per backoff or Retry-After
 // window, not one per event per retry.
 type gate struct {
@@ -30,6 +34,7 @@ type gate struct {
 	notBefore time.Time     // no probe before this
 	backoff   time.Duration // current systemic probe backoff
 	probing   bool          // a probe is out (or its sender waits for notBefore)
+	paused    int           // pauses not yet resumed
 	changed   chan struct{} // closed at every change a waiter may care about
 	stopped   chan struct{} // closed by stop: no one passes any more
 }
@@ -52,44 +57,24 @@ func (g *gate) broadcastLocked() {
 // pass returns at once while the gate is open. While it is held, the first
 // caller becomes the prober: it waits for the probe time and returns
 // probe = true; others wait until the hold clears or the prober gives its
-// role back. It returns ctx.Err() if ctx ends first, and ErrStopped once
-// the gate is stopped.
+// role back. While it is paused, every caller waits. It returns ctx.Err()
+// if ctx ends first, and ErrStopped once the gate is stopped.
 func (g *gate) pass(ctx context.Context) (probe bool, err error) {
 	for {
 		g.mu.Lock()
-		if g.held == "" && !g.throttled {
+		if g.paused == 0 && g.held == "" && !g.throttled {
 			g.mu.Unlock()
 			return false, nil
 		}
-		if !g.probing {
+		if g.paused == 0 && !g.probing {
 			g.probing = true
 			at := g.notBefore
 			g.mu.Unlock()
-			for {
-				d := time.Until(at)
-				if d <= 0 {
-					return true, nil
-				}
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					g.leave(true)
-					return false, ctx.Err()
-				case <-g.stopped:
-					t.Stop()
-					g.leave(true)
-					return false, ErrStopped
-				}
-				g.mu.Lock()
-				at = g.notBefore // a later 429 may have moved it
-				open := g.held == "" && !g.throttled
-				g.mu.Unlock()
-				if open {
-					return true, nil
-				}
+			probe, paused, err := g.probe(ctx, at)
+			if !paused {
+				return probe, err
 			}
+			continue // wait with the others
 		}
 		ch := g.changed
 		g.mu.Unlock()
@@ -101,6 +86,58 @@ func (g *gate) pass(ctx context.Context) (probe bool, err error) {
 			return false, ErrStopped
 		}
 	}
+}
+
+// probe waits, as the prober, until at (or a later probe time a 429 set)
+// and returns probe = true, or the error that ended the wait. Paused
+// meanwhile, it gives the role back and returns paused = true.
+func (g *gate) probe(ctx context.Context, at time.Time) (probe, paused bool, err error) {
+	for {
+		d := time.Until(at)
+		if d <= 0 {
+			return true, false, nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			g.leave(true)
+			return false, false, ctx.Err()
+		case <-g.stopped:
+			t.Stop()
+			g.leave(true)
+			return false, false, ErrStopped
+		}
+		g.mu.Lock()
+		if g.paused > 0 {
+			g.probing = false
+			g.broadcastLocked()
+			g.mu.Unlock()
+			return false, true, nil
+		}
+		at = g.notBefore // a later 429 may have moved it
+		open := g.held == "" && !g.throttled
+		g.mu.Unlock()
+		if open {
+			return true, false, nil
+		}
+	}
+}
+
+// pause stops every send until the matching resume; pauses nest.
+func (g *gate) pause() {
+	g.mu.Lock()
+	g.paused++
+	g.mu.Unlock()
+}
+
+// resume ends a pause.
+func (g *gate) resume() {
+	g.mu.Lock()
+	g.paused--
+	g.broadcastLocked()
+	g.mu.Unlock()
 }
 
 // leave gives the probe role back without a result (the prober's event

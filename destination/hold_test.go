@@ -415,3 +415,55 @@ func TestProxyRefusingCredentialsHolds(t *testing.T) {
 		})
 	}
 }
+
+// PauseSending (an output topic that cannot be written) stops every
+// request: queued and retried events wait, and a Castle hold sends no
+// probe while paused. Requests resume, and the hold's probing with them,
+// once sending resumes; pauses nest.
+func TestPauseSendingStopsEveryRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(t, castleserver.Config{})
+		e := startHeld(t, srv, destination.Config{Retry: noJitter})
+		defer e.stop()
+		e.c.PauseSending()
+		e.c.PauseSending()
+		p := submit(e.c, context.Background(), []destination.Event{event("u", 1), event("v", 1), event("", 1)})
+		time.Sleep(time.Minute)
+		if n := srv.Stats().Requests; n != 0 {
+			t.Fatalf("%d requests while paused", n)
+		}
+		e.c.ResumeSending()
+		time.Sleep(time.Minute)
+		if n := srv.Stats().Requests; n != 0 {
+			t.Fatalf("%d requests with one of two pauses resumed", n)
+		}
+		e.c.ResumeSending()
+		for i, r := range p.Wait() {
+			if r.Status != destination.Delivered {
+				t.Errorf("event %d: %v (%v)", i, r.Status, r.Err)
+			}
+		}
+
+		// Paused during a Castle hold: no probe until resumed.
+		srv.StartOutage(castleserver.Status(401))
+		p = submit(e.c, context.Background(), []destination.Event{event("u", 2)})
+		time.Sleep(time.Second)
+		if err := e.board.Ready(); err == nil {
+			t.Fatal("no hold after a 401")
+		}
+		e.c.PauseSending()
+		before := srv.Stats().Requests
+		time.Sleep(10 * time.Minute)
+		if n := srv.Stats().Requests - before; n > 1 { // a probe already on its way may go
+			t.Errorf("%d probes while paused", n)
+		}
+		srv.EndOutage()
+		e.c.ResumeSending()
+		if r := p.Wait()[0]; r.Status != destination.Delivered {
+			t.Errorf("after resuming: %v (%v)", r.Status, r.Err)
+		}
+		if err := e.board.Ready(); err != nil {
+			t.Errorf("Ready() = %v after recovery", err)
+		}
+	})
+}

@@ -24,6 +24,7 @@ type outbox[T any] struct {
 	first      time.Duration // first pause after a failure; doubles up to maxRetryPause
 	notWritten error         // what entries get when the run ends first
 	written    func(T)       // counts a written item
+	outputs    *outputs      // shared with the other outbox; may be nil
 
 	mu    sync.Mutex
 	queue []entry[T]
@@ -97,6 +98,12 @@ func (o *outbox[T]) run(ctx context.Context) {
 				return
 			}
 		}
+		// While the other outbox cannot write, this one writes nothing
+		// new either: its items belong to records that cannot commit.
+		if err := o.outputs.wait(ctx); err != nil {
+			o.abandon(group)
+			return
+		}
 		items := make([]T, len(group))
 		for i, e := range group {
 			items[i] = e.v
@@ -110,7 +117,10 @@ func (o *outbox[T]) run(ctx context.Context) {
 				o.abandon(group)
 				return
 			}
-			failing = true
+			if !failing {
+				failing = true
+				o.outputs.failed()
+			}
 			pause = min(max(2*pause, o.first), maxRetryPause)
 			if o.faults != nil {
 				o.faults.Raise(o.class, fmt.Sprintf("%s cannot be written to %s: %v", o.what, o.target, err))
@@ -131,6 +141,7 @@ func (o *outbox[T]) run(ctx context.Context) {
 			if o.faults != nil {
 				o.faults.Clear(o.class)
 			}
+			o.outputs.recovered()
 		}
 		for _, e := range group {
 			o.written(e.v)
@@ -152,5 +163,72 @@ func (o *outbox[T]) abandon(group []entry[T]) {
 	}
 	for _, e := range rest {
 		e.done(o.notWritten)
+	}
+}
+
+// outputs is what the outboxes share. While one cannot write, delivery
+// holds as it does for a fault at Castle: the Castle client sends nothing
+// new (its requests in flight finish; a scored event would be scored
+// again once its record is read again), and the other outbox writes
+// nothing new. The failing outbox probes with its own retries, and
+// everything resumes once it writes. Stopped while held, the run leaves
+// it held: nothing more is sent.
+type outputs struct {
+	pause func(on bool) // pauses and resumes the Castle client; may be nil
+
+	mu      sync.Mutex
+	failing int           // outboxes that cannot write
+	clear   chan struct{} // closed when failing drops to 0
+}
+
+// failed reports that an outbox began failing.
+func (o *outputs) failed() {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failing++
+	if o.failing == 1 {
+		o.clear = make(chan struct{})
+		if o.pause != nil {
+			o.pause(true)
+		}
+	}
+}
+
+// recovered reports that a failing outbox wrote again.
+func (o *outputs) recovered() {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failing--
+	if o.failing == 0 {
+		close(o.clear)
+		if o.pause != nil {
+			o.pause(false)
+		}
+	}
+}
+
+// wait returns once no outbox is failing, or with ctx's error.
+func (o *outputs) wait(ctx context.Context) error {
+	if o == nil {
+		return nil
+	}
+	o.mu.Lock()
+	if o.failing == 0 {
+		o.mu.Unlock()
+		return nil
+	}
+	ch := o.clear
+	o.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

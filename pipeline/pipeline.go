@@ -91,6 +91,13 @@ type Deliverer interface {
 	Submit(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result))
 }
 
+// pauser is a Deliverer that can stop sending while a dead-letter or
+// verdict topic cannot be written (destination.Client).
+type pauser interface {
+	PauseSending()
+	ResumeSending()
+}
+
 // DeliverFunc adapts a function to a Deliverer.
 type DeliverFunc func(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result))
 
@@ -227,18 +234,28 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Log
 		p.users = mapping.NewUsers(cfg.UserCacheSize)
 		p.dir = p.users
 	}
+	outs := &outputs{}
+	if pz, ok := d.(pauser); ok {
+		outs.pause = func(on bool) {
+			if on {
+				pz.PauseSending()
+			} else {
+				pz.ResumeSending()
+			}
+		}
+	}
 	if cfg.Verdicts != nil {
 		p.verdicts = &outbox[*verdict.Verdict]{
 			write: cfg.Verdicts.Write, class: hold.VerdictTopic, what: "verdicts", target: cfg.VerdictTarget,
 			faults: cfg.Faults, log: logger, first: cfg.DeadLetterRetry, notWritten: ErrVerdictNotWritten,
-			written: func(*verdict.Verdict) {},
+			written: func(*verdict.Verdict) {}, outputs: outs,
 		}
 	}
 	if dlq != nil {
 		p.letters = &outbox[deadletter.Letter]{
 			write: dlq.Write, class: hold.DeadLetterTopic, what: "dead letters", target: cfg.DeadLetterTarget,
 			faults: cfg.Faults, log: logger, first: cfg.DeadLetterRetry, notWritten: ErrDeadLetterNotWritten,
-			written: func(l deadletter.Letter) { met.deadLetters.WithLabelValues(l.Reason).Inc() },
+			written: func(l deadletter.Letter) { met.deadLetters.WithLabelValues(l.Reason).Inc() }, outputs: outs,
 		}
 	}
 	return p, nil

@@ -259,6 +259,48 @@ func TestDeadLetterWriteFailureHoldsAck(t *testing.T) {
 	})
 }
 
+// While dead letters cannot be written, delivery holds (SPEC §5): nothing
+// more goes to Castle, whose events behind the unwritten letter could not
+// commit anyway and would be sent again after a restart. Once the letter
+// is written, everything goes.
+func TestUnwritableDeadLetterTopicHoldsDelivery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{DeadLetterRetry: time.Second}, destination.Config{})
+		defer r.stop()
+		r.letters.failing.Store(true)
+		a := &acker{}
+		in := make(chan pipeline.Record, 32)
+		done := make(chan error, 1)
+		go func() { done <- r.p.Run(context.Background(), in) }()
+		in <- record(0, `{"not json`, a)
+		time.Sleep(2 * time.Second)
+		for i := range 20 {
+			in <- record(int64(1+i), track(fmt.Sprint("u", i), 0), a)
+		}
+		time.Sleep(10 * time.Second)
+		if n := r.srv.Stats().Accepted; n != 0 {
+			t.Errorf("Castle accepted %d events while dead letters could not be written", n)
+		}
+		if err := r.board.Ready(); err == nil || !strings.Contains(err.Error(), "dead_letter_topic") {
+			t.Errorf("Ready() = %v while dead letters cannot be written", err)
+		}
+		r.letters.failing.Store(false)
+		close(in)
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if n := r.srv.Stats().Accepted; n != 20 {
+			t.Errorf("Castle accepted %d events, want 20", n)
+		}
+		if got := a.n.Load(); got != 21 {
+			t.Errorf("acked %d of 21 records", got)
+		}
+		if l := r.letters.get(); len(l) != 1 {
+			t.Errorf("%d dead letters, want 1", len(l))
+		}
+	})
+}
+
 // Events of one user reach Castle in input order, across many chunks
 // mapped by several workers.
 func TestPerUserOrderAcrossChunks(t *testing.T) {

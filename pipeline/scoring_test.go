@@ -2,8 +2,11 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,13 +18,17 @@ import (
 	"github.com/castle-destination/castle-destination/verdict"
 )
 
-// verdictBox keeps verdicts.
+// verdictBox keeps verdicts, and fails while failing is set.
 type verdictBox struct {
-	mu sync.Mutex
-	vs []*verdict.Verdict
+	mu      sync.Mutex
+	vs      []*verdict.Verdict
+	failing atomic.Bool
 }
 
 func (b *verdictBox) Write(_ context.Context, vs ...*verdict.Verdict) error {
+	if b.failing.Load() {
+		return errors.New("verdict topic unavailable")
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.vs = append(b.vs, vs...)
@@ -83,6 +90,59 @@ func TestScoringAgedOnArrival(t *testing.T) {
 		}
 		if got := promtest.Value(t, r.reg, "castle_destination_scoring_fallbacks_total", "reason", "token_aged"); got != 1 {
 			t.Errorf("fallbacks{token_aged} = %v, want 1", got)
+		}
+	})
+}
+
+// While verdicts cannot be written, delivery holds (SPEC §5): no more
+// events are scored (each would be scored again, firing Castle's policies
+// twice, once its record is read again after a restart) and no dead letter
+// is written. Once the verdict topic takes writes, every event is scored
+// once and its verdict written.
+func TestUnwritableVerdictTopicHoldsScoring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		box := &verdictBox{}
+		box.failing.Store(true)
+		r := newRig(t, pipeline.Config{Scoring: true, ScoringMaxAge: 100 * time.Second, Verdicts: box, DeadLetterRetry: time.Second}, destination.Config{})
+		defer r.stop()
+		now := time.Now()
+		tok := castleserver.NewRequestToken(now, "laptop")
+		a := &acker{}
+		in := make(chan pipeline.Record, 32)
+		done := make(chan error, 1)
+		go func() { done <- r.p.Run(context.Background(), in) }()
+		in <- record(0, login("a", now, tok), a)
+		time.Sleep(2 * time.Second)
+		for i := range 10 {
+			in <- record(int64(1+i), login(fmt.Sprint("u", i), now, tok), a)
+		}
+		in <- record(11, `{"not json`, a)
+		time.Sleep(10 * time.Second)
+		if n := len(r.srv.AcceptedOn(castleserver.RiskPath)); n != 1 {
+			t.Errorf("%d events scored while verdicts could not be written, want only the first", n)
+		}
+		if l := r.letters.get(); len(l) != 0 {
+			t.Errorf("%d dead letters written while verdicts could not be", len(l))
+		}
+		if err := r.board.Ready(); err == nil || !strings.Contains(err.Error(), "verdict_topic") {
+			t.Errorf("Ready() = %v while verdicts cannot be written", err)
+		}
+		box.failing.Store(false)
+		close(in)
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if n := len(r.srv.AcceptedOn(castleserver.RiskPath)); n != 11 {
+			t.Errorf("%d events scored, want 11, each once", n)
+		}
+		if len(box.vs) != 11 {
+			t.Errorf("%d verdicts written, want 11", len(box.vs))
+		}
+		if l := r.letters.get(); len(l) != 1 {
+			t.Errorf("%d dead letters, want the malformed record's", len(l))
+		}
+		if got := a.n.Load(); got != 12 {
+			t.Errorf("acked %d of 12 records", got)
 		}
 	})
 }

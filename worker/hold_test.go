@@ -12,6 +12,7 @@ import (
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/internal/promtest"
 	"github.com/castle-destination/castle-destination/internal/traffic"
 )
 
@@ -215,10 +216,14 @@ func TestSecretRotatedMidStreamHolds(t *testing.T) {
 	}
 }
 
-// The dead-letter topic disappears while the worker runs: dead letters
-// hold (the records behind them are not committed, /readyz names
-// DLQ_TOPIC), other events still flow, and once the topic is back the
-// letters are written and everything commits.
+// The dead-letter topic disappears while the worker runs: delivery holds
+// (SPEC §5). The records behind the unwritten dead letter are not
+// committed, what is read while held is not sent to Castle (it could not
+// commit, and would be sent again after a restart), and /readyz names
+// DLQ_TOPIC. Once the topic is back, the letter is written and everything
+// is delivered, once, and commits. (pipeline's
+// TestUnwritableDeadLetterTopicHoldsDelivery checks the hold exactly, in
+// a synctest bubble.)
 func TestUnwritableDeadLetterTopicHolds(t *testing.T) {
 	t.Parallel()
 	env := startEnv(t, 1)
@@ -228,15 +233,32 @@ func TestUnwritableDeadLetterTopicHolds(t *testing.T) {
 	if _, err := admin.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{env.DLQTopic}}); err != nil {
 		t.Fatal(err)
 	}
-	good := forwardable(50)
+	good := forwardable(70)
 	bad := traffic.Record{Value: []byte(`{"not json`)}
-	recs := append(append(append([]traffic.Record{}, good[:25]...), bad), good[25:]...)
-	want, _ := forwards(recs)
+	recs := append(append(append([]traffic.Record{}, good[:25]...), bad), good[25:50]...)
 	if err := env.Produce(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
 	w.waitHeld(t, "DLQ_TOPIC", 30*time.Second)
-	waitDelivered(t, env.Castle, want, 60*time.Second)
+	later := good[50:]
+	if err := env.Produce(context.Background(), later); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for promtest.Value(t, w.reg, "castle_destination_messages_consumed_total") < 71 {
+		if time.Now().After(deadline) {
+			t.Fatal("the records produced during the hold were not read")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // time to send them, were delivery not held
+	laterIDs, _ := forwards(later)
+	got := received(env.Castle)
+	for id := range laterIDs {
+		if got[id] > 0 {
+			t.Errorf("%s, read while dead letters could not be written, reached Castle", id)
+		}
+	}
 	if n := committedTotal(t, env, w.group); n > 25 {
 		t.Errorf("%d offsets committed past the record whose dead letter is not written (offset 25)", n)
 	}
@@ -244,12 +266,17 @@ func TestUnwritableDeadLetterTopicHolds(t *testing.T) {
 		{Topic: env.DLQTopic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
 		t.Fatal(err)
 	}
+	want, _ := forwards(good)
+	waitDelivered(t, env.Castle, want, 60*time.Second)
 	waitCommitted(t, env, w.group, 60*time.Second)
 	if code, body := w.readyz(t); code != http.StatusOK {
 		t.Errorf("/readyz after recovery: %d %s", code, body)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	if d := duplicates(t, received(env.Castle), want); d != 0 {
+		t.Errorf("%d duplicates", d)
 	}
 	letters := readDLQ(t, env)
 	if len(letters) != 1 || headers(letters[0])["castle-destination-reason"] != "malformed" {
