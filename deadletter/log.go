@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"bytes"
 	"context"
 	"time"
 	"unicode/utf8"
@@ -15,7 +16,10 @@ const MaxLoggedValue = 4 << 10
 
 // Log is a Sink that writes each letter as one warning line. It is the sink
 // when no dead-letter topic is configured: nothing is lost silently, but the
-// log is the only record.
+// log is the only record. Unlike a dead-letter topic, which keeps the
+// original bytes to re-drive them, the log never shows a message's request
+// tokens, userJwt or Cookie and Authorization headers: their string values
+// read [redacted] (Redact).
 type Log struct{ logger *zap.Logger }
 
 // NewLog returns a log sink.
@@ -25,6 +29,7 @@ func NewLog(logger *zap.Logger) *Log { return &Log{logger: logger} }
 func (l *Log) Write(_ context.Context, letters ...Letter) error {
 	for _, x := range letters {
 		value, truncated := Truncate(x.Value, MaxLoggedValue)
+		value = Redact(value)
 		l.logger.Warn("dead letter",
 			zap.String("reason", x.Reason),
 			zap.String("error", x.Error),
@@ -51,4 +56,83 @@ func Truncate(b []byte, n int) ([]byte, bool) {
 		i--
 	}
 	return b[:i], true
+}
+
+// redactedKeys are the keys, lower case, whose string values Redact hides:
+// Castle's request token and Secure Mode token, as Segment messages carry
+// them (integrations.Castle, context.Castle), and the headers that carry
+// sessions and credentials.
+var redactedKeys = [][]byte{[]byte("requesttoken"), []byte("request_token"), []byte("userjwt"),
+	[]byte("cookie"), []byte("authorization")}
+
+// Redact returns b with the string value of every redactedKeys key
+// (matched case-insensitively, anywhere in the document) replaced by
+// [redacted]; b itself when there is none. It reads b as JSON strings
+// one after another, so it also works on a value cut short or not JSON at
+// all, as a dead letter's may be.
+func Redact(b []byte) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(b); i++ {
+		if b[i] != '"' {
+			continue
+		}
+		end := stringEnd(b, i+1)
+		if end >= len(b) {
+			break
+		}
+		key := b[i+1 : end]
+		i = end
+		if !isRedactedKey(key) {
+			continue
+		}
+		k := skipSpace(b, end+1)
+		if k >= len(b) || b[k] != ':' {
+			continue
+		}
+		k = skipSpace(b, k+1)
+		if k >= len(b) || b[k] != '"' {
+			continue
+		}
+		vEnd := stringEnd(b, k+1)
+		out = append(out, b[last:k+1]...)
+		out = append(out, "[redacted]"...)
+		last = min(vEnd, len(b))
+		i = vEnd
+	}
+	if out == nil {
+		return b
+	}
+	out = append(out, b[last:]...)
+	return out
+}
+
+// stringEnd returns the index of the quote that ends the JSON string whose
+// contents start at i, or len(b) when it is not ended.
+func stringEnd(b []byte, i int) int {
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return len(b)
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func isRedactedKey(k []byte) bool {
+	for _, r := range redactedKeys {
+		if bytes.EqualFold(k, r) {
+			return true
+		}
+	}
+	return false
 }

@@ -41,6 +41,40 @@ func TestLogWritesEveryLetter(t *testing.T) {
 	}
 }
 
+// The log shows no request token, userJwt, Cookie or Authorization, in any
+// spelling Segment messages carry them, even in a value cut short or not
+// JSON; everything else stays as it was.
+func TestRedact(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`{"integrations":{"Castle":{"requestToken":"cst1.abc"}},"messageId":"m-1"}`,
+			`{"integrations":{"Castle":{"requestToken":"[redacted]"}},"messageId":"m-1"}`},
+		{`{"context":{"castle":{"REQUEST_TOKEN" : "t\"ok","userJwt":"eyJ.x.y"}}}`,
+			`{"context":{"castle":{"REQUEST_TOKEN" : "[redacted]","userJwt":"[redacted]"}}}`},
+		{`{"context":{"headers":{"Cookie":"sid=1","authorization":"Bearer x","Accept":"*/*"}}}`,
+			`{"context":{"headers":{"Cookie":"[redacted]","authorization":"[redacted]","Accept":"*/*"}}}`},
+		{`{"properties":{"note":"requestToken"},"requestToken":null}`, `{"properties":{"note":"requestToken"},"requestToken":null}`},
+		{`{"a":"x\"requestToken\":\"no"}`, `{"a":"x\"requestToken\":\"no"}`},
+		{`{"requestToken":"cut sho`, `{"requestToken":"[redacted]`},
+		{`not json "userJwt": "eyJ" rest`, `not json "userJwt": "[redacted]" rest`},
+		{`{"type":"page"`, `{"type":"page"`},
+	} {
+		if got := string(Redact([]byte(tt.in))); got != tt.want {
+			t.Errorf("Redact(%s)\n = %s\nwant %s", tt.in, got, tt.want)
+		}
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	in := []byte(`{"messageId":"m-9","integrations":{"Castle":{"requestToken":"cst1.secret-token"}}}`)
+	if err := NewLog(zap.New(core)).Write(context.Background(), Letter{Value: in, Reason: "rejected"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := logs.All()[0].ContextMap()["value"].(string); strings.Contains(v, "secret-token") || !strings.Contains(v, "m-9") {
+		t.Errorf("logged value %s", v)
+	}
+	if !strings.Contains(string(in), "secret-token") {
+		t.Error("Redact changed the letter's own bytes")
+	}
+}
+
 func TestTruncate(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
@@ -83,4 +117,17 @@ func TestNewSink(t *testing.T) {
 	if err := closer.Close(); err != nil {
 		t.Error(err)
 	}
+}
+
+// Redact never panics, and redacting twice changes nothing more.
+func FuzzRedact(f *testing.F) {
+	f.Add([]byte(`{"requestToken":"a","x":"\"","Cookie" :"b"}`))
+	f.Add([]byte(`"userJwt":"`))
+	f.Add([]byte(`"authorization"`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		once := Redact(b)
+		if twice := Redact(once); string(twice) != string(once) {
+			t.Errorf("Redact(%q) = %q, again %q", b, once, twice)
+		}
+	})
 }
