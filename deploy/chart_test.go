@@ -356,6 +356,13 @@ func TestChartReplay(t *testing.T) {
 	if !strings.Contains(vols, "replay-checkpoints") {
 		t.Errorf("checkpoint claim not used: %s", vols)
 	}
+	// Nor the worker's alerts and dashboard, which a replay release given
+	// the worker's values would otherwise install a second time.
+	r = helmTemplate(t, "--set", "replay.enabled=true", "--set", "replay.source=s3://b/p", "--set", "worker.enabled=false",
+		"--set", "prometheusRule.enabled=true", "--set", "dashboard.enabled=true")
+	if len(r["PrometheusRule"]) != 0 || len(r["ConfigMap"]) != 1 {
+		t.Errorf("worker.enabled=false renders %d PrometheusRules and %d ConfigMaps, want none and the settings", len(r["PrometheusRule"]), len(r["ConfigMap"]))
+	}
 	if _, err := helmTemplateErr(t, "--set", "castle.existingSecret=x", "--set", "replay.enabled=true"); err == nil {
 		t.Error("a replay without a source rendered")
 	}
@@ -388,7 +395,15 @@ func matches(sel, labels obj) bool {
 // TestKustomizeComponents builds the base with every component and checks
 // that they fit together.
 func TestKustomizeComponents(t *testing.T) {
-	r := kustomizeBuild(t, "prometheus-operator", "kafka-auth", "event-map", "replay")
+	// The replay Job gets the event map and the SASL credentials whether
+	// its component comes before the others or after them.
+	for _, order := range [][]string{{"prometheus-operator", "kafka-auth", "event-map", "replay"}, {"replay", "event-map", "kafka-auth", "prometheus-operator"}} {
+		t.Run(strings.Join(order, ","), func(t *testing.T) { testKustomizeComponents(t, order) })
+	}
+}
+
+func testKustomizeComponents(t *testing.T, order []string) {
+	r := kustomizeBuild(t, order...)
 	var settings obj
 	for _, cm := range r["ConfigMap"] {
 		if get(cm, "data", "KAFKA_TOPIC") != nil {
@@ -432,6 +447,42 @@ func TestKustomizeComponents(t *testing.T) {
 	if matches(get(r.named(t, "Service", ""), "spec", "selector").(obj), podLabels) {
 		t.Error("the worker's Service selects the replay pods")
 	}
+	// The replay reads the same EVENT_MAP file and SASL credentials.
+	volumes := func(pod any) map[string]string {
+		m := map[string]string{}
+		for _, v := range list(pod, "volumes") {
+			m[str(v, "name")] = str(v, "configMap", "name")
+		}
+		return m
+	}
+	mounts := func(c any) map[string]string {
+		m := map[string]string{}
+		for _, v := range list(c, "volumeMounts") {
+			m[str(v, "mountPath")] = str(v, "name")
+		}
+		return m
+	}
+	secrets := func(c any) map[string]string {
+		m := map[string]string{}
+		for _, e := range list(c, "env") {
+			if ref := get(e, "valueFrom", "secretKeyRef"); ref != nil {
+				m[str(e, "name")] = str(ref, "name") + "/" + str(ref, "key")
+			}
+		}
+		return m
+	}
+	jc := get(job, "spec", "template", "spec", "containers", 0)
+	dir := strings.TrimSuffix(settings["EVENT_MAP"].(string), "/event-map.yaml")
+	wpod, jpod := get(r.named(t, "Deployment", ""), "spec", "template", "spec"), get(job, "spec", "template", "spec")
+	if wv, jv := volumes(wpod)[mounts(c)[dir]], volumes(jpod)[mounts(jc)[dir]]; wv == "" || jv != wv {
+		t.Errorf("EVENT_MAP's directory %s holds ConfigMap %q in the replay, %q in the worker", dir, jv, wv)
+	}
+	ws, js := secrets(c), secrets(jc)
+	for _, k := range []string{"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "CASTLE_API_SECRET"} {
+		if ws[k] == "" || js[k] != ws[k] {
+			t.Errorf("%s from %q in the replay, %q in the worker", k, js[k], ws[k])
+		}
+	}
 }
 
 // TestChartAndCIValuesExist guards the file the CI renders the chart with.
@@ -439,6 +490,99 @@ func TestChartAndCIValuesExist(t *testing.T) {
 	for _, f := range []string{"helm/ci/all-on.yaml", filepath.Join(chartDir, "Chart.yaml")} {
 		if _, err := os.Stat(f); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestChartMetricsPort: the worker listens on METRICS_ADDR and the probes,
+// the Service and the scrape use service.port; a chart that let the two
+// differ would have the probes restart every pod.
+func TestChartMetricsPort(t *testing.T) {
+	_, err := helmTemplateErr(t, "--set", "castle.existingSecret=x", "--set", "service.port=8080")
+	if err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") || !strings.Contains(err.Error(), "service.port") {
+		t.Errorf("service.port=8080 alone: %v, want an error naming both settings", err)
+	}
+	if _, err := helmTemplateErr(t, "--set", "castle.existingSecret=x", "--set", "config.METRICS_ADDR=:8081"); err == nil {
+		t.Error("config.METRICS_ADDR=:8081 alone rendered")
+	}
+	r := helmTemplate(t, "--set", "service.port=8080", "--set", "config.METRICS_ADDR=0.0.0.0:8080")
+	c := workerContainer(t, r.named(t, "Deployment", ""))
+	if p := get(c, "ports", 0, "containerPort"); p != 8080 {
+		t.Errorf("containerPort %v, want 8080", p)
+	}
+}
+
+// TestChartValuesFileTypes: what YAML reads as a boolean or a number in a
+// values file still renders what the worker and Kubernetes take.
+func TestChartValuesFileTypes(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	values := "config:\n  CASTLE_SCORING: on\n  ACCEPT_MOBILE: true\npodLabels:\n  version: 2\npodAnnotations:\n  sidecar.istio.io/inject: false\n" +
+		"replay:\n  enabled: true\n  source: s3://b/p\n  podAnnotations:\n    a: 1\n"
+	if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := helmTemplate(t, "-f", f)
+	var settings obj
+	for _, cm := range r["ConfigMap"] {
+		if get(cm, "data", "KAFKA_TOPIC") != nil {
+			settings = get(cm, "data").(obj)
+		}
+	}
+	if settings["CASTLE_SCORING"] != "on" || settings["ACCEPT_MOBILE"] != "true" {
+		t.Errorf("CASTLE_SCORING %v, ACCEPT_MOBILE %v; want on and true", settings["CASTLE_SCORING"], settings["ACCEPT_MOBILE"])
+	}
+	for _, w := range []obj{r.named(t, "Deployment", ""), r.named(t, "Job", "replay")} {
+		meta := get(w, "spec", "template", "metadata")
+		if v := get(meta, "labels", "version"); v != "2" {
+			t.Errorf("%s: pod label version %#v, want the string 2", str(w, "kind"), v)
+		}
+		if v := get(meta, "annotations", "sidecar.istio.io/inject"); v != "false" {
+			t.Errorf("%s: pod annotation sidecar.istio.io/inject %#v, want the string false", str(w, "kind"), v)
+		}
+	}
+	if v := get(r.named(t, "Job", "replay"), "spec", "template", "metadata", "annotations", "a"); v != "1" {
+		t.Errorf("replay.podAnnotations.a = %#v on the Job's pods, want the string 1", v)
+	}
+	if v := get(r.named(t, "Deployment", ""), "spec", "template", "metadata", "annotations", "a"); v != nil {
+		t.Errorf("replay.podAnnotations reach the worker's pods: a = %v", v)
+	}
+}
+
+// TestChartImage: by tag (the appVersion when empty), or pinned by digest;
+// the version label stays a valid label value either way.
+func TestChartImage(t *testing.T) {
+	for _, tc := range []struct {
+		args         []string
+		image, label string
+	}{
+		{nil, "ghcr.io/castle-destination/castle-destination:latest", "latest"},
+		{[]string{"--set", "image.tag="}, "ghcr.io/castle-destination/castle-destination:0.1.0", "0.1.0"},
+		{[]string{"--set", "image.digest=sha256:0123abcd"}, "ghcr.io/castle-destination/castle-destination@sha256:0123abcd", "latest"},
+		{[]string{"--set", "image.tag=sha256:0123abcd"}, "ghcr.io/castle-destination/castle-destination:sha256:0123abcd", "sha256_0123abcd"},
+	} {
+		r := helmTemplate(t, append(tc.args, "--set", "replay.enabled=true", "--set", "replay.source=s3://b/p")...)
+		for _, w := range []obj{r.named(t, "Deployment", ""), r.named(t, "Job", "replay")} {
+			if got := str(get(w, "spec", "template", "spec", "containers", 0), "image"); got != tc.image {
+				t.Errorf("%v: %s image %s, want %s", tc.args, str(w, "kind"), got, tc.image)
+			}
+			if got := str(w, "metadata", "labels", "app.kubernetes.io/version"); got != tc.label {
+				t.Errorf("%v: %s version label %q, want %q", tc.args, str(w, "kind"), got, tc.label)
+			}
+		}
+	}
+}
+
+// TestChartReplayPodPlacement: the replay's pods are placed as the
+// worker's are (nodeSelector, affinity, tolerations).
+func TestChartReplayPodPlacement(t *testing.T) {
+	r := helmTemplate(t, "--set", "replay.enabled=true", "--set", "replay.source=s3://b/p",
+		"--set", "nodeSelector.pool=batch", "--set", "tolerations[0].key=batch", "--set", "tolerations[0].operator=Exists",
+		"--set", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=zone",
+		"--set", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists")
+	wp, jp := get(r.named(t, "Deployment", ""), "spec", "template", "spec"), get(r.named(t, "Job", "replay"), "spec", "template", "spec")
+	for _, f := range []string{"nodeSelector", "affinity", "tolerations"} {
+		if get(wp, f) == nil || !reflect.DeepEqual(get(wp, f), get(jp, f)) {
+			t.Errorf("%s: worker %v, replay %v", f, get(wp, f), get(jp, f))
 		}
 	}
 }

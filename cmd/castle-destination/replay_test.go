@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/internal/harness"
 )
@@ -215,5 +217,90 @@ func TestSecretWithTrailingNewlineIsTrimmed(t *testing.T) {
 	}
 	if strings.Contains(log, harness.Secret) {
 		t.Error("the log shows the secret")
+	}
+}
+
+// The replay Job that deploy/ ships (components/replay/job.yaml; the Helm
+// chart renders the same arguments, deploy.TestChartMatchesKustomize)
+// starts on a fresh volume, where it has no checkpoint yet, and its
+// restarted container continues from the checkpoint without sending
+// anything twice.
+func TestShippedReplayJobStartsAndResumes(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/components/replay/job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var job struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Args []string
+						Env  []struct{ Name, Value string }
+					}
+				}
+			}
+		}
+	}
+	if err := yaml.Unmarshal(b, &job); err != nil || len(job.Spec.Template.Spec.Containers) == 0 {
+		t.Fatalf("job.yaml: %v", err)
+	}
+	c := job.Spec.Template.Spec.Containers[0]
+	if len(c.Args) == 0 || c.Args[0] != "replay" {
+		t.Fatalf("the Job runs %v, not replay", c.Args)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "events.ndjson")
+	writeTracks(t, in, "job-", 200)
+	vars := map[string]string{"JOB_COMPLETION_INDEX": "0"}
+	for _, e := range c.Env {
+		if e.Value != "" {
+			vars[e.Name] = e.Value
+		}
+	}
+	var args []string
+	for _, a := range c.Args[1:] {
+		for k, v := range vars {
+			a = strings.ReplaceAll(a, "$("+k+")", v)
+		}
+		a = strings.ReplaceAll(a, "/var/lib/castle-replay", dir) // the Job's volume
+		a = strings.TrimPrefix(a, "--rate=100")                  // no need to wait here
+		if strings.HasPrefix(a, "s3://") || strings.HasPrefix(a, "kafka:") {
+			a = in
+		}
+		if a != "" {
+			args = append(args, a)
+		}
+	}
+
+	srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	env := map[string]string{"CASTLE_API_SECRET": harness.Secret, "CASTLE_API_URL": hs.URL}
+	replay := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var stdout, stderr bytes.Buffer
+		err := replayCommand(ctx, args, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+		if err != nil {
+			return fmt.Errorf("replay %v: %w\n%s", args, err, tail(stderr.String(), 2000))
+		}
+		return nil
+	}
+	if err := replay(); err != nil {
+		t.Fatalf("first start, no checkpoint yet: %v", err)
+	}
+	first := srv.Stats().Accepted
+	if first == 0 || first >= 200 {
+		t.Fatalf("shard 0 of the Job sent %d of 200 events, want its part", first)
+	}
+	if err := replay(); err != nil {
+		t.Fatalf("restarted container: %v", err)
+	}
+	if again := srv.Stats().Accepted; again != first {
+		t.Errorf("the restarted container sent %d events again", again-first)
 	}
 }

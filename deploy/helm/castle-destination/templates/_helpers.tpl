@@ -21,7 +21,7 @@ the chart's name, else release-chart; fullnameOverride wins. */}}
 {{- define "castle-destination.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{ include "castle-destination.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/version: {{ regexReplaceAll "[^-A-Za-z0-9_.]" (.Values.image.tag | default .Chart.AppVersion | toString) "_" | trunc 63 | trimAll "-_." | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
@@ -37,8 +37,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: worker
 {{- end }}
 
+{{/* The image: by digest when image.digest is set, else by tag. */}}
 {{- define "castle-destination.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- if .Values.image.digest }}
+{{- .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else }}
+{{- .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+{{- end }}
+
+{{/* podLabels and podAnnotations, their values quoted: a label or an
+annotation is a string, and YAML reads false or 2 as something else. */}}
+{{- define "castle-destination.podLabels" -}}
+{{- range $k, $v := .Values.podLabels }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "castle-destination.podAnnotations" -}}
+{{- range $k, $v := . }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "castle-destination.serviceAccountName" -}}
@@ -68,6 +87,8 @@ derives from eventMap and kafka.tls. */}}
 {{- if eq (float64 (int64 $v)) $v }}{{ $s = toString (int64 $v) }}{{ end }}
 {{- end }}
 {{- if kindIs "invalid" $v }}{{ $s = "" }}{{ end }}
+{{- /* YAML reads an unquoted on or off as a boolean: CASTLE_SCORING takes on or off. */}}
+{{- if and (kindIs "bool" $v) (eq $k "CASTLE_SCORING") }}{{ $s = ternary "on" "off" $v }}{{ end }}
 {{- $_ := set $out $k $s }}
 {{- end }}
 {{- if .Values.eventMap }}
