@@ -92,6 +92,10 @@ type Client struct {
 
 	// stopping is set by StopSending: no attempt starts after it.
 	stopping atomic.Bool
+	// accepted is closed at the first event Castle accepted: the API
+	// secret is one Castle takes (SecretAccepted).
+	accepted     chan struct{}
+	acceptedOnce sync.Once
 
 	consecFail  atomic.Int64
 	lastFail    atomic.Int32 // a class
@@ -290,6 +294,7 @@ func newClient(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client
 		restSeed: maphash.MakeSeed(),
 		armed:    make(map[*lane]struct{}),
 	}
+	c.accepted = make(chan struct{})
 	c.gate = newGate(faults, cfg.Retry.Initial, cfg.ProbeMax, func(on bool) {
 		if on {
 			m.throttled.Set(1)
@@ -721,6 +726,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	switch d.act {
 	case actDeliver:
 		c.gate.ok(probe, true)
+		c.acceptedOnce.Do(func() { close(c.accepted) })
 		c.finish(j, Delivered, nil, r.body)
 		return 0, true
 	case actCancel:
@@ -946,6 +952,10 @@ func (c *Client) Waiting() int {
 	defer c.mu.Unlock()
 	return len(c.armed)
 }
+
+// SecretAccepted returns a channel closed once Castle has accepted an
+// event: from then on the API secret is known to be one Castle takes.
+func (c *Client) SecretAccepted() <-chan struct{} { return c.accepted }
 
 // PauseSending stops every new request to Castle until ResumeSending:
 // a fault outside Castle that holds delivery (a dead-letter or verdict

@@ -29,6 +29,9 @@ var (
 	errCrit = errors.New(`token has a "crit" header this verifier does not understand`)
 	// errPayload: the claims are not a JSON object (null, an array).
 	errPayload = errors.New("token payload is not a JSON object")
+	// errSignature: an HS256 token whose signature does not verify under
+	// the API secret: a forged token, or the wrong secret (Result.BadSignature).
+	errSignature = errors.New("signature is invalid or the algorithm is not HS256")
 )
 
 // verify checks an HS256 token under the API secret at time at and returns
@@ -47,7 +50,7 @@ func (m *Mapper) verify(token string, at time.Time) (jwt.MapClaims, error) {
 		return v.claims, nil
 	}
 	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+	tok, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		if _, ok := t.Header["crit"]; ok {
 			return nil, errCrit
 		}
@@ -61,6 +64,9 @@ func (m *Mapper) verify(token string, at time.Time) (jwt.MapClaims, error) {
 		jwt.WithLeeway(jwtLeeway),
 	)
 	if err != nil {
+		if errors.Is(err, jwt.ErrTokenSignatureInvalid) && tok != nil && tok.Header["alg"] == "HS256" {
+			return nil, errSignature
+		}
 		return nil, jwtError(err)
 	}
 	v := &verified{claims: claims}

@@ -122,6 +122,14 @@ type Result struct {
 	// Identity is what an identify set (Identified, when it names a user:
 	// Identity.ID != ""), for the caller to keep.
 	Identity Identity
+	// BadSignature: dead-lettered as user_jwt_invalid because an HS256
+	// userJwt's signature does not verify under the API secret. That is a
+	// forged token, or every token is refused because the secret is not
+	// the one the sources sign with: the caller tells them apart.
+	BadSignature bool
+	// JWTVerified: a userJwt verified under the API secret, which so is
+	// the one the sources sign with.
+	JWTVerified bool
 }
 
 // Mapper maps records. Safe for concurrent use.
@@ -487,8 +495,10 @@ func (m *Mapper) one(msg *message, now time.Time, users Directory, prior []Resul
 		claims, err := m.verify(token, verifyAt)
 		if err != nil {
 			r.Action, r.Reason, r.Detail = DeadLetter, ReasonUserJWTInvalid, "userJwt: "+err.Error()
+			r.BadSignature = errors.Is(err, errSignature)
 			return r
 		}
+		r.JWTVerified = true
 		claimsInto(&user, claims, &r.Adjusted)
 	} else if m.cfg.RequireUserJWT && msg.userID != "" {
 		r.Action, r.Reason, r.Detail = Drop, ReasonUserJWTMissing, "userId without userJwt"
@@ -511,8 +521,10 @@ func (m *Mapper) identify(msg *message, r Result, token string, at time.Time) Re
 		claims, err := m.verify(token, at)
 		if err != nil {
 			r.Action, r.Reason, r.Detail = DeadLetter, ReasonUserJWTInvalid, "userJwt: "+err.Error()
+			r.BadSignature = errors.Is(err, errSignature)
 			return r
 		}
+		r.JWTVerified = true
 		if user.ID == "" {
 			user.ID = claimID(claims)
 		}

@@ -91,6 +91,12 @@ type Deliverer interface {
 	Submit(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result))
 }
 
+// secretAccepter is a Deliverer that tells when Castle has accepted the API
+// secret (destination.Client).
+type secretAccepter interface {
+	SecretAccepted() <-chan struct{}
+}
+
 // pauser is a Deliverer that can stop sending while a dead-letter or
 // verdict topic cannot be written (destination.Client).
 type pauser interface {
@@ -187,6 +193,13 @@ type Pipeline struct {
 	verdicts *outbox[*verdict.Verdict] // nil: metrics only
 	vm       *verdict.Metrics
 	sem      chan struct{}
+
+	// secretOK is closed once the API secret is known to be right: Castle
+	// accepted an event, or a userJwt verified under it (holdSuspect).
+	secretOK     chan struct{}
+	secretOnce   sync.Once
+	secretRaised atomic.Bool
+	accepted     <-chan struct{} // the Castle client's; nil without one
 }
 
 // New returns a pipeline. dlq may be nil: dead letters then abandon their
@@ -225,7 +238,12 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Log
 	}
 	p := &Pipeline{
 		cfg: cfg, mapper: m, deliver: d, log: logger, m: met, vm: vm,
-		sem: make(chan struct{}, cfg.MaxInFlightEvents),
+		sem: make(chan struct{}, cfg.MaxInFlightEvents), secretOK: make(chan struct{}),
+	}
+	if a, ok := d.(secretAccepter); ok {
+		p.accepted = a.SecretAccepted()
+	} else {
+		p.confirmSecret() // nothing to learn it from: every bad signature is the token's
 	}
 	if cfg.DedupeSize > 0 {
 		p.seen = NewDedupe(cfg.DedupeSize)
@@ -300,6 +318,7 @@ type item struct {
 	event     destination.Event // Body is nil for a mapping dead letter
 	reason    string            // mapping dead-letter reason
 	detail    string
+	suspect   bool    // a userJwt whose signature does not verify (holdSuspect)
 	scored    *scored // set when the event is sent for scoring
 }
 
@@ -349,6 +368,17 @@ func Run[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) Re
 	var letters sync.WaitGroup
 	if p.letters != nil {
 		p.letters.start(ctx, &letters)
+	}
+	if p.accepted != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-p.accepted:
+				p.confirmSecret()
+			case <-stop:
+			}
+		}()
 	}
 	if p.verdicts != nil {
 		p.verdicts.start(ctx, &letters)
@@ -468,6 +498,10 @@ func loop[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) R
 			for i := range c.items {
 				it := c.items[i]
 				if it.event.Body == nil {
+					if it.suspect && !p.secretConfirmed() {
+						p.holdSuspect(ctx, it, settling)
+						continue
+					}
 					p.deadLetter(ctx, it, it.reason, it.detail, 0, settling)
 					continue
 				}
@@ -553,6 +587,9 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 	first := len(*items)
 	for i := range results {
 		r := &results[i]
+		if r.JWTVerified {
+			p.confirmSecret()
+		}
 		switch r.Action {
 		case mapping.Forward:
 			if p.cfg.Keep != nil && !p.cfg.Keep(r) {
@@ -590,7 +627,7 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 				pend = &pending{p: p, rec: rec}
 			}
 			*items = append(*items, item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
-				reason: string(r.Reason), detail: r.Detail})
+				reason: string(r.Reason), detail: r.Detail, suspect: r.BadSignature})
 		case mapping.Drop:
 			p.m.dropped.WithLabelValues(string(r.Reason)).Inc()
 		case mapping.Identified:
@@ -731,5 +768,52 @@ func (p *Pipeline) verdict(it *item, r destination.Result, settling *sync.WaitGr
 	p.verdicts.add(v, func(err error) {
 		pend.done(err)
 		settling.Done()
+	})
+}
+
+// holdSuspect keeps a message whose userJwt's signature does not verify
+// until the API secret is known to be right: Castle accepted an event
+// with it, or another userJwt verified under it. Only then is the message
+// dead-lettered, as a forged token. Until then the wrong secret may be
+// why every token fails, and dead-lettering them would drain a topic of
+// Secure Mode traffic into dead letters: delivery holds under auth instead
+// (SPEC §5), and the record is not committed.
+func (p *Pipeline) holdSuspect(ctx context.Context, it item, settling *sync.WaitGroup) {
+	if p.secretRaised.CompareAndSwap(false, true) && p.cfg.Faults != nil {
+		p.cfg.Faults.Raise(hold.Auth, "userJwt signatures do not verify under CASTLE_API_SECRET, and Castle has accepted no event with it yet: "+
+			"the secret is wrong, or the sources sign userJwt with another one")
+		if p.secretConfirmed() { // confirmed meanwhile: confirmSecret may have missed the raise
+			p.cfg.Faults.Clear(hold.Auth)
+		}
+	}
+	settling.Add(1)
+	go func() {
+		defer settling.Done()
+		select {
+		case <-p.secretOK:
+			p.deadLetter(ctx, it, it.reason, it.detail, 0, settling)
+		case <-ctx.Done():
+			p.cancel(&it)
+		}
+	}()
+}
+
+func (p *Pipeline) secretConfirmed() bool {
+	select {
+	case <-p.secretOK:
+		return true
+	default:
+		return false
+	}
+}
+
+// confirmSecret records that the API secret is right, and lets the
+// messages holdSuspect keeps be dead-lettered.
+func (p *Pipeline) confirmSecret() {
+	p.secretOnce.Do(func() {
+		close(p.secretOK)
+		if p.secretRaised.Load() && p.cfg.Faults != nil {
+			p.cfg.Faults.Clear(hold.Auth)
+		}
 	})
 }

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/castle-destination/castle-destination/internal/harness"
 	"github.com/castle-destination/castle-destination/internal/promtest"
 	"github.com/castle-destination/castle-destination/internal/traffic"
@@ -281,5 +284,60 @@ func TestUnwritableDeadLetterTopicHolds(t *testing.T) {
 	letters := readDLQ(t, env)
 	if len(letters) != 1 || headers(letters[0])["castle-destination-reason"] != "malformed" {
 		t.Errorf("dead letters %d, want the one malformed record", len(letters))
+	}
+}
+
+// Every message is in Secure Mode and the worker has the wrong secret: no
+// event reaches Castle to be refused, but every userJwt fails its
+// signature check. That holds too, naming CASTLE_API_SECRET: nothing is
+// dead-lettered or committed (dead-lettering them would drain the topic).
+// The worker restarted with the right secret delivers every message.
+func TestWrongSecretWithOnlySecureModeTrafficHolds(t *testing.T) {
+	t.Parallel()
+	env := startEnv(t, 1)
+	var recs []traffic.Record
+	want := map[string]bool{}
+	for i := range 30 {
+		id := fmt.Sprintf("secure-%d", i)
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"id": "u-" + id, "exp": time.Now().Add(time.Hour).Unix()}).
+			SignedString([]byte(harness.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := `{"type":"track","messageId":"` + id + `","userId":"u-` + id + `","event":"Clicked","channel":"client",` +
+			`"integrations":{"Castle":{"userJwt":"` + tok + `"}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}},` +
+			`"properties":{"trace_id":"` + id + `"}}`
+		recs = append(recs, traffic.Record{Value: []byte(v)})
+		want[id] = true
+	}
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	w, stop := run(t, env, map[string]string{"CASTLE_API_SECRET": "a-secret-the-sources-do-not-sign-with"})
+	w.waitHeld(t, "CASTLE_API_SECRET", 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for promtest.Value(t, w.reg, "castle_destination_messages_consumed_total") < 30 {
+		if time.Now().After(deadline) {
+			t.Fatal("the records were not read")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // time to dead-letter them, were they not held
+	if n := committedTotal(t, env, w.group); n != 0 {
+		t.Errorf("%d offsets committed while every userJwt failed under an unconfirmed secret", n)
+	}
+	if l := readDLQ(t, env); len(l) != 0 {
+		t.Errorf("%d dead letters (first: %s)", len(l), headers(l[0])["castle-destination-reason"])
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	w, stop = run(t, env, nil)
+	got, _ := finish(t, env, w, stop, want, 60*time.Second)
+	if d := duplicates(t, got, want); d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
+	if l := readDLQ(t, env); len(l) != 0 {
+		t.Errorf("%d dead letters after the restart with the right secret", len(l))
 	}
 }
