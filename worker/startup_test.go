@@ -1,10 +1,15 @@
 package worker_test
 
 import (
+	"context"
+	"errors"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castle-destination/castle-destination/config"
 	"github.com/castle-destination/castle-destination/consumer"
 	"github.com/castle-destination/castle-destination/internal/harness"
 	"github.com/castle-destination/castle-destination/worker"
@@ -52,5 +57,28 @@ func TestConsumerConfigFromDefaults(t *testing.T) {
 	if cc.DrainTimeout != consumer.DefaultDrainTimeout || cc.MaxBytes != consumer.DefaultMaxBytes ||
 		cc.MaxWait != consumer.DefaultMaxWait || cc.JoinTimeout != consumer.DefaultJoinTimeout || cc.ClientID != consumer.DefaultClientID {
 		t.Errorf("consumer config %+v does not carry the consumer's defaults", cc)
+	}
+}
+
+// A METRICS_ADDR whose port is taken fails the start as a bad setting
+// (exit 2), naming it.
+func TestMetricsAddrInUseIsASettingError(t *testing.T) {
+	t.Parallel()
+	env := startEnv(t, 1)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg, err := env.Config(map[string]string{"METRICS_ADDR": l.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = worker.Run(ctx, cfg, worker.Options{Registry: worker.NewRegistry()})
+	var se *config.SettingError
+	if !errors.As(err, &se) || se.Env != "METRICS_ADDR" {
+		t.Fatalf("Run = %v, want a METRICS_ADDR SettingError", err)
 	}
 }

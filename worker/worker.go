@@ -242,7 +242,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 		ops.Check{Name: "castle", Check: castle.Reachable},
 		ops.Check{Name: "hold", Check: board.Ready})
 	if err != nil {
-		return fmt.Errorf("METRICS_ADDR (--metrics-addr): %w", err)
+		// A port in use or an address not on this host: a setting to fix,
+		// as a topic that does not exist is (exit 2).
+		return &config.SettingError{Env: "METRICS_ADDR", Flag: "metrics-addr", Err: err}
 	}
 	if opt.Listening != nil {
 		opt.Listening(srv.Addr())
