@@ -98,6 +98,7 @@ type Client struct {
 	acceptedOnce sync.Once
 
 	consecFail  atomic.Int64
+	checking    atomic.Bool  // Check runs and Castle has not answered it yet
 	lastFail    atomic.Int32 // a class
 	unreachable atomic.Bool
 
@@ -936,6 +937,9 @@ func (c *Client) noteReachability(cl class, code int, err error) {
 // UnreachableAfter (or more) attempts all failed at the transport level or
 // with 5xx. It is passive: it makes no requests.
 func (c *Client) Reachable() error {
+	if c.checking.Load() {
+		return errors.New("castle api not checked yet: no answer to the start-up check")
+	}
 	n := c.consecFail.Load()
 	if n < int64(c.cfg.UnreachableAfter) {
 		return nil
@@ -951,6 +955,62 @@ func (c *Client) Waiting() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.armed)
+}
+
+// checkBody is what Check sends to /v1/log: an event without a type, which
+// Castle refuses (422) once it has taken the secret, and does not record.
+var checkBody = []byte(`{}`)
+
+// Check asks Castle, before any event, whether it takes the API secret and
+// CASTLE_API_URL: one POST of an empty object to /v1/log, which records
+// nothing. A refused secret (401, 403, a proxy's 407), a route Castle does
+// not serve (404, a redirect, a host that does not exist) or a TLS failure
+// holds delivery as an event's would, so /readyz says what to fix before
+// any traffic arrives and a rollout with a wrong secret stops at its first
+// pod; Check then asks again at the hold's probe backoff until Castle
+// answers otherwise, and clears the hold. Until Castle answers at all,
+// Reachable reports the check as pending; timeouts, connection errors and
+// 5xx are retried at the retry backoff. Check returns once Castle answered
+// with anything but a systemic fault (nil), or with ctx's error.
+//
+// That Castle checks the secret before the body is inferred (its docs say
+// nothing of the order; the Castle-compatible server does so). Were it the
+// other way round, a wrong secret would pass the check and be found by the
+// first event, as without it.
+func (c *Client) Check(ctx context.Context) error {
+	c.checking.Store(true)
+	defer c.checking.Store(false)
+	held := false
+	backoff := time.Duration(0)
+	for attempt := 1; ; attempt++ {
+		r := c.send.send(ctx, Log, checkBody, false)
+		d := classify(Log, r.code, r.apiType, r.err, r.canceled, r.timedOut)
+		var wait time.Duration
+		switch d.act {
+		case actCancel:
+			return ctx.Err()
+		case actHold:
+			c.checking.Store(false) // answered: the hold says what is wrong
+			c.gate.hold(false, d.hold, c.holdMessage(d.hold, Log, r))
+			held = true
+			backoff = min(max(2*backoff, c.cfg.Retry.Initial), c.cfg.ProbeMax)
+			wait = backoff
+		case actRetry:
+			wait = min(c.backoff(attempt), c.cfg.Retry.Max)
+		default: // Castle took the secret and the route (and refused the empty event)
+			if held {
+				c.gate.ok(false, true)
+			}
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 // SecretAccepted returns a channel closed once Castle has accepted an

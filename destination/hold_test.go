@@ -467,3 +467,61 @@ func TestPauseSendingStopsEveryRequest(t *testing.T) {
 		}
 	})
 }
+
+// Check asks Castle before any event whether it takes the secret and the
+// URL, recording nothing: a refused secret or a wrong route holds (so
+// /readyz says what to fix before traffic arrives) until Castle takes
+// them; while Castle does not answer, Reachable says the check is pending.
+func TestCheckBeforeAnyEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(t, castleserver.Config{})
+		e := startHeld(t, srv, destination.Config{Retry: noJitter})
+		defer e.stop()
+		if err := e.c.Check(context.Background()); err != nil {
+			t.Fatalf("Check with the right secret: %v", err)
+		}
+		if err := e.board.Ready(); err != nil {
+			t.Errorf("Ready() = %v after a good check", err)
+		}
+		if err := e.c.Reachable(); err != nil {
+			t.Errorf("Reachable() = %v after a good check", err)
+		}
+		if n := srv.Stats().Accepted; n != 0 {
+			t.Errorf("the check recorded %d events", n)
+		}
+
+		for _, tc := range []struct {
+			fault   castleserver.Fault
+			setting string
+		}{{castleserver.Status(401), "CASTLE_API_SECRET"}, {castleserver.Status(404), "CASTLE_API_URL"}, {castleserver.Status(503), "not checked yet"}} {
+			srv.StartOutage(tc.fault)
+			done := make(chan error, 1)
+			go func() { done <- e.c.Check(context.Background()) }()
+			time.Sleep(2 * time.Minute)
+			var got error
+			if tc.setting == "not checked yet" {
+				got = e.c.Reachable()
+			} else {
+				got = e.board.Ready()
+			}
+			if got == nil || !strings.Contains(got.Error(), tc.setting) {
+				t.Errorf("%v: %v, want it to name %s", tc.fault, got, tc.setting)
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("%v: Check returned %v while Castle refused", tc.fault, err)
+			default:
+			}
+			srv.EndOutage()
+			if err := <-done; err != nil {
+				t.Errorf("%v, then fixed: Check = %v", tc.fault, err)
+			}
+			if err := e.board.Ready(); err != nil {
+				t.Errorf("%v, then fixed: Ready() = %v", tc.fault, err)
+			}
+			if err := e.c.Reachable(); err != nil {
+				t.Errorf("%v, then fixed: Reachable() = %v", tc.fault, err)
+			}
+		}
+	})
+}

@@ -341,3 +341,23 @@ func TestWrongSecretWithOnlySecureModeTrafficHolds(t *testing.T) {
 		t.Errorf("%d dead letters after the restart with the right secret", len(l))
 	}
 }
+
+// A worker started with a secret Castle refuses, on a topic with nothing
+// to send yet, is not ready: /readyz names CASTLE_API_SECRET before any
+// event would have found out, so a rollout with a wrong secret stops at its
+// first pod. Nothing it could send was recorded by Castle.
+func TestWrongSecretNotReadyBeforeTraffic(t *testing.T) {
+	t.Parallel()
+	env := startEnv(t, 1)
+	env.Castle.SetSecret("a-secret-the-worker-does-not-have")
+	w, stop := run(t, env, nil)
+	w.waitHeld(t, "CASTLE_API_SECRET", 30*time.Second)
+	env.Castle.SetSecret(harness.Secret)
+	w.waitReady(t, 60*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := env.Castle.Stats().Accepted; n != 0 {
+		t.Errorf("Castle recorded %d events from the check", n)
+	}
+}
