@@ -99,6 +99,7 @@ type Client struct {
 
 	consecFail  atomic.Int64
 	checking    atomic.Bool  // Check runs and Castle has not answered it yet
+	answered    atomic.Bool  // Castle has answered a request (any status) since the start
 	lastFail    atomic.Int32 // a class
 	unreachable atomic.Bool
 
@@ -709,6 +710,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	c.m.inFlight.Dec()
 
 	d := classify(ep, r.code, r.apiType, r.err, r.canceled, r.timedOut)
+	d = c.unanswered(d, r.code)
 	c.m.reqBy[d.class].Inc()
 	c.m.latBy[d.class].Observe(r.latency.Seconds())
 	c.noteReachability(d.class, r.code, r.err)
@@ -832,6 +834,9 @@ func (c *Client) holdMessage(class string, ep Endpoint, r response) string {
 	default:
 		if noSuchHost(r.err) {
 			return fmt.Sprintf("CASTLE_API_URL %s names a host that does not exist (%v)", c.send.base, r.err)
+		}
+		if r.code == 0 && r.err != nil {
+			return fmt.Sprintf("CASTLE_API_URL %s has not answered since the start (%v): check its host and port, and the network path to it", c.send.base, r.err)
 		}
 		if r.code >= 300 && r.code < 400 {
 			return fmt.Sprintf("CASTLE_API_URL %s is redirected (%d on %s): use the URL Castle serves", c.send.base, r.code, ep.Path())
@@ -957,6 +962,25 @@ func (c *Client) Waiting() int {
 	return len(c.armed)
 }
 
+// unanswered makes a refused or timed-out connection hold, as a wrong
+// CASTLE_API_URL, while Castle has answered nothing since the start: a
+// port nothing listens on, or a host that drops the packets, would
+// otherwise spend every event's retry budget and dead-letter the topic.
+// Once Castle has answered, such failures are an outage: retried, then
+// retries_exhausted.
+func (c *Client) unanswered(d decision, code int) decision {
+	if code != 0 {
+		if !c.answered.Load() {
+			c.answered.Store(true)
+		}
+		return d
+	}
+	if d.act == actRetry && (d.cause == classConnError || d.cause == classTimeout) && !c.answered.Load() {
+		d.act, d.hold = actHold, hold.Route
+	}
+	return d
+}
+
 // checkBody is what Check sends to /v1/log: an event without a type, which
 // Castle refuses (422) once it has taken the secret, and does not record.
 var checkBody = []byte(`{}`)
@@ -968,9 +992,10 @@ var checkBody = []byte(`{}`)
 // holds delivery as an event's would, so /readyz says what to fix before
 // any traffic arrives and a rollout with a wrong secret stops at its first
 // pod; Check then asks again at the hold's probe backoff until Castle
-// answers otherwise, and clears the hold. Until Castle answers at all,
-// Reachable reports the check as pending; timeouts, connection errors and
-// 5xx are retried at the retry backoff. Check returns once Castle answered
+// answers otherwise, and clears the hold. Refused connections and timeouts
+// hold too while nothing has answered since the start (unanswered). Until
+// Castle answers at all, Reachable reports the check as pending; 5xx are
+// retried at the retry backoff. Check returns once Castle answered
 // with anything but a systemic fault (nil), or with ctx's error.
 //
 // That Castle checks the secret before the body is inferred (its docs say
@@ -984,7 +1009,7 @@ func (c *Client) Check(ctx context.Context) error {
 	backoff := time.Duration(0)
 	for attempt := 1; ; attempt++ {
 		r := c.send.send(ctx, Log, checkBody, false)
-		d := classify(Log, r.code, r.apiType, r.err, r.canceled, r.timedOut)
+		d := c.unanswered(classify(Log, r.code, r.apiType, r.err, r.canceled, r.timedOut), r.code)
 		var wait time.Duration
 		switch d.act {
 		case actCancel:

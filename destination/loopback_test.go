@@ -19,8 +19,11 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/hold"
 )
 
 // Per-user order survives retries, resets and concurrent batches.
@@ -119,7 +122,15 @@ func TestConcurrentDeliverCallsKeepUserOrder(t *testing.T) {
 
 func TestConnectionResetRetried(t *testing.T) {
 	e := startLoopback(t, castleserver.Config{}, destination.Config{Retry: fastRetry})
-	e.srv.FailNext(2, castleserver.Reset())
+	// Castle has answered: a reset now is an outage, retried (before any
+	// answer it holds: TestNoAnswerSinceStartHolds).
+	if err := e.c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The first reset meets the connection Check left idle, and is sent
+	// again on a new one at once, as a stale kept-alive connection is; the
+	// next two are attempts.
+	e.srv.FailNext(3, castleserver.Reset())
 	r := deliver(e.c, context.Background(), []destination.Event{event("u", 1)})[0]
 	if r.Status != destination.Delivered || r.Attempts != 3 {
 		t.Fatalf("got %v after %d attempts (%v)", r.Status, r.Attempts, r.Err)
@@ -132,17 +143,22 @@ func TestConnectionResetRetried(t *testing.T) {
 	}
 }
 
-func TestConnectionRefused(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + l.Addr().String()
-	_ = l.Close() // nothing listens there now
+// Refused once Castle has answered since the start (it went away, or its
+// port changed): an outage, retried for the retry budget, then
+// retries_exhausted, with a warning that names the URL and the error.
+func TestConnectionRefusedAfterAnAnswer(t *testing.T) {
+	s := newServer(t, castleserver.Config{})
+	ts := httptest.NewServer(s)
+	url := ts.URL
 	p := fastRetry
 	p.MaxElapsed = 50 * time.Millisecond
 	c, reg, logs := newClient(t, destination.Config{URL: url, Retry: p, UnreachableAfter: 2}, nil)
 	defer c.Close()
+	if r := deliver(c, context.Background(), []destination.Event{event("v", 1)})[0]; r.Status != destination.Delivered {
+		t.Fatalf("first event: %v", r.Status)
+	}
+	ts.Close() // nothing listens there now
+	s.Close()
 	r := deliver(c, context.Background(), []destination.Event{event("u", 1)})[0]
 	if r.Status != destination.RetriesExhausted || r.Code != 0 || r.Attempts < 2 {
 		t.Fatalf("got %v code=%d attempts=%d", r.Status, r.Code, r.Attempts)
@@ -165,6 +181,59 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	if got := counter(t, reg, "castle_destination_castle_events_total", "type", "track", "result", "retries_exhausted"); got != 1 {
 		t.Errorf("events{retries_exhausted} = %v", got)
+	}
+}
+
+// Refused or timing out while Castle has answered nothing since the start:
+// as likely a wrong CASTLE_API_URL (a port nothing listens on, a host that
+// drops the packets) as an outage, so delivery holds under route, naming
+// the setting, and spends no event's retry budget: a wrong port never
+// dead-letters the topic. The first answer ends the hold.
+func TestNoAnswerSinceStartHolds(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	board, err := hold.New(nil, prometheus.NewRegistry(), hold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fastRetry
+	p.MaxElapsed = 50 * time.Millisecond
+	c, _, _ := newClient(t, destination.Config{URL: "http://" + addr, Retry: p, ProbeMax: 20 * time.Millisecond, Faults: board}, nil)
+	defer c.Close()
+	pend := submit(c, context.Background(), []destination.Event{event("u", 1), event("v", 1)})
+	deadline := time.Now().Add(10 * time.Second)
+	for board.Ready() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := board.Ready(); err == nil || !strings.Contains(err.Error(), "CASTLE_API_URL") || !strings.Contains(err.Error(), "has not answered since the start") {
+		t.Fatalf("Ready() = %v, want a route hold naming CASTLE_API_URL", err)
+	}
+	// Far past the 50 ms retry budget: nothing is settled.
+	select {
+	case <-pend.Done():
+		t.Fatalf("events settled while Castle never answered: %+v", pend.snapshot())
+	case <-time.After(300 * time.Millisecond):
+	}
+	// Castle comes up at that address: the probes find it.
+	s := newServer(t, castleserver.Config{})
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	hs := &http.Server{Handler: s}
+	go func() { _ = hs.Serve(l) }()
+	defer hs.Close()
+	for i, r := range pend.Wait() {
+		if r.Status != destination.Delivered {
+			t.Errorf("event %d: %v (%v)", i, r.Status, r.Err)
+		}
+	}
+	if err := board.Ready(); err != nil {
+		t.Errorf("Ready() = %v once Castle answered", err)
 	}
 }
 
@@ -266,7 +335,11 @@ func TestSecretNeverLeaks(t *testing.T) {
 		p := fastRetry
 		p.MaxElapsed = 30 * time.Millisecond
 		c, reg, obs := newClient(t, destination.Config{URL: url, Retry: p, Timeout: timeout}, nil)
-		for _, r := range deliver(c, context.Background(), evs) {
+		// A server that never answers holds (TestNoAnswerSinceStartHolds):
+		// its events end canceled, with their last error.
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		for _, r := range deliver(c, ctx, evs) {
 			if r.Err == nil {
 				t.Errorf("%s: no error", url)
 				continue

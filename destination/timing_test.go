@@ -226,6 +226,11 @@ func TestTimeoutRetried(t *testing.T) {
 func testTimeoutRetried(t *testing.T, netHTTP bool) {
 	e := startMemOver(t, newServer(t, castleserver.Config{}), destination.Config{Retry: noJitter, Timeout: 2 * time.Second}, netHTTP)
 	defer e.stop()
+	// Castle has answered (before any answer, a timeout holds:
+	// TestNoAnswerSinceStartHolds).
+	if err := e.c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	e.srv.FailNext(1, castleserver.Hang())
 	start := time.Now()
 	r := deliverOne(t, e.c, event("u", 1))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -359,5 +360,38 @@ func TestWrongSecretNotReadyBeforeTraffic(t *testing.T) {
 	}
 	if n := env.Castle.Stats().Accepted; n != 0 {
 		t.Errorf("Castle recorded %d events from the check", n)
+	}
+}
+
+// A CASTLE_API_URL whose port nothing listens on, from the start: held
+// under route naming CASTLE_API_URL, and nothing dead-lettered or
+// committed however long past CASTLE_RETRY_MAX_ELAPSED it stays so.
+func TestRefusedCastleURLFromTheStartHolds(t *testing.T) {
+	t.Parallel()
+	env := startEnv(t, 1)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String()
+	_ = l.Close()
+	recs := forwardable(20)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	w, stop := run(t, env, map[string]string{"CASTLE_API_URL": url, "CASTLE_RETRY_MAX_ELAPSED": "2s"})
+	body := w.waitHeld(t, "CASTLE_API_URL", 30*time.Second)
+	if !strings.Contains(body, "has not answered since the start") {
+		t.Errorf("/readyz: %s", body)
+	}
+	time.Sleep(4 * time.Second) // twice the retry budget
+	if n := committedTotal(t, env, w.group); n != 0 {
+		t.Errorf("%d offsets committed while Castle never answered", n)
+	}
+	if l := readDLQ(t, env); len(l) != 0 {
+		t.Errorf("%d dead letters (first: %s)", len(l), headers(l[0])["castle-destination-reason"])
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -198,17 +198,6 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 		return err
 	}
 	defer castle.Close()
-	// Ask Castle whether it takes the secret and the URL before any event
-	// does: not ready until it answers, held if it refuses.
-	checkCtx, stopCheck := context.WithCancel(ctx)
-	checked := make(chan struct{})
-	go func() {
-		defer close(checked)
-		if err := castle.Check(checkCtx); err == nil {
-			log.Info("Castle takes CASTLE_API_SECRET at CASTLE_API_URL")
-		}
-	}()
-	defer func() { stopCheck(); <-checked }()
 
 	if err := registerBuildInfo(reg); err != nil {
 		return err
@@ -276,6 +265,19 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 		}
 		return err
 	}
+
+	// Ask Castle whether it takes the secret and the URL before any event
+	// does (once the settings passed): not ready until it answers, held if
+	// it refuses.
+	checkCtx, stopCheck := context.WithCancel(ctx)
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		if err := castle.Check(checkCtx); err == nil {
+			log.Info("Castle takes CASTLE_API_SECRET at CASTLE_API_URL")
+		}
+	}()
+	defer func() { stopCheck(); <-checked }()
 
 	log.Info("starting",
 		zap.String("version", version.Get().Version),

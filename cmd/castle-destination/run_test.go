@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
 )
 
@@ -37,14 +40,24 @@ func lines(s string) []string {
 	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 }
 
-// runEnv is a run configuration pointed at brokers; the Castle API is never
-// reached by these tests.
+// runCastle is a Castle-compatible server that takes runEnv's secret: a
+// worker that gets past its settings asks Castle at start whether it takes
+// them, and these tests see only what their settings make it say.
+var runCastle = sync.OnceValue(func() string {
+	srv, err := castleserver.New(castleserver.Config{Secret: "not-a-real-secret", MaxRecords: -1})
+	if err != nil {
+		panic(err)
+	}
+	return httptest.NewServer(srv).URL // lives as long as the test binary
+})
+
+// runEnv is a run configuration pointed at brokers and at runCastle.
 func runEnv(brokers []string, extra map[string]string) map[string]string {
 	env := map[string]string{
 		"KAFKA_BROKERS":     strings.Join(brokers, ","),
 		"KAFKA_TOPIC":       "segment",
 		"CASTLE_API_SECRET": "not-a-real-secret",
-		"CASTLE_API_URL":    "http://127.0.0.1:9",
+		"CASTLE_API_URL":    runCastle(),
 		"METRICS_ADDR":      "127.0.0.1:0",
 		"LOG_LEVEL":         "error",
 		// Set, so that run leaves this test process's runtime settings alone.
