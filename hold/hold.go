@@ -86,7 +86,7 @@ func New(log *zap.Logger, reg prometheus.Registerer, opt Options) (*Board, error
 	b := &Board{
 		log: log, now: opt.Now, repeat: opt.RepeatEvery,
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "castle_destination", Name: "delivery_held",
-			Help: "1 while delivery is held by a systemic fault of this class (auth, route, tls, dead_letter_topic, verdict_topic): nothing is dead-lettered or committed until it clears."},
+			Help: "1 while delivery is held by a systemic fault of this class (auth, route, tls, dead_letter_topic, verdict_topic): no event is dead-lettered for it and no offset committed past the held events until it clears."},
 			[]string{"class"}),
 		faults: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "castle_destination", Name: "systemic_faults_total",
 			Help: "Failures classified as systemic (every event would fail the same way), by class."}, []string{"class"}),
@@ -139,7 +139,7 @@ func (b *Board) Raise(class, msg string) {
 	}
 	b.mu.Unlock()
 	if logIt {
-		b.log.Error("delivery held: "+msg+"; nothing is dead-lettered or committed until it clears",
+		b.log.Error("delivery held: "+msg+"; no event is dead-lettered for it and no offset committed past the held events until it clears",
 			zap.String("class", class), zap.Time("since", since), zap.Int64("failures", reports))
 	}
 }
