@@ -172,16 +172,17 @@ func (b *Board) Held(class string) bool {
 	return b.active[class] != nil
 }
 
-// CastleHeld returns the class of a held fault on Castle's side (auth,
-// route or tls), "" if none: while one is held, no request can reach
-// Castle, so nothing in flight will be delivered.
-func (b *Board) CastleHeld() string {
+// Holding returns the class of any held fault, "" if none. Every class stops
+// delivery now (a dead-letter or verdict topic that cannot be written
+// pauses the Castle client too), so nothing in flight will settle while
+// one is held: a stopping worker cancels rather than drains.
+func (b *Board) Holding() string {
 	if b == nil {
 		return ""
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, c := range []string{Auth, Route, TLS} {
+	for _, c := range Classes() {
 		if b.active[c] != nil {
 			return c
 		}

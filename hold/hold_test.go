@@ -86,30 +86,31 @@ func TestReadyNamesEveryHeldFault(t *testing.T) {
 	}
 }
 
-// CastleHeld names a held fault on Castle's side, and only such a fault: a
-// topic that cannot be written does not keep events from Castle.
-func TestCastleHeld(t *testing.T) {
+// Holding names any held fault: each stops delivery (an output topic that
+// cannot be written pauses the Castle client too).
+func TestHolding(t *testing.T) {
 	b, err := hold.New(nil, nil, hold.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := b.CastleHeld(); c != "" {
-		t.Fatalf("CastleHeld() = %q with nothing held", c)
+	if c := b.Holding(); c != "" {
+		t.Fatalf("Holding() = %q with nothing held", c)
 	}
 	b.Raise(hold.DeadLetterTopic, "DLQ_TOPIC cannot be written")
-	if c := b.CastleHeld(); c != "" {
-		t.Errorf("CastleHeld() = %q with only the dead-letter topic held", c)
+	if c := b.Holding(); c != hold.DeadLetterTopic {
+		t.Errorf("Holding() = %q with the dead-letter topic held", c)
 	}
 	b.Raise(hold.Route, "CASTLE_API_URL names a host that does not exist")
-	if c := b.CastleHeld(); c != hold.Route {
-		t.Errorf("CastleHeld() = %q, want %q", c, hold.Route)
+	b.Clear(hold.DeadLetterTopic)
+	if c := b.Holding(); c != hold.Route {
+		t.Errorf("Holding() = %q, want %q", c, hold.Route)
 	}
 	b.Clear(hold.Route)
-	if c := b.CastleHeld(); c != "" {
-		t.Errorf("CastleHeld() = %q once cleared", c)
+	if c := b.Holding(); c != "" {
+		t.Errorf("Holding() = %q once cleared", c)
 	}
 	var none *hold.Board
-	if c := none.CastleHeld(); c != "" {
+	if c := none.Holding(); c != "" {
 		t.Errorf("a nil Board holds %q", c)
 	}
 }

@@ -131,7 +131,7 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 		Pipeline: pcfg, Mapper: mapper, Deliverer: deliver, DeadLetters: dlq,
 		Rate: s.Rate, Logger: log, Registry: reg,
 		Shard: s.Shard, Resume: s.Resume, Describe: s.Describe(),
-		DrainTimeout: cfg.Ops.ShutdownTimeout, Held: board.CastleHeld,
+		DrainTimeout: cfg.Ops.ShutdownTimeout, Held: board.Holding,
 	}
 	if !s.DryRun && !slices.Contains(s.Sources, "-") {
 		rcfg.Checkpoint = s.Checkpoint

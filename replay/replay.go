@@ -114,7 +114,7 @@ type Config struct {
 	// in flight (default DefaultDrainTimeout).
 	DrainTimeout time.Duration
 	// Held, if set, names a held fault that keeps every event from
-	// reaching Castle ("" if none: hold.Board's CastleHeld). An interrupt
+	// settling ("" if none: hold.Board's Holding). An interrupt
 	// while one is held cancels the events in flight at once.
 	Held func() string
 	// MaxOpenUnits bounds the units in progress (default

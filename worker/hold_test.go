@@ -395,3 +395,34 @@ func TestRefusedCastleURLFromTheStartHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Stopped while the dead-letter topic cannot be written, the worker does
+// not wait out its (here ten-minute) shutdown timeout: delivery is paused
+// and the letters cannot be written, so nothing in flight would settle.
+// Nothing past the unwritten letter is committed; a worker started once
+// the topic is back writes it and delivers the rest.
+func TestStoppedDuringADeadLetterTopicHoldExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	env := startEnv(t, 1)
+	w, stop := run(t, env, map[string]string{"SHUTDOWN_TIMEOUT": "10m"})
+	w.waitReady(t, 30*time.Second)
+	admin := &kafka.Client{Addr: kafka.TCP(env.Brokers...), Timeout: 10 * time.Second}
+	if _, err := admin.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{env.DLQTopic}}); err != nil {
+		t.Fatal(err)
+	}
+	recs := append([]traffic.Record{{Value: []byte(`{"not json`)}}, forwardable(20)...)
+	if err := env.Produce(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	w.waitHeld(t, "DLQ_TOPIC", 60*time.Second)
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("stopping took %v while held", d)
+	}
+	if n := committedTotal(t, env, w.group); n != 0 {
+		t.Errorf("%d offsets committed past the unwritten dead letter", n)
+	}
+}

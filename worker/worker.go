@@ -296,9 +296,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (err error) {
 	defer cancelWork()
 	var heldAtStop atomic.Bool
 	stopTimer := context.AfterFunc(ctx, func() {
-		if class := board.CastleHeld(); class != "" {
+		if class := board.Holding(); class != "" {
 			heldAtStop.Store(true)
-			log.Warn("shutting down while delivery is held: in-flight events, which cannot reach Castle, are canceled now; their records stay uncommitted and will be read again",
+			log.Warn("shutting down while delivery is held: in-flight events, which cannot settle while it holds, are canceled now; their records stay uncommitted and will be read again",
 				zap.String("class", class))
 			cancelWork()
 			cons.CutDrain()
