@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/castle-destination/castle-destination/internal/kafkaio"
 	"github.com/castle-destination/castle-destination/ops"
 )
 
@@ -250,6 +251,11 @@ func (g *generation) fetch(ctx context.Context, partition int) {
 		}
 		if skipped := failures.Reset(); skipped > 0 {
 			sugar.Infow("fetching again", "failures_not_logged", skipped)
+		}
+		if kafkaio.IsControlRecord(m.Key, m.Value) {
+			// A transaction marker: nothing to deliver, done at once.
+			t.ack(t.push(m.Offset))
+			continue
 		}
 		seq := t.push(m.Offset)
 		rec := &Record{

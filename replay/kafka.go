@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/castle-destination/castle-destination/internal/kafkaio"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
 
@@ -202,6 +203,15 @@ func (k *Kafka) readSpan(ctx context.Context, seq int64, s span, feed *Feed) err
 		if m.Offset >= s.end {
 			u.Close(s.end)
 			return nil
+		}
+		if kafkaio.IsControlRecord(m.Key, m.Value) {
+			// A transaction marker: not a message; its offset is a gap,
+			// which the unit counts as done.
+			if m.Offset+1 >= s.end {
+				u.Close(s.end)
+				return nil
+			}
+			continue
 		}
 		k.done.Add(1)
 		if err := u.Send(ctx, m.Offset, pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
 	"github.com/castle-destination/castle-destination/internal/harness"
@@ -130,5 +131,49 @@ func TestKafkaReplayHintsAtTLS(t *testing.T) {
 		replay.Options{Stdout: io.Discard, Stderr: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "requires TLS (KAFKA_TLS)") {
 		t.Errorf("replay: %v, want the TLS hint", err)
+	}
+}
+
+// A topic a transactional producer wrote has a commit marker after every
+// transaction, which kafka-go hands out as a message: the replay skips it
+// rather than dead-letter it as malformed, and sends every record.
+func TestKafkaReplaySkipsTransactionMarkers(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.TransactionalID("castle-destination-replay-test"), kgo.DefaultProduceTopic(env.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	want := map[string]bool{}
+	for txn := range 2 {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			id := "txn-" + itoa(txn) + "-" + itoa(i)
+			v := `{"type":"track","event":"E","channel":"client","messageId":"` + id + `","userId":"u` + itoa(i) + `","properties":{"trace_id":"` + id + `"},"context":{"library":{"name":"analytics.js"}}}`
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			want[id] = true
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := dryRun(t, ctx, &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sameSet(t, ids(t, r.out.Bytes()), want)
+	if len(r.letters) != 0 {
+		t.Errorf("%d dead letters (first: %s %q)", len(r.letters), r.letters[0].Reason, r.letters[0].Value)
 	}
 }

@@ -106,3 +106,15 @@ func Classify(err error) Class {
 	}
 	return Other
 }
+
+// IsControlRecord reports whether a fetched record is a transaction marker
+// (a commit or an abort a transactional producer wrote), not data. kafka-go
+// hands out the records of control batches as messages
+// (segmentio/kafka-go#1446): a marker's key is its version (0) and type (0
+// abort, 1 commit) as two int16, and its value the marker's version and
+// the coordinator epoch, six bytes. No Segment message looks like that: its
+// value is JSON.
+func IsControlRecord(key, value []byte) bool {
+	return len(key) == 4 && key[0] == 0 && key[1] == 0 && key[2] == 0 && key[3] <= 1 &&
+		len(value) == 6 && value[0] == 0 && value[1] == 0
+}

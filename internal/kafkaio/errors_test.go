@@ -47,3 +47,22 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// A transaction marker is recognised; a Segment message never is.
+func TestIsControlRecord(t *testing.T) {
+	for _, tc := range []struct {
+		key, value string
+		want       bool
+	}{
+		{"\x00\x00\x00\x01", "\x00\x00\x00\x00\x00\x07", true},  // commit
+		{"\x00\x00\x00\x00", "\x00\x00\x00\x00\x00\x00", true},  // abort
+		{"\x00\x00\x00\x02", "\x00\x00\x00\x00\x00\x00", false}, // no such marker type
+		{"\x00\x00\x00\x01", `{"a":1}`, false},
+		{"user", `{"type":"track"}`, false},
+		{"", "", false},
+	} {
+		if got := IsControlRecord([]byte(tc.key), []byte(tc.value)); got != tc.want {
+			t.Errorf("IsControlRecord(%q, %q) = %v, want %v", tc.key, tc.value, got, tc.want)
+		}
+	}
+}
