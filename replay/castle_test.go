@@ -252,3 +252,61 @@ func TestInterruptDoesNotWaitForPacedUsers(t *testing.T) {
 		}
 	})
 }
+
+// With --rate, an interrupt does not wait for the batches already read to
+// get their pacing slots: they are canceled at once and --resume sends
+// them, each once.
+func TestInterruptDoesNotWaitForRatePacing(t *testing.T) {
+	dir := t.TempDir()
+	var lines bytes.Buffer
+	for i := range 40 {
+		fmt.Fprintf(&lines, `{"type":"track","event":"E","channel":"client","messageId":"r-%d","userId":"u%d","properties":{"trace_id":"r-%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n", i, i, i)
+	}
+	write(t, filepath.Join(dir, "r.ndjson"), lines.Bytes())
+	synctest.Test(t, func(t *testing.T) {
+		srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := castleserver.NewMemListener()
+		hs := &http.Server{Handler: srv}
+		go func() { _ = hs.Serve(l) }()
+		tr := &http.Transport{DialContext: l.DialContext}
+		defer func() { tr.CloseIdleConnections(); _ = hs.Close(); srv.Close() }()
+		s := settings(t, "http://castle.test", dir)
+		s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+		s.Rate = 5 // 40 events: 8 s
+		opts := replay.Options{Stdout: io.Discard, HTTPClient: &http.Client{Transport: tr}}
+
+		ctx, interrupt := context.WithCancel(context.Background())
+		var interruptedAt time.Time
+		go func() {
+			time.Sleep(2 * time.Second)
+			interruptedAt = time.Now()
+			interrupt()
+		}()
+		sum, err := replay.Execute(ctx, s, opts)
+		if !errors.Is(err, replay.ErrInterrupted) {
+			t.Fatalf("replay: %v, want interrupted", err)
+		}
+		if took := time.Since(interruptedAt); took > time.Second {
+			t.Errorf("stopped %v after the interrupt, want at once", took)
+		}
+		if sent := sum.Sent(); sent == 0 || sent >= 40 || sent != int(srv.Stats().Accepted) {
+			t.Errorf("sent %d, Castle accepted %d; want part of the 40", sent, srv.Stats().Accepted)
+		}
+		s.Resume = replay.ResumeOn
+		if _, err := replay.Execute(context.Background(), s, opts); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		seen := map[string]int{}
+		for _, r := range srv.Accepted() {
+			seen[r.Properties["trace_id"].(string)]++
+		}
+		for i := range 40 {
+			if c := seen[fmt.Sprintf("r-%d", i)]; c != 1 {
+				t.Errorf("event r-%d reached Castle %d times, want once", i, c)
+			}
+		}
+	})
+}

@@ -26,6 +26,23 @@ type paced struct {
 	every time.Duration
 	mu    sync.Mutex
 	next  time.Time
+	stop  chan struct{} // closed by StopSending: no more waiting
+	once  sync.Once
+}
+
+func newPaced(d pipeline.Deliverer, every time.Duration) *paced {
+	return &paced{d: d, every: every, stop: make(chan struct{})}
+}
+
+// StopSending ends every wait for a pacing slot, and stops the deliverer's
+// sending if it can: batches waiting for their turn go to it at once and
+// are canceled there, rather than each waiting out its slot after an
+// interrupt.
+func (p *paced) StopSending() {
+	p.once.Do(func() { close(p.stop) })
+	if s, ok := p.d.(sendStopper); ok {
+		s.StopSending()
+	}
 }
 
 func (p *paced) Submit(ctx context.Context, events []destination.Event, settled func(int, destination.Result)) {
@@ -42,6 +59,8 @@ func (p *paced) Submit(ctx context.Context, events []destination.Event, settled 
 		select {
 		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
+		case <-p.stop:
 			t.Stop()
 		}
 	}

@@ -187,7 +187,7 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 
 	d := cfg.Deliverer
 	if cfg.Rate > 0 {
-		d = &paced{d: d, every: time.Duration(float64(time.Second) / cfg.Rate)}
+		d = newPaced(d, time.Duration(float64(time.Second)/cfg.Rate))
 		// Keep batches to a tenth of a second of sending, so the cap
 		// holds over short windows too.
 		cfg.Pipeline.Batch.Count = max(1, min(orDefault(cfg.Pipeline.Batch.Count, pipeline.DefaultBatchCount), int(cfg.Rate/10)))
@@ -226,7 +226,7 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 				return
 			}
 		}
-		if s, ok := cfg.Deliverer.(sendStopper); ok {
+		if s, ok := d.(sendStopper); ok {
 			// What was not sent yet is sent again on --resume: waiting
 			// for it (a heavy user's pacing) would only delay the stop.
 			log.Info("interrupted: reading stopped; requests in flight finish, events not yet sent are canceled and sent again on --resume",
