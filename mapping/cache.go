@@ -1,8 +1,12 @@
 package mapping
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"sync"
 )
@@ -142,19 +146,28 @@ func (u *Users) Put(identity Identity) {
 		}
 	}
 	data := b.String()
-	key := data[:len(id)]
 	var traits []byte
 	if len(user.traits) > 0 {
 		traits = bytes.Clone(user.traits)
 	}
 
+	u.keep(data, uint32(len(id)), traits, int32(user.ntraits))
+}
+
+// keep keeps an entry: data holds the userId (its first idEnd bytes) and
+// the user's fields, as Put packs them.
+func (u *Users) keep(data string, idEnd uint32, traits []byte, ntraits int32) {
+	key := data[:idEnd]
+	if len(traits) == 0 {
+		traits = nil
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	i, ok := u.byID[id]
+	i, ok := u.byID[key]
 	switch {
 	case ok:
 		// The key is re-set too: the old one keeps the old data alive.
-		delete(u.byID, id)
+		delete(u.byID, key)
 	case len(u.ents) < u.size:
 		if len(u.ents) == cap(u.ents) {
 			// Double, but not past size: a full cache is the steady
@@ -171,7 +184,7 @@ func (u *Users) Put(identity Identity) {
 	}
 	u.byID[key] = i
 	e := &u.ents[i]
-	e.data, e.idEnd, e.traits, e.ntraits = data, uint32(len(key)), traits, int32(user.ntraits)
+	e.data, e.idEnd, e.traits, e.ntraits = data, idEnd, traits, ntraits
 	u.toFront(i)
 }
 
@@ -217,4 +230,79 @@ func uvarintLen(n int) int {
 		w++
 	}
 	return w
+}
+
+// usersSnapshotMagic starts what Save writes, with its version.
+const usersSnapshotMagic = "castle-destination users v1\n"
+
+// Save writes the cached users, least recently used first, for Load to
+// load into another cache (a resumed replay's): what earlier identify
+// messages said of users holds after the restart too.
+func (u *Users) Save(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	var num [binary.MaxVarintLen64]byte
+	uvarint := func(v uint64) { bw.Write(num[:binary.PutUvarint(num[:], v)]) }
+	bw.WriteString(usersSnapshotMagic)
+	u.mu.Lock()
+	uvarint(uint64(len(u.byID)))
+	for i := u.tail; i >= 0; i = u.ents[i].prev {
+		e := &u.ents[i]
+		uvarint(uint64(e.idEnd))
+		uvarint(uint64(len(e.data)))
+		bw.WriteString(e.data)
+		uvarint(uint64(e.ntraits))
+		uvarint(uint64(len(e.traits)))
+		bw.Write(e.traits)
+	}
+	u.mu.Unlock()
+	return bw.Flush()
+}
+
+// Load keeps the users Save wrote, each as the most recently used, as
+// many as the cache holds (the most recent ones).
+func (u *Users) Load(r io.Reader) error {
+	br := bufio.NewReader(r)
+	magic := make([]byte, len(usersSnapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != usersSnapshotMagic {
+		return errors.New("users snapshot: not a snapshot of this version")
+	}
+	count, err := binary.ReadUvarint(br)
+	if err != nil {
+		return fmt.Errorf("users snapshot: %w", err)
+	}
+	get := func() ([]byte, error) {
+		l, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, err
+		}
+		if l > 1<<24 {
+			return nil, errors.New("entry too long")
+		}
+		b := make([]byte, l)
+		_, err = io.ReadFull(br, b)
+		return b, err
+	}
+	for range count {
+		idEnd, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("users snapshot: %w", err)
+		}
+		data, err := get()
+		if err != nil {
+			return fmt.Errorf("users snapshot: %w", err)
+		}
+		ntraits, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("users snapshot: %w", err)
+		}
+		traits, err := get()
+		if err != nil {
+			return fmt.Errorf("users snapshot: %w", err)
+		}
+		if idEnd == 0 || idEnd > uint64(len(data)) {
+			return errors.New("users snapshot: a corrupt entry")
+		}
+		u.keep(string(data), uint32(idEnd), traits, int32(ntraits))
+	}
+	return nil
 }

@@ -205,3 +205,49 @@ func (u *Users) get(id string) (User, string, bool) {
 	i, ok := u.Lookup(id)
 	return i.User, i.Token, ok
 }
+
+// What Save writes, Load keeps: every user as it was, the most recently
+// used ones when the cache loaded into is smaller, and a snapshot that is
+// not one is refused.
+func TestUsersSaveLoad(t *testing.T) {
+	u := NewUsers(100)
+	for n := range 50 {
+		u.put(fmt.Sprint("user-", n), testUser(n), fmt.Sprint("tok.en.", n))
+	}
+	u.put("no-traits", User{Email: "e@example.com"}, "")
+	u.get("user-3") // used last: among the most recent
+	var b strings.Builder
+	if err := u.Save(&b); err != nil {
+		t.Fatal(err)
+	}
+	all := NewUsers(100)
+	if err := all.Load(strings.NewReader(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	if all.Len() != 51 {
+		t.Fatalf("loaded %d users, want 51", all.Len())
+	}
+	for n := range 50 {
+		id := fmt.Sprint("user-", n)
+		want, wantJWT, _ := u.get(id)
+		got, jwt, ok := all.get(id)
+		if !ok || jwt != wantJWT || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: loaded %+v %q, saved %+v %q", id, got, jwt, want, wantJWT)
+		}
+	}
+	if got, _, ok := all.get("no-traits"); !ok || got.Email != "e@example.com" {
+		t.Errorf("no-traits: %+v, %v", got, ok)
+	}
+	few := NewUsers(2)
+	if err := few.Load(strings.NewReader(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := few.get("user-3"); !ok || few.Len() != 2 {
+		t.Errorf("a cache of 2 kept %d users (user-3, the most recent, kept: %v)", few.Len(), ok)
+	}
+	for _, bad := range []string{"", "not a snapshot", b.String()[:len(b.String())/2]} {
+		if err := NewUsers(10).Load(strings.NewReader(bad)); err == nil {
+			t.Errorf("loaded %d bytes of a broken snapshot", len(bad))
+		}
+	}
+}

@@ -652,6 +652,10 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 	pend.left.Store(int32(len(*items) - first))
 }
 
+// Users is the identify cache (nil without one): a resumed replay loads
+// what the interrupted run's identify messages said into it.
+func (p *Pipeline) Users() *mapping.Users { return p.users }
+
 // dispatch submits a batch of events for delivery, taking one in-flight
 // slot per event first. It runs on Run's goroutine, so batches are
 // submitted in input order and the deliverer keeps each user's events in

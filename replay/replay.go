@@ -208,6 +208,16 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	// What the identify messages already read said of users holds for the
+	// rest of a resumed replay, as in one never interrupted: the records
+	// done are not read again (a whole file, an object or a Kafka span
+	// is skipped), so the cache is kept beside the checkpoint.
+	users := &usersFile{path: usersPath(cfg.Checkpoint), users: p.Users()}
+	if cp != nil {
+		users.load(log)
+	} else {
+		users.remove() // an older replay's
+	}
 
 	// Delivery outlives ctx by the drain timeout: requests already on the
 	// wire are not aborted by an interrupt.
@@ -251,7 +261,7 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 		stopReading()
 		piped <- err
 	}()
-	stopSaving := saveLoop(cfg, feed, log)
+	stopSaving := saveLoop(cfg, feed, users, log)
 	stopProgress := func() {}
 	if cfg.Progress != nil {
 		stopProgress = progress(cfg, src, start)
@@ -278,6 +288,11 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 		snap := feed.snapshot(cfg.Describe)
 		snap.Finished = s.Finished
 		cerr = snap.Save(cfg.Checkpoint)
+		if s.Finished {
+			users.remove()
+		} else if err := users.save(); err != nil {
+			log.Warn("save the user cache beside the checkpoint; a resume starts without it", zap.Error(err))
+		}
 	}
 	o, oerr := pipeline.Observe(cfg.Registry)
 	s.Outcomes = o
@@ -356,7 +371,7 @@ func openCheckpoint(cfg Config, log *zap.Logger) (*Checkpoint, error) {
 
 // saveLoop saves the checkpoint periodically until the returned func is
 // called.
-func saveLoop(cfg Config, feed *Feed, log *zap.Logger) func() {
+func saveLoop(cfg Config, feed *Feed, users *usersFile, log *zap.Logger) func() {
 	if cfg.Checkpoint == "" {
 		return func() {}
 	}
@@ -377,6 +392,13 @@ func saveLoop(cfg Config, feed *Feed, log *zap.Logger) func() {
 			case <-tick.C:
 				if err := feed.snapshot(cfg.Describe).Save(cfg.Checkpoint); err != nil {
 					log.Warn("save checkpoint", zap.Error(err))
+				}
+				// The user cache less often: it can be tens of MB. A
+				// replay that crashes resumes with the last one saved.
+				if users.due() {
+					if err := users.save(); err != nil {
+						log.Warn("save the user cache beside the checkpoint", zap.Error(err))
+					}
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -388,3 +389,70 @@ func TestWindowOnEventTime(t *testing.T) {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// A resumed replay keeps what the identify messages of the interrupted run
+// said of their users, though it does not read them again (their file is
+// done): every event after them carries the user's traits, as in a replay
+// never interrupted.
+func TestResumeKeepsWhatIdentifiesSaid(t *testing.T) {
+	dir := t.TempDir()
+	var a, b bytes.Buffer
+	for i := range 200 {
+		fmt.Fprintf(&a, `{"type":"identify","messageId":"id-%d","userId":"u%d","traits":{"email":"u%d@example.com"},"channel":"client","context":{"library":{"name":"analytics.js"}}}`+"\n", i, i, i)
+	}
+	for i := range 3000 {
+		fmt.Fprintf(&b, `{"type":"track","event":"E","messageId":"t-%d","userId":"u%d","channel":"client","properties":{"trace_id":"t-%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n", i, i%200, i)
+	}
+	write(t, filepath.Join(dir, "a.ndjson"), a.Bytes())
+	write(t, filepath.Join(dir, "b.ndjson"), b.Bytes())
+	inputs, err := replay.Expand([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "cp.json")
+	sent := 0
+	for i, resume := range []replay.Resume{replay.ResumeOff, replay.ResumeOn} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out bytes.Buffer
+		dry := replay.NewDryRun(&out)
+		reg := prometheus.NewRegistry()
+		counted := deliverFunc(func(ctx context.Context, evs []destinationEvent, settled func(int, destinationResult)) {
+			dry.Submit(ctx, evs, settled)
+			if o, _ := pipeline.Observe(reg); o.Settled() > 1000 && i == 0 {
+				cancel()
+			}
+		})
+		sum, err := replay.Run(ctx, &replay.Files{Inputs: inputs}, replay.Config{
+			Pipeline: pipeline.Config{Batch: destinationBatch(), DedupeSize: 1 << 20, UserCacheSize: 1 << 16},
+			Mapper:   mapping.New(mapping.Config{Secret: []byte(secret)}), Deliverer: counted,
+			DeadLetters: deadletter.SinkFunc(func(context.Context, ...deadletter.Letter) error { return nil }),
+			Registry:    reg, Checkpoint: cp, Resume: resume, SaveEvery: 10 * time.Millisecond,
+		})
+		cancel()
+		if err := dry.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && (!errors.Is(err, replay.ErrInterrupted) || sum.Finished) {
+			t.Fatalf("first run: %v, finished %v; want an interruption mid-way", err, sum.Finished)
+		}
+		if i == 1 && (err != nil || sum.UnitsSkipped == 0) {
+			t.Fatalf("resumed run: %v, %d files skipped whole; want the identifies' file skipped", err, sum.UnitsSkipped)
+		}
+		sc := bufio.NewScanner(&out)
+		for sc.Scan() {
+			var ev struct {
+				User struct{ ID, Email string }
+			}
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+			if ev.User.Email != ev.User.ID+"@example.com" {
+				t.Errorf("run %d: an event of %s with email %q", i, ev.User.ID, ev.User.Email)
+			}
+		}
+	}
+	if sent != 3000 {
+		t.Errorf("%d events sent over both runs, want 3000", sent)
+	}
+}
