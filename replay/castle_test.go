@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -309,4 +312,65 @@ func TestInterruptDoesNotWaitForRatePacing(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A replay asks Castle before it reads anything: with a secret Castle
+// refuses, or a URL that does not answer, it fails at once naming the
+// setting (exit 2), sends nothing, and leaves no checkpoint in the way of
+// the same command once the setting is fixed.
+func TestReplayChecksCastleFirst(t *testing.T) {
+	dir := t.TempDir()
+	writeTracks := func() {
+		var lines bytes.Buffer
+		for i := range 20 {
+			fmt.Fprintf(&lines, `{"type":"track","event":"E","channel":"client","messageId":"c-%d","userId":"u%d","properties":{"trace_id":"c-%d"},"context":{"library":{"name":"analytics.js"}}}`+"\n", i, i, i)
+		}
+		write(t, filepath.Join(dir, "c.ndjson"), lines.Bytes())
+	}
+	writeTracks()
+	for _, tc := range []struct {
+		name, setting string
+		refuse        bool
+	}{{"secret refused", "CASTLE_API_SECRET", false}, {"nothing listening", "CASTLE_API_URL", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				l := castleserver.NewMemListener()
+				hs := &http.Server{Handler: srv}
+				go func() { _ = hs.Serve(l) }()
+				dial := l.DialContext
+				if tc.refuse {
+					dial = func(context.Context, string, string) (net.Conn, error) {
+						return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+					}
+				} else {
+					srv.SetSecret("the-secret-castle-has-now")
+				}
+				tr := &http.Transport{DialContext: dial}
+				defer func() { tr.CloseIdleConnections(); _ = hs.Close(); srv.Close() }()
+				s := settings(t, "http://castle.test", dir)
+				s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_, err = replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, HTTPClient: &http.Client{Transport: tr}})
+				var se *replay.SettingError
+				if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.setting) {
+					t.Fatalf("replay: %v, want a setting error naming %s", err, tc.setting)
+				}
+				if took := time.Since(start); took > 5*time.Second {
+					t.Errorf("failed after %v", took)
+				}
+				if n := srv.Stats().Accepted; n != 0 {
+					t.Errorf("Castle accepted %d events", n)
+				}
+				if _, err := os.Stat(s.Checkpoint); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a checkpoint was left: %v", err)
+				}
+			})
+		})
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/castle-destination/castle-destination/config"
 	"github.com/castle-destination/castle-destination/consumer"
 	"github.com/castle-destination/castle-destination/deadletter"
+	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/hold"
 	"github.com/castle-destination/castle-destination/internal/kafkaio"
 	"github.com/castle-destination/castle-destination/pipeline"
@@ -94,6 +95,7 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 		return Summary{}, err
 	}
 	var deliver pipeline.Deliverer
+	var check func(context.Context) error
 	var dry *DryRun
 	if s.DryRun {
 		dry = NewDryRun(o.Stdout)
@@ -104,6 +106,9 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 			return Summary{}, err
 		}
 		defer castle.Close()
+		check = func(ctx context.Context) error {
+			return checkCastle(ctx, castle, board, max(3*cfg.Castle.Timeout, 30*time.Second))
+		}
 		deliver = castle
 	}
 	ccfg, err := worker.ConsumerConfig(cfg)
@@ -131,7 +136,7 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 		Pipeline: pcfg, Mapper: mapper, Deliverer: deliver, DeadLetters: dlq,
 		Rate: s.Rate, Logger: log, Registry: reg,
 		Shard: s.Shard, Resume: s.Resume, Describe: s.Describe(),
-		DrainTimeout: cfg.Ops.ShutdownTimeout, Held: board.Holding,
+		DrainTimeout: cfg.Ops.ShutdownTimeout, Held: board.Holding, Check: check,
 	}
 	if !s.DryRun && !slices.Contains(s.Sources, "-") {
 		rcfg.Checkpoint = s.Checkpoint
@@ -282,4 +287,36 @@ func sortedKeys(m map[string]int) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// checkCastle asks Castle, before anything is read, whether it takes the
+// secret and the URL (Client.Check, one request that records nothing). A
+// replay that could send nothing says so at once: a refused secret or a
+// route Castle does not serve is a setting to fix (exit 2), and no answer
+// within wait fails the replay (exit 1), where run would hold and wait.
+func checkCastle(ctx context.Context, c *destination.Client, board *hold.Board, wait time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Check(cctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			switch {
+			case err == nil:
+				return nil
+			case ctx.Err() != nil:
+				return ErrInterrupted
+			case board.Holding() != "":
+				return &SettingError{fmt.Errorf("%v: nothing was sent", board.Ready())}
+			}
+			return fmt.Errorf("replay: no answer from Castle at CASTLE_API_URL but errors and timeouts for %v: nothing was sent", wait)
+		case <-tick.C:
+			if board.Holding() != "" {
+				cancel() // Castle answered: no need to ask again
+			}
+		}
+	}
 }

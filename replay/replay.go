@@ -113,6 +113,9 @@ type Config struct {
 	// DrainTimeout bounds how long an interrupted replay waits for events
 	// in flight (default DefaultDrainTimeout).
 	DrainTimeout time.Duration
+	// Check, if set, is asked once the checkpoint is checked and before
+	// anything is read: an error ends the replay with nothing sent.
+	Check func(ctx context.Context) error
 	// Held, if set, names a held fault that keeps every event from
 	// settling ("" if none: hold.Board's Holding). An interrupt
 	// while one is held cancels the events in flight at once.
@@ -183,6 +186,16 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 	if cp != nil && cp.Finished {
 		log.Info("the checkpoint records this replay as finished: nothing to send", zap.String("checkpoint", cfg.Checkpoint))
 		return Summary{Outcomes: emptyOutcomes(), Finished: true, AlreadyFinished: true}, nil
+	}
+	if cfg.Check != nil {
+		if err := cfg.Check(ctx); err != nil {
+			if cp == nil && cfg.Checkpoint != "" {
+				// Nothing was read: the same command starts afresh once
+				// the cause is fixed, without --resume.
+				_ = os.Remove(cfg.Checkpoint)
+			}
+			return Summary{Outcomes: emptyOutcomes()}, err
+		}
 	}
 
 	d := cfg.Deliverer
