@@ -297,7 +297,12 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 	}
 	s.Finished = serr == nil && perr == nil && !interrupted && feed.settled()
 	var cerr error
-	if cfg.Checkpoint != "" {
+	var badSource *SettingError
+	if cfg.Checkpoint != "" && cp == nil && errors.As(serr, &badSource) {
+		// The source is wrong (an S3 prefix with no archive): nothing was
+		// read, and the same command, fixed, starts without --resume.
+		_ = os.Remove(cfg.Checkpoint)
+	} else if cfg.Checkpoint != "" {
 		snap := feed.snapshot(cfg.Describe)
 		snap.Finished = s.Finished
 		cerr = snap.Save(cfg.Checkpoint)

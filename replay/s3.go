@@ -342,6 +342,11 @@ func (s *S3) Read(ctx context.Context, feed *Feed) error {
 	if err != nil {
 		return err
 	}
+	if len(folders) == 0 && s.skippedDays.Load() == 0 {
+		// A prefix mistyped, or a bucket not yet written: a replay of
+		// nothing is not a finished replay.
+		return &SettingError{fmt.Errorf("s3://%s/%s holds no Segment archive objects (Segment writes [prefix/]segment-logs/<source-id>/<day>/<file>.gz): check the bucket and prefix", s.Bucket, s.Prefix)}
+	}
 	log.Info("listed the S3 archive", zap.String("bucket", s.Bucket), zap.String("prefix", s.Prefix),
 		zap.Int("folders", len(folders)), zap.Int64("objects", s.total.Load()), zap.Int64("bytes", s.size.Load()),
 		zap.Int64("days_outside_window", s.skippedDays.Load()))

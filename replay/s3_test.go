@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -503,5 +504,27 @@ func TestS3BucketInAnotherRegion(t *testing.T) {
 	said := logs.FilterMessageSnippet("another region").All()
 	if len(said) != 1 || said[0].ContextMap()["region"] != "eu-west-1" {
 		t.Errorf("logged %v, want one line naming the bucket's region", said)
+	}
+}
+
+// A prefix with no archive under it (mistyped, or a bucket not written
+// yet) fails the replay naming the bucket and prefix, rather than
+// finishing a replay of nothing; no checkpoint is left in the way.
+func TestS3PrefixWithoutArchiveFails(t *testing.T) {
+	a := newS3Archive(t, 1, 5)
+	a.useEnv(t)
+	srv, castleURL := castleServer(t, 0)
+	s := settings(t, castleURL, "s3://"+bucket+"/segment-logz/")
+	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+	_, err := replay.Execute(context.Background(), s, replay.Options{Stdout: io.Discard})
+	var se *replay.SettingError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "s3://"+bucket+"/segment-logz/") || !strings.Contains(err.Error(), "no Segment archive") {
+		t.Fatalf("replay of an empty prefix: %v, want a setting error naming it", err)
+	}
+	if n := srv.Stats().Accepted; n != 0 {
+		t.Errorf("Castle accepted %d events", n)
+	}
+	if _, err := os.Stat(s.Checkpoint); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a checkpoint was left: %v", err)
 	}
 }
