@@ -3,6 +3,7 @@ package replay_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -139,6 +140,9 @@ func TestCheckpointCheckedBeforeAnythingIsSent(t *testing.T) {
 	write(t, notADir, []byte("x"))
 	existing := filepath.Join(t.TempDir(), "cp.json")
 	write(t, existing, []byte(`{"version":2,"replay":"sources=elsewhere","done":0}`))
+	same := filepath.Join(t.TempDir(), "cp.json")
+	desc, _ := json.Marshal(settings(t, url, dir).Describe())
+	write(t, same, []byte(`{"version":2,"replay":`+string(desc)+`,"done":0}`))
 
 	for _, tc := range []struct {
 		name       string
@@ -148,7 +152,8 @@ func TestCheckpointCheckedBeforeAnythingIsSent(t *testing.T) {
 	}{
 		{"unwritable location", filepath.Join(notADir, "cp.json"), replay.ResumeOff, "REPLAY_CHECKPOINT (--checkpoint): cannot be written"},
 		{"resume without a checkpoint", filepath.Join(t.TempDir(), "none.json"), replay.ResumeOn, "there is no checkpoint at"},
-		{"an unfinished checkpoint", existing, replay.ResumeOff, "holds the progress of an unfinished replay: add --resume"},
+		{"an unfinished checkpoint", same, replay.ResumeOff, "holds the progress of an unfinished replay: add --resume"},
+		{"another replay's unfinished checkpoint", existing, replay.ResumeOff, "holds the progress of another, unfinished replay (sources=elsewhere): give this one its own --checkpoint"},
 		{"the checkpoint of another replay", existing, replay.ResumeOn, "the checkpoint of another replay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

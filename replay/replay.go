@@ -370,6 +370,11 @@ func openCheckpoint(cfg Config, log *zap.Logger) (*Checkpoint, error) {
 		// replay's checkpoint is replaced.
 		if _, err := os.Stat(cfg.Checkpoint); err == nil {
 			c, err := LoadCheckpoint(cfg.Checkpoint)
+			if err == nil && !c.Finished && c.Replay != cfg.Describe {
+				// --resume would be refused too: another replay's.
+				return nil, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): %s holds the progress of another, unfinished replay (%s): "+
+					"give this one its own --checkpoint (each shard needs one), or remove the file", cfg.Checkpoint, c.Replay)}
+			}
 			if err != nil || !c.Finished {
 				return nil, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): %s holds the progress of an unfinished replay: add --resume to continue it, "+
 					"or remove the file to start over (starting over sends again what it recorded as done)", cfg.Checkpoint)}

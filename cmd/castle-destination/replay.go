@@ -44,11 +44,19 @@ type replaySettings struct {
 	sources    []string
 }
 
+// defaultCheckpoint is --checkpoint's default.
+const defaultCheckpoint = "castle-replay.checkpoint.json"
+
 // settings is what replay.Execute takes.
 func (s replaySettings) settings() replay.Settings {
+	cp := s.checkpoint
+	if cp == defaultCheckpoint && s.shard.s.Count > 1 {
+		// Shards run beside each other need a checkpoint each.
+		cp = fmt.Sprintf("castle-replay.shard-%d-of-%d.checkpoint.json", s.shard.s.Index, s.shard.s.Count)
+	}
 	return replay.Settings{
 		Config: s.cfg, Sources: s.sources, Since: s.since.t, Until: s.until.t, Rate: s.rate, DryRun: s.dryRun,
-		Checkpoint: s.checkpoint, Resume: s.resume.r, Shard: s.shard.s, Progress: s.progress,
+		Checkpoint: cp, Resume: s.resume.r, Shard: s.shard.s, Progress: s.progress,
 	}
 }
 
@@ -140,8 +148,8 @@ func parseReplay(args []string, getenv func(string) string, stdout io.Writer) (r
 	f.Var(&s.until, "until", "REPLAY_UNTIL", "replay messages whose event time is before this")
 	f.Float(&s.rate, "rate", "REPLAY_RATE", 0, "events per second at most (0: no cap beyond Castle's per-user pacing)")
 	f.Bool(&s.dryRun, "dry-run", "REPLAY_DRY_RUN", false, "print the Castle request bodies as NDJSON on stdout; send nothing")
-	f.String(&s.checkpoint, "checkpoint", "REPLAY_CHECKPOINT", "castle-replay.checkpoint.json",
-		"file recording which records are done, for --resume (written before anything is sent; empty: none)")
+	f.String(&s.checkpoint, "checkpoint", "REPLAY_CHECKPOINT", defaultCheckpoint,
+		"file recording which records are done, for --resume (written before anything is sent; empty: none; with --shard I/N: castle-replay.shard-I-of-N.checkpoint.json)")
 	f.Var(&s.resume, "resume", "REPLAY_RESUME", "continue an interrupted replay from --checkpoint; auto: continue if the checkpoint exists, else start (a Job's restarted pod)")
 	f.Var(&s.shard, "shard", "REPLAY_SHARD", "replay only part I of N (I/N, from 0), split by user; N processes with 0..N-1 replay everything once")
 	f.Duration(&s.cfg.Ops.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", replay.DefaultDrainTimeout,

@@ -181,6 +181,13 @@ func TestParseReplayShardResumeAndSources(t *testing.T) {
 			if tc.name == "shard env" && s.shard.s.String() != "3/4" {
 				t.Errorf("REPLAY_SHARD=3/4 parsed as %q", s.shard.s.String())
 			}
+			// Shards beside each other get a default checkpoint each.
+			if cp := s.settings().Checkpoint; tc.name == "shard flag" && cp != "castle-replay.shard-2-of-4.checkpoint.json" {
+				t.Errorf("--shard 2/4: default checkpoint %q", cp)
+			}
+			if cp := s.settings().Checkpoint; tc.name == "s3 source" && cp != "castle-replay.checkpoint.json" {
+				t.Errorf("no shard: default checkpoint %q", cp)
+			}
 		})
 	}
 }
