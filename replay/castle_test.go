@@ -213,32 +213,19 @@ func TestInterruptDoesNotWaitForPacedUsers(t *testing.T) {
 	}
 	write(t, filepath.Join(dir, "p.ndjson"), lines.Bytes())
 	synctest.Test(t, func(t *testing.T) {
-		srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv, hc, stop := memCastle(t, nil)
+		defer stop()
 		srv.SetLatency(10 * time.Millisecond)
-		l := castleserver.NewMemListener()
-		hs := &http.Server{Handler: srv}
-		go func() { _ = hs.Serve(l) }()
-		tr := &http.Transport{DialContext: l.DialContext}
-		defer func() { tr.CloseIdleConnections(); _ = hs.Close(); srv.Close() }()
 		s := settings(t, "http://castle.test", dir)
 		s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
-		opts := replay.Options{Stdout: io.Discard, HTTPClient: &http.Client{Transport: tr}}
+		opts := replay.Options{Stdout: io.Discard, HTTPClient: hc}
 
-		ctx, interrupt := context.WithCancel(context.Background())
-		var interruptedAt time.Time
-		go func() {
-			time.Sleep(2 * time.Second) // the heavy user has sent 10 and waits until 5 s
-			interruptedAt = time.Now()
-			interrupt()
-		}()
+		ctx, interruptedAt := interruptAfter(2 * time.Second) // the heavy user has sent 10 and waits until 5 s
 		sum, err := replay.Execute(ctx, s, opts)
 		if !errors.Is(err, replay.ErrInterrupted) {
 			t.Fatalf("replay: %v, want interrupted", err)
 		}
-		if took := time.Since(interruptedAt); took > time.Second {
+		if took := time.Since(*interruptedAt); took > time.Second {
 			t.Errorf("stopped %v after the interrupt, want at once (the drain timeout is %v)", took, s.Config.Ops.ShutdownTimeout)
 		}
 		if sum.Canceled < 20 || sum.Sent() != int(srv.Stats().Accepted) {
@@ -249,15 +236,7 @@ func TestInterruptDoesNotWaitForPacedUsers(t *testing.T) {
 		if _, err := replay.Execute(context.Background(), s, opts); err != nil {
 			t.Fatalf("resume: %v", err)
 		}
-		seen := map[string]int{}
-		for _, r := range srv.Accepted() {
-			seen[r.Properties["trace_id"].(string)]++
-		}
-		for i := range 60 {
-			if c := seen[fmt.Sprintf("p-%d", i)]; c != 1 {
-				t.Errorf("event p-%d reached Castle %d times, want once", i, c)
-			}
-		}
+		assertEachOnce(t, srv, "p", 60)
 	})
 }
 
@@ -272,32 +251,19 @@ func TestInterruptDoesNotWaitForRatePacing(t *testing.T) {
 	}
 	write(t, filepath.Join(dir, "r.ndjson"), lines.Bytes())
 	synctest.Test(t, func(t *testing.T) {
-		srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := castleserver.NewMemListener()
-		hs := &http.Server{Handler: srv}
-		go func() { _ = hs.Serve(l) }()
-		tr := &http.Transport{DialContext: l.DialContext}
-		defer func() { tr.CloseIdleConnections(); _ = hs.Close(); srv.Close() }()
+		srv, hc, stop := memCastle(t, nil)
+		defer stop()
 		s := settings(t, "http://castle.test", dir)
 		s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
 		s.Rate = 5 // 40 events: 8 s
-		opts := replay.Options{Stdout: io.Discard, HTTPClient: &http.Client{Transport: tr}}
+		opts := replay.Options{Stdout: io.Discard, HTTPClient: hc}
 
-		ctx, interrupt := context.WithCancel(context.Background())
-		var interruptedAt time.Time
-		go func() {
-			time.Sleep(2 * time.Second)
-			interruptedAt = time.Now()
-			interrupt()
-		}()
+		ctx, interruptedAt := interruptAfter(2 * time.Second)
 		sum, err := replay.Execute(ctx, s, opts)
 		if !errors.Is(err, replay.ErrInterrupted) {
 			t.Fatalf("replay: %v, want interrupted", err)
 		}
-		if took := time.Since(interruptedAt); took > time.Second {
+		if took := time.Since(*interruptedAt); took > time.Second {
 			t.Errorf("stopped %v after the interrupt, want at once", took)
 		}
 		if sent := sum.Sent(); sent == 0 || sent >= 40 || sent != int(srv.Stats().Accepted) {
@@ -307,15 +273,7 @@ func TestInterruptDoesNotWaitForRatePacing(t *testing.T) {
 		if _, err := replay.Execute(context.Background(), s, opts); err != nil {
 			t.Fatalf("resume: %v", err)
 		}
-		seen := map[string]int{}
-		for _, r := range srv.Accepted() {
-			seen[r.Properties["trace_id"].(string)]++
-		}
-		for i := range 40 {
-			if c := seen[fmt.Sprintf("r-%d", i)]; c != 1 {
-				t.Errorf("event r-%d reached Castle %d times, want once", i, c)
-			}
-		}
+		assertEachOnce(t, srv, "r", 40)
 	})
 }
 
@@ -339,29 +297,23 @@ func TestReplayChecksCastleFirst(t *testing.T) {
 	}{{"secret refused", "CASTLE_API_SECRET", false}, {"nothing listening", "CASTLE_API_URL", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				l := castleserver.NewMemListener()
-				hs := &http.Server{Handler: srv}
-				go func() { _ = hs.Serve(l) }()
-				dial := l.DialContext
+				var dial func(context.Context, string, string) (net.Conn, error)
 				if tc.refuse {
 					dial = func(context.Context, string, string) (net.Conn, error) {
 						return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 					}
-				} else {
+				}
+				srv, hc, stop := memCastle(t, dial)
+				defer stop()
+				if !tc.refuse {
 					srv.SetSecret("the-secret-castle-has-now")
 				}
-				tr := &http.Transport{DialContext: dial}
-				defer func() { tr.CloseIdleConnections(); _ = hs.Close(); srv.Close() }()
 				s := settings(t, "http://castle.test", dir)
 				s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
 				start := time.Now()
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				_, err = replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, HTTPClient: &http.Client{Transport: tr}})
+				_, err := replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, HTTPClient: hc})
 				var se *replay.SettingError
 				if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.setting) {
 					t.Fatalf("replay: %v, want a setting error naming %s", err, tc.setting)
@@ -377,5 +329,52 @@ func TestReplayChecksCastleFirst(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// memCastle is the Castle-compatible server on an in-memory listener, for
+// replays inside a synctest bubble: the server, an HTTP client that
+// reaches it (through dial, if set, instead), and a stop to defer.
+func memCastle(t *testing.T, dial func(context.Context, string, string) (net.Conn, error)) (*castleserver.Server, *http.Client, func()) {
+	t.Helper()
+	srv, err := castleserver.New(castleserver.Config{Secret: harness.Secret, MaxRecords: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := castleserver.NewMemListener()
+	hs := &http.Server{Handler: srv}
+	go func() { _ = hs.Serve(l) }()
+	if dial == nil {
+		dial = l.DialContext
+	}
+	tr := &http.Transport{DialContext: dial}
+	return srv, &http.Client{Transport: tr}, func() { tr.CloseIdleConnections(); _ = hs.Close(); srv.Close() }
+}
+
+// interruptAfter returns a context canceled after d, and where the time of
+// the cancel is written.
+func interruptAfter(d time.Duration) (context.Context, *time.Time) {
+	ctx, interrupt := context.WithCancel(context.Background())
+	at := new(time.Time)
+	go func() {
+		time.Sleep(d)
+		*at = time.Now()
+		interrupt()
+	}()
+	return ctx, at
+}
+
+// assertEachOnce checks that Castle accepted the events prefix-0 ..
+// prefix-(n-1) (by trace_id) once each.
+func assertEachOnce(t *testing.T, srv *castleserver.Server, prefix string, n int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, r := range srv.Accepted() {
+		seen[r.Properties["trace_id"].(string)]++
+	}
+	for i := range n {
+		if c := seen[fmt.Sprintf("%s-%d", prefix, i)]; c != 1 {
+			t.Errorf("event %s-%d reached Castle %d times, want once", prefix, i, c)
+		}
 	}
 }
