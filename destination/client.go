@@ -991,8 +991,8 @@ var checkBody = []byte(`{}`)
 // not serve (404, a redirect, a host that does not exist) or a TLS failure
 // holds delivery as an event's would, so /readyz says what to fix before
 // any traffic arrives and a rollout with a wrong secret stops at its first
-// pod; Check then asks again at the hold's probe backoff until Castle
-// answers otherwise, and clears the hold. Refused connections and timeouts
+// pod; Check then asks again as the hold's probe, at its backoff, until
+// Castle answers otherwise, which clears the hold. Refused connections and timeouts
 // hold too while nothing has answered since the start (unanswered). Until
 // Castle answers at all, Reachable reports the check as pending; 5xx are
 // retried at the retry backoff. Check returns once Castle answered
@@ -1005,30 +1005,30 @@ var checkBody = []byte(`{}`)
 func (c *Client) Check(ctx context.Context) error {
 	c.checking.Store(true)
 	defer c.checking.Store(false)
-	held := false
-	backoff := time.Duration(0)
 	for attempt := 1; ; attempt++ {
+		// Through the gate, as an event: while held, the check waits for
+		// the probe time like the events do, and its answer is the probe.
+		probe, err := c.gate.pass(ctx)
+		if err != nil {
+			return err
+		}
 		r := c.send.send(ctx, Log, checkBody, false)
 		d := c.unanswered(classify(Log, r.code, r.apiType, r.err, r.canceled, r.timedOut), r.code)
-		var wait time.Duration
 		switch d.act {
 		case actCancel:
+			c.gate.leave(probe)
 			return ctx.Err()
 		case actHold:
 			c.checking.Store(false) // answered: the hold says what is wrong
-			c.gate.hold(false, d.hold, c.holdMessage(d.hold, Log, r))
-			held = true
-			backoff = min(max(2*backoff, c.cfg.Retry.Initial), c.cfg.ProbeMax)
-			wait = backoff
+			c.gate.hold(probe, d.hold, c.holdMessage(d.hold, Log, r))
+			continue
 		case actRetry:
-			wait = min(c.backoff(attempt), c.cfg.Retry.Max)
+			c.gate.ok(probe, false)
 		default: // Castle took the secret and the route (and refused the empty event)
-			if held {
-				c.gate.ok(false, true)
-			}
+			c.gate.ok(probe, false)
 			return nil
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(min(c.backoff(attempt), c.cfg.Retry.Max))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
