@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -68,26 +67,7 @@ func (f *usersFile) save() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.saved = time.Now()
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".users-*")
-	if err != nil {
-		return fmt.Errorf("user cache: %w", err)
-	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("user cache: %w", err)
-	}
-	if err := f.users.Save(tmp); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), f.path); err != nil {
-		os.Remove(tmp.Name())
+	if err := writeAtomic(f.path, f.users.Save); err != nil {
 		return fmt.Errorf("user cache: %w", err)
 	}
 	return nil
