@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"go.uber.org/zap"
+
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
 // MaxLoggedValue bounds how much of a dead letter's value the log sink
@@ -86,11 +88,11 @@ func Redact(b []byte) []byte {
 		if !isRedactedKey(key) {
 			continue
 		}
-		k := skipSpace(b, end+1)
+		k := rawjson.SkipWS(b, end+1)
 		if k >= len(b) || b[k] != ':' {
 			continue
 		}
-		k = skipSpace(b, k+1)
+		k = rawjson.SkipWS(b, k+1)
 		if k >= len(b) || b[k] != '"' {
 			continue
 		}
@@ -119,13 +121,6 @@ func stringEnd(b []byte, i int) int {
 		}
 	}
 	return len(b)
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
 }
 
 func isRedactedKey(k []byte) bool {
