@@ -187,13 +187,17 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 		log.Info("the checkpoint records this replay as finished: nothing to send", zap.String("checkpoint", cfg.Checkpoint))
 		return Summary{Outcomes: emptyOutcomes(), Finished: true, AlreadyFinished: true}, nil
 	}
+	// dropFresh removes the checkpoint this run made, when it read
+	// nothing: the same command starts afresh once the cause is fixed,
+	// without --resume.
+	dropFresh := func() {
+		if cp == nil && cfg.Checkpoint != "" {
+			_ = os.Remove(cfg.Checkpoint)
+		}
+	}
 	if cfg.Check != nil {
 		if err := cfg.Check(ctx); err != nil {
-			if cp == nil && cfg.Checkpoint != "" {
-				// Nothing was read: the same command starts afresh once
-				// the cause is fixed, without --resume.
-				_ = os.Remove(cfg.Checkpoint)
-			}
+			dropFresh()
 			return Summary{Outcomes: emptyOutcomes()}, err
 		}
 	}
@@ -298,10 +302,8 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 	s.Finished = serr == nil && perr == nil && !interrupted && feed.settled()
 	var cerr error
 	var badSource *SettingError
-	if cfg.Checkpoint != "" && cp == nil && errors.As(serr, &badSource) {
-		// The source is wrong (an S3 prefix with no archive): nothing was
-		// read, and the same command, fixed, starts without --resume.
-		_ = os.Remove(cfg.Checkpoint)
+	if cp == nil && errors.As(serr, &badSource) {
+		dropFresh() // the source is wrong (an S3 prefix with no archive)
 	} else if cfg.Checkpoint != "" {
 		snap := feed.snapshot(cfg.Describe)
 		snap.Finished = s.Finished
