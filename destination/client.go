@@ -82,12 +82,11 @@ type Client struct {
 	// resting holds the users without a lane whose pacing state still
 	// counts, by restKey: a replay keeps one for every user who sent in
 	// the last few seconds, and an id would cost a string each.
-	resting   map[uint64]restingPace
+	resting   restTable
 	restSeed  maphash.Seed
 	armed     map[*lane]struct{}
 	lastSweep time.Duration
-	peakLanes int // the most entries a sweep has seen in lanes,
-	peakRest  int // and in resting, since each map was made
+	peakLanes int // the most entries a sweep has seen in lanes since it was made
 	closed    bool
 
 	// stopping is set by StopSending: no attempt starts after it.
@@ -292,7 +291,6 @@ func newClient(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client
 		faults:   faults,
 		epoch:    time.Now(),
 		lanes:    make(map[string]*lane),
-		resting:  make(map[uint64]restingPace),
 		restSeed: maphash.MakeSeed(),
 		armed:    make(map[*lane]struct{}),
 	}
@@ -418,11 +416,9 @@ func (c *Client) Submit(ctx context.Context, events []Event, settled func(i int,
 			// minutes: its key must not keep the event's input alive.
 			key := strings.Clone(j.ev.UserID)
 			l = newLane(key)
-			if len(c.resting) > 0 {
-				h := c.restKey(key)
-				if r, ok := c.resting[h]; ok {
+			if c.resting.len() > 0 {
+				if r, ok := c.resting.take(c.restKey(key)); ok {
 					c.pacer.wake(&l.pace, r)
-					delete(c.resting, h)
 				}
 			}
 			c.lanes[key] = l
@@ -510,26 +506,21 @@ func (c *Client) maybeSweep() {
 		if c.pacer.idle(&l.pace, now) {
 			delete(c.lanes, k)
 		} else if r, ok := c.pacer.rest(&l.pace, now); ok {
-			c.resting[c.restKey(k)] = r
+			c.resting.put(c.restKey(k), r, now)
 			delete(c.lanes, k)
 		}
 	}
-	for k, r := range c.resting {
-		if c.pacer.idleRest(r, now) {
-			delete(c.resting, k)
-		}
-	}
+	c.resting.sweep(func(r restingPace) bool { return c.pacer.idleRest(r, now) })
 	c.lanes = shrink(c.lanes, &c.peakLanes)
-	c.resting = shrink(c.resting, &c.peakRest)
 }
 
 // restKey is the key of user id in c.resting: a 64-bit hash of it. Two
-// users resting at once with the same hash (a chance of about n²/2^65
-// with n resting: one in a billion at 200,000) would share one entry: the
+// users resting at once with the same hash (a chance of about n²/2^64
+// with n resting: two in a billion at 200,000) would share one entry: the
 // later to rest overwrites the other's, so one wakes paced by the other's
 // sends and the other by none. At worst, a per-user 429 from Castle,
 // retried.
-func (c *Client) restKey(id string) uint64 { return maphash.String(c.restSeed, id) }
+func (c *Client) restKey(id string) uint64 { return maphash.String(c.restSeed, id) | 1 }
 
 // shrink returns m, or a copy of it sized to its entries once it holds a
 // quarter of the most it held (peak) or less: a Go map keeps the room

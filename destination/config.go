@@ -152,6 +152,10 @@ func (u UserRate) isZero() bool { return !u.Off && u.Windows == nil && u.Slack =
 // many send times per user.
 const maxWindowRequests = 1000
 
+// maxWindowPer bounds a window's length with its slack: resting users keep
+// their send times in milliseconds within restSpan (restTable).
+const maxWindowPer = 24 * time.Hour
+
 // Validate reports the first invalid field.
 func (u UserRate) Validate() error {
 	if u.Off {
@@ -164,8 +168,8 @@ func (u UserRate) Validate() error {
 		if w.Requests < 1 || w.Requests > maxWindowRequests {
 			return fmt.Errorf("user rate: Windows[%d].Requests must be within [1, %d]", i, maxWindowRequests)
 		}
-		if w.Per <= 0 {
-			return fmt.Errorf("user rate: Windows[%d].Per must be > 0", i)
+		if w.Per <= 0 || w.Per+max(u.Slack, 0) > maxWindowPer {
+			return fmt.Errorf("user rate: Windows[%d].Per must be > 0 and, with Slack, at most %v", i, maxWindowPer)
 		}
 	}
 	if u.Slack < 0 {

@@ -22,7 +22,7 @@ func NewOverDial(cfg Config, logger *zap.Logger, reg prometheus.Registerer, dial
 func (c *Client) PacedUsers() (lanes, resting int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.lanes), len(c.resting)
+	return len(c.lanes), c.resting.len()
 }
 
 // H1Post returns a function that posts body to base's /v1/log over the

@@ -114,11 +114,11 @@ const restSends = 2
 const noSend time.Duration = -1
 
 // restingPace is the pacing state of a user with nothing queued who sent
-// at most restSends requests within the longest window: with its key, a
-// hash of the user's id (Client.restKey), about 65 bytes in its map, a
-// third of what the user's lane costs, and most users at any time are
-// resting. A replay keeps one for every user who sent within the last few
-// seconds.
+// at most restSends requests within the longest window. Kept in a
+// restTable by a hash of the user's id (Client.restKey), it costs 21–43
+// bytes, a tenth of what the user's lane costs, and most users at any time
+// are resting. A replay keeps one for every user who sent within the last
+// few seconds.
 type restingPace struct {
 	sent      [restSends]time.Duration // oldest first; noSend at the front when fewer
 	notBefore time.Duration
