@@ -131,3 +131,21 @@ func TestRestTableOutlivesItsMilliseconds(t *testing.T) {
 		t.Fatalf("a send 200 days old: %v %+v, want it forgotten", ok, r)
 	}
 }
+
+// A window longer than resting users' milliseconds can keep is refused.
+func TestUserRateWindowsAreBounded(t *testing.T) {
+	for _, c := range []struct {
+		u  UserRate
+		ok bool
+	}{
+		{DefaultUserRate(), true},
+		{UserRate{Windows: []RateWindow{{Requests: 1, Per: 24 * time.Hour}}}, true},
+		{UserRate{Windows: []RateWindow{{Requests: 1, Per: 24*time.Hour + 1}}}, false},
+		{UserRate{Windows: []RateWindow{{Requests: 1, Per: 24 * time.Hour}}, Slack: time.Millisecond}, false},
+		{UserRate{Windows: []RateWindow{{Requests: 1, Per: 0}}}, false},
+	} {
+		if err := c.u.Validate(); (err == nil) != c.ok {
+			t.Errorf("%+v: Validate() = %v, want ok %v", c.u, err, c.ok)
+		}
+	}
+}
