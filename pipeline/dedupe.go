@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"hash/maphash"
 	"sync"
 )
@@ -9,8 +10,8 @@ import (
 // duplicates (reason duplicate), the last filter before delivery: the most
 // recent size ids are remembered and the oldest is evicted first (FIFO).
 //
-// Ids are kept as 64-bit hashes: two ids collide with probability about
-// size/2^64 per message, which would drop one event as a duplicate. The
+// Ids are kept as 62-bit hashes: two ids collide with probability about
+// size/2^62 per message, which would drop one event as a duplicate. The
 // hashes sit in a ring in arrival order, indexed by open-addressing tables
 // of ring positions: about 16 bytes per id when full (16 MB for the
 // default million), instead of the 40 of a Go map. Safe for concurrent
@@ -22,6 +23,17 @@ import (
 // ring slice grown by append, and one table doubled, left their old
 // copies behind at every step: about twice the window's own size in freed
 // heap that the process kept when the window filled.
+//
+// The pipeline marks an id in flight while its event is not yet settled
+// (claim, settle). A copy read meanwhile is not dropped at once, or its
+// record would be done, and committed, before the event it duplicates
+// was delivered: a partition handed back to this worker in a rebalance
+// is read again from its last commit while the first reading's events
+// are still in flight, and had the copies been dropped as duplicates,
+// their offsets would have been committed for events a restart then lost.
+// The copy's record waits instead: done, as a duplicate, once the first
+// event is delivered or dead-lettered; abandoned, to be read again, if
+// the first is not.
 type Dedupe struct {
 	mu   sync.Mutex
 	seed maphash.Seed
@@ -33,6 +45,9 @@ type Dedupe struct {
 	next int // once the ring is full, the position evicted next
 	segs [segments]segment
 	n    int // ids in the index
+	// waits are the records of copies read while their id was in flight,
+	// by hash.
+	waits map[uint64][]*pending
 }
 
 // segment is a part of the index: ring positions + 1 (0: an empty slot),
@@ -48,6 +63,19 @@ const (
 	segBits   = 6
 	segments  = 1 << segBits
 	minTable  = 16 // slots in a segment's first table
+
+	// inFlight is the bit of a ring entry that marks its id's event as
+	// not yet settled; hashes have it clear, and their lowest bit set.
+	inFlight = 2
+)
+
+// claimed says what claim found.
+type claimed int
+
+const (
+	claimNew     claimed = iota // not in the window: added
+	claimDup                    // a duplicate of a settled event
+	claimWaiting                // a copy of an event in flight: its record waits
 )
 
 // NewDedupe returns a window of size ids (at least 1).
@@ -55,9 +83,12 @@ func NewDedupe(size int) *Dedupe {
 	return &Dedupe{seed: maphash.MakeSeed(), size: max(size, 1)}
 }
 
-func (d *Dedupe) hash(id string) uint64 { return maphash.String(d.seed, id) | 1 }
+func (d *Dedupe) hash(id string) uint64 { return maphash.String(d.seed, id)&^inFlight | 1 }
 
 func (d *Dedupe) at(pos uint32) uint64 { return d.ring[pos>>chunkBits][pos&(chunkLen-1)] }
+
+// key is the hash at pos, without the inFlight bit.
+func (d *Dedupe) key(pos uint32) uint64 { return d.at(pos) &^ inFlight }
 
 func (d *Dedupe) set(pos int, h uint64) { d.ring[pos>>chunkBits][pos&(chunkLen-1)] = h }
 
@@ -75,7 +106,7 @@ func (d *Dedupe) find(s *segment, h uint64) (int, bool) {
 		if p == 0 {
 			return i, false
 		}
-		if d.at(p-1) == h {
+		if d.key(p-1) == h {
 			return i, true
 		}
 	}
@@ -84,12 +115,29 @@ func (d *Dedupe) find(s *segment, h uint64) (int, bool) {
 // Add adds id to the window and reports whether it was new: false means a
 // duplicate.
 func (d *Dedupe) Add(id string) bool {
+	_, c := d.claim(id, nil)
+	return c == claimNew
+}
+
+// claim adds id to the window, as in flight when rec is not nil, and
+// returns its position. A copy of an id in flight makes rec wait for its
+// event (one more share of rec to settle): settle completes it.
+func (d *Dedupe) claim(id string, rec *pending) (int, claimed) {
 	h := d.hash(id)
 	s := d.segment(h)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.find(s, h); ok {
-		return false
+	if i, ok := d.find(s, h); ok {
+		pos := int(s.table[i] - 1)
+		if rec == nil || d.at(uint32(pos))&inFlight == 0 {
+			return pos, claimDup
+		}
+		rec.left.Add(1)
+		if d.waits == nil {
+			d.waits = make(map[uint64][]*pending)
+		}
+		d.waits[h] = append(d.waits[h], rec)
+		return pos, claimWaiting
 	}
 	var pos int
 	if d.len < d.size {
@@ -100,7 +148,7 @@ func (d *Dedupe) Add(id string) bool {
 		d.len++
 	} else {
 		pos = d.next
-		if old := d.at(uint32(pos)); old != 0 {
+		if old := d.key(uint32(pos)); old != 0 {
 			os := d.segment(old)
 			if i, ok := d.find(os, old); ok {
 				d.remove(os, i)
@@ -108,7 +156,11 @@ func (d *Dedupe) Add(id string) bool {
 		}
 		d.next = (d.next + 1) % d.size
 	}
-	d.set(pos, h)
+	if rec != nil {
+		d.set(pos, h|inFlight)
+	} else {
+		d.set(pos, h)
+	}
 	if 2*(s.n+1) > len(s.table) {
 		d.grow(s)
 	}
@@ -116,21 +168,48 @@ func (d *Dedupe) Add(id string) bool {
 	s.table[i] = uint32(pos + 1)
 	s.n++
 	d.n++
-	return true
+	return pos, claimNew
 }
 
 // Forget removes id, so that the message is not a duplicate when it is read
-// again: the caller calls it when a forwarded event was not delivered after
-// all (canceled at shutdown). Its place in the ring stays until evicted.
+// again. Its place in the ring stays until evicted.
 func (d *Dedupe) Forget(id string) {
+	for _, w := range d.settle(id, -1, errForgotten) {
+		w.done(errForgotten)
+	}
+}
+
+var errForgotten = errors.New("pipeline: the message it duplicates was forgotten")
+
+// settle ends the flight of id, claimed at pos (-1: wherever it is): with
+// a nil err its event was delivered or dead-lettered, and id stays as a
+// duplicate; otherwise it was not, and id is forgotten, so that reading
+// the message again does not drop it. It returns the records of the copies
+// that waited for it, each to be settled with err.
+func (d *Dedupe) settle(id string, pos int, err error) []*pending {
 	h := d.hash(id)
 	s := d.segment(h)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if i, ok := d.find(s, h); ok {
-		d.set(int(s.table[i]-1), 0)
-		d.remove(s, i)
+	if pos < 0 || pos >= d.len || d.key(uint32(pos)) != h {
+		pos = -1 // evicted since, or unknown
+		if i, ok := d.find(s, h); ok {
+			pos = int(s.table[i] - 1)
+		}
 	}
+	if pos >= 0 {
+		if err == nil {
+			d.set(pos, h)
+		} else if i, ok := d.find(s, h); ok {
+			d.set(pos, 0)
+			d.remove(s, i)
+		}
+	}
+	ws := d.waits[h]
+	if ws != nil {
+		delete(d.waits, h)
+	}
+	return ws
 }
 
 // remove empties slot i of s and moves later entries of its probe run
@@ -142,7 +221,7 @@ func (d *Dedupe) remove(s *segment, i int) {
 	s.n--
 	d.n--
 	for j := (i + 1) & mask; s.table[j] != 0; j = (j + 1) & mask {
-		home := int(d.at(s.table[j]-1)) & mask
+		home := int(d.key(s.table[j]-1)) & mask
 		// The entry at j may move to the hole at i unless its home lies
 		// cyclically in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
@@ -161,7 +240,7 @@ func (d *Dedupe) grow(s *segment) {
 		if p == 0 {
 			continue
 		}
-		i := int(d.at(p-1)) & mask
+		i := int(d.key(p-1)) & mask
 		for s.table[i] != 0 {
 			i = (i + 1) & mask
 		}

@@ -21,6 +21,7 @@ type metrics struct {
 	adjusted    *prometheus.CounterVec
 	batchSize   prometheus.Histogram
 	inFlight    prometheus.Gauge
+	dupWaiting  prometheus.Gauge
 }
 
 const namespace = "castle_destination"
@@ -47,6 +48,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "batch_size", Help: "Messages per delivery batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace,
 			Name: "in_flight_events", Help: "Messages in batches being delivered or dead-lettered."}),
+		dupWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace,
+			Name: "duplicates_waiting", Help: "Copies of a messageId read while its event was still in flight (as after a rebalance hands a partition back), waiting for that event to settle before their records are done."}),
 	}
 	for _, t := range []string{"page", "track"} {
 		m.forwarded.WithLabelValues(t)
@@ -69,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.adjusted.WithLabelValues(k.String())
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.forwarded, m.dropped, m.deadLetters, m.identified,
-		m.canceled, m.abandoned, m.adjusted, m.batchSize, m.inFlight} {
+		m.canceled, m.abandoned, m.adjusted, m.batchSize, m.inFlight, m.dupWaiting} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("register pipeline metrics"), err)
 		}

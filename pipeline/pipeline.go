@@ -294,6 +294,15 @@ type pending struct {
 	err atomic.Pointer[error]
 }
 
+// newPending returns the pending state of rec, with one share to settle
+// for prepare itself: a copy waiting for a duplicated event (Dedupe.claim)
+// may be settled before the record is mapped.
+func newPending(p *Pipeline, rec Record) *pending {
+	r := &pending{p: p, rec: rec}
+	r.left.Store(1)
+	return r
+}
+
 func (r *pending) done(err error) {
 	if err != nil {
 		// Its own variable: were &err taken, every call would allocate.
@@ -318,6 +327,7 @@ func (r *pending) done(err error) {
 type item struct {
 	rec       *pending
 	messageID string
+	seenAt    int32 // the messageId's place in the dedupe window plus one; 0: not in it
 	segType   string
 	raw       []byte
 	event     destination.Event // Body is nil for a mapping dead letter
@@ -601,17 +611,27 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 				p.m.dropped.WithLabelValues(DropOutsideWindow).Inc()
 				continue
 			}
-			// The last filter: a messageId already forwarded. It is
-			// forgotten again if its event is not delivered after all.
-			if p.seen != nil && r.MessageID != "" && !p.seen.Add(r.MessageID) {
-				p.m.dropped.WithLabelValues(string(mapping.ReasonDuplicate)).Inc()
-				continue
-			}
 			if pend == nil {
-				pend = &pending{p: p, rec: rec}
+				pend = newPending(p, rec)
+			}
+			// The last filter: a messageId already forwarded. It is
+			// forgotten again if its event is not delivered after all;
+			// a copy of one still in flight waits for it (Dedupe).
+			var seenAt int32
+			if p.seen != nil && r.MessageID != "" {
+				pos, c := p.seen.claim(r.MessageID, pend)
+				switch c {
+				case claimDup:
+					p.m.dropped.WithLabelValues(string(mapping.ReasonDuplicate)).Inc()
+					continue
+				case claimWaiting:
+					p.m.dupWaiting.Inc()
+					continue
+				}
+				seenAt = int32(pos) + 1
 			}
 			p.countAdjusted(r.Adjusted)
-			it := item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
+			it := item{rec: pend, messageID: r.MessageID, seenAt: seenAt, segType: r.Type, raw: r.Raw,
 				event: destination.Event{UserID: r.Event.UserID(), Type: r.Type}}
 			withToken := true
 			if ep := r.Event.Scoring(); p.cfg.Scoring && ep != mapping.Log {
@@ -629,7 +649,7 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 			*items = append(*items, it)
 		case mapping.DeadLetter:
 			if pend == nil {
-				pend = &pending{p: p, rec: rec}
+				pend = newPending(p, rec)
 			}
 			*items = append(*items, item{rec: pend, messageID: r.MessageID, segType: r.Type, raw: r.Raw,
 				reason: string(r.Reason), detail: r.Detail, suspect: r.BadSignature})
@@ -649,7 +669,8 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 		}
 		return
 	}
-	pend.left.Store(int32(len(*items) - first))
+	pend.left.Add(int32(len(*items) - first))
+	pend.done(nil) // newPending's share: the record is mapped
 }
 
 // Users is the identify cache (nil without one): a resumed replay loads
@@ -694,7 +715,7 @@ func (p *Pipeline) dispatch(ctx context.Context, batch []item, settling *sync.Wa
 			if it.scored != nil && r.Endpoint != destination.Log {
 				p.verdict(it, r, settling)
 			} else {
-				it.rec.done(nil)
+				it.finisher().done(nil)
 			}
 		case destination.Canceled:
 			p.cancel(it)
@@ -719,18 +740,45 @@ func (p *Pipeline) dispatch(ctx context.Context, batch []item, settling *sync.Wa
 // record again does not drop it as a duplicate) and its record is not
 // acknowledged as done.
 func (p *Pipeline) cancel(it *item) {
-	if it.event.Body != nil && p.seen != nil && it.messageID != "" {
-		p.seen.Forget(it.messageID)
-	}
 	p.m.canceled.Inc()
-	it.rec.done(ErrCanceled)
+	it.finisher().done(ErrCanceled)
+}
+
+// finish is what settling one item takes, kept apart from the item, which
+// is cleared when its event settles, for settling after a write.
+type finish struct {
+	rec    *pending
+	id     string
+	seenAt int32
+}
+
+func (it *item) finisher() finish { return finish{rec: it.rec, id: it.messageID, seenAt: it.seenAt} }
+
+// done settles the item's share of its record and, for a forwarded event,
+// its messageId's flight in the dedupe window, with the copies that
+// waited for it (Dedupe): with a nil err they are duplicates, done;
+// otherwise the id is forgotten and they are abandoned with the event, to
+// be read again.
+func (f finish) done(err error) {
+	f.rec.done(err)
+	if f.seenAt == 0 {
+		return
+	}
+	p := f.rec.p
+	for _, w := range p.seen.settle(f.id, int(f.seenAt)-1, err) {
+		if err == nil {
+			p.m.dropped.WithLabelValues(string(mapping.ReasonDuplicate)).Inc()
+		}
+		p.m.dupWaiting.Dec()
+		w.done(err)
+	}
 }
 
 // deadLetter hands an item's dead letter to the writer; the item settles
 // once it is written. Without a sink the item is abandoned.
 func (p *Pipeline) deadLetter(ctx context.Context, it item, reason, detail string, attempts int, settling *sync.WaitGroup) {
 	if p.letters == nil {
-		it.rec.done(ErrDeadLetterNotWritten)
+		it.finisher().done(ErrDeadLetterNotWritten)
 		return
 	}
 	r := it.rec.rec
@@ -741,7 +789,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, it item, reason, detail strin
 	}
 	settling.Add(1)
 	p.letters.add(l, func(err error) {
-		it.rec.done(err)
+		it.finisher().done(err)
 		settling.Done()
 	})
 }
@@ -755,7 +803,7 @@ func (p *Pipeline) verdict(it *item, r destination.Result, settling *sync.WaitGr
 	if err != nil {
 		p.vm.ObserveError(err)
 		if errors.Is(err, verdict.ErrNotJSON) {
-			it.rec.done(nil)
+			it.finisher().done(nil)
 			return
 		}
 	}
@@ -769,13 +817,13 @@ func (p *Pipeline) verdict(it *item, r destination.Result, settling *sync.WaitGr
 	v.SetResponse(resp)
 	p.vm.Observe(v)
 	if p.verdicts == nil {
-		it.rec.done(nil)
+		it.finisher().done(nil)
 		return
 	}
 	settling.Add(1)
-	pend := it.rec // it is cleared once this returns
+	fin := it.finisher() // it is cleared once this returns
 	p.verdicts.add(v, func(err error) {
-		pend.done(err)
+		fin.done(err)
 		settling.Done()
 	})
 }
