@@ -91,10 +91,11 @@ type Client struct {
 
 	// stopping is set by StopSending: no attempt starts after it.
 	stopping atomic.Bool
-	// accepted is closed at the first event Castle accepted: the API
-	// secret is one Castle takes (SecretAccepted).
-	accepted     chan struct{}
-	acceptedOnce sync.Once
+	// secret is what Castle's answers last said of the API secret
+	// (Secret); secretCh is closed, under secretMu, when that changes.
+	secret   atomic.Int32
+	secretMu sync.Mutex
+	secretCh chan struct{}
 
 	consecFail  atomic.Int64
 	checking    atomic.Bool  // Check runs and Castle has not answered it yet
@@ -294,7 +295,7 @@ func newClient(cfg Config, logger *zap.Logger, reg prometheus.Registerer, client
 		restSeed: maphash.MakeSeed(),
 		armed:    make(map[*lane]struct{}),
 	}
-	c.accepted = make(chan struct{})
+	c.secretCh = make(chan struct{})
 	c.gate = newGate(faults, cfg.Retry.Initial, cfg.ProbeMax, func(on bool) {
 		if on {
 			m.throttled.Set(1)
@@ -720,7 +721,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	switch d.act {
 	case actDeliver:
 		c.gate.ok(probe, true)
-		c.acceptedOnce.Do(func() { close(c.accepted) })
+		c.noteSecret(SecretTaken)
 		c.finish(j, Delivered, nil, r.body)
 		return 0, true
 	case actCancel:
@@ -736,6 +737,9 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		c.fallBack(j, FallbackTokenRefused)
 		return 0, false
 	case actHold:
+		if refusesSecret(r.code) {
+			c.noteSecret(SecretRefused)
+		}
 		c.lim.restart(c.now())
 		j.lastErr = c.failure(r)
 		j.deadline = time.Time{} // a hold does not spend the retry budget
@@ -1010,6 +1014,9 @@ func (c *Client) Check(ctx context.Context) error {
 			c.gate.leave(probe)
 			return ctx.Err()
 		case actHold:
+			if refusesSecret(r.code) {
+				c.noteSecret(SecretRefused)
+			}
 			c.checking.Store(false) // answered: the hold says what is wrong
 			c.gate.hold(probe, d.hold, c.holdMessage(d.hold, Log, r))
 			continue
@@ -1029,9 +1036,43 @@ func (c *Client) Check(ctx context.Context) error {
 	}
 }
 
-// SecretAccepted returns a channel closed once Castle has accepted an
-// event: from then on the API secret is known to be one Castle takes.
-func (c *Client) SecretAccepted() <-chan struct{} { return c.accepted }
+// SecretState is what Castle's answers last said of the API secret.
+type SecretState int32
+
+const (
+	SecretUnknown SecretState = iota // no event accepted, no 401 or 403 yet
+	SecretTaken                      // an event accepted since any 401 or 403
+	SecretRefused                    // a 401 or 403 since any event accepted
+)
+
+// Secret returns what Castle's answers last said of the API secret, and a
+// channel closed when that changes. A userJwt whose signature fails under
+// the secret is forged only while Castle takes the secret.
+func (c *Client) Secret() (SecretState, <-chan struct{}) {
+	c.secretMu.Lock()
+	defer c.secretMu.Unlock()
+	return SecretState(c.secret.Load()), c.secretCh
+}
+
+// noteSecret records what an answer said of the secret.
+func (c *Client) noteSecret(s SecretState) {
+	if SecretState(c.secret.Load()) == s {
+		return // every delivered event passes here: no lock while nothing changes
+	}
+	c.secretMu.Lock()
+	defer c.secretMu.Unlock()
+	if SecretState(c.secret.Load()) != s {
+		c.secret.Store(int32(s))
+		close(c.secretCh)
+		c.secretCh = make(chan struct{})
+	}
+}
+
+// refusesSecret reports whether a hold's status code is Castle refusing
+// the API secret (not a proxy's 407).
+func refusesSecret(code int) bool {
+	return code == http.StatusUnauthorized || code == http.StatusForbidden
+}
 
 // PauseSending stops every new request to Castle until ResumeSending:
 // a fault outside Castle that holds delivery (a dead-letter or verdict

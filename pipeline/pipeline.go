@@ -90,12 +90,6 @@ type Deliverer interface {
 	Submit(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result))
 }
 
-// secretAccepter is a Deliverer that tells when Castle has accepted the API
-// secret (destination.Client).
-type secretAccepter interface {
-	SecretAccepted() <-chan struct{}
-}
-
 // pauser is a Deliverer that can stop sending while a dead-letter or
 // verdict topic cannot be written (destination.Client).
 type pauser interface {
@@ -199,12 +193,11 @@ type Pipeline struct {
 	vm       *verdict.Metrics
 	sem      chan struct{}
 
-	// secretOK is closed once the API secret is known to be right: Castle
-	// accepted an event, or a userJwt verified under it (holdSuspect).
-	secretOK     chan struct{}
-	secretOnce   sync.Once
-	secretRaised atomic.Bool
-	accepted     <-chan struct{} // the Castle client's; nil without one
+	// trust says whether a userJwt failing its signature is forged
+	// (holdSuspect); teller, the Castle client, feeds it (nil: no client
+	// to learn from, and every bad signature is the token's).
+	trust  *secretTrust
+	teller secretTeller
 }
 
 // New returns a pipeline. dlq may be nil: dead letters then abandon their
@@ -243,12 +236,14 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Log
 	}
 	p := &Pipeline{
 		cfg: cfg, mapper: m, deliver: d, log: logger, m: met, vm: vm,
-		sem: make(chan struct{}, cfg.MaxInFlightEvents), secretOK: make(chan struct{}),
+		sem: make(chan struct{}, cfg.MaxInFlightEvents),
 	}
-	if a, ok := d.(secretAccepter); ok {
-		p.accepted = a.SecretAccepted()
+	if t, ok := d.(secretTeller); ok {
+		p.teller = t
+		state, _ := t.Secret()
+		p.trust = newSecretTrust(state, cfg.Faults)
 	} else {
-		p.confirmSecret() // nothing to learn it from: every bad signature is the token's
+		p.trust = newSecretTrust(destination.SecretTaken, cfg.Faults)
 	}
 	if cfg.DedupeSize > 0 {
 		p.seen = NewDedupe(cfg.DedupeSize)
@@ -384,14 +379,18 @@ func Run[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) Re
 	if p.letters != nil {
 		p.letters.start(ctx, &letters)
 	}
-	if p.accepted != nil {
+	if p.teller != nil {
 		stop := make(chan struct{})
 		defer close(stop)
 		go func() {
-			select {
-			case <-p.accepted:
-				p.confirmSecret()
-			case <-stop:
+			for {
+				state, changed := p.teller.Secret()
+				p.trust.setCastle(state)
+				select {
+				case <-changed:
+				case <-stop:
+					return
+				}
 			}
 		}()
 	}
@@ -513,7 +512,7 @@ func loop[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) R
 			for i := range c.items {
 				it := c.items[i]
 				if it.event.Body == nil {
-					if it.suspect && !p.secretConfirmed() {
+					if ok, _ := p.trust.trusted(); it.suspect && !ok {
 						p.holdSuspect(ctx, it, settling)
 						continue
 					}
@@ -603,7 +602,7 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 	for i := range results {
 		r := &results[i]
 		if r.JWTVerified {
-			p.confirmSecret()
+			p.trust.verify()
 		}
 		switch r.Action {
 		case mapping.Forward:
@@ -829,48 +828,31 @@ func (p *Pipeline) verdict(it *item, r destination.Result, settling *sync.WaitGr
 }
 
 // holdSuspect keeps a message whose userJwt's signature does not verify
-// until the API secret is known to be right: Castle accepted an event
-// with it, or another userJwt verified under it. Only then is the message
-// dead-lettered, as a forged token. Until then the wrong secret may be
-// why every token fails, and dead-lettering them would drain a topic of
-// Secure Mode traffic into dead letters: delivery holds under auth instead
-// (SPEC §5), and the record is not committed.
+// until the API secret is trusted (secretTrust): Castle takes it, or,
+// before Castle has answered either way, another userJwt verified under
+// it. Only then is the message dead-lettered, as a forged token. Until
+// then the wrong secret may be why every token fails, and dead-lettering
+// them would drain a topic of Secure Mode traffic into dead letters:
+// delivery holds under auth instead (SPEC §5), and the record is not
+// committed. A secret Castle refuses later (rotated at Castle) is
+// trusted no more.
 func (p *Pipeline) holdSuspect(ctx context.Context, it item, settling *sync.WaitGroup) {
-	if p.secretRaised.CompareAndSwap(false, true) && p.cfg.Faults != nil {
-		p.cfg.Faults.Raise(hold.Auth, "userJwt signatures do not verify under CASTLE_API_SECRET, and Castle has accepted no event with it yet: "+
-			"the secret is wrong, or the sources sign userJwt with another one")
-		if p.secretConfirmed() { // confirmed meanwhile: confirmSecret may have missed the raise
-			p.cfg.Faults.Clear(hold.Auth)
-		}
-	}
+	p.trust.suspect()
 	settling.Add(1)
 	go func() {
 		defer settling.Done()
-		select {
-		case <-p.secretOK:
-			p.deadLetter(ctx, it, it.reason, it.detail, 0, settling)
-		case <-ctx.Done():
-			p.cancel(&it)
+		for {
+			ok, became := p.trust.trusted()
+			if ok {
+				p.deadLetter(ctx, it, it.reason, it.detail, 0, settling)
+				return
+			}
+			select {
+			case <-became:
+			case <-ctx.Done():
+				p.cancel(&it)
+				return
+			}
 		}
 	}()
-}
-
-func (p *Pipeline) secretConfirmed() bool {
-	select {
-	case <-p.secretOK:
-		return true
-	default:
-		return false
-	}
-}
-
-// confirmSecret records that the API secret is right, and lets the
-// messages holdSuspect keeps be dead-lettered.
-func (p *Pipeline) confirmSecret() {
-	p.secretOnce.Do(func() {
-		close(p.secretOK)
-		if p.secretRaised.Load() && p.cfg.Faults != nil {
-			p.cfg.Faults.Clear(hold.Auth)
-		}
-	})
 }

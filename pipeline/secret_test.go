@@ -108,3 +108,55 @@ func TestForgedTokenDeadLetteredOnceTheSecretIsConfirmed(t *testing.T) {
 		})
 	}
 }
+
+// A secret Castle took and then refuses (rotated at Castle) is trusted no
+// more: a userJwt signed with the new secret fails its check under the
+// old one and holds with the rest, instead of being dead-lettered and its
+// offset committed. And a token that verifies under a secret Castle
+// refuses (one stray producer signing with it) proves nothing.
+func TestSignaturesFailingWhileCastleRefusesTheSecretHold(t *testing.T) {
+	for _, before := range []string{"castle took the secret", "a userJwt verified under it"} {
+		t.Run(before, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, pipeline.Config{}, destination.Config{})
+				defer r.stop()
+				a := &acker{}
+				in := make(chan pipeline.Record, 32)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- r.p.Run(ctx, in) }()
+				if before == "castle took the secret" {
+					in <- record(0, track("bob", 1), a)
+					time.Sleep(time.Second)
+					if r.srv.Stats().Accepted != 1 {
+						t.Fatal("Castle did not take the first event")
+					}
+					r.srv.SetSecret("rotated-at-castle")
+					in <- record(1, track("bob", 2), a)
+				} else {
+					r.srv.SetSecret("rotated-at-castle")
+					in <- record(0, track("bob", 1), a)
+					time.Sleep(time.Second)
+					in <- record(1, secureTrack(t, "stray", "carol", secret), a)
+				}
+				time.Sleep(time.Second) // Castle refuses: delivery holds under auth
+				in <- record(2, secureTrack(t, "signed-with-the-new-secret", "alice", "rotated-at-castle"), a)
+				time.Sleep(time.Minute)
+				if l := r.letters.get(); len(l) != 0 {
+					t.Errorf("%d dead letters while Castle refuses the secret (first: %s, %s)", len(l), l[0].MessageID, l[0].Reason)
+				}
+				if err := r.board.Ready(); err == nil || !strings.Contains(err.Error(), "auth") {
+					t.Errorf("Ready() = %v, want an auth hold", err)
+				}
+				cancel()
+				<-done
+				if l := r.letters.get(); len(l) != 0 {
+					t.Errorf("stopped: %d dead letters; want none", len(l))
+				}
+				if a.nacks.Load() == 0 {
+					t.Error("nothing abandoned at the stop: the held token's record was done")
+				}
+			})
+		})
+	}
+}
