@@ -86,7 +86,7 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 	}
 	cfg := s.Config
 
-	mapper, err := worker.NewMapper(cfg)
+	mapper, err := worker.NewReplayMapper(cfg)
 	if err != nil {
 		return Summary{}, &SettingError{err}
 	}

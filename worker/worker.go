@@ -74,7 +74,15 @@ func NewRegistry() *prometheus.Registry {
 
 // NewMapper builds the mapping from the settings, with the EVENT_MAP file
 // read and parsed.
-func NewMapper(cfg config.Config) (*mapping.Mapper, error) {
+func NewMapper(cfg config.Config) (*mapping.Mapper, error) { return newMapper(cfg, false) }
+
+// NewReplayMapper is NewMapper for replaying history: a userJwt's exp and
+// nbf are checked at the event's time, when the token was used, not now.
+// A replay of last month's archive would otherwise dead-letter every
+// Secure Mode event whose token has expired since, which is all of them.
+func NewReplayMapper(cfg config.Config) (*mapping.Mapper, error) { return newMapper(cfg, true) }
+
+func newMapper(cfg config.Config, atEventTime bool) (*mapping.Mapper, error) {
 	pt, err := mapping.ParsePageType(cfg.Mapping.PageType)
 	if err != nil {
 		return nil, fmt.Errorf("PAGE_TYPE (--page-type): %w", err)
@@ -90,6 +98,8 @@ func NewMapper(cfg config.Config) (*mapping.Mapper, error) {
 		RequireUserJWT: cfg.Mapping.RequireUserJWT,
 		Events:         events,
 		Version:        version.Get().Version,
+
+		VerifyAtEventTime: atEventTime,
 	}), nil
 }
 

@@ -1,0 +1,64 @@
+package replay_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/castle-destination/castle-destination/internal/harness"
+	"github.com/castle-destination/castle-destination/replay"
+)
+
+// A replay of history checks a userJwt's exp and nbf at the event's time:
+// the tokens of last month's archive were valid when used and have
+// expired since. Checked at now, every Secure Mode event was dead-lettered.
+// A token already expired at its event's time still is.
+func TestReplayChecksTokensAtTheEventsTime(t *testing.T) {
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	token := func(exp time.Time) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"id": "u1", "exp": exp.Unix()}).SignedString([]byte(harness.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	var lines bytes.Buffer
+	for _, c := range []struct {
+		id  string
+		exp time.Time
+	}{{"valid-then", at.Add(time.Hour)}, {"expired-then", at.Add(-time.Hour)}} {
+		fmt.Fprintf(&lines, `{"type":"track","event":"E","channel":"client","messageId":%q,"userId":"u1","timestamp":%q,`+
+			`"integrations":{"Castle":{"userJwt":%q}},"properties":{"trace_id":%q},"context":{"library":{"name":"analytics.js"}}}`+"\n",
+			c.id, at.Format(time.RFC3339), token(c.exp), c.id)
+	}
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "history.ndjson"), lines.Bytes())
+	srv, url := castleServer(t, 0)
+	s := settings(t, url, dir)
+	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+	sum, err := replay.Execute(context.Background(), s, replay.Options{Stdout: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, r := range srv.Accepted() {
+		if bytes.Contains(r.Body, []byte(`"valid-then"`)) {
+			got["valid-then"]++
+		}
+		if bytes.Contains(r.Body, []byte(`"expired-then"`)) {
+			got["expired-then"]++
+		}
+	}
+	if got["valid-then"] != 1 || got["expired-then"] != 0 {
+		t.Errorf("Castle accepted %v; want the token valid at its event's time once, the one expired then not", got)
+	}
+	if sum.DeadLettered["user_jwt_invalid"] != 1 {
+		t.Errorf("dead-lettered %v; want the token expired at its event's time", sum.DeadLettered)
+	}
+}
