@@ -374,11 +374,36 @@ func (msg *message) member(k, v []byte) {
 
 // integration returns an integrations key (case-insensitive), the
 // message's own first, then the batch's.
-func (msg *message) integration(name string) []byte {
-	if v := field(msg.integrations, name); v != nil {
-		return v
+func (msg *message) integration(name string) integrationKey {
+	if k := integrationOf(msg.integrations, name); k.value != nil {
+		return k
 	}
-	return field(msg.batchIntegrations, name)
+	return integrationOf(msg.batchIntegrations, name)
+}
+
+// integrationKey is what an integrations object says of one name, whose
+// key may appear more than once in different cases ("Castle" and
+// "castle"): every opt-out among them is honoured, whatever their order.
+type integrationKey struct {
+	value  []byte // the first one's value; nil when the name is absent
+	off    bool   // one of them is false
+	truthy bool   // every one is truthy (JavaScript's rule)
+}
+
+func integrationOf(obj []byte, name string) integrationKey {
+	k := integrationKey{truthy: true}
+	rawjson.Members(obj, func(key, v []byte) bool {
+		if keyIs(key, name) {
+			if k.value == nil {
+				k.value = v
+			}
+			k.off = k.off || kind(v) == 'f'
+			k.truthy = k.truthy && truthy(v)
+		}
+		return true
+	})
+	k.truthy = k.truthy && k.value != nil
+	return k
 }
 
 // serverLibraries and mobileLibraries decide a message without channel by
@@ -441,15 +466,16 @@ func (m *Mapper) one(msg *message, now time.Time, users Directory, prior []Resul
 		}
 	}
 	// 4. integrations
-	castle := msg.integration("Castle")
-	if k := kind(castle); k == 'f' {
+	ci := msg.integration("Castle")
+	if ci.off {
 		r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.Castle false"
 		return r
 	}
-	if all := msg.integration("All"); kind(all) == 'f' && !truthy(castle) {
+	if msg.integration("All").off && !ci.truthy {
 		r.Action, r.Reason, r.Detail = Drop, ReasonIntegrationDisabled, "integrations.All false"
 		return r
 	}
+	castle := ci.value
 	created := eventTime(msg)
 	// 5. Secure Mode
 	var rawToken []byte
