@@ -956,16 +956,30 @@ func eventTime(msg *message) time.Time {
 var timeLayouts = []string{
 	time.RFC3339Nano,
 	"2006-1-2T15:4:5Z07:00",
+	"2006-1-2T15:4:5Z0700",
+	"2006-1-2T15:4:5Z07",
 	"2006-1-2T15:4:5",
+	"2006-1-2T15:4Z07:00",
+	"2006-1-2T15:4Z0700",
+	"2006-1-2T15:4",
 	"2006-1-2 15:4:5Z07:00",
+	"2006-1-2 15:4:5Z0700",
 	"2006-1-2 15:4:5",
+	"2006-1-2 15:4:5 -0700 MST", // Go's time.String, as in some originalTimestamp values
+	"2006-1-2",                  // a date, midnight UTC (as JavaScript's Date reads it)
 }
 
 // parseTime parses Segment's ISO 8601 times leniently: with or without
-// fractional seconds, zone, or zero padding.
+// fractional seconds, seconds, zone (Z, +02:00, +0200, +02), or zero
+// padding; a date alone; and Go's time.String form that some server
+// libraries put in originalTimestamp, its monotonic " m=+…" suffix
+// dropped.
 func parseTime(s string) (time.Time, bool) {
-	if s == "" || len(s) > 64 {
+	if s == "" || len(s) > 96 {
 		return time.Time{}, false
+	}
+	if i := strings.Index(s, " m="); i > 0 {
+		s = s[:i]
 	}
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
