@@ -191,11 +191,14 @@ func (d *Dedupe) settle(id string, pos int, err error) []*pending {
 	s := d.segment(h)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if pos < 0 || pos >= d.len || d.key(uint32(pos)) != h {
-		pos = -1 // evicted since, or unknown
+	if pos < 0 {
 		if i, ok := d.find(s, h); ok {
 			pos = int(s.table[i] - 1)
 		}
+	} else if pos >= d.len || d.key(uint32(pos)) != h {
+		// Evicted in flight: the id may be in the window again, for a
+		// later copy still in flight, which this must not settle.
+		pos = -1
 	}
 	if pos >= 0 {
 		if err == nil {
