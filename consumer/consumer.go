@@ -157,12 +157,15 @@ func (c *Consumer) setReady(err error) {
 // closes out and returns nil.
 //
 // It returns an error, without retrying, when the consumer cannot work: the
-// topic does not exist, authentication or authorization fails, the broker
-// rejects the group settings, TLS verification fails; and after JoinTimeout
-// without group membership for any other error (brokers unreachable,
-// coordinator unavailable), which it retries until then. Errors fetching a
-// partition are retried for as long as the generation lasts (counted and
-// logged).
+// topic does not exist at start, authentication or authorization fails, the
+// broker rejects the group settings, TLS verification fails; and after
+// JoinTimeout without group membership for any other error (brokers
+// unreachable, coordinator unavailable), which it retries until then. Errors
+// fetching a partition are retried for as long as the generation lasts
+// (counted and logged). A topic deleted (or refused) while it runs is waited
+// for: see awaitTopic. A generation that ends within a second of its start
+// is followed by a pause that doubles, up to 30 s, while generations stay
+// that short.
 func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("consumer: Run called more than once")
@@ -205,6 +208,7 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 
 	lastMember := time.Now()
 	joinFailures := ops.NewThrottle(retryLogBurst, retryLogEvery)
+	var pause time.Duration // before the next join, after short generations
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
@@ -228,14 +232,30 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 			c.log.Info("consumer group joined again", zap.Int("failures_not_logged", skipped))
 		}
 		c.metrics.generations.Inc()
+		began := time.Now()
 		g := c.newGeneration(gen, client, out)
 		finished := make(chan struct{})
 		gen.Start(func(genCtx context.Context) { g.run(ctx, genCtx, finished) })
 		<-finished
-		lastMember = time.Now()
+		lasted := time.Since(began)
 		if ctx.Err() != nil {
 			break
 		}
+		// kafka-go ends a generation at once, again and again, when the
+		// topic is gone; any other cause of generations that end as they
+		// start must not spin either.
+		if !c.awaitTopic(ctx) {
+			break
+		}
+		if lasted < minGenerationLife {
+			pause = min(max(2*pause, firstRejoinPause), maxRejoinPause)
+			if !sleep(ctx, pause) {
+				break
+			}
+		} else {
+			pause = 0
+		}
+		lastMember = time.Now()
 	}
 	// Leave the group; this also ends the generation whose supervisor is
 	// waiting for it after a shutdown drain.
@@ -263,6 +283,65 @@ func (c *Consumer) checkTopic(ctx context.Context) error {
 	}
 	return fmt.Errorf("consumer: %w", err)
 }
+
+// awaitTopic returns true at once when the topic can be consumed, or when
+// the brokers give no answer on it (the join that follows retries those).
+// When they answer that the topic is missing or not authorized (it was
+// deleted, its ACLs changed), it reports not ready naming KAFKA_TOPIC, logs
+// one ERROR line (repeated at most once a minute while it lasts), and
+// checks again at a backoff that doubles from RetryBackoff up to
+// maxRejoinPause until the topic can be consumed: then it returns true. It
+// returns false when ctx ends first.
+func (c *Consumer) awaitTopic(ctx context.Context) bool {
+	err := c.topicUnusable(ctx)
+	if err == nil {
+		return true
+	}
+	since := time.Now()
+	throttle := ops.NewThrottle(1, retryLogEvery)
+	backoff := c.cfg.RetryBackoff
+	for checks := 1; ; checks++ {
+		c.setReady(err)
+		if ok, skipped := throttle.Allow(time.Now()); ok {
+			c.log.Error("consuming stopped: the topic cannot be read; checking again until it can", zap.Error(err),
+				zap.Int("checks", checks), zap.Int("lines_skipped", skipped))
+		}
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, maxRejoinPause)
+		err = c.topicUnusable(ctx)
+		if ctx.Err() != nil {
+			return false
+		}
+		if err == nil {
+			c.setReady(errNotMember)
+			c.log.Info("the topic can be read again; rejoining the group",
+				zap.Duration("after", time.Since(since).Round(time.Millisecond)), zap.Int("checks", checks+1))
+			return true
+		}
+	}
+}
+
+// topicUnusable runs the start-up check once: it returns an error naming
+// KAFKA_TOPIC if the topic is missing or not authorized, nil otherwise.
+func (c *Consumer) topicUnusable(ctx context.Context) error {
+	err := kafkaio.CheckTopics(ctx, c.cluster, []string{c.cfg.Topic}, kafkaio.CheckOptions{})
+	var te *kafkaio.TopicError
+	if errors.As(err, &te) && (te.Class == kafkaio.TopicMissing || te.Class == kafkaio.NotAuthorized) {
+		return fmt.Errorf("consumer: KAFKA_TOPIC: %w", te)
+	}
+	return nil
+}
+
+// A generation shorter than minGenerationLife is followed by a pause before
+// the next join: firstRejoinPause, doubling while generations stay that
+// short, up to maxRejoinPause.
+const (
+	minGenerationLife = time.Second
+	firstRejoinPause  = 100 * time.Millisecond
+	maxRejoinPause    = 30 * time.Second
+)
 
 // Log lines of a failure that repeats: the first retryLogBurst, then one
 // per retryLogEvery.

@@ -86,7 +86,9 @@ func (g *generation) run(runCtx, genCtx context.Context, finished chan<- struct{
 		}
 		return
 	}
-	c.setReady(nil)
+	if genCtx.Err() == nil { // a generation over before it began is no membership
+		c.setReady(nil)
+	}
 
 	fetchCtx, stopFetch := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -1,0 +1,128 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/castle-destination/castle-destination/consumer/kafkatest"
+)
+
+// The topic is deleted under a running consumer: it reports not ready
+// naming KAFKA_TOPIC, logs one ERROR line, does not spin through group
+// generations, and consumes again once the topic is back.
+func TestSourceTopicDeletedWaitsForIt(t *testing.T) {
+	t.Parallel()
+	kc := kafkatest.New(t, "in", 2)
+	cfg := testConfig(kc, "in", "g")
+	core, logs := observer.New(zapcore.InfoLevel)
+	r := startLogged(t, cfg, 0, nil, zap.New(core))
+	waitReady(t, r)
+	col := collect(r)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := kc.Client().DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{"in"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Errors["in"]; err != nil {
+		t.Fatal(err)
+	}
+	// kafka-go's partition watcher notices within its 5 s.
+	eventually(t, 20*time.Second, func() string {
+		if err := r.c.Ready(); err == nil || !strings.Contains(err.Error(), "KAFKA_TOPIC") {
+			return fmt.Sprintf("Ready() = %v, want an error naming KAFKA_TOPIC", err)
+		}
+		return ""
+	})
+	// A window in which a spinning consumer runs through hundreds of
+	// generations; a waiting one, none.
+	gens := value(t, r.c.metrics.generations)
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := r.c.Ready(); err == nil || !strings.Contains(err.Error(), "KAFKA_TOPIC") {
+			t.Fatalf("Ready() = %v while the topic is gone, want an error naming KAFKA_TOPIC", err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	if n := value(t, r.c.metrics.generations) - gens; n > 2 {
+		t.Errorf("%v group generations in 3 s without the topic, want at most 2", n)
+	}
+	var errorLines []string
+	for _, e := range logs.All() {
+		if e.Level >= zapcore.ErrorLevel {
+			errorLines = append(errorLines, fmt.Sprintf("%s %v", e.Message, e.ContextMap()["error"]))
+		}
+	}
+	if len(errorLines) != 1 || !strings.Contains(errorLines[0], "KAFKA_TOPIC") {
+		t.Errorf("ERROR lines %q, want one naming KAFKA_TOPIC", errorLines)
+	}
+
+	if err := kc.CreateTopic(ctx, "in", 2); err != nil {
+		t.Fatal(err)
+	}
+	produceDirect(t, kc, "in", 0, 0, 3)
+	produceDirect(t, kc, "in", 1, 0, 3)
+	eventually(t, 30*time.Second, func() string {
+		got := map[string]bool{}
+		for _, rec := range col.snapshot() {
+			got[recKey(rec)] = true
+		}
+		for _, k := range rangeKeys([]int{0, 1}, 0, 3) {
+			if !got[k] {
+				return fmt.Sprintf("record %s of the recreated topic not received (have %v)", k, got)
+			}
+		}
+		if err := r.c.Ready(); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+}
+
+// Generations that end as soon as they start (here every heartbeat is
+// refused) are followed by a pause that grows, not by a tight rejoin loop.
+func TestShortGenerationsBackOff(t *testing.T) {
+	t.Parallel()
+	kc := kafkatest.New(t, "in", 2)
+	cfg := testConfig(kc, "in", "g")
+	cfg.HeartbeatInterval = 10 * time.Millisecond
+	r := start(t, cfg, 0)
+	waitReady(t, r)
+	collect(r)
+
+	var refuse atomic.Bool
+	kc.Fake().ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kc.Fake().KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+		return resp, nil, true
+	})
+	gens := value(t, r.c.metrics.generations)
+	refuse.Store(true)
+	// A window in which a spinning consumer runs through a generation
+	// every few milliseconds: the pauses (100 ms, 200 ms, 400 ms, ...)
+	// allow about six.
+	time.Sleep(3 * time.Second)
+	n := value(t, r.c.metrics.generations) - gens
+	t.Logf("%v generations in the window", n)
+	if n > 8 {
+		t.Errorf("%v generations in 3 s while each ends at its first heartbeat, want at most 8", n)
+	}
+	refuse.Store(false)
+	waitReady(t, r)
+}
