@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 	"time"
@@ -63,8 +64,16 @@ func (e *UnreachableError) Error() string {
 // ClosedHint explains a connection the brokers closed without an answer
 // (EOF, a reset) to a client that speaks no TLS or no SASL: a listener
 // that requires them does that, and the bare "unexpected EOF" says
-// nothing of it. "" for any other error, or a client with both.
+// nothing of it. It also explains a connection that got no answer in
+// time (a timeout once connected) to a client that speaks TLS: a
+// plaintext listener reads the TLS handshake as the start of a request
+// and waits for the rest, and the bare "context deadline exceeded" says
+// nothing of it either. "" for any other error.
 func ClosedHint(c Cluster, err error) string {
+	if c.TLS != nil && answerTimedOut(err) {
+		return "the brokers gave no answer in time, as a listener without TLS does to a client speaking TLS " +
+			"(KAFKA_TLS): check the setting against the brokers' listener on that port"
+	}
 	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
 		return ""
 	}
@@ -83,6 +92,17 @@ func ClosedHint(c Cluster, err error) string {
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// answerTimedOut reports a timeout other than one connecting: the TCP
+// connection was made and nothing answered on it.
+func answerTimedOut(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
 
 // TopicExists returns nil when topic exists with at least one partition,
 // else an error Classify maps to a Class (TopicMissing for a missing one).
