@@ -60,11 +60,18 @@ func (k *Kafka) spans(ctx context.Context) ([]span, error) {
 		}
 		return nil, fmt.Errorf("replay: kafka metadata: %w", err)
 	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		if len(meta.Topics) == 1 {
-			return nil, fmt.Errorf("replay: topic %s: %w", k.Topic, meta.Topics[0].Error)
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
+		var terr error = kafka.UnknownTopicOrPartition
+		if len(meta.Topics) == 1 && meta.Topics[0].Error != nil {
+			terr = meta.Topics[0].Error
 		}
-		return nil, fmt.Errorf("replay: topic %s not found", k.Topic)
+		te := &kafkaio.TopicError{Topic: k.Topic, Class: kafkaio.Classify(terr), Err: terr}
+		switch te.Class {
+		case kafkaio.TopicMissing, kafkaio.NotAuthorized:
+			// The source names it: a setting to fix, with nothing read.
+			return nil, &SettingError{fmt.Errorf("replay source kafka:%s: %w", k.Topic, te)}
+		}
+		return nil, fmt.Errorf("replay: %w", te)
 	}
 	parts := meta.Topics[0].Partitions
 	// One request kind per call: a ListOffsets request must not name a

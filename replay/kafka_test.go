@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -175,5 +176,34 @@ func TestKafkaReplaySkipsTransactionMarkers(t *testing.T) {
 	sameSet(t, ids(t, r.out.Bytes()), want)
 	if len(r.letters) != 0 {
 		t.Errorf("%d dead letters (first: %s %q)", len(r.letters), r.letters[0].Reason, r.letters[0].Value)
+	}
+}
+
+// A replay of a topic that does not exist fails at start naming the topic
+// (a setting: exit 2), sends nothing, and leaves no checkpoint in the way
+// of the same command once the name is fixed.
+func TestKafkaReplayOfAMissingTopicNamesIt(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	srv, castleURL := castleServer(t, 0)
+	s := settings(t, castleURL, "kafka:no-such-topic")
+	s.Config.Kafka.Brokers, s.Config.Kafka.Topic = env.Brokers, "no-such-topic"
+	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	var se *replay.SettingError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), `"no-such-topic" does not exist`) || !strings.Contains(err.Error(), "kafka:no-such-topic") {
+		t.Fatalf("replay: %v, want a setting error naming the topic", err)
+	}
+	if n := srv.Stats().Accepted; n != 0 {
+		t.Errorf("Castle accepted %d events", n)
+	}
+	if _, err := os.Stat(s.Checkpoint); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a checkpoint was left: %v", err)
 	}
 }
