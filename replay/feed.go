@@ -37,6 +37,9 @@ type Feed struct {
 	// over by Open.
 	prior map[int64]UnitMark
 	slots chan struct{} // one per unit opened and not yet behind the watermark
+	// moved is set once a record or a unit is done in this run: the
+	// checkpoint then records progress.
+	moved bool
 
 	skipped   atomic.Int64 // records done in an earlier run (resume)
 	others    atomic.Int64 // records or envelope items of other shards
@@ -236,6 +239,7 @@ func (u *Unit) ackLocked(idx int64) {
 	if idx < u.next {
 		return
 	}
+	u.f.moved = true
 	if idx == u.next {
 		u.next++
 		u.done, u.next = u.done.popFront(u.next)
@@ -253,6 +257,7 @@ func (u *Unit) maybeFinishLocked() {
 		return
 	}
 	delete(f.open, u.seq)
+	f.moved = true
 	f.nfinished.Add(1)
 	f.after[u.seq] = finishedUnit{name: u.name, slot: true}
 	for {
@@ -296,6 +301,13 @@ func (f *Feed) settled() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.open) == 0 && len(f.prior) == 0 && len(f.after) == 0
+}
+
+// progressed reports whether any record or unit was done in this run.
+func (f *Feed) progressed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.moved
 }
 
 // openUnits is the number of units in memory: open, or finished past the

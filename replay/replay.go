@@ -302,8 +302,12 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 	s.Finished = serr == nil && perr == nil && !interrupted && feed.settled()
 	var cerr error
 	var badSource *SettingError
-	if cp == nil && errors.As(serr, &badSource) {
-		dropFresh() // the source is wrong (an S3 prefix with no archive)
+	if cp == nil && serr != nil && (errors.As(serr, &badSource) || !interrupted && !feed.progressed()) {
+		// The source is wrong (an S3 prefix with no archive, credentials
+		// refused) or failed before anything was done: the checkpoint
+		// would record nothing.
+		dropFresh()
+		users.remove()
 	} else if cfg.Checkpoint != "" {
 		snap := feed.snapshot(cfg.Describe)
 		snap.Finished = s.Finished

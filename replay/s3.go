@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path"
 	"slices"
@@ -13,11 +15,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.uber.org/zap"
@@ -291,6 +295,64 @@ func (s *S3) folders(ctx context.Context) ([]folder, error) {
 	return out, nil
 }
 
+// startError names the setting behind a failure to list the archive at
+// start, when one is to blame, as a *SettingError: credentials S3 refuses,
+// a bucket that does not exist, an endpoint (AWS_ENDPOINT_URL) where
+// nothing answers or whose host does not exist. Any other error is
+// returned as it is. The line names the setting and quotes S3's error
+// code and message, never a credential.
+func (s *S3) startError(err error) error {
+	url := fmt.Sprintf("s3://%s/%s", s.Bucket, s.Prefix)
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		said := ae.ErrorCode()
+		if m := ae.ErrorMessage(); m != "" {
+			said += ": " + m
+		}
+		switch ae.ErrorCode() {
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "InvalidSecurity":
+			return &SettingError{fmt.Errorf("AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE or the pod's role): "+
+				"S3 refused them listing %s (%s)", url, said)}
+		case "AccessDenied", "AllAccessDisabled":
+			return &SettingError{fmt.Errorf("AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the pod's role): "+
+				"they may not list %s: the identity needs s3:ListBucket and s3:GetObject on the bucket (%s)", url, said)}
+		case "NoSuchBucket":
+			return &SettingError{fmt.Errorf("replay source %s: bucket %q does not exist (%s): check the bucket's name, and AWS_ENDPOINT_URL for an S3-compatible store", url, s.Bucket, said)}
+		}
+		return err
+	}
+	endpoint := s.endpoint()
+	if endpoint == "" {
+		return err
+	}
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &SettingError{fmt.Errorf("AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) %s: nothing answers there (connection refused) listing %s", endpoint, url)}
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return &SettingError{fmt.Errorf("AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) %s: host %q does not exist (listing %s)", endpoint, dns.Name, url)}
+	}
+	return err
+}
+
+// endpoint is the S3-compatible store's URL the client is configured
+// with (its user and password, if any, left out), or "" for AWS's own.
+func (s *S3) endpoint() string {
+	c, ok := s.Client.(*s3.Client)
+	if !ok {
+		return ""
+	}
+	e := aws.ToString(c.Options().BaseEndpoint)
+	if e == "" {
+		return ""
+	}
+	if u, err := neturl.Parse(e); err == nil {
+		u.User = nil
+		return u.String()
+	}
+	return e
+}
+
 // folderDay reads a day folder's name: the last path element of prefix,
 // a unix time in milliseconds (or seconds, at most ten digits).
 func folderDay(prefix string) (time.Time, bool) {
@@ -340,7 +402,7 @@ func (s *S3) Read(ctx context.Context, feed *Feed) error {
 	}
 	folders, err := s.folders(ctx)
 	if err != nil {
-		return err
+		return s.startError(err)
 	}
 	if len(folders) == 0 && s.skippedDays.Load() == 0 {
 		// A prefix mistyped, or a bucket not yet written: a replay of

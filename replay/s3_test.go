@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -50,6 +51,12 @@ type s3Archive struct {
 	// region is answered as S3 does, 301 PermanentRedirect naming it.
 	region    string
 	redirects int
+	// accessKey, when set, is the only access key id the server takes;
+	// a request signed with another is refused as S3 does, 403
+	// InvalidAccessKeyId.
+	accessKey string
+	// failing makes the server answer every request 500 InternalError.
+	failing bool
 }
 
 // cutOnce makes the next GET of key break off in the middle of its body.
@@ -170,6 +177,22 @@ func (a *s3Archive) handler(h http.Handler) http.Handler {
 			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
 				`<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>%s.s3.%s.amazonaws.com</Endpoint><Bucket>%s</Bucket></Error>`,
 				bucket, a.region, bucket)
+			return
+		}
+		if a.failing {
+			a.mu.Unlock()
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+				`<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>`)
+			return
+		}
+		if a.accessKey != "" && !strings.Contains(r.Header.Get("Authorization"), "Credential="+a.accessKey+"/") {
+			a.mu.Unlock()
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+				`<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>`)
 			return
 		}
 		if r.Method == http.MethodGet {
@@ -526,5 +549,85 @@ func TestS3PrefixWithoutArchiveFails(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Checkpoint); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a checkpoint was left: %v", err)
+	}
+}
+
+// A replay whose S3 archive cannot be listed at start because of a
+// setting (credentials S3 refuses, a bucket that does not exist, an
+// AWS_ENDPOINT_URL nothing answers at) fails with one line naming the
+// setting (exit 2) and no secret, and any other failure to list (S3
+// answering errors) fails plainly; either way nothing is sent and no
+// checkpoint or user cache is left to refuse the same command (without
+// --resume) once the cause is fixed.
+func TestS3StartFailuresLeaveNoCheckpoint(t *testing.T) {
+	const secret = "wrong-secret-0123456789"
+	for _, tc := range []struct {
+		name    string
+		setup   func(t *testing.T, a *s3Archive) string // the source
+		setting []string                                // "": not a setting
+	}{
+		{"credentials refused", func(t *testing.T, a *s3Archive) string {
+			a.mu.Lock()
+			a.accessKey = "test"
+			a.mu.Unlock()
+			t.Setenv("AWS_ACCESS_KEY_ID", "not-the-key")
+			t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+			return "s3://" + bucket + "/segment-logs/"
+		}, []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "InvalidAccessKeyId"}},
+		{"bucket missing", func(t *testing.T, a *s3Archive) string {
+			return "s3://no-such-bucket/segment-logs/"
+		}, []string{"s3://no-such-bucket/segment-logs/", `bucket "no-such-bucket" does not exist`}},
+		{"endpoint dead", func(t *testing.T, a *s3Archive) string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dead := "http://" + ln.Addr().String()
+			ln.Close()
+			t.Setenv("AWS_ENDPOINT_URL", dead)
+			return "s3://" + bucket + "/segment-logs/"
+		}, []string{"AWS_ENDPOINT_URL", "127.0.0.1"}},
+		{"S3 failing", func(t *testing.T, a *s3Archive) string {
+			a.mu.Lock()
+			a.failing = true
+			a.mu.Unlock()
+			return "s3://" + bucket + "/segment-logs/"
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newS3Archive(t, 1, 5)
+			a.useEnv(t)
+			t.Setenv("AWS_MAX_ATTEMPTS", "1")
+			srv, castleURL := castleServer(t, 0)
+			s := settings(t, castleURL, tc.setup(t, a))
+			s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, err := replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+			if err == nil {
+				t.Fatal("the replay did not fail")
+			}
+			t.Log(err)
+			var se *replay.SettingError
+			if isSetting := errors.As(err, &se); isSetting != (tc.setting != nil) {
+				t.Errorf("replay: %v; a setting error: %v, want %v", err, isSetting, tc.setting != nil)
+			}
+			for _, want := range tc.setting {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("replay: %v, want it to name %s", err, want)
+				}
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("replay: %q, want one line without the secret", err)
+			}
+			if n := srv.Stats().Accepted; n != 0 {
+				t.Errorf("Castle accepted %d events", n)
+			}
+			for _, f := range []string{s.Checkpoint, s.Checkpoint + ".users"} {
+				if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s was left: %v", filepath.Base(f), err)
+				}
+			}
+		})
 	}
 }
