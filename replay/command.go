@@ -269,6 +269,10 @@ func PrintSummary(w io.Writer, s Summary, src Source) {
 		}
 		fmt.Fprintln(w)
 	}
+	if k, ok := src.(*Kafka); ok && k.OutsideWindow() > 0 {
+		fmt.Fprintf(w, "%d Kafka records stamped outside --since/--until (read from the first stamped at --since to the first stamped %s past --until, as producers' timestamps are not in offset order): not sent\n",
+			k.OutsideWindow(), TimestampGrace)
+	}
 	if ps, ok := src.(interface{ Problems() ([]Problem, int) }); ok {
 		kept, total := ps.Problems()
 		for _, p := range kept {

@@ -16,10 +16,22 @@ import (
 	"github.com/castle-destination/castle-destination/pipeline"
 )
 
-// Kafka is a source of the messages of a topic received between Since and
-// Until (Kafka record timestamps). It reads each partition directly from
-// the offsets those times map to, in no consumer group and committing
-// nothing, so production offsets are untouched.
+// TimestampGrace is how far past Until a Kafka replay reads. Producers
+// stamp records (CreateTime), so a partition's timestamps are not in
+// offset order: a record stamped inside the window may follow one stamped
+// after Until. Reading on to the first record stamped TimestampGrace or
+// more after Until catches it; one that follows a record stamped more
+// than that past Until is not read.
+const TimestampGrace = 5 * time.Minute
+
+// Kafka is a source of the messages of a topic stamped between Since and
+// Until (Kafka record timestamps). It reads each partition directly, in
+// no consumer group and committing nothing, so production offsets are
+// untouched: from the first offset stamped at or after Since (every
+// record before it is stamped earlier) to the first stamped at or after
+// Until+TimestampGrace, or the log's end at start. Of those it sends the
+// records stamped in [Since, Until) and counts the others
+// (OutsideWindow).
 type Kafka struct {
 	Brokers []string
 	Topic   string
@@ -34,8 +46,22 @@ type Kafka struct {
 	// or SASL listener closing on a client without them); "" for none.
 	Hint func(error) string
 
-	total atomic.Int64
-	done  atomic.Int64
+	total   atomic.Int64
+	done    atomic.Int64
+	outside atomic.Int64
+}
+
+// OutsideWindow is the number of records read but not sent because their
+// timestamps are outside [Since, Until).
+func (k *Kafka) OutsideWindow() int64 { return k.outside.Load() }
+
+// inWindow reports whether a record stamped at t is in [Since, Until). A
+// record without a timestamp (zero) is.
+func (k *Kafka) inWindow(t time.Time) bool {
+	if t.IsZero() {
+		return true
+	}
+	return (k.Since.IsZero() || !t.Before(k.Since)) && (k.Until.IsZero() || t.Before(k.Until))
 }
 
 // Progress reports records read of those in the range.
@@ -48,7 +74,9 @@ type span struct {
 	start, end int64 // [start, end)
 }
 
-// spans maps the time window to offsets per partition.
+// spans maps the time window to offsets per partition: from the first
+// record stamped at or after Since to the first stamped at or after
+// Until+TimestampGrace.
 func (k *Kafka) spans(ctx context.Context) ([]span, error) {
 	c := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Transport: k.Transport, Timeout: 30 * time.Second}
 	meta, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.Topic}})
@@ -109,7 +137,7 @@ func (k *Kafka) spans(ctx context.Context) ([]span, error) {
 		}
 	}
 	if !k.Until.IsZero() {
-		if until, err = list(func(p int) kafka.OffsetRequest { return kafka.TimeOffsetOf(p, k.Until) }); err != nil {
+		if until, err = list(func(p int) kafka.OffsetRequest { return kafka.TimeOffsetOf(p, k.Until.Add(TimestampGrace)) }); err != nil {
 			return nil, err
 		}
 	}
@@ -211,18 +239,23 @@ func (k *Kafka) readSpan(ctx context.Context, seq int64, s span, feed *Feed) err
 			u.Close(s.end)
 			return nil
 		}
-		if kafkaio.IsControlRecord(m.Key, m.Value) {
+		switch {
+		case kafkaio.IsControlRecord(m.Key, m.Value):
 			// A transaction marker: not a message; its offset is a gap,
 			// which the unit counts as done.
-			if m.Offset+1 >= s.end {
-				u.Close(s.end)
-				return nil
+		case !k.inWindow(m.Time):
+			// Read within the grace, or after Since's offset, but stamped
+			// outside: done, nothing to send.
+			k.done.Add(1)
+			k.outside.Add(1)
+			if err := u.Send(ctx, m.Offset, pipeline.Record{Source: m.Topic, Partition: m.Partition, Offset: m.Offset}); err != nil {
+				return err
 			}
-			continue
-		}
-		k.done.Add(1)
-		if err := u.Send(ctx, m.Offset, pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}); err != nil {
-			return err
+		default:
+			k.done.Add(1)
+			if err := u.Send(ctx, m.Offset, pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}); err != nil {
+				return err
+			}
 		}
 		if m.Offset+1 >= s.end {
 			u.Close(s.end)

@@ -1,6 +1,7 @@
 package replay_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -57,8 +58,10 @@ func TestKafkaTimeRange(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	sameSet(t, ids(t, r.out.Bytes()), want)
-	if p := src.Progress(); p.Done != 60 || p.Total != 60 {
-		t.Errorf("progress %d of %d, want 60 of 60", p.Done, p.Total)
+	// The third hour's first minute is read too, within the grace past
+	// --until, and not sent.
+	if p := src.Progress(); p.Done != 120 || p.Total != 120 || src.OutsideWindow() != 60 {
+		t.Errorf("progress %d of %d, %d outside the window; want 120 of 120, 60 outside", p.Done, p.Total, src.OutsideWindow())
 	}
 	// Two shards of the same range: disjoint, and together the whole.
 	union := map[string]int{}
@@ -205,5 +208,64 @@ func TestKafkaReplayOfAMissingTopicNamesIt(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Checkpoint); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a checkpoint was left: %v", err)
+	}
+}
+
+// Producers stamp records (CreateTime), so a partition's timestamps are
+// not in offset order. A replay of a window reads from the first record
+// stamped at or after --since to the first stamped TimestampGrace or more
+// after --until, and sends exactly the records stamped inside the window:
+// one written after a later-stamped record is not lost, one stamped
+// outside is not sent but counted in the summary. Past the grace is the
+// documented bound.
+func TestKafkaWindowFollowsRecordTimestamps(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	since := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	until := since.Add(time.Hour)
+	w := &kafka.Writer{Addr: kafka.TCP(env.Brokers...), Topic: env.Topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	// In offset order.
+	stamps := []struct {
+		id string
+		at time.Time
+	}{
+		{"before", since.Add(-30 * time.Minute)},
+		{"in-1", since.Add(10 * time.Minute)},
+		{"late-before", since.Add(-10 * time.Minute)}, // read, stamped before the window
+		{"after-1", until.Add(time.Minute)},           // read within the grace
+		{"in-2", until.Add(-time.Minute)},             // after a record stamped past --until
+		{"after-2", until.Add(2 * time.Minute)},
+		{"past-grace", until.Add(replay.TimestampGrace + time.Minute)},
+		{"in-beyond", until.Add(-2 * time.Minute)}, // after the grace: not read (the bound)
+		{"after-3", until.Add(time.Hour)},
+	}
+	var msgs []kafka.Message
+	for _, s := range stamps {
+		v := `{"type":"track","event":"E","channel":"client","messageId":"` + s.id + `","userId":"u","properties":{"trace_id":"` + s.id + `"},"context":{"library":{"name":"analytics.js"}}}`
+		msgs = append(msgs, kafka.Message{Value: []byte(v), Time: s.at})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, Since: since, Until: until}
+	r := dryRun(t, ctx, src, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"in-1": true, "in-2": true})
+	if n := src.OutsideWindow(); n != 3 {
+		t.Errorf("%d records counted outside the window, want 3 (late-before, after-1, after-2)", n)
+	}
+	var summary bytes.Buffer
+	replay.PrintSummary(&summary, r.sum, src)
+	if !strings.Contains(summary.String(), "3 Kafka records stamped outside --since/--until") {
+		t.Errorf("summary does not count the records outside the window:\n%s", summary.String())
 	}
 }
