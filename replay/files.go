@@ -128,14 +128,25 @@ func (g guarded) Read(p []byte) (int, error) {
 // gzipMagic starts every gzip member.
 var gzipMagic = []byte{0x1f, 0x8b, 0x08}
 
+// MaxMemberBytes bounds the compressed bytes of one gzip member held to
+// verify its checksum before any of its records is emitted: the member is
+// decompressed once to check it, then again to read its records. A larger
+// member is read once and its records emitted as they come: if it turns
+// out damaged, its records before the damage were emitted (the problem
+// reported says how many).
+const MaxMemberBytes = 8 << 20
+
 // decode emits the records of one file or object: each non-empty line of
 // NDJSON, or each value of a whole-file JSON document (a message, an
 // envelope, or an array of messages). gzip is recognised by its magic
 // bytes, whatever the name (S3 may serve an object already decompressed).
-// A corrupt gzip member is reported and skipped: reading goes on at the
-// next member. emit gets the record's index in the file (from 0) and may
-// keep the bytes; decode returns the number of records. A read error of r
-// itself is returned (wrapped), never skipped.
+// The records of a gzip member are emitted once its checksum is verified
+// (for members up to MaxMemberBytes); a damaged member is reported and
+// skipped, none of its records emitted, and reading goes on at the next
+// member header after the damaged member's own. emit gets the record's
+// index in the file (from 0) and may keep the bytes; decode returns the
+// number of records. A read error of r itself is returned (wrapped),
+// never skipped.
 func decode(ctx context.Context, name string, r io.Reader, emit func(idx int64, value []byte) error, problem func(Problem)) (int64, error) {
 	br := bufio.NewReaderSize(guarded{r}, 256<<10)
 	head, err := br.Peek(3)
@@ -153,39 +164,57 @@ func decode(ctx context.Context, name string, r io.Reader, emit func(idx int64, 
 		}
 		return idx, err
 	}
+	t := &tape{br: br}
 	for {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return idx, nil
+		// First pass: decompress the member, keeping its bytes, to verify
+		// its checksum.
+		t.mark()
+		zr, err := gzip.NewReader(t)
+		verified := false
+		if err == nil {
+			zr.Multistream(false)
+			_, err = io.Copy(io.Discard, zr)
+			verified = err == nil
+		}
+		streamed := errors.Is(err, errOverKept)
+		switch {
+		case verified, streamed:
+			// Second pass, over the same bytes: the records. A member too
+			// large to keep is read once, its records emitted as read.
+			t.rewind()
+			if zr, err = gzip.NewReader(t); err == nil {
+				zr.Multistream(false)
+				first := idx
+				err = readRecords(ctx, in, bufio.NewReaderSize(zr, 256<<10), &idx, emit, problem)
+				var ge gzipError
+				if errors.As(err, &ge) {
+					err = ge.err
+					if streamed {
+						err = fmt.Errorf("corrupt gzip member over %d MiB, so read once: its first %d records were sent before the damage showed; skipped to the next one: %w",
+							MaxMemberBytes>>20, idx-first, err)
+					}
+				} else if err != nil {
+					return idx, err
+				}
 			}
+		case errors.Is(err, io.EOF):
+			return idx, nil // nothing after the last member
+		}
+		if err != nil {
 			if errors.As(err, &ie) {
 				return idx, fmt.Errorf("replay: read %s: %w", name, ie)
 			}
-			problem(Problem{Path: name, Record: idx, Err: fmt.Errorf("corrupt gzip header: %w", err)})
-			if ok, err := skipToMember(br); !ok {
-				return idx, readErr(name, err)
+			if !streamed {
+				err = fmt.Errorf("corrupt gzip member, none of its records sent; skipped to the next one: %w", err)
 			}
-			continue
-		}
-		zr.Multistream(false)
-		err = readRecords(ctx, in, bufio.NewReaderSize(zr, 256<<10), &idx, emit, problem)
-		if err != nil {
-			var ge gzipError
-			if !errors.As(err, &ge) {
-				return idx, err
-			}
-			if errors.As(ge.err, &ie) {
-				return idx, fmt.Errorf("replay: read %s: %w", name, ie)
-			}
-			problem(Problem{Path: name, Record: idx, Err: fmt.Errorf("corrupt gzip member, skipped to the next one: %w", ge.err)})
-			if ok, err := skipToMember(br); !ok {
+			problem(Problem{Path: name, Record: idx, Err: err})
+			if ok, err := t.skipToMember(); !ok {
 				return idx, readErr(name, err)
 			}
 			continue
 		}
 		// Member done; is there another?
-		if _, err := br.Peek(1); err != nil {
+		if more, err := t.more(); !more {
 			if errors.As(err, &ie) {
 				return idx, fmt.Errorf("replay: read %s: %w", name, ie)
 			}
@@ -194,23 +223,120 @@ func decode(ctx context.Context, name string, r io.Reader, emit func(idx int64, 
 	}
 }
 
-// skipToMember discards input up to the next gzip member header and reports
-// whether one was found. A read error of the input itself is returned.
-func skipToMember(br *bufio.Reader) (bool, error) {
+// errOverKept ends a first pass over a member too large to keep.
+var errOverKept = errors.New("gzip member larger than MaxMemberBytes")
+
+// tape is what the gzip decompressor reads: the input, keeping the bytes
+// read since mark, up to MaxMemberBytes, so that a member can be read
+// twice (once to verify it, once for its records) and so that the search
+// for the next member after a damaged one starts just after the damaged
+// member's own header. The decompressor may have read on into the next
+// member before it failed (a member cut short and followed by another); a
+// search from where it stopped would lose that member too.
+type tape struct {
+	br   *bufio.Reader
+	back []byte // read again before br
+	kept []byte // read since mark, while keep
+	keep bool
+}
+
+func (t *tape) ReadByte() (byte, error) {
+	var b byte
+	if len(t.back) > 0 {
+		b, t.back = t.back[0], t.back[1:]
+	} else {
+		var err error
+		if b, err = t.br.ReadByte(); err != nil {
+			return 0, err
+		}
+	}
+	if t.keep {
+		t.kept = append(t.kept, b)
+		if len(t.kept) > MaxMemberBytes {
+			return 0, errOverKept // the byte is kept: rewind reads it again
+		}
+	}
+	return b, nil
+}
+
+func (t *tape) Read(p []byte) (int, error) {
+	var n int
+	var err error
+	if len(t.back) > 0 {
+		n = copy(p, t.back)
+		t.back = t.back[n:]
+	} else {
+		n, err = t.br.Read(p)
+	}
+	if t.keep {
+		t.kept = append(t.kept, p[:n]...)
+		if len(t.kept) > MaxMemberBytes {
+			return n, errOverKept
+		}
+	}
+	return n, err
+}
+
+// mark starts keeping the bytes read, from here.
+func (t *tape) mark() {
+	t.kept, t.keep = nil, true
+}
+
+// rewind stops keeping and reads the bytes kept since mark again.
+func (t *tape) rewind() {
+	if len(t.back) == 0 {
+		t.back = t.kept
+	} else {
+		t.back = append(t.kept, t.back...)
+	}
+	t.kept, t.keep = nil, false
+}
+
+// more reports whether anything is left to read. A read error of the
+// input itself is returned.
+func (t *tape) more() (bool, error) {
+	b, err := t.ReadByte()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		return false, err
+	}
+	t.back = append([]byte{b}, t.back...)
+	return true, nil
+}
+
+// skipToMember discards input up to the next gzip member header after the
+// first byte read since mark (or after the bytes read, when they were not
+// kept: a member read once) and reports whether one was found. A read error of the
+// input itself is returned.
+func (t *tape) skipToMember() (bool, error) {
+	if t.keep && len(t.kept) > 0 {
+		t.kept = t.kept[1:]
+		t.rewind()
+	}
+	t.kept, t.keep = nil, false
+	matched := 0
 	for {
-		b, err := br.Peek(3)
-		if len(b) < 3 {
+		b, err := t.ReadByte()
+		if err != nil {
 			var ie inputError
 			if errors.As(err, &ie) {
 				return false, ie
 			}
 			return false, nil
 		}
-		if bytes.Equal(b, gzipMagic) {
-			return true, nil
+		switch {
+		case b == gzipMagic[matched]:
+			matched++
+		case b == gzipMagic[0]:
+			matched = 1
+		default:
+			matched = 0
 		}
-		if _, err := br.Discard(1); err != nil {
-			return false, nil
+		if matched == len(gzipMagic) {
+			t.back = append(slices.Clone(gzipMagic), t.back...)
+			return true, nil
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -215,4 +217,101 @@ func FuzzDecode(f *testing.F) {
 			panic(fmt.Sprintf("an array of %d elements gave %d records", len(items), n))
 		}
 	})
+}
+
+// gzipMember compresses s into one gzip member; stored (level 0) keeps
+// the text as it is, so that a flipped byte garbles one byte of it.
+func gzipMember(t *testing.T, s string, level int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&b, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write([]byte(s))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// A damaged gzip member sends none of its records: they are held until
+// its checksum is verified, so garbled lines of a member whose checksum
+// fails are never sent. A member cut short does not take the next
+// member with it: the search for the next header starts inside the
+// damaged member, not after the bytes the decompressor consumed.
+func TestDecodeDamagedMembers(t *testing.T) {
+	lines := func(prefix string, n int) (string, []string) {
+		var b strings.Builder
+		var want []string
+		for i := range n {
+			l := fmt.Sprintf(`{"type":"track","messageId":"%s-%d"}`, prefix, i)
+			b.WriteString(l + "\n")
+			want = append(want, l)
+		}
+		return b.String(), want
+	}
+	first, wantFirst := lines("first", 50)
+	damaged, _ := lines("damaged", 50)
+	last, wantLast := lines("last", 50)
+	want := append(append([]string{}, wantFirst...), wantLast...)
+
+	garbled := gzipMember(t, damaged, gzip.NoCompression)
+	// Flip a byte of a messageId, near the middle of the stored text: the
+	// line still parses, as another message, and only the checksum at the
+	// member's end tells.
+	at := bytes.Index(garbled, []byte("damaged-25"))
+	garbled[at] ^= 'd' ^ 'D'
+	cut := gzipMember(t, damaged, gzip.BestCompression)
+	cut = cut[:len(cut)*2/3]
+	badTrailer := gzipMember(t, damaged, gzip.DefaultCompression)
+	badTrailer[len(badTrailer)-6] ^= 0xff // the CRC
+
+	for _, tc := range []struct {
+		name   string
+		member []byte
+	}{{"garbled", garbled}, {"cut short", cut}, {"bad checksum", badTrailer}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := slices.Concat(gzipMember(t, first, gzip.DefaultCompression), tc.member, gzipMember(t, last, gzip.DefaultCompression))
+			got, problems := decodeAll(t, bytes.NewReader(in))
+			if !slices.Equal(got, want) {
+				t.Errorf("emitted %d records (%d of the damaged member), want the %d of the intact members",
+					len(got), strings.Count(strings.Join(got, "\n"), "amaged-"), len(want))
+			}
+			if len(problems) != 1 || !strings.Contains(problems[0].Error(), "none of its records sent") {
+				t.Errorf("problems %v, want the damaged member reported once with its records not sent", problems)
+			}
+		})
+	}
+}
+
+// A member over MaxMemberBytes (compressed) is read once, its records
+// sent as read; if it turns out
+// damaged, the problem says how many of its records were sent, and the
+// next member is read.
+func TestDecodeDamagedMemberOverTheBound(t *testing.T) {
+	// Hex of random bytes: about half a byte compressed per byte.
+	rng := rand.New(rand.NewPCG(1, 2))
+	var text strings.Builder
+	n := 3 * MaxMemberBytes / 1000
+	pad := make([]byte, 500)
+	for range n {
+		for i := range pad {
+			pad[i] = byte(rng.Uint32())
+		}
+		fmt.Fprintf(&text, `{"type":"track","messageId":"big","properties":{"pad":"%x"}}`+"\n", pad)
+	}
+	big := gzipMember(t, text.String(), gzip.BestSpeed)
+	if len(big) <= MaxMemberBytes {
+		t.Fatalf("the member is %d bytes, want over %d", len(big), MaxMemberBytes)
+	}
+	big[len(big)-6] ^= 0xff // the CRC
+	in := slices.Concat(big, gzipMember(t, `{"type":"track","messageId":"after"}`+"\n", gzip.DefaultCompression))
+	got, problems := decodeAll(t, bytes.NewReader(in))
+	if len(got) != n+1 || !strings.Contains(got[n], `"after"`) {
+		t.Errorf("emitted %d records, want the %d of the big member (sent as read) and the next one's", len(got), n)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0].Error(), fmt.Sprintf("its first %d records were sent", n)) {
+		t.Errorf("problems %v, want the member reported once with the records sent", problems)
+	}
 }

@@ -246,6 +246,23 @@ func TestCorruptGzipMemberAndBadLinesAreSkipped(t *testing.T) {
 			t.Fatalf("event %s of an intact member was not replayed (problems %v)", id, r.sum)
 		}
 	}
+	// None of the corrupt member's records is sent (its checksum fails),
+	// except as a copy in an intact member.
+	intact := map[string]bool{}
+	for _, set := range [][]traffic.Record{clean[:200], clean[400:]} {
+		for _, r := range set {
+			for _, e := range r.Expects {
+				intact[e.MessageID] = true // a duplicate's Expect has no trace id
+			}
+		}
+	}
+	for _, r := range clean[200:400] {
+		for _, e := range r.Expects {
+			if got[e.TraceID] > 0 && !intact[e.MessageID] {
+				t.Fatalf("event %s of the corrupt member was replayed", e.TraceID)
+			}
+		}
+	}
 	if _, n := r.files.Problems(); n == 0 {
 		t.Error("the corrupt member was not reported")
 	}

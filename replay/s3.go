@@ -106,7 +106,9 @@ const DefaultReadAhead = 4
 // Objects are read in time order: day folders by day (a day's folders of
 // several sources one after another), objects in key order within a
 // folder. ReadAhead objects are fetched and decoded concurrently ahead of
-// the one being fed, each holding at most a few hundred KiB of records;
+// the one being fed, each holding a gzip member's compressed bytes while
+// its checksum is verified (at most MaxMemberBytes) and a few hundred KiB
+// of records;
 // only one day folder's object names are listed at a time, so memory does
 // not grow with the bucket. An object that S3 serves decompressed is read
 // as such (gzip is sniffed). A network error in the middle of an object
