@@ -20,6 +20,7 @@ import (
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/hold"
 	"github.com/castle-destination/castle-destination/internal/kafkaio"
+	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 	"github.com/castle-destination/castle-destination/worker"
 )
@@ -175,6 +176,10 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 			fmt.Fprintf(out, "The checkpoint %s records this replay as finished: nothing was sent. Remove it to replay again.\n", rcfg.Checkpoint)
 		case errors.Is(err, ErrInterrupted) && rcfg.Checkpoint != "":
 			fmt.Fprintf(out, "Interrupted. Continue with the same command plus --resume (checkpoint %s).\n", rcfg.Checkpoint)
+		}
+		if n := sum.DeadLettered[string(mapping.ReasonUserJWTInvalid)]; s.DryRun && n > 0 && cfg.Castle.APISecret.Reveal() == "" {
+			fmt.Fprintf(out, "Without CASTLE_API_SECRET (--castle-api-secret) no userJwt can be verified: the %d user_jwt_invalid "+
+				"messages above include every Secure Mode message. Give the dry run the secret to see them as a replay would send them.\n", n)
 		}
 	}
 	return sum, err

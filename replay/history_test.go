@@ -62,3 +62,37 @@ func TestReplayChecksTokensAtTheEventsTime(t *testing.T) {
 		t.Errorf("dead-lettered %v; want the token expired at its event's time", sum.DeadLettered)
 	}
 }
+
+// A dry run without the secret cannot verify any userJwt: its summary
+// says so, rather than let every Secure Mode message pass for forged.
+func TestDryRunWithoutTheSecretSaysWhyTokensFail(t *testing.T) {
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"id": "u1"}).SignedString([]byte(harness.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "in.ndjson"), []byte(`{"type":"track","event":"E","channel":"client","messageId":"m1","userId":"u1",`+
+		`"integrations":{"Castle":{"userJwt":"`+tok+`"}},"context":{"library":{"name":"analytics.js"}}}`+"\n"))
+	for _, withSecret := range []bool{false, true} {
+		env := map[string]string{}
+		if withSecret {
+			env["CASTLE_API_SECRET"] = harness.Secret
+		}
+		cfg, err := harness.ParseConfig(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		s := replay.Settings{Config: cfg, Sources: []string{dir}, Progress: "off", DryRun: true}
+		if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &out, Stderr: &errOut}); err != nil {
+			t.Fatal(err)
+		}
+		hinted := bytes.Contains(errOut.Bytes(), []byte("Without CASTLE_API_SECRET"))
+		if hinted == withSecret {
+			t.Errorf("secret given %v: summary hints at the missing secret %v:\n%s", withSecret, hinted, errOut.String())
+		}
+		if sent := bytes.Contains(out.Bytes(), []byte(`"u1"`)); sent != withSecret {
+			t.Errorf("secret given %v: the event is in the output %v", withSecret, sent)
+		}
+	}
+}
