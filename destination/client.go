@@ -96,6 +96,11 @@ type Client struct {
 	secret   atomic.Int32
 	secretMu sync.Mutex
 	secretCh chan struct{}
+	// refusals counts the answers that refused the secret: an answer
+	// accepting an event counts as taking the secret only if no refusal
+	// came since its request was sent (a slow 2xx from before a rotation
+	// at Castle proves nothing after it).
+	refusals atomic.Int64
 
 	consecFail  atomic.Int64
 	checking    atomic.Bool  // Check runs and Castle has not answered it yet
@@ -698,6 +703,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	c.m.inFlight.Inc()
 	start := c.now()
 	c.lim.sent(start)
+	refusals := c.refusals.Load()
 	r := c.send.send(ctx, ep, body, ep != Log)
 	c.m.inFlight.Dec()
 
@@ -721,7 +727,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	switch d.act {
 	case actDeliver:
 		c.gate.ok(probe, true)
-		c.noteSecret(SecretTaken)
+		c.noteTaken(refusals)
 		c.finish(j, Delivered, nil, r.body)
 		return 0, true
 	case actCancel:
@@ -738,7 +744,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		return 0, false
 	case actHold:
 		if refusesSecret(r.code) {
-			c.noteSecret(SecretRefused)
+			c.noteRefused()
 		}
 		c.lim.restart(c.now())
 		j.lastErr = c.failure(r)
@@ -1015,7 +1021,7 @@ func (c *Client) Check(ctx context.Context) error {
 			return ctx.Err()
 		case actHold:
 			if refusesSecret(r.code) {
-				c.noteSecret(SecretRefused)
+				c.noteRefused()
 			}
 			c.checking.Store(false) // answered: the hold says what is wrong
 			c.gate.hold(probe, d.hold, c.holdMessage(d.hold, Log, r))
@@ -1054,13 +1060,28 @@ func (c *Client) Secret() (SecretState, <-chan struct{}) {
 	return SecretState(c.secret.Load()), c.secretCh
 }
 
-// noteSecret records what an answer said of the secret.
-func (c *Client) noteSecret(s SecretState) {
-	if SecretState(c.secret.Load()) == s {
+// noteTaken records an event accepted in answer to a request sent when
+// c.refusals was refusals.
+func (c *Client) noteTaken(refusals int64) {
+	if SecretState(c.secret.Load()) == SecretTaken {
 		return // every delivered event passes here: no lock while nothing changes
 	}
 	c.secretMu.Lock()
 	defer c.secretMu.Unlock()
+	if c.refusals.Load() == refusals {
+		c.setSecretLocked(SecretTaken)
+	}
+}
+
+// noteRefused records an answer refusing the secret.
+func (c *Client) noteRefused() {
+	c.secretMu.Lock()
+	defer c.secretMu.Unlock()
+	c.refusals.Add(1)
+	c.setSecretLocked(SecretRefused)
+}
+
+func (c *Client) setSecretLocked(s SecretState) {
 	if SecretState(c.secret.Load()) != s {
 		c.secret.Store(int32(s))
 		close(c.secretCh)
