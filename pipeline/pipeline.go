@@ -97,6 +97,29 @@ type pauser interface {
 	ResumeSending()
 }
 
+// Wrapper is a Deliverer that hands events to another one (as replay's
+// --rate pacing does): the pipeline looks through it for what the inner
+// one can tell and do (the API secret's state, pausing).
+type Wrapper interface {
+	Deliverer
+	Unwrap() Deliverer
+}
+
+// wrapped returns d, or the first Deliverer it wraps, that is a T.
+func wrapped[T any](d Deliverer) (T, bool) {
+	for {
+		if t, ok := d.(T); ok {
+			return t, true
+		}
+		w, ok := d.(Wrapper)
+		if !ok {
+			var zero T
+			return zero, false
+		}
+		d = w.Unwrap()
+	}
+}
+
 // DeliverFunc adapts a function to a Deliverer.
 type DeliverFunc func(ctx context.Context, events []destination.Event, settled func(i int, r destination.Result))
 
@@ -238,7 +261,7 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Log
 		cfg: cfg, mapper: m, deliver: d, log: logger, m: met, vm: vm,
 		sem: make(chan struct{}, cfg.MaxInFlightEvents),
 	}
-	if t, ok := d.(secretTeller); ok {
+	if t, ok := wrapped[secretTeller](d); ok {
 		p.teller = t
 		state, _ := t.Secret()
 		p.trust = newSecretTrust(state, cfg.Faults)
@@ -253,7 +276,7 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Log
 		p.dir = p.users
 	}
 	outs := &outputs{}
-	if pz, ok := d.(pauser); ok {
+	if pz, ok := wrapped[pauser](d); ok {
 		outs.pause = func(on bool) {
 			if on {
 				pz.PauseSending()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
@@ -115,17 +117,27 @@ func TestForgedTokenDeadLetteredOnceTheSecretIsConfirmed(t *testing.T) {
 // offset committed. And a token that verifies under a secret Castle
 // refuses (one stray producer signing with it) proves nothing.
 func TestSignaturesFailingWhileCastleRefusesTheSecretHold(t *testing.T) {
-	for _, before := range []string{"castle took the secret", "a userJwt verified under it"} {
+	for _, before := range []string{"castle took the secret", "a userJwt verified under it", "castle took the secret, through a wrapper"} {
 		t.Run(before, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, pipeline.Config{}, destination.Config{})
 				defer r.stop()
+				if strings.HasSuffix(before, "wrapper") {
+					// As replay --rate wraps the client: the pipeline looks
+					// through the wrapper for the secret's state.
+					var err error
+					r.p, err = pipeline.New(pipeline.Config{Faults: r.board, DedupeSize: 100}, r.mapper, wrapper{r.castle},
+						r.letters, zap.NewNop(), prometheus.NewRegistry())
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
 				a := &acker{}
 				in := make(chan pipeline.Record, 32)
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
 				go func() { done <- r.p.Run(ctx, in) }()
-				if before == "castle took the secret" {
+				if strings.HasPrefix(before, "castle took the secret") {
 					in <- record(0, track("bob", 1), a)
 					time.Sleep(time.Second)
 					if r.srv.Stats().Accepted != 1 {
@@ -160,3 +172,12 @@ func TestSignaturesFailingWhileCastleRefusesTheSecretHold(t *testing.T) {
 		})
 	}
 }
+
+// wrapper hands events to the client it wraps, as replay's pacing does.
+type wrapper struct{ d pipeline.Deliverer }
+
+func (w wrapper) Submit(ctx context.Context, evs []destination.Event, settled func(int, destination.Result)) {
+	w.d.Submit(ctx, evs, settled)
+}
+
+func (w wrapper) Unwrap() pipeline.Deliverer { return w.d }

@@ -34,6 +34,11 @@ func newPaced(d pipeline.Deliverer, every time.Duration) *paced {
 	return &paced{d: d, every: every, stop: make(chan struct{})}
 }
 
+// Unwrap returns the deliverer paced: the pipeline learns from it whether
+// Castle takes the API secret, and pauses it while an output cannot be
+// written.
+func (p *paced) Unwrap() pipeline.Deliverer { return p.d }
+
 // StopSending ends every wait for a pacing slot, and stops the deliverer's
 // sending if it can: batches waiting for their turn go to it at once and
 // are canceled there, rather than each waiting out its slot after an
