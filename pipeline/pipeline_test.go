@@ -42,12 +42,23 @@ type rig struct {
 
 func newRig(t *testing.T, cfg pipeline.Config, dcfg destination.Config) *rig {
 	t.Helper()
+	return newRigVia(t, cfg, dcfg, nil)
+}
+
+// newRigVia is newRig with the Castle-compatible server's handler wrapped
+// in via (nil: not wrapped), for answers the server itself does not give.
+func newRigVia(t *testing.T, cfg pipeline.Config, dcfg destination.Config, via func(http.Handler) http.Handler) *rig {
+	t.Helper()
 	srv, err := castleserver.New(castleserver.Config{Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := castleserver.NewMemListener()
-	hs := &http.Server{Handler: srv}
+	var h http.Handler = srv
+	if via != nil {
+		h = via(srv)
+	}
+	hs := &http.Server{Handler: h}
 	go func() { _ = hs.Serve(l) }()
 	tr := &http.Transport{DialContext: l.DialContext, MaxIdleConnsPerHost: 64}
 	dcfg.URL, dcfg.Secret = "http://castle.test", secret

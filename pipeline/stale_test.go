@@ -10,13 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-
-	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
-	"github.com/castle-destination/castle-destination/hold"
-	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
 
@@ -49,30 +43,10 @@ func (s slowAnswers) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // dead-lettered as forged (the last answer used to win).
 func TestSlowAnswerFromBeforeARefusalDoesNotTrustTheSecret(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, err := castleserver.New(castleserver.Config{Secret: secret})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := castleserver.NewMemListener()
-		hs := &http.Server{Handler: slowAnswers{srv}}
-		go func() { _ = hs.Serve(l) }()
-		tr := &http.Transport{DialContext: l.DialContext, MaxIdleConnsPerHost: 64}
-		dcfg := destination.Config{URL: "http://castle.test", Secret: secret,
-			Retry: destination.RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, MaxElapsed: time.Minute}}
-		reg := prometheus.NewRegistry()
-		board, _ := hold.New(nil, reg, hold.Options{})
-		dcfg.Faults = board
-		castle, err := destination.New(dcfg, nil, reg, &http.Client{Transport: tr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { castle.Close(); srv.Close(); _ = hs.Close(); tr.CloseIdleConnections() }()
-		m := mapping.New(mapping.Config{Secret: []byte(secret), Version: "test"})
-		letters := &letterBox{}
-		p, err := pipeline.New(pipeline.Config{Faults: board, DedupeSize: 1 << 10}, m, castle, letters, zap.NewNop(), reg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := newRigVia(t, pipeline.Config{DedupeSize: 1 << 10}, destination.Config{},
+			func(h http.Handler) http.Handler { return slowAnswers{h} })
+		defer r.stop()
+		srv, castle, letters, p := r.srv, r.castle, r.letters, r.p
 		a := &acker{}
 		in := make(chan pipeline.Record, 8)
 		ctx, cancel := context.WithCancel(context.Background())
