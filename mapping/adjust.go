@@ -32,13 +32,22 @@ const (
 	// AdjustIPNotPublic: context.ip was given but is not a public address,
 	// so no context was sent.
 	AdjustIPNotPublic
+	// AdjustAddressNoCountry: an address without an ISO 3166 two-letter
+	// country (Castle requires user.address.country_code) stayed in
+	// user.traits instead of becoming user.address.
+	AdjustAddressNoCountry
+	// AdjustReservedInvalid: a security event's transaction or changeset
+	// that Castle's schema would refuse (no id or unknown type; fields
+	// Castle does not know) stayed in properties.
+	AdjustReservedInvalid
 
 	adjustEnd // one past the last kind
 )
 
 var adjustmentNames = [...]string{
 	"keys_capped", "value_truncated", "number_not_finite", "token_not_string",
-	"token_stale", "registered_at_invalid", "ip_not_public",
+	"token_stale", "registered_at_invalid", "ip_not_public", "address_no_country",
+	"reserved_invalid",
 }
 
 // Adjustments lists every kind, one bit each, for pre-initialising metric

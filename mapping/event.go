@@ -62,6 +62,14 @@ type Address struct {
 
 func (a Address) empty() bool { return a == Address{} }
 
+// valid reports whether Castle takes a: it requires country_code, an ISO
+// 3166 code. Segment's own Castle integration sends an address only when
+// its country is so short; a country's name ("United States") is not one.
+func (a Address) valid() bool {
+	c := a.CountryCode
+	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
+}
+
 func (u *User) empty() bool {
 	return u.ID == "" && u.Email == "" && u.Phone == "" && u.Name == "" && u.RegisteredAt == "" &&
 		u.Address.empty() && u.ntraits == 0

@@ -264,9 +264,14 @@ func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 	}
 	if a, ok := c["address"].(map[string]any); ok {
 		get := func(k string) string { return claimString(a[k]) }
-		u.Address = Address{Line1: get("line1"), Line2: get("line2"), City: get("city"),
-			CountryCode: get("country_code"), RegionCode: get("region_code"), PostalCode: get("postal_code")}
-		used.add("address")
+		addr := Address{Line1: get("line1"), Line2: get("line2"), City: get("city"),
+			CountryCode: strings.ToUpper(get("country_code")), RegionCode: get("region_code"), PostalCode: get("postal_code")}
+		if addr.valid() {
+			u.Address = addr
+			used.add("address")
+		} else {
+			*adj |= AdjustAddressNoCountry // left in traits, with the other claims
+		}
 	}
 	var room [8]string // most tokens carry a few claims beyond the fields
 	extra := room[:0]
@@ -295,7 +300,13 @@ func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 				continue // not reachable: the claims were decoded from JSON
 			}
 			if obj, ok := v.(map[string]any); ok && len(obj) > 0 {
-				f.object(k, b, 2)
+				if k == "traits" {
+					// The token's user object's own traits (Castle.js's
+					// UserParams.traits) are the user's traits.
+					f.object("", b, 1)
+				} else {
+					f.object(k, b, 2)
+				}
 			} else if !ok {
 				f.add(k, string(b))
 			}

@@ -623,8 +623,12 @@ func traitsInto(u *User, traits []byte, overlay bool, adj *Adjustment) {
 			cre = v
 		case `"address"`:
 			if kind(v) == '{' {
-				u.Address = address(v)
-				used |= tkAddress
+				if a := address(v); a.valid() {
+					u.Address = a
+					used |= tkAddress
+				} else {
+					*adj |= AdjustAddressNoCountry // left in traits
+				}
 			}
 		}
 		return true
@@ -755,7 +759,7 @@ func address(v []byte) Address {
 		case `"city"`:
 			a.City = s
 		case `"country"`, `"country_code"`, `"countryCode"`:
-			a.CountryCode = s
+			a.CountryCode = strings.ToUpper(s)
 		case `"state"`, `"region_code"`, `"regionCode"`:
 			a.RegionCode = s
 		case `"postalCode"`, `"postal_code"`:
@@ -878,11 +882,19 @@ func (e *Event) reserved(props []byte, f *flattener) (changeset []byte) {
 				}
 			case kind(v) == '{' && name == "changeset":
 				changeset = v
-				e.changeset = appendClean(nil, v, 1, &f.adj)
+				if validChangeset(v) {
+					e.changeset = appendClean(nil, v, 1, &f.adj)
+				} else {
+					f.adj |= AdjustReservedInvalid // flattened into properties on every endpoint
+				}
 				f.skipMask |= 1 << i
 			case kind(v) == '{': // transaction
-				e.transaction = appendClean(nil, v, 1, &f.adj)
-				f.skipMask |= 1 << i
+				if validTransaction(v) {
+					e.transaction = appendClean(nil, v, 1, &f.adj)
+					f.skipMask |= 1 << i
+				} else {
+					f.adj |= AdjustReservedInvalid // stays in properties
+				}
 			}
 		}
 		return true
@@ -895,6 +907,62 @@ func (e *Event) reserved(props []byte, f *flattener) (changeset []byte) {
 		}
 	}
 	return changeset
+}
+
+// Castle's schema for the reserved objects (castle-java's generated
+// Transaction, Amount, Changeset and ChangesetEntry models): one it would
+// refuse with 422 stays in properties instead, so the event still reaches
+// Castle.
+var (
+	transactionTypes = map[string]bool{"$purchase": true, "$withdrawal": true, "$deposit": true,
+		"$transfer": true, "$reward": true, "$sale": true}
+	amountTypes   = map[string]bool{"$fiat": true, "$crypto": true}
+	changesetKeys = map[string]bool{"password": true, "email": true, "phone": true, "authentication_method_type": true, "name": true}
+)
+
+func nonEmptyString(v []byte) bool { return kind(v) == '"' && text(v) != "" }
+
+// validTransaction reports whether a transaction object has what Castle
+// requires: a non-empty id, a type it knows, and, when there is an
+// amount, an object with a type it knows and a string value.
+func validTransaction(v []byte) bool {
+	id := field(v, "id")
+	typ := field(v, "type")
+	if !nonEmptyString(id) || kind(typ) != '"' || !transactionTypes[text(typ)] {
+		return false
+	}
+	amount := field(v, "amount")
+	switch kind(amount) {
+	case 0, 'n':
+		return true
+	case '{':
+		at := field(amount, "type")
+		return kind(at) == '"' && amountTypes[text(at)] && kind(field(amount, "value")) == '"'
+	}
+	return false
+}
+
+// validChangeset reports whether a changeset names only fields Castle
+// knows, each {"from": …, "to": …} or {"changed": true}.
+func validChangeset(v []byte) bool {
+	ok := true
+	rawjson.Members(v, func(k, e []byte) bool {
+		if !changesetKeys[text(k)] || kind(e) != '{' {
+			ok = false
+			return false
+		}
+		from, to, changed := field(e, "from"), field(e, "to"), field(e, "changed")
+		n := 0
+		rawjson.Members(e, func([]byte, []byte) bool { n++; return true })
+		switch {
+		case from != nil && to != nil && n == 2:
+		case kind(changed) == 't' && n == 1:
+		default:
+			ok = false
+		}
+		return ok
+	})
+	return ok
 }
 
 // TokenLifetime is how long a Castle request token lives after it is

@@ -69,7 +69,7 @@ func TestScoring(t *testing.T) {
 // except to Risk.
 func TestAppendBodyPerEndpoint(t *testing.T) {
 	raw := []byte(`{"type":"track","messageId":"m","userId":"u","event":"$challenge.requested","channel":"client","timestamp":"2025-01-15T11:59:30Z",
-		"properties":{"email":"e@example.com","username":"name","phone":"+41","changeset":{"email":{"changed":true}},"transaction":{"id":"t"},"k":"v"},
+		"properties":{"email":"e@example.com","username":"name","phone":"+41","changeset":{"email":{"changed":true}},"transaction":{"id":"t","type":"$purchase"},"k":"v"},
 		"integrations":{"Castle":{"requestToken":"tok-secret"}},"context":{"ip":"81.2.69.142","traits":{"email":"user@example.com"},"library":{"name":"analytics.js"}}}`)
 	r := goldenMapper().Map(nil, raw, goldenNow, nil)[0]
 	if r.Action != mapping.Forward {

@@ -1,0 +1,114 @@
+package mapping_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/castle-destination/castle-destination/mapping"
+)
+
+// castleBody maps raw (the last message's result) and decodes its body for
+// ep.
+func castleBody(t *testing.T, m *mapping.Mapper, raw string, ep mapping.Endpoint) (map[string]any, mapping.Result) {
+	t.Helper()
+	rs := m.Map(nil, []byte(raw), goldenNow, nil)
+	r := rs[len(rs)-1]
+	if r.Action != mapping.Forward {
+		t.Fatalf("%v %s: %s", r.Action, r.Detail, raw)
+	}
+	var b map[string]any
+	if err := json.Unmarshal(r.Event.AppendBody(nil, ep, true), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b, r
+}
+
+func member(b map[string]any, path ...string) any {
+	var v any = b
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// Castle requires user.address.country_code, an ISO 3166 code: an address
+// whose country is a name, or missing, stays in user.traits (counted), as
+// Segment's own Castle integration leaves such an address out.
+func TestAddressNeedsACountryCode(t *testing.T) {
+	for _, c := range []struct {
+		address string
+		code    any // user.address.country_code; nil: no user.address
+	}{
+		{`{"street":"1 Main","city":"SF","country":"us"}`, "US"},
+		{`{"street":"1 Main","city":"SF","state":"CA","country":"United States"}`, nil},
+		{`{"city":"Paris"}`, nil},
+	} {
+		raw := `{"batch":[{"type":"identify","messageId":"i","userId":"u","channel":"client","traits":{"address":` + c.address + `},"context":{"library":{"name":"analytics.js"}}},` +
+			`{"type":"track","messageId":"t","userId":"u","event":"E","channel":"client","context":{"library":{"name":"analytics.js"}}}]}`
+		b, _ := castleBody(t, goldenMapper(), raw, mapping.Log)
+		if got := member(b, "user", "address", "country_code"); got != c.code {
+			t.Errorf("%s: user.address.country_code %v, want %v", c.address, got, c.code)
+		}
+		if c.code == nil {
+			if member(b, "user", "traits", "address.city") == nil || member(b, "user", "address") != nil {
+				t.Errorf("%s: the address did not stay in traits: %v", c.address, b["user"])
+			}
+		}
+	}
+}
+
+// A security event's transaction and changeset go to their fields only in
+// the shape Castle's schema takes; otherwise they stay in properties
+// (counted as reserved_invalid), so that Castle does not refuse the event.
+func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
+	login := func(props string) string {
+		return `{"type":"track","messageId":"l","userId":"u","event":"$profile_update.succeeded","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
+			`"properties":` + props + `,"integrations":{"Castle":{"requestToken":"tok"}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`
+	}
+	for _, c := range []struct {
+		props              string
+		transaction, chset bool // sent as their own fields (changeset on risk)
+		invalid            bool
+	}{
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"9.99","currency":"USD"}}}`, true, false, false},
+		{`{"transaction":{"amount":5}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"purchase"}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$sale","amount":{"value":9.99}}}`, false, false, true},
+		{`{"changeset":{"email":{"from":"a@x","to":"b@x"},"password":{"changed":true}}}`, false, true, false},
+		{`{"changeset":{"address":{"changed":true}}}`, false, false, true},
+		{`{"changeset":{"email":{"to":"b@x"}}}`, false, false, true},
+	} {
+		b, r := castleBody(t, goldenMapper(), login(c.props), mapping.Risk)
+		if got := b["transaction"] != nil; got != c.transaction {
+			t.Errorf("%s: transaction sent %v, want %v", c.props, got, c.transaction)
+		}
+		if got := b["changeset"] != nil; got != c.chset {
+			t.Errorf("%s: changeset sent %v, want %v", c.props, got, c.chset)
+		}
+		if got := r.Adjusted.Has(mapping.AdjustReservedInvalid); got != c.invalid {
+			t.Errorf("%s: counted reserved_invalid %v, want %v", c.props, got, c.invalid)
+		}
+		if c.invalid && len(member(b, "properties").(map[string]any)) == 0 {
+			t.Errorf("%s: the refused object is not in properties: %v", c.props, b["properties"])
+		}
+	}
+}
+
+// A traits claim in a userJwt is the user's traits, merged, not a nested
+// object flattened under "traits.".
+func TestTraitsClaimMerges(t *testing.T) {
+	tok := sign(t, jwt.SigningMethodHS256, jwt.MapClaims{"id": "j1", "exp": goldenNow.Add(time.Hour).Unix(),
+		"traits": map[string]any{"plan": "pro", "seats": 3}}, []byte(goldenSecret))
+	b, _ := castleBody(t, goldenMapper(), `{"type":"track","messageId":"t","userId":"j1","event":"E","channel":"client",`+
+		`"integrations":{"Castle":{"userJwt":"`+tok+`"}},"context":{"library":{"name":"analytics.js"}}}`, mapping.Log)
+	if member(b, "user", "traits", "plan") != "pro" || member(b, "user", "traits", "seats") != 3.0 || member(b, "user", "traits", "traits.plan") != nil {
+		t.Errorf("user.traits %v, want plan and seats merged", member(b, "user", "traits"))
+	}
+}
