@@ -69,6 +69,14 @@ var onlyOn = []struct {
 // transactionTypes is the published enum of transaction.type.
 var transactionTypes = []string{"$purchase", "$withdrawal", "$deposit", "$transfer", "$reward", "$sale"}
 
+// amountTypes is the published enum of transaction.amount.type;
+// changesetFields the fields a changeset may name (castle-java's generated
+// Amount and Changeset models).
+var (
+	amountTypes     = []string{"$fiat", "$crypto"}
+	changesetFields = []string{"password", "email", "phone", "authentication_method_type", "name"}
+)
+
 // validate checks body against what Castle documents for ep. Fields no
 // endpoint documents (sent_at, timestamp, ...) are accepted as they are;
 // product, session and authentication_method are accepted unchecked.
@@ -206,8 +214,19 @@ func (s *Server) validate(ep endpoint, body []byte) (parsed, *validationError) {
 			return out, notOfType("/changeset", "object")
 		}
 		for m := d.nodes[c].child; m >= 0; m = d.nodes[m].next {
+			ptr := "/changeset/" + escapePointer(d.key(m))
+			if !slices.Contains(changesetFields, d.key(m)) {
+				return out, invalid("property '%s' is not allowed: a changeset names %s", ptr, strings.Join(changesetFields, ", "))
+			}
 			if d.kind(m) != jObject {
-				return out, notOfType("/changeset/"+escapePointer(d.key(m)), "object")
+				return out, notOfType(ptr, "object")
+			}
+			from, to, changed := d.get(m, "from"), d.get(m, "to"), d.get(m, "changed")
+			if (from < 0) != (to < 0) {
+				return out, invalid("property '%s' is missing required properties: from, to", ptr)
+			}
+			if from < 0 && (changed < 0 || !d.isTrue(changed)) {
+				return out, invalid("property '%s' is neither {from, to} nor {changed: true}", ptr)
 			}
 		}
 	}
@@ -286,8 +305,22 @@ func validateTransaction(d *doc, t int32) *validationError {
 	if !slices.Contains(transactionTypes, d.text(ty)) {
 		return invalid("property '/transaction/type' is not one of: %s", strings.Join(transactionTypes, ", "))
 	}
-	if a := d.get(t, "amount"); a >= 0 && d.kind(a) != jNull && d.kind(a) != jObject {
+	a := d.get(t, "amount")
+	if a < 0 || d.kind(a) == jNull {
+		return nil
+	}
+	if d.kind(a) != jObject {
 		return notOfType("/transaction/amount", "object")
+	}
+	at := d.get(a, "type")
+	if at < 0 {
+		return invalid("property '/transaction/amount' is missing required properties: type")
+	}
+	if d.kind(at) != jString || !slices.Contains(amountTypes, d.text(at)) {
+		return invalid("property '/transaction/amount/type' is not one of: %s", strings.Join(amountTypes, ", "))
+	}
+	if v := d.get(a, "value"); v >= 0 && d.kind(v) != jString {
+		return notOfType("/transaction/amount/value", "string")
 	}
 	return nil
 }
@@ -321,8 +354,17 @@ func (s *Server) validateUser(d *doc, u int32, ep endpoint, out *parsed) *valida
 	if v := d.get(u, "email"); v >= 0 && ep.scored() {
 		out.email = d.text(v)
 	}
-	if a := d.get(u, "address"); a >= 0 && d.kind(a) != jNull && d.kind(a) != jObject {
-		return notOfType("/user/address", "object")
+	if a := d.get(u, "address"); a >= 0 && d.kind(a) != jNull {
+		if d.kind(a) != jObject {
+			return notOfType("/user/address", "object")
+		}
+		cc := d.get(a, "country_code")
+		if cc < 0 {
+			return invalid("property '/user/address' is missing required properties: country_code")
+		}
+		if c := d.text(cc); d.kind(cc) != jString || len(c) != 2 || strings.ToUpper(c) != c {
+			return invalid("property '/user/address/country_code' is not an ISO 3166 country code")
+		}
 	}
 	return s.flatObject(d, d.get(u, "traits"), "/user/traits")
 }
