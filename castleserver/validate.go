@@ -332,7 +332,10 @@ func notOfType(ptr, want string) *validationError {
 // validateUser checks a sent user; on the scored endpoints it also reads
 // the email the verdict rules use.
 func (s *Server) validateUser(d *doc, u int32, ep endpoint, out *parsed) *validationError {
-	needID := ep == epRisk
+	// A user is required on /v1/risk only, but one sent to /v1/log needs
+	// an id too: castle-java's generated User and RiskUser models mark it
+	// required. /v1/filter's user is deprecated, and kept lenient.
+	needID := ep != epFilter
 	if d.kind(u) != jObject {
 		return notOfType("/user", "object")
 	}

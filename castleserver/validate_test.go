@@ -131,6 +131,7 @@ func TestValidateLog(t *testing.T) {
 		{name: "transaction", body: ev(b, map[string]any{"type": "$transaction", "transaction": map[string]any{"id": "t1", "type": "$deposit"}}), code: http.StatusNoContent},
 
 		{name: "requested only on risk", body: ev(b, map[string]any{"type": "$challenge", "status": "$requested"}), code: bad, typ: "invalid_parameters", msg: "'/status' is not one of"},
+		{name: "user without id", body: ev(b, map[string]any{"user": map[string]any{"email": "a@b.io"}}), code: bad, typ: "invalid_parameters", msg: "'/user' is missing required properties: id"},
 		{name: "params only on filter", body: ev(b, map[string]any{"params": map[string]any{}}), code: bad, typ: "invalid_parameters", msg: "'/params' is not accepted by /v1/log"},
 		{name: "changeset only on risk", body: ev(b, map[string]any{"changeset": map[string]any{}}), code: bad, typ: "invalid_parameters", msg: "'/changeset' is not accepted by /v1/log"},
 		{name: "skip flags not on log", body: ev(b, map[string]any{"skip_request_token_validation": true}), code: bad, typ: "invalid_parameters", msg: "'/skip_request_token_validation' is not accepted by /v1/log"},

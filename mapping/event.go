@@ -161,7 +161,10 @@ func (e *Event) AppendBody(dst []byte, ep Endpoint, withToken bool) []byte {
 			dst = e.appendParams(dst, false)
 			dst = append(dst, '}')
 		}
-	} else if !e.User.empty() {
+	} else if e.User.ID != "" {
+		// Castle's user requires an id (castle-java's generated User):
+		// an anonymous event's traits are not sent, as in Segment's own
+		// Castle integration, rather than have Castle refuse the event.
 		dst = e.User.appendJSON(append(dst, `,"user":`...))
 	}
 	if e.IP != "" {

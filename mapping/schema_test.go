@@ -112,3 +112,13 @@ func TestTraitsClaimMerges(t *testing.T) {
 		t.Errorf("user.traits %v, want plan and seats merged", member(b, "user", "traits"))
 	}
 }
+
+// Castle's user needs an id: an anonymous event's context.traits are not
+// sent as a user without one (as in Segment's own Castle integration).
+func TestAnonymousEventSendsNoUser(t *testing.T) {
+	b, _ := castleBody(t, goldenMapper(), `{"type":"track","messageId":"a","anonymousId":"an1","event":"E","channel":"client",`+
+		`"context":{"traits":{"email":"anon@example.com"},"library":{"name":"analytics.js"}}}`, mapping.Log)
+	if u, ok := b["user"]; ok {
+		t.Errorf("user %v sent without an id", u)
+	}
+}
