@@ -125,7 +125,7 @@ func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bo
 	ok := r.code >= 200 && r.code < 300
 	var rerr error
 	if !ok || keepBody {
-		r.body, rerr = io.ReadAll(io.LimitReader(resp.Body, int64(s.maxBody)))
+		r.body, rerr = io.ReadAll(io.LimitReader(resp.Body, int64(s.bodyLimit(keepBody))))
 	}
 	// Drain a little, so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
@@ -147,10 +147,25 @@ func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bo
 	return r
 }
 
+// maxVerdictBody bounds a verdict's body: Castle's Risk and Filter
+// answers echo the event's properties and user, so one with many long
+// properties can pass MaxErrorBody (64 KiB), and a verdict cut short is
+// not JSON and is lost.
+const maxVerdictBody = 1 << 20
+
+// bodyLimit is how much of an answer's body is read: a verdict's, when
+// keepBody, up to maxVerdictBody; an error's up to MaxErrorBody.
+func (s *sender) bodyLimit(keepBody bool) int {
+	if keepBody {
+		return max(s.maxBody, maxVerdictBody)
+	}
+	return s.maxBody
+}
+
 // sendH1 is send on the sender's own connections.
 func (s *sender) sendH1(ctx context.Context, ep Endpoint, body []byte, keepBody bool) response {
 	start := time.Now()
-	a, err := s.h1.post(ctx, ep, body, s.timeout, s.maxBody, keepBody)
+	a, err := s.h1.post(ctx, ep, body, s.timeout, s.bodyLimit(keepBody), keepBody)
 	r := response{code: a.code, body: a.body, latency: time.Since(start)}
 	ok := r.code >= 200 && r.code < 300
 	if err != nil {
