@@ -344,7 +344,7 @@ func (c Config) ValidateReplay(dryRun, kafkaSource bool) error {
 	}
 	if kafkaSource {
 		checks = append(checks, k.ValidateTopic, k.ValidateDLQ,
-			func() error { return positive("KAFKA_FETCH_MAX_BYTES", "kafka-fetch-max-bytes", k.FetchMaxBytes) })
+			func() error { return fetchMaxBytes(k.FetchMaxBytes) })
 	}
 	for _, v := range checks {
 		if err := v(); err != nil {
@@ -455,7 +455,33 @@ func (k Kafka) ValidateGroup() error {
 	if err := inRange("KAFKA_COMMIT_INTERVAL", "kafka-commit-interval", k.CommitInterval, time.Millisecond); err != nil {
 		return err
 	}
-	return positive("KAFKA_MAX_IN_FLIGHT", "kafka-max-in-flight", k.MaxInFlight)
+	if err := positive("KAFKA_MAX_IN_FLIGHT", "kafka-max-in-flight", k.MaxInFlight); err != nil {
+		return err
+	}
+	if k.MaxInFlight > MaxInFlightLimit {
+		// The commit tracker keeps room for 16 times this per partition.
+		return settingErr("KAFKA_MAX_IN_FLIGHT", "kafka-max-in-flight", "%d is too large: at most %d", k.MaxInFlight, MaxInFlightLimit)
+	}
+	return nil
+}
+
+// MaxInFlightLimit bounds KAFKA_MAX_IN_FLIGHT: the commit tracker keeps
+// room for 16 times it per owned partition, 9 bytes each (14 MB here).
+const MaxInFlightLimit = 100_000
+
+// MaxFetchBytes bounds KAFKA_FETCH_MAX_BYTES: Kafka carries it as a 32-bit
+// count, and brokers cap a fetch far below (fetch.max.bytes, 50 MiB).
+const MaxFetchBytes = 1 << 30
+
+// fetchMaxBytes checks KAFKA_FETCH_MAX_BYTES's range.
+func fetchMaxBytes(v int) error {
+	if err := positive("KAFKA_FETCH_MAX_BYTES", "kafka-fetch-max-bytes", v); err != nil {
+		return err
+	}
+	if v > MaxFetchBytes {
+		return settingErr("KAFKA_FETCH_MAX_BYTES", "kafka-fetch-max-bytes", "%d is too large: at most %d (1 GiB)", v, MaxFetchBytes)
+	}
+	return nil
 }
 
 // ValidateFetch checks the shape of the consumer's fetches.
@@ -466,8 +492,15 @@ func (k Kafka) ValidateFetch() error {
 	if k.FetchMaxBytes < k.FetchMinBytes {
 		return settingErr("KAFKA_FETCH_MAX_BYTES", "kafka-fetch-max-bytes", "must be at least KAFKA_FETCH_MIN_BYTES")
 	}
+	if err := fetchMaxBytes(k.FetchMaxBytes); err != nil {
+		return err
+	}
 	return inRange("KAFKA_FETCH_MAX_WAIT", "kafka-fetch-max-wait", k.FetchMaxWait, time.Millisecond)
 }
+
+// minCastleTimeout is the shortest CASTLE_TIMEOUT: below it every request
+// times out, and the hold blames CASTLE_API_URL.
+const minCastleTimeout = 100 * time.Millisecond
 
 // maxKafkaDuration is the longest duration Kafka's protocol carries (a
 // 32-bit count of milliseconds).
@@ -500,11 +533,14 @@ func (a Castle) Validate(needSecret bool) error {
 	if u.User != nil {
 		return settingErr("CASTLE_API_URL", "castle-api-url", "must not carry credentials (%s); set CASTLE_API_SECRET", redactURL(a.APIURL))
 	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(a.APIURL, "#") {
+		return settingErr("CASTLE_API_URL", "castle-api-url", "%q must not have a query or fragment: the paths /v1/log, /v1/risk and /v1/filter are added to it", redactURL(a.APIURL))
+	}
 	if err := positive("CASTLE_CONCURRENCY", "castle-concurrency", a.Concurrency); err != nil {
 		return err
 	}
-	if a.Timeout <= 0 {
-		return settingErr("CASTLE_TIMEOUT", "castle-timeout", "must be positive")
+	if a.Timeout < minCastleTimeout {
+		return settingErr("CASTLE_TIMEOUT", "castle-timeout", "%s is too short: at least %s (one request's round trip to Castle)", a.Timeout, minCastleTimeout)
 	}
 	if a.RetryMaxElapsed < a.Timeout {
 		return settingErr("CASTLE_RETRY_MAX_ELAPSED", "castle-retry-max-elapsed", "must be at least CASTLE_TIMEOUT")
@@ -598,8 +634,8 @@ func (o Ops) Validate() error {
 			return settingErr("METRICS_ADDR", "metrics-addr", "%q is not host:port or :port", o.MetricsAddr)
 		}
 	}
-	if o.ShutdownTimeout < 0 {
-		return settingErr("SHUTDOWN_TIMEOUT", "shutdown-timeout", "must not be negative")
+	if err := inRange("SHUTDOWN_TIMEOUT", "shutdown-timeout", o.ShutdownTimeout, time.Millisecond); err != nil {
+		return err
 	}
 	return nil
 }
