@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/castle-destination/castle-destination/internal/redact"
 )
 
 // sender makes one HTTP request to Castle and reports what came back. It
@@ -217,7 +219,10 @@ func (s *sender) apiError(r response) *APIError {
 		e.Message = strings.ToValidUTF8(t, "?")
 	}
 	e.Type = s.redactor.String(e.Type)
-	e.Message = s.redactor.String(e.Message)
+	// A server that echoes what it was sent puts the event's request
+	// token, or a header's credentials, in its message: the error goes to
+	// logs and dead-letter headers.
+	e.Message = redact.String(s.redactor.String(e.Message))
 	return e
 }
 

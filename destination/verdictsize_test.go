@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,5 +50,29 @@ func TestLargeVerdictIsReadWhole(t *testing.T) {
 		if rs[0].Status != destination.Delivered || !bytes.Equal(rs[0].Verdict, verdict) {
 			t.Errorf("net/http transport %v: %v, verdict of %d bytes, want the %d sent", proxied, rs[0].Status, len(rs[0].Verdict), len(verdict))
 		}
+	}
+}
+
+// A server that echoes the request in its error puts the event's request
+// token and headers in the error, which goes to logs and dead-letter
+// headers: they read [redacted] there.
+func TestEchoedTokensAreRedactedInErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write(append([]byte("bad request: "), body...))
+	}))
+	defer srv.Close()
+	c, _, _ := newClient(t, destination.Config{URL: srv.URL, Retry: fastRetry}, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rs := deliver(c, ctx, []destination.Event{{UserID: "u", Type: "$login",
+		Body: []byte(`{"type":"$login","request_token":"tok-SECRET-1","context":{"headers":{"Cookie":"sid=SECRET-2","Authorization":"Bearer SECRET-3"}}}`)}})
+	if rs[0].Status != destination.Rejected || rs[0].Err == nil {
+		t.Fatalf("%v %v, want rejected with Castle's error", rs[0].Status, rs[0].Err)
+	}
+	if msg := rs[0].Err.Error(); strings.Contains(msg, "SECRET") || !strings.Contains(msg, "[redacted]") {
+		t.Errorf("error %q", msg)
 	}
 }
