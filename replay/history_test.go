@@ -3,9 +3,11 @@ package replay_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +95,19 @@ func TestDryRunWithoutTheSecretSaysWhyTokensFail(t *testing.T) {
 		}
 		if sent := bytes.Contains(out.Bytes(), []byte(`"u1"`)); sent != withSecret {
 			t.Errorf("secret given %v: the event is in the output %v", withSecret, sent)
+		}
+	}
+}
+
+// An endpoint setting that does not parse fails at start naming it, and
+// never quotes it: it may carry a password.
+func TestS3EndpointThatDoesNotParse(t *testing.T) {
+	for _, v := range []string{"http://euser:EPPASS@[::1", "euser:EPPASS@host:9000", "ftp://h", "http://euser:EPPASS@127.0.0.1:1/p?x=1"} {
+		t.Setenv("AWS_ENDPOINT_URL", v)
+		_, err := replay.NewS3Client(context.Background(), nil)
+		var se *replay.SettingError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), "AWS_ENDPOINT_URL") || strings.Contains(err.Error(), "EPPASS") {
+			t.Errorf("AWS_ENDPOINT_URL=%s: %v, want a setting error naming it, without the password", v, err)
 		}
 	}
 }

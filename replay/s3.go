@@ -46,6 +46,11 @@ func NewS3Client(ctx context.Context, log *zap.Logger) (*s3.Client, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	for _, env := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"} {
+		if err := checkEndpoint(env, os.Getenv(env)); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(sdkLogger(log.Named("aws"))))
 	if err != nil {
 		return nil, fmt.Errorf("replay: AWS configuration: %w", err)
@@ -59,6 +64,24 @@ func NewS3Client(ctx context.Context, log *zap.Logger) (*s3.Client, error) {
 		// Objects written without a checksum (most archives) are normal.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	}), nil
+}
+
+// checkEndpoint refuses an endpoint setting that is not an http(s) URL
+// with a host, as a *SettingError naming env: the SDK would fail later,
+// quoting the URL with any password in it.
+func checkEndpoint(env, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := neturl.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// Not quoted: it may carry a password, and did not parse.
+		return &SettingError{fmt.Errorf("%s is not an http(s) URL with a host", env)}
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return &SettingError{fmt.Errorf("%s %s must not have a query or fragment", env, u.Redacted())}
+	}
+	return nil
 }
 
 // sdkLogger writes the AWS SDK's log lines to log: warnings as warnings,
