@@ -59,6 +59,9 @@ func demoCommand(ctx context.Context, args []string, getenv func(string) string,
 	if s.partitions <= 0 {
 		return &config.SettingError{Env: "DEMO_PARTITIONS", Flag: "partitions", Err: errors.New("must be positive")}
 	}
+	if s.timeout <= 0 {
+		return &config.SettingError{Env: "DEMO_TIMEOUT", Flag: "timeout", Err: errors.New("must be positive")}
+	}
 	logger, err := ops.NewLogger(s.logLevel, "console", stderr)
 	if err != nil {
 		return usageError{err}

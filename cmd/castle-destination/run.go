@@ -58,6 +58,9 @@ func warnSettings(logger *zap.Logger, cfg config.Config) {
 		logger.Warn("CASTLE_API_SECRET had white space or quote marks around it (a trailing newline from the file it was made from, " +
 			"or the quotes of an env file?); they were removed, since Castle's secrets have neither")
 	}
+	if cfg.Scoring.VerdictTopic != "" && !cfg.Scoring.On {
+		logger.Warn("VERDICT_TOPIC is set but CASTLE_SCORING is off: nothing is scored, so no verdict is written to it")
+	}
 	if p := cfg.Kafka.SASLPassword.Reveal(); cfg.Kafka.SASLMechanism != "" && strings.TrimRight(p, "\r\n") != p {
 		logger.Warn("KAFKA_SASL_PASSWORD ends with a line break (a trailing newline from the file its Secret was made from?); " +
 			"it is used as given, and the brokers will most likely refuse the login")

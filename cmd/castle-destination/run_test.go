@@ -197,6 +197,8 @@ func TestBadFlagValueIsOneLineAndAPointer(t *testing.T) {
 		{args: []string{"demo", "--messages", "many"}, want: []string{
 			`castle-destination: DEMO_MESSAGES (--messages): "many" is not an integer`,
 			`Run "castle-destination demo -h" for its settings.`}},
+		{args: []string{"demo", "--timeout", "0s"}, want: []string{
+			`castle-destination: DEMO_TIMEOUT (--timeout): must be positive`}},
 		{args: []string{"nonsense"}, want: []string{
 			`castle-destination: unknown subcommand "nonsense"; "castle-destination -h" lists them`}},
 	} {

@@ -27,6 +27,9 @@ func TestWarnSettings(t *testing.T) {
 			[]string{"KAFKA_SASL_PASSWORD ends with a line break"}},
 		{"a newline in a password that is not used", config.Config{Kafka: config.Kafka{SASLPassword: password + "\r\n"}}, nil},
 		{"a password ending in a space", config.Config{Kafka: config.Kafka{SASLMechanism: "plain", SASLPassword: password + " "}}, nil},
+		{"a verdict topic without scoring", config.Config{Scoring: config.Scoring{VerdictTopic: "verdicts"}},
+			[]string{"VERDICT_TOPIC is set but CASTLE_SCORING is off"}},
+		{"a verdict topic with scoring", config.Config{Scoring: config.Scoring{On: true, VerdictTopic: "verdicts"}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.DebugLevel)
