@@ -836,6 +836,9 @@ func (c *Client) holdMessage(class string, ep Endpoint, r response) string {
 		if noSuchHost(r.err) {
 			return fmt.Sprintf("CASTLE_API_URL %s names a host that does not exist (%v)", c.send.base, r.err)
 		}
+		if op := (*net.OpError)(nil); errors.As(r.err, &op) && op.Op == "proxyconnect" {
+			return fmt.Sprintf("the proxy in HTTPS_PROXY (or HTTP_PROXY) has not answered since the start (%v): check its host and port, or NO_PROXY", r.err)
+		}
 		if r.code == 0 && r.err != nil {
 			return fmt.Sprintf("CASTLE_API_URL %s has not answered since the start (%v): check its host and port, and the network path to it", c.send.base, r.err)
 		}

@@ -525,3 +525,31 @@ func TestCheckBeforeAnyEvent(t *testing.T) {
 		}
 	})
 }
+
+// A proxy where nothing answers holds delivery naming the proxy setting,
+// not CASTLE_API_URL, which was never reached.
+func TestProxyNotAnsweringNamesTheProxy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // nothing listens there now
+	board, err := hold.New(nil, nil, hold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := destination.NewTransport(8)
+	tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: dead})
+	c, _, _ := newClient(t, destination.Config{URL: "https://castle.test", Retry: fastRetry, Faults: board, ProbeMax: 10 * time.Millisecond},
+		&http.Client{Transport: tr})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if r := deliver(c, ctx, []destination.Event{event("u", 1)})[0]; r.Status != destination.Canceled {
+		t.Fatalf("got %v (%v), want the event held until the context ended", r.Status, r.Err)
+	}
+	if err := board.Ready(); err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY") || strings.Contains(err.Error(), "CASTLE_API_URL") {
+		t.Errorf("Ready() = %v, want a hold naming the proxy", err)
+	}
+}
