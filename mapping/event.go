@@ -70,11 +70,6 @@ func (a Address) valid() bool {
 	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 
-func (u *User) empty() bool {
-	return u.ID == "" && u.Email == "" && u.Phone == "" && u.Name == "" && u.RegisteredAt == "" &&
-		u.Address.empty() && u.ntraits == 0
-}
-
 // UserID is Castle's user.id after Secure Mode ("" when none): the per-user
 // pacing and ordering key.
 func (e *Event) UserID() string { return e.User.ID }
