@@ -163,9 +163,7 @@ func (c *Consumer) setReady(err error) {
 // unreachable, coordinator unavailable), which it retries until then. Errors
 // fetching a partition are retried for as long as the generation lasts
 // (counted and logged). A topic deleted (or refused) while it runs is waited
-// for: see awaitTopic. A generation that ends within a second of its start
-// is followed by a pause that doubles, up to 30 s, while generations stay
-// that short.
+// for: see awaitTopic.
 func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("consumer: Run called more than once")
@@ -208,7 +206,6 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 
 	lastMember := time.Now()
 	joinFailures := ops.NewThrottle(retryLogBurst, retryLogEvery)
-	var pause time.Duration // before the next join, after short generations
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
@@ -232,28 +229,20 @@ func (c *Consumer) Run(ctx context.Context, out chan<- *Record) error {
 			c.log.Info("consumer group joined again", zap.Int("failures_not_logged", skipped))
 		}
 		c.metrics.generations.Inc()
-		began := time.Now()
 		g := c.newGeneration(gen, client, out)
 		finished := make(chan struct{})
 		gen.Start(func(genCtx context.Context) { g.run(ctx, genCtx, finished) })
 		<-finished
-		lasted := time.Since(began)
 		if ctx.Err() != nil {
 			break
 		}
 		// kafka-go ends a generation at once, again and again, when the
-		// topic is gone; any other cause of generations that end as they
-		// start must not spin either.
+		// topic is gone. No other pause here: kafka-go joins the next
+		// generation by itself and parks it until Next takes it, watching
+		// nothing meanwhile, so a pause would hold up every rebalance of
+		// the group.
 		if !c.awaitTopic(ctx) {
 			break
-		}
-		if lasted < minGenerationLife {
-			pause = min(max(2*pause, firstRejoinPause), maxRejoinPause)
-			if !sleep(ctx, pause) {
-				break
-			}
-		} else {
-			pause = 0
 		}
 		lastMember = time.Now()
 	}
@@ -334,14 +323,8 @@ func (c *Consumer) topicUnusable(ctx context.Context) error {
 	return nil
 }
 
-// A generation shorter than minGenerationLife is followed by a pause before
-// the next join: firstRejoinPause, doubling while generations stay that
-// short, up to maxRejoinPause.
-const (
-	minGenerationLife = time.Second
-	firstRejoinPause  = 100 * time.Millisecond
-	maxRejoinPause    = 30 * time.Second
-)
+// maxRejoinPause bounds awaitTopic's backoff.
+const maxRejoinPause = 30 * time.Second
 
 // Log lines of a failure that repeats: the first retryLogBurst, then one
 // per retryLogEvery.

@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -89,40 +86,4 @@ func TestSourceTopicDeletedWaitsForIt(t *testing.T) {
 		}
 		return ""
 	})
-}
-
-// Generations that end as soon as they start (here every heartbeat is
-// refused) are followed by a pause that grows, not by a tight rejoin loop.
-func TestShortGenerationsBackOff(t *testing.T) {
-	t.Parallel()
-	kc := kafkatest.New(t, "in", 2)
-	cfg := testConfig(kc, "in", "g")
-	cfg.HeartbeatInterval = 10 * time.Millisecond
-	r := start(t, cfg, 0)
-	waitReady(t, r)
-	collect(r)
-
-	var refuse atomic.Bool
-	kc.Fake().ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		kc.Fake().KeepControl()
-		if !refuse.Load() {
-			return nil, nil, false
-		}
-		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.ErrorCode = kerr.RebalanceInProgress.Code
-		return resp, nil, true
-	})
-	gens := value(t, r.c.metrics.generations)
-	refuse.Store(true)
-	// A window in which a spinning consumer runs through a generation
-	// every few milliseconds: the pauses (100 ms, 200 ms, 400 ms, ...)
-	// allow about six.
-	time.Sleep(3 * time.Second)
-	n := value(t, r.c.metrics.generations) - gens
-	t.Logf("%v generations in the window", n)
-	if n > 8 {
-		t.Errorf("%v generations in 3 s while each ends at its first heartbeat, want at most 8", n)
-	}
-	refuse.Store(false)
-	waitReady(t, r)
 }
