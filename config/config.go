@@ -228,7 +228,7 @@ func (c *Config) RegisterKafkaGroup(f *Flags) {
 	k := &c.Kafka
 	f.String(&k.GroupID, "kafka-group-id", "KAFKA_GROUP_ID", DefaultGroupID, "consumer group id")
 	f.Enum(&k.StartOffset, "kafka-start-offset", "KAFKA_START_OFFSET", DefaultStartOffset,
-		[]string{"earliest", "latest"}, "where a new group starts: earliest or latest (partitions added later start at earliest)")
+		[]string{"earliest", "latest"}, "where a partition without a committed offset starts: earliest or latest")
 	f.Duration(&k.SessionTimeout, "kafka-session-timeout", "KAFKA_SESSION_TIMEOUT", consumer.DefaultSessionTimeout, "group session timeout")
 	f.Duration(&k.RebalanceTimeout, "kafka-rebalance-timeout", "KAFKA_REBALANCE_TIMEOUT", consumer.DefaultRebalanceTimeout, "group rebalance timeout")
 	f.Duration(&k.CommitInterval, "kafka-commit-interval", "KAFKA_COMMIT_INTERVAL", consumer.DefaultCommitInterval, "how often completed offsets are committed")

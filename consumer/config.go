@@ -32,9 +32,7 @@ type Config struct {
 	SASL sasl.Mechanism
 
 	// StartOffset is where a partition without a committed offset starts:
-	// kafka.FirstOffset (the default) or kafka.LastOffset. LastOffset
-	// applies only while the group has no offset committed on the topic:
-	// partitions the topic gains later start at their first offset.
+	// kafka.FirstOffset (the default) or kafka.LastOffset.
 	StartOffset int64
 
 	// MinBytes, MaxBytes and MaxWait shape each partition fetch (defaults 1 B,

@@ -3,8 +3,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -76,16 +74,7 @@ func (g *generation) run(runCtx, genCtx context.Context, finished chan<- struct{
 		ids[i] = a.ID
 	}
 	g.log.Info("joined consumer group generation", zap.String("member", g.gen.MemberID), zap.Ints("partitions", ids))
-	if err := g.setup(runCtx, assigned); err != nil {
-		// Nothing is fetched with start offsets that may be wrong: end
-		// the generation, and Run joins the next one after a pause.
-		g.log.Warn("cannot tell where partitions without a committed offset start; rejoining", zap.Error(err))
-		close(finished)
-		if runCtx.Err() != nil {
-			<-genCtx.Done() // as below: Run closes the group
-		}
-		return
-	}
+	g.setup(runCtx, assigned)
 	if genCtx.Err() == nil { // a generation over before it began is no membership
 		c.setReady(nil)
 	}
@@ -129,24 +118,9 @@ loop:
 }
 
 // setup resolves start offsets, creates the trackers and updates the
-// ownership-dependent metrics. It fails, having changed nothing, only when
-// it cannot tell whether a LastOffset start applies (see newPartitions).
-func (g *generation) setup(ctx context.Context, assigned []kafka.PartitionAssignment) error {
+// ownership-dependent metrics.
+func (g *generation) setup(ctx context.Context, assigned []kafka.PartitionAssignment) {
 	c := g.c
-	fresh, err := g.newPartitions(ctx, assigned)
-	if err != nil {
-		return err
-	}
-	if len(fresh) > 0 {
-		g.log.Info("partitions new to the group's topic start at their earliest offset, not the latest",
-			zap.Ints("partitions", fresh))
-		assigned = slices.Clone(assigned)
-		for i := range assigned {
-			if slices.Contains(fresh, assigned[i].ID) {
-				assigned[i].Offset = kafka.FirstOffset
-			}
-		}
-	}
 	g.trackers = make(map[int]*tracker, len(assigned))
 	g.starts = make(map[int]int64, len(assigned))
 	g.committed = make(map[int]int64, len(assigned))
@@ -198,71 +172,6 @@ func (g *generation) setup(ctx context.Context, assigned []kafka.PartitionAssign
 	}
 	c.owned = owned
 	c.metrics.assigned.Set(float64(len(assigned)))
-	return nil
-}
-
-// newPartitions returns the assigned partitions without a committed offset
-// that must start at their earliest offset although StartOffset is
-// LastOffset: those the topic gained after the group started consuming it.
-//
-// LastOffset ("new messages only") is for a group's first start on the
-// topic. Every partition a generation starts at LastOffset gets that offset
-// committed at once (setup pins it), so once the group has consumed the
-// topic, a partition without a committed offset is one the topic gained
-// since (kafka-go notices it only seconds later, or after a restart): it
-// starts at its earliest offset, or what was written to it meanwhile would
-// be skipped. Hence: if any partition of the topic has an offset committed
-// by the group, the partitions without one are new. The answer is the same
-// on every replica and after any restart.
-//
-// An error (the group's offsets could not be read) says nothing is known.
-func (g *generation) newPartitions(ctx context.Context, assigned []kafka.PartitionAssignment) ([]int, error) {
-	if g.c.cfg.StartOffset != kafka.LastOffset {
-		return nil, nil
-	}
-	var missing []int
-	consumed := false
-	for _, a := range assigned {
-		if a.Offset < 0 {
-			missing = append(missing, a.ID)
-		} else {
-			consumed = true
-		}
-	}
-	if len(missing) == 0 {
-		return nil, nil
-	}
-	if !consumed {
-		var err error
-		if consumed, err = g.groupConsumedTopic(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if !consumed {
-		return nil, nil
-	}
-	return missing, nil
-}
-
-// groupConsumedTopic reports whether the group has an offset committed for
-// any partition of the topic.
-func (g *generation) groupConsumedTopic(ctx context.Context) (bool, error) {
-	topic := g.c.cfg.Topic
-	// No topics: the offsets of every partition the group committed to,
-	// without a metadata request whose answer may be cached and stale.
-	resp, err := g.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: g.c.cfg.GroupID})
-	if err != nil {
-		return false, fmt.Errorf("read the group's committed offsets: %w", err)
-	}
-	if resp.Error != nil {
-		return false, fmt.Errorf("read the group's committed offsets: %w", resp.Error)
-	}
-	for _, p := range resp.Topics[topic] {
-		if p.Error == nil && p.CommittedOffset >= 0 {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // listOffsets returns the offsets asked for (FirstOffset or LastOffset per

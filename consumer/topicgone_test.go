@@ -87,3 +87,37 @@ func TestSourceTopicDeletedWaitsForIt(t *testing.T) {
 		return ""
 	})
 }
+
+// waitReady waits until every consumer of rs reports ready.
+func waitReady(t *testing.T, rs ...*running) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() string {
+		for _, r := range rs {
+			if err := r.c.Ready(); err != nil {
+				return err.Error()
+			}
+		}
+		return ""
+	})
+}
+
+// produceDirect writes n messages to partition of topic through its leader,
+// values "p<partition>-<i>": unlike produceN it needs no metadata cache
+// that knows the partition, so it works at once on a partition just added.
+func produceDirect(t *testing.T, kc *kafkatest.Cluster, topic string, partition, from, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := kafka.DialLeader(ctx, "tcp", kc.Addrs()[0], topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "k%d", from+i), Value: fmt.Appendf(nil, "p%d-%d", partition, from+i)}
+	}
+	if _, err := conn.WriteMessages(msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
