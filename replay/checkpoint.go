@@ -9,12 +9,17 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // checkpointVersion is the format written. Version 1 (one entry per file,
 // no record ranges) is not read: it could not say which records after a
-// gap were done.
-const checkpointVersion = 2
+// gap were done. Version 2 numbered the records of a file or object after
+// a damaged gzip member otherwise than now (the member's records before
+// the damage were sent and counted; the resync began further on): its
+// files and objects in progress are read again from their start (some of
+// their records sent twice, none skipped), and the rest kept.
+const checkpointVersion = 3
 
 // Checkpoint is the progress of a replay, saved so that an interrupted
 // replay can continue (--resume) without sending again what was settled
@@ -100,6 +105,12 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	var cp Checkpoint
 	if err := json.Unmarshal(b, &cp); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	if cp.Version == 2 {
+		if !strings.HasPrefix(cp.Replay, "sources=kafka:") { // a Kafka partition's records are its offsets
+			cp.Open = nil
+		}
+		cp.Version = checkpointVersion
 	}
 	if cp.Version != checkpointVersion {
 		return nil, fmt.Errorf("checkpoint %s: version %d is not %d (written by another release); delete it to start over", path, cp.Version, checkpointVersion)

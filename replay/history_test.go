@@ -111,3 +111,31 @@ func TestS3EndpointThatDoesNotParse(t *testing.T) {
 		}
 	}
 }
+
+// A checkpoint of the previous format resumes: its finished units stay
+// finished, and its files in progress, whose records after a damaged gzip
+// member were numbered otherwise, are read again from their start rather
+// than resumed at an index that may skip records. A Kafka replay's units
+// in progress keep their offsets.
+func TestCheckpointOfThePreviousFormat(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		replay   string
+		keepOpen bool
+	}{{"sources=/archive", false}, {"sources=kafka:segment since=2026-01-01T00:00:00Z", true}} {
+		path := filepath.Join(dir, "cp.json")
+		write(t, path, []byte(`{"version":2,"replay":"`+c.replay+`","done":1,"last":"a",`+
+			`"after":[{"seq":2,"name":"c"}],"open":[{"seq":1,"name":"b","next":4,"done":[[6,9]]}]}`))
+		cp, err := replay.LoadCheckpoint(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.Done != 1 || cp.Last != "a" || len(cp.After) != 1 || (len(cp.Open) == 1) != c.keepOpen {
+			t.Errorf("%s: %+v; want done 1, one after, open kept %v", c.replay, cp, c.keepOpen)
+		}
+	}
+	write(t, filepath.Join(dir, "v1.json"), []byte(`{"version":1,"replay":"sources=/archive","done":0}`))
+	if _, err := replay.LoadCheckpoint(filepath.Join(dir, "v1.json")); err == nil {
+		t.Error("a version 1 checkpoint was read")
+	}
+}
