@@ -91,8 +91,15 @@ func (k Kafka) SASL() (sasl.Mechanism, error) {
 		m, err := scram.Mechanism(algo, k.SASLUsername, k.SASLPassword.Reveal())
 		if err != nil {
 			// The scram package's error quotes the password: say only
-			// what is wrong.
-			return nil, &SettingError{Env: "KAFKA_SASL_USERNAME", Flag: "kafka-sasl-username", Err: errNotSCRAMText}
+			// what is wrong, and of which.
+			if _, uerr := scram.Mechanism(algo, k.SASLUsername, "p"); uerr != nil {
+				return nil, &SettingError{Env: "KAFKA_SASL_USERNAME", Flag: "kafka-sasl-username", Err: errNotSCRAMText}
+			}
+			why := errNotSCRAMText
+			if p := k.SASLPassword.Reveal(); strings.TrimRight(p, "\r\n") != p {
+				why = errors.New("it ends with a line break (a trailing newline from the file its Secret was made from?), which SCRAM's SASLprep text may not hold")
+			}
+			return nil, &SettingError{Env: "KAFKA_SASL_PASSWORD", Flag: "kafka-sasl-password", Err: why}
 		}
 		return m, nil
 	default:
@@ -101,7 +108,7 @@ func (k Kafka) SASL() (sasl.Mechanism, error) {
 }
 
 // errNotSCRAMText is why a SCRAM user name or password is refused.
-var errNotSCRAMText = errors.New("the user name or the password (KAFKA_SASL_PASSWORD) is not valid SASLprep text, as SCRAM needs")
+var errNotSCRAMText = errors.New("not valid SASLprep text, as SCRAM needs")
 
 // TLSSetting is the setting to name when TLS with the brokers fails: the CA
 // file when one is set, else the switch that turned TLS on (or should).

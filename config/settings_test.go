@@ -374,6 +374,17 @@ func TestSASLErrorsHideThePassword(t *testing.T) {
 	if !errors.As(err, &se) || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("SASL = %v, want a SettingError without the password", err)
 	}
+	if se.Env != "KAFKA_SASL_PASSWORD" {
+		t.Errorf("SASL = %v, naming %s; want it to name the password's setting", err, se.Env)
+	}
+	k.SASLPassword = Secret("hunter2\n")
+	if _, err := k.SASL(); !errors.As(err, &se) || se.Env != "KAFKA_SASL_PASSWORD" || !strings.Contains(err.Error(), "line break") {
+		t.Errorf("a password ending in a newline: %v, want its setting named and the line break said", err)
+	}
+	k.SASLUsername, k.SASLPassword = "u\u0007", Secret("p")
+	if _, err := k.SASL(); !errors.As(err, &se) || se.Env != "KAFKA_SASL_USERNAME" {
+		t.Errorf("a user name that is not SASLprep text: %v, want KAFKA_SASL_USERNAME named", err)
+	}
 	for _, mech := range []string{"plain", "scram-sha-256", "scram-sha-512"} {
 		k := Kafka{SASLMechanism: mech, SASLUsername: "u", SASLPassword: "p"}
 		if m, err := k.SASL(); err != nil || m == nil {
