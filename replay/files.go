@@ -186,6 +186,15 @@ func decode(ctx context.Context, name string, r io.Reader, emit func(idx int64, 
 				zr.Multistream(false)
 				first := idx
 				err = readRecords(ctx, in, bufio.NewReaderSize(zr, 256<<10), &idx, emit, problem)
+				if err == nil {
+					// readRecords may stop before the member's end (a JSON
+					// document that stops at a bad value): read the rest,
+					// so that the next member is looked for where this
+					// one ends, not in its deflate data.
+					if _, derr := io.Copy(io.Discard, zr); derr != nil {
+						err = gzipError{derr}
+					}
+				}
 				var ge gzipError
 				if errors.As(err, &ge) {
 					err = ge.err

@@ -315,3 +315,26 @@ func TestDecodeDamagedMemberOverTheBound(t *testing.T) {
 		t.Errorf("problems %v, want the member reported once with the records sent", problems)
 	}
 }
+
+// A JSON document that stops at a bad value inside a gzip member leaves
+// the rest of the member unread: the next member is looked for at the
+// member's end, so only the bad value is a problem (the middle of the
+// deflate data was once read as a member header, a second, false one).
+func TestDocumentStoppingMidMemberIsOneProblem(t *testing.T) {
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		if _, err := zw.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	doc := `[{"a":1}, nope` + strings.Repeat(" ", 1<<20) + `]`
+	got, probs := decodeAll(t, bytes.NewReader(append(gz(doc), gz(`{"b":2}`+"\n")...)))
+	if len(probs) != 1 || len(got) != 2 || got[0] != `{"a":1}` || got[1] != `{"b":2}` {
+		t.Errorf("records %q, problems %v; want both records and one problem (the bad value)", got, probs)
+	}
+}
