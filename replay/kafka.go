@@ -239,21 +239,19 @@ func (k *Kafka) readSpan(ctx context.Context, seq int64, s span, feed *Feed) err
 			u.Close(s.end)
 			return nil
 		}
-		switch {
-		case kafkaio.IsControlRecord(m.Key, m.Value):
-			// A transaction marker: not a message; its offset is a gap,
-			// which the unit counts as done.
-		case !k.inWindow(m.Time):
-			// Read within the grace, or after Since's offset, but stamped
-			// outside: done, nothing to send.
-			k.done.Add(1)
-			k.outside.Add(1)
-			if err := u.Send(ctx, m.Offset, pipeline.Record{Source: m.Topic, Partition: m.Partition, Offset: m.Offset}); err != nil {
-				return err
+		// A transaction marker is not a message: its offset is a gap, which
+		// the unit counts as done.
+		if !kafkaio.IsControlRecord(m.Key, m.Value) {
+			rec := pipeline.Record{Source: m.Topic, Partition: m.Partition, Offset: m.Offset}
+			if k.inWindow(m.Time) {
+				rec.Value, rec.Key = m.Value, m.Key
+			} else {
+				// Read within the grace, or after Since's offset, but
+				// stamped outside: done, with no value to send.
+				k.outside.Add(1)
 			}
-		default:
 			k.done.Add(1)
-			if err := u.Send(ctx, m.Offset, pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}); err != nil {
+			if err := u.Send(ctx, m.Offset, rec); err != nil {
 				return err
 			}
 		}
