@@ -532,16 +532,27 @@ func (c *Client) restKey(id string) uint64 { return maphash.String(c.restSeed, i
 // quarter of the most it held (peak) or less: a Go map keeps the room
 // of its largest size, and a burst of users must not keep that for good.
 func shrink[K comparable, V any](m map[K]V, peak *int) map[K]V {
-	*peak = max(*peak, len(m))
-	if *peak < 1024 || len(m) > *peak/4 {
+	if !shrinkDue(len(m), peak) {
 		return m
 	}
-	*peak = len(m)
 	n := make(map[K]V, len(m)) // not maps.Clone: it keeps m's room
 	for k, v := range m {
 		n[k] = v
 	}
 	return n
+}
+
+// shrinkDue reports whether a store of pacing state holding n entries,
+// and at most *peak since it was sized, should be sized anew: at a
+// quarter of its peak or less, once the peak passed 1,024. It then takes
+// n as the new peak.
+func shrinkDue(n int, peak *int) bool {
+	*peak = max(*peak, n)
+	if *peak < 1024 || n > *peak/4 {
+		return false
+	}
+	*peak = n
+	return true
 }
 
 // worker serves ready lanes until the client is closed or the limit
@@ -743,13 +754,10 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		c.fallBack(j, FallbackTokenRefused)
 		return 0, false
 	case actHold:
-		if refusesSecret(r.code) {
-			c.noteRefused()
-		}
 		c.lim.restart(c.now())
 		j.lastErr = c.failure(r)
 		j.deadline = time.Time{} // a hold does not spend the retry budget
-		c.gate.hold(probe, d.hold, c.holdMessage(d.hold, ep, r))
+		c.hold(probe, d, ep, r)
 		return 0, false
 	}
 	// actRetry
@@ -1023,11 +1031,8 @@ func (c *Client) Check(ctx context.Context) error {
 			c.gate.leave(probe)
 			return ctx.Err()
 		case actHold:
-			if refusesSecret(r.code) {
-				c.noteRefused()
-			}
 			c.checking.Store(false) // answered: the hold says what is wrong
-			c.gate.hold(probe, d.hold, c.holdMessage(d.hold, Log, r))
+			c.hold(probe, d, Log, r)
 			continue
 		case actRetry:
 			c.gate.ok(probe, false)
@@ -1092,10 +1097,14 @@ func (c *Client) setSecretLocked(s SecretState) {
 	}
 }
 
-// refusesSecret reports whether a hold's status code is Castle refusing
-// the API secret (not a proxy's 407).
-func refusesSecret(code int) bool {
-	return code == http.StatusUnauthorized || code == http.StatusForbidden
+// hold holds delivery for answer r to a request to ep (d.act is actHold),
+// noting first when it is Castle refusing the API secret (401 or 403, not
+// a proxy's 407).
+func (c *Client) hold(probe bool, d decision, ep Endpoint, r response) {
+	if r.code == http.StatusUnauthorized || r.code == http.StatusForbidden {
+		c.noteRefused()
+	}
+	c.gate.hold(probe, d.hold, c.holdMessage(d.hold, ep, r))
 }
 
 // PauseSending stops every new request to Castle until ResumeSending:

@@ -155,7 +155,8 @@ func (t *restTable) remove(i int) {
 }
 
 // sweep removes every user for which drop returns true, then gives back
-// the room of a table holding a quarter of its peak or less.
+// the room of a table holding a quarter of its peak or less (shrinkDue,
+// as the lanes' map).
 func (t *restTable) sweep(drop func(restingPace) bool) {
 	for i := 0; i < len(t.slots); {
 		// remove may move a later entry into i: look at i again. An
@@ -167,13 +168,12 @@ func (t *restTable) sweep(drop func(restingPace) bool) {
 		}
 		i++
 	}
-	if t.peak >= 1024 && t.n <= t.peak/4 {
+	if shrinkDue(t.n, &t.peak) {
 		size := minRestSlots
 		for 2*t.n > size { // at most half full after
 			size *= 2
 		}
 		t.resize(size)
-		t.peak = t.n
 	}
 	if len(t.held) == 0 {
 		t.held = nil
