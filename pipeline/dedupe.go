@@ -209,9 +209,7 @@ func (d *Dedupe) settle(id string, pos int, err error) []*pending {
 		}
 	}
 	ws := d.waits[h]
-	if ws != nil {
-		delete(d.waits, h)
-	}
+	delete(d.waits, h)
 	return ws
 }
 

@@ -535,9 +535,11 @@ func loop[T any](ctx context.Context, p *Pipeline, in <-chan T, record func(T) R
 			for i := range c.items {
 				it := c.items[i]
 				if it.event.Body == nil {
-					if ok, _ := p.trust.trusted(); it.suspect && !ok {
-						p.holdSuspect(ctx, it, settling)
-						continue
+					if it.suspect {
+						if ok, _ := p.trust.trusted(); !ok {
+							p.holdSuspect(ctx, it, settling)
+							continue
+						}
 					}
 					p.deadLetter(ctx, it, it.reason, it.detail, 0, settling)
 					continue
