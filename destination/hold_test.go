@@ -394,21 +394,7 @@ func TestProxyRefusingCredentialsHolds(t *testing.T) {
 	}
 	for _, castleURL := range []string{"https://castle.test", "http://castle.test"} {
 		t.Run(castleURL, func(t *testing.T) {
-			board, err := hold.New(nil, nil, hold.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr := destination.NewTransport(8)
-			tr.Proxy = http.ProxyURL(proxyURL)
-			c, _, _ := newClient(t, destination.Config{URL: castleURL, Retry: fastRetry, Faults: board, ProbeMax: 10 * time.Millisecond},
-				&http.Client{Transport: tr})
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			if r := deliver(c, ctx, []destination.Event{event("u", 1)})[0]; r.Status != destination.Canceled {
-				t.Fatalf("got %v (%v), want the event held until the context ended", r.Status, r.Err)
-			}
-			err = board.Ready()
+			err := heldThroughProxy(t, proxyURL, castleURL)
 			if err == nil || !strings.Contains(err.Error(), "auth: the proxy in HTTPS_PROXY or HTTP_PROXY refused") || strings.Contains(err.Error(), testSecret) {
 				t.Errorf("Ready() = %v, want an auth hold naming the proxy, without the secret", err)
 			}
@@ -535,13 +521,23 @@ func TestProxyNotAnsweringNamesTheProxy(t *testing.T) {
 	}
 	dead := l.Addr().String()
 	l.Close() // nothing listens there now
+	if err := heldThroughProxy(t, &url.URL{Scheme: "http", Host: dead}, "https://castle.test"); err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY") || strings.Contains(err.Error(), "CASTLE_API_URL") {
+		t.Errorf("Ready() = %v, want a hold naming the proxy", err)
+	}
+}
+
+// heldThroughProxy sends one event to castleURL through proxy and returns
+// what the hold board then says (Ready): the event must be held until its
+// context ends.
+func heldThroughProxy(t *testing.T, proxy *url.URL, castleURL string) error {
+	t.Helper()
 	board, err := hold.New(nil, nil, hold.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr := destination.NewTransport(8)
-	tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: dead})
-	c, _, _ := newClient(t, destination.Config{URL: "https://castle.test", Retry: fastRetry, Faults: board, ProbeMax: 10 * time.Millisecond},
+	tr.Proxy = http.ProxyURL(proxy)
+	c, _, _ := newClient(t, destination.Config{URL: castleURL, Retry: fastRetry, Faults: board, ProbeMax: 10 * time.Millisecond},
 		&http.Client{Transport: tr})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -549,7 +545,5 @@ func TestProxyNotAnsweringNamesTheProxy(t *testing.T) {
 	if r := deliver(c, ctx, []destination.Event{event("u", 1)})[0]; r.Status != destination.Canceled {
 		t.Fatalf("got %v (%v), want the event held until the context ended", r.Status, r.Err)
 	}
-	if err := board.Ready(); err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY") || strings.Contains(err.Error(), "CASTLE_API_URL") {
-		t.Errorf("Ready() = %v, want a hold naming the proxy", err)
-	}
+	return board.Ready()
 }
