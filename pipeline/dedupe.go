@@ -46,8 +46,9 @@ type Dedupe struct {
 	segs [segments]segment
 	n    int // ids in the index
 	// waits are the records of copies read while their id was in flight,
-	// by hash.
-	waits map[uint64][]*pending
+	// by hash; waiting counts them.
+	waits   map[uint64][]*pending
+	waiting int
 }
 
 // segment is a part of the index: ring positions + 1 (0: an empty slot),
@@ -137,6 +138,7 @@ func (d *Dedupe) claim(id string, rec *pending) (int, claimed) {
 			d.waits = make(map[uint64][]*pending)
 		}
 		d.waits[h] = append(d.waits[h], rec)
+		d.waiting++
 		return pos, claimWaiting
 	}
 	var pos int
@@ -210,6 +212,7 @@ func (d *Dedupe) settle(id string, pos int, err error) []*pending {
 	}
 	ws := d.waits[h]
 	delete(d.waits, h)
+	d.waiting -= len(ws)
 	return ws
 }
 
@@ -247,6 +250,14 @@ func (d *Dedupe) grow(s *segment) {
 		}
 		s.table[i] = p
 	}
+}
+
+// Waiting is the number of copies waiting for the event they duplicate
+// to settle.
+func (d *Dedupe) Waiting() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.waiting
 }
 
 // Len is the number of ids remembered.

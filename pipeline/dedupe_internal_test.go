@@ -20,8 +20,14 @@ func TestDedupeClaimAndSettle(t *testing.T) {
 	if _, c := d.claim("a", copy1); c != claimWaiting || copy1.left.Load() != 1 {
 		t.Fatalf("copy in flight: %v, its record has %d shares; want waiting, 1", c, copy1.left.Load())
 	}
+	if n := d.Waiting(); n != 1 {
+		t.Fatalf("%d copies waiting, want 1", n)
+	}
 	if ws := d.settle("a", pos, nil); len(ws) != 1 || ws[0] != copy1 {
 		t.Fatalf("settle returned %v, want the waiting copy", ws)
+	}
+	if n := d.Waiting(); n != 0 {
+		t.Fatalf("%d copies waiting after the settle, want 0", n)
 	}
 	if _, c := d.claim("a", rec()); c != claimDup {
 		t.Fatalf("after delivery: %v, want a duplicate", c)
@@ -45,5 +51,16 @@ func TestDedupeClaimAndSettle(t *testing.T) {
 	d.settle("x", old, nil) // the first flight of x ends
 	if _, c := d.claim("x", rec()); c != claimWaiting {
 		t.Fatalf("x while its second flight is on: %v, want waiting", c)
+	}
+
+	// A copy forgotten with the id it waits for waits no more.
+	d = NewDedupe(2)
+	d.claim("c", rec())
+	held := rec()
+	held.left.Store(1) // its own share while it is mapped, as newPending gives
+	d.claim("c", held)
+	d.Forget("c")
+	if n, left := d.Waiting(), held.left.Load(); n != 0 || left != 1 {
+		t.Fatalf("after Forget: %d copies waiting, the copy's record has %d shares; want 0, 1", n, left)
 	}
 }

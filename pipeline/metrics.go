@@ -21,12 +21,14 @@ type metrics struct {
 	adjusted    *prometheus.CounterVec
 	batchSize   prometheus.Histogram
 	inFlight    prometheus.Gauge
-	dupWaiting  prometheus.Gauge
+	dupWaiting  prometheus.GaugeFunc
 }
 
 const namespace = "castle_destination"
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the series; seen is the dedupe window (nil: none),
+// whose copies waiting are a gauge.
+func newMetrics(reg prometheus.Registerer, seen *Dedupe) (*metrics, error) {
 	m := &metrics{
 		consumed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 			Name: "messages_consumed_total", Help: "Input records read (Kafka messages or archive lines); an envelope counts once."}),
@@ -48,8 +50,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "batch_size", Help: "Messages per delivery batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace,
 			Name: "in_flight_events", Help: "Messages in batches being delivered or dead-lettered."}),
-		dupWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace,
-			Name: "duplicates_waiting", Help: "Copies of a messageId read while its event was still in flight (as after a rebalance hands a partition back), waiting for that event to settle before their records are done."}),
+		dupWaiting: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace,
+			Name: "duplicates_waiting", Help: "Copies of a messageId read while its event was still in flight (as after a rebalance hands a partition back), waiting for that event to settle before their records are done."},
+			func() float64 {
+				if seen == nil {
+					return 0
+				}
+				return float64(seen.Waiting())
+			}),
 	}
 	for _, t := range []string{"page", "track"} {
 		m.forwarded.WithLabelValues(t)

@@ -249,7 +249,11 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Log
 	if cfg.VerdictTarget == "" {
 		cfg.VerdictTarget = "the verdict sink"
 	}
-	met, err := newMetrics(reg)
+	var seen *Dedupe
+	if cfg.DedupeSize > 0 {
+		seen = NewDedupe(cfg.DedupeSize)
+	}
+	met, err := newMetrics(reg, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +263,7 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Log
 	}
 	p := &Pipeline{
 		cfg: cfg, mapper: m, deliver: d, log: logger, m: met, vm: vm,
-		sem: make(chan struct{}, cfg.MaxInFlightEvents),
+		sem: make(chan struct{}, cfg.MaxInFlightEvents), seen: seen,
 	}
 	if t, ok := wrapped[secretTeller](d); ok {
 		p.teller = t
@@ -267,9 +271,6 @@ func New(cfg Config, m Mapper, d Deliverer, dlq deadletter.Sink, logger *zap.Log
 		p.trust = newSecretTrust(state, cfg.Faults)
 	} else {
 		p.trust = newSecretTrust(destination.SecretTaken, cfg.Faults)
-	}
-	if cfg.DedupeSize > 0 {
-		p.seen = NewDedupe(cfg.DedupeSize)
 	}
 	if cfg.UserCacheSize > 0 {
 		p.users = mapping.NewUsers(cfg.UserCacheSize)
@@ -649,7 +650,6 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 					p.m.dropped.WithLabelValues(string(mapping.ReasonDuplicate)).Inc()
 					continue
 				case claimWaiting:
-					p.m.dupWaiting.Inc()
 					continue
 				}
 				seenAt = int32(pos) + 1
@@ -793,7 +793,6 @@ func (f finish) done(err error) {
 		if err == nil {
 			p.m.dropped.WithLabelValues(string(mapping.ReasonDuplicate)).Inc()
 		}
-		p.m.dupWaiting.Dec()
 		w.done(err)
 	}
 }

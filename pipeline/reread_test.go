@@ -10,6 +10,7 @@ import (
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/internal/promtest"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
 
@@ -59,6 +60,9 @@ func TestCopyAbandonedWithTheEventItWaitsFor(t *testing.T) {
 		if first.n.Load()+again.n.Load() != 0 {
 			t.Fatalf("acked first %d, again %d while the event hangs", first.n.Load(), again.n.Load())
 		}
+		if n := promtest.Value(t, r.reg, "castle_destination_duplicates_waiting"); n != 1 {
+			t.Fatalf("duplicates_waiting = %v while the copy waits, want 1", n)
+		}
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %v", err)
@@ -66,6 +70,9 @@ func TestCopyAbandonedWithTheEventItWaitsFor(t *testing.T) {
 		if first.n.Load()+again.n.Load() != 0 || first.nacks.Load() != 1 || again.nacks.Load() != 1 {
 			t.Fatalf("acks first %d/%d, again %d/%d (done/abandoned); want both abandoned",
 				first.n.Load(), first.nacks.Load(), again.n.Load(), again.nacks.Load())
+		}
+		if n := promtest.Value(t, r.reg, "castle_destination_duplicates_waiting"); n != 0 {
+			t.Fatalf("duplicates_waiting = %v after the copy was abandoned, want 0", n)
 		}
 		r.srv.EndOutage()
 		b := &acker{}
