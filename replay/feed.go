@@ -170,26 +170,15 @@ func (u *Unit) resumeAt() int64 {
 
 // Send hands the record at index idx of the unit to the pipeline, or
 // skips it when it is done already or belongs to another shard. A nil
-// rec.Value is a record that was read but has nothing to send (reported
-// and skipped). Indexes must increase; indexes jumped over (a Kafka offset
-// gap) count as done. Send blocks while the pipeline is full and fails
-// only when ctx ends.
+// rec.Value is sent like any other (a Kafka record with a null value: the
+// mapping dead-letters it as malformed, as run does); a record with
+// nothing to send goes to Pass instead. Indexes must increase; indexes
+// jumped over (a Kafka offset gap) count as done. Send blocks while the
+// pipeline is full and fails only when ctx ends.
 func (u *Unit) Send(ctx context.Context, idx int64, rec pipeline.Record) error {
 	f := u.f
-	f.mu.Lock()
-	for u.expect < idx {
-		u.ackLocked(u.expect)
-		u.expect++
-	}
-	u.expect = max(u.expect, idx+1)
-	done := idx < u.next || u.done.has(idx)
-	f.mu.Unlock()
-	if done {
+	if u.reach(idx) {
 		f.skipped.Add(1)
-		return nil
-	}
-	if rec.Value == nil {
-		u.ack(idx)
 		return nil
 	}
 	value, mine, others := f.shard.Select(rec.Value)
@@ -214,6 +203,31 @@ func (u *Unit) Send(ctx context.Context, idx int64, rec pipeline.Record) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Pass marks the record at index idx of the unit read, with nothing to
+// send: the source reported or counted why (a line too long, a Kafka
+// record stamped outside the window). Indexes must increase, as for Send.
+func (u *Unit) Pass(idx int64) {
+	if u.reach(idx) {
+		u.f.skipped.Add(1)
+		return
+	}
+	u.ack(idx)
+}
+
+// reach moves the unit on to the record at idx, marking the indexes jumped
+// over done, and reports whether that record was done already.
+func (u *Unit) reach(idx int64) bool {
+	f := u.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for u.expect < idx {
+		u.ackLocked(u.expect)
+		u.expect++
+	}
+	u.expect = max(u.expect, idx+1)
+	return idx < u.next || u.done.has(idx)
 }
 
 // Close says the unit was read to its end: its records are [first, end).

@@ -242,17 +242,19 @@ func (k *Kafka) readSpan(ctx context.Context, seq int64, s span, feed *Feed) err
 		// A transaction marker is not a message: its offset is a gap, which
 		// the unit counts as done.
 		if !kafkaio.IsControlRecord(m.Key, m.Value) {
-			rec := pipeline.Record{Source: m.Topic, Partition: m.Partition, Offset: m.Offset}
-			if k.inWindow(m.Time) {
-				rec.Value, rec.Key = m.Value, m.Key
-			} else {
-				// Read within the grace, or after Since's offset, but
-				// stamped outside: done, with no value to send.
-				k.outside.Add(1)
-			}
 			k.done.Add(1)
-			if err := u.Send(ctx, m.Offset, rec); err != nil {
-				return err
+			if !k.inWindow(m.Time) {
+				// Read within the grace, or after Since's offset, but
+				// stamped outside: done, with nothing to send.
+				k.outside.Add(1)
+				u.Pass(m.Offset)
+			} else {
+				// A null value (a tombstone) is sent too: the mapping
+				// dead-letters it as malformed, as run does.
+				rec := pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}
+				if err := u.Send(ctx, m.Offset, rec); err != nil {
+					return err
+				}
 			}
 		}
 		if m.Offset+1 >= s.end {

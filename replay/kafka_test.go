@@ -269,3 +269,49 @@ func TestKafkaWindowFollowsRecordTimestamps(t *testing.T) {
 		t.Errorf("summary does not count the records outside the window:\n%s", summary.String())
 	}
 }
+
+// kafkaTrack is a track message whose trace_id is id, sent at.
+func kafkaTrack(id string, at time.Time) []byte {
+	return []byte(`{"type":"track","event":"E","channel":"client","messageId":"` + id + `","userId":"u-` + id + `","timestamp":"` + at.UTC().Format(time.RFC3339) +
+		`","properties":{"trace_id":"` + id + `"},"context":{"library":{"name":"analytics.js"}}}`)
+}
+
+// A record with a null value (a tombstone) is not a Segment message: the
+// replay dead-letters it as malformed, as run does, rather than pass over
+// it uncounted.
+func TestKafkaReplayDeadLettersANullValue(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.DefaultProduceTopic(env.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	now := time.Now()
+	for _, r := range []*kgo.Record{
+		{Value: kafkaTrack("a", now)},
+		{Key: []byte("user-1"), Value: nil},
+		{Value: kafkaTrack("b", now)},
+	} {
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := dryRun(t, ctx, &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"a": true, "b": true})
+	if r.sum.Consumed != 3 || r.sum.DeadLettered["malformed"] != 1 {
+		t.Errorf("%d records consumed, dead letters %v; want 3 consumed, the null value dead-lettered as malformed", r.sum.Consumed, r.sum.DeadLettered)
+	}
+	if len(r.letters) != 1 || r.letters[0].Offset != 1 || string(r.letters[0].Key) != "user-1" || r.letters[0].Value != nil {
+		t.Errorf("dead letters %+v, want the null value at offset 1 with its key", r.letters)
+	}
+}

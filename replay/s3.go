@@ -531,6 +531,10 @@ func (s *S3) feedObject(ctx context.Context, feed *Feed, o *object) error {
 			if u == nil {
 				continue
 			}
+			if r.value == nil { // reported: nothing to send
+				u.Pass(r.idx)
+				continue
+			}
 			if err := u.Send(ctx, r.idx, pipeline.Record{Value: r.value, Source: source, Offset: r.idx}); err != nil {
 				return err
 			}

@@ -105,6 +105,10 @@ func (f *Files) readOne(ctx context.Context, in Input, u *Unit) (int64, error) {
 		r = file
 	}
 	return decode(ctx, in.Path, counter{r, &f.read}, func(idx int64, value []byte) error {
+		if value == nil { // reported: nothing to send
+			u.Pass(idx)
+			return nil
+		}
 		return u.Send(ctx, idx, pipeline.Record{Value: value, Source: in.Path, Offset: idx})
 	}, func(p Problem) { f.add(f.Logger, p) })
 }
