@@ -18,8 +18,19 @@ import (
 // a damaged gzip member otherwise than now (the member's records before
 // the damage were sent and counted; the resync began further on): its
 // files and objects in progress are read again from their start (some of
-// their records sent twice, none skipped), and the rest kept.
-const checkpointVersion = 3
+// their records sent twice, none skipped), and the rest kept. Version 3
+// numbered a Kafka replay's partitions by position among those with
+// records in the window, so records arriving in a partition that had none
+// shifted the numbers and the resume was refused; version 4 numbers them
+// by partition and keeps each finished partition's end. A version 2 or 3
+// checkpoint of a Kafka replay is renumbered when the replay resumes, if
+// its partitions still match (Feed.byKey), and refused as before if not;
+// of other replays it is read as it is.
+const checkpointVersion = 4
+
+// legacyKafkaVersion is the version a Kafka replay's checkpoint numbered
+// by position keeps until it is renumbered.
+const legacyKafkaVersion = 3
 
 // Checkpoint is the progress of a replay, saved so that an interrupted
 // replay can continue (--resume) without sending again what was settled
@@ -34,6 +45,12 @@ const checkpointVersion = 3
 //     earlier one still waits for a slow record);
 //   - for each unit in progress, the index below which every record is
 //     done and the ranges of done records above it.
+//
+// A Kafka replay's units are its partitions, numbered by partition, each
+// one a unit whether it has records in the window or not. It keeps no
+// watermark: its finished partitions are in After, each with the offset
+// it was read to (End), so that records arriving there before a resume
+// are read on from that offset.
 //
 // Names are kept beside positions so that a resume over an input that
 // changed (a file or object added or removed before the watermark) is
@@ -53,12 +70,20 @@ type Checkpoint struct {
 	After []UnitRef `json:"after,omitempty"`
 	// Open are units in progress.
 	Open []UnitMark `json:"open,omitempty"`
+
+	// legacy is set on a Kafka replay's checkpoint of version 2 or 3,
+	// whose partitions are numbered by position (Feed.byKey).
+	legacy bool
 }
 
-// UnitRef names a unit at its position in the input.
+// UnitRef names a unit at its position in the input (a Kafka partition:
+// by its number).
 type UnitRef struct {
 	Seq  int64  `json:"seq"`
 	Name string `json:"name"`
+	// End is where a finished Kafka partition was read to: its records
+	// below End are done.
+	End int64 `json:"end,omitempty"`
 }
 
 // UnitMark is the progress inside one unit.
@@ -106,9 +131,19 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if err := json.Unmarshal(b, &cp); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	if cp.Version == 2 {
-		if !strings.HasPrefix(cp.Replay, "sources=kafka:") { // a Kafka partition's records are its offsets
+	kafka := strings.HasPrefix(cp.Replay, "sources=kafka:")
+	switch cp.Version {
+	case 2:
+		if !kafka { // a Kafka partition's records are its offsets
 			cp.Open = nil
+		}
+		fallthrough
+	case 3:
+		if kafka {
+			// Renumbered once the partitions are known; until then it
+			// is saved as it is.
+			cp.Version, cp.legacy = legacyKafkaVersion, true
+			return &cp, nil
 		}
 		cp.Version = checkpointVersion
 	}

@@ -40,6 +40,15 @@ type Feed struct {
 	// moved is set once a record or a unit is done in this run: the
 	// checkpoint then records progress.
 	moved bool
+	// keyed is set when a unit's seq is a key of its own (a Kafka
+	// partition) rather than its position in the input (byKey): a
+	// finished unit then stays in after with its end, and no watermark
+	// is kept.
+	keyed bool
+	// legacy is set while the loaded checkpoint numbers Kafka partitions
+	// by position among those with records in the window (version 3);
+	// byKey renumbers it.
+	legacy bool
 
 	skipped   atomic.Int64 // records done in an earlier run (resume)
 	others    atomic.Int64 // records or envelope items of other shards
@@ -57,9 +66,9 @@ func newFeed(out chan<- pipeline.Record, shard Shard, cp *Checkpoint, maxOpen in
 		slots: make(chan struct{}, maxOpen),
 	}
 	if cp != nil {
-		f.done, f.last = cp.Done, cp.Last
+		f.done, f.last, f.legacy = cp.Done, cp.Last, cp.legacy
 		for _, u := range cp.After {
-			f.after[u.Seq] = finishedUnit{name: u.Name}
+			f.after[u.Seq] = finishedUnit{name: u.Name, end: u.End}
 		}
 		for _, u := range cp.Open {
 			f.prior[u.Seq] = u
@@ -76,14 +85,102 @@ type ChangedError struct {
 }
 
 func (e *ChangedError) Error() string {
+	if e.Now == "" {
+		return fmt.Sprintf("the input changed since the checkpoint was written: it names %q (unit #%d), which the input no longer has; start over without --resume (or with another --checkpoint)", e.Was, e.Seq)
+	}
 	return fmt.Sprintf("the input changed since the checkpoint was written: unit #%d is now %q, the checkpoint names %q; start over without --resume (or with another --checkpoint)", e.Seq, e.Now, e.Was)
 }
 
-// finishedUnit is a unit finished past the watermark; slot is set when it
-// holds one of Feed.slots (it was opened in this run).
+// finishedUnit is a unit finished past the watermark (or any finished
+// unit, keyed); slot is set when it holds one of Feed.slots (it was opened
+// in this run). end is a keyed unit's: its records below end are done.
 type finishedUnit struct {
 	name string
 	slot bool
+	end  int64
+}
+
+// byKey makes the units keyed: the source numbers each unit by a key of
+// its own (a Kafka partition), opens every unit, records or none, and
+// gives each its end (OpenUpTo). A unit finished in an earlier run is
+// then skipped only when it has not grown since: one whose input grew
+// (records arrived in a partition) is read on from where it ended, so a
+// unit gaining records or another becoming empty changes nothing else.
+//
+// all are the units by key; numbered are those a checkpoint of version 3
+// numbered by position (a Kafka replay's partitions with records in the
+// window, in order), each with its end now. Such a checkpoint is
+// renumbered by key, and refused when its names do not match, as it was
+// before. A checkpoint naming a key that is not in all is refused.
+func (f *Feed) byKey(all, numbered []UnitRef) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.legacy {
+		at := func(pos int64, name string) (UnitRef, error) {
+			if pos < 0 || pos >= int64(len(numbered)) {
+				return UnitRef{}, &ChangedError{Seq: pos, Was: name}
+			}
+			if u := numbered[pos]; name == "" || u.Name == name {
+				return u, nil
+			}
+			return UnitRef{}, &ChangedError{Seq: pos, Was: name, Now: numbered[pos].Name}
+		}
+		after := map[int64]finishedUnit{}
+		for pos := range f.done {
+			name := ""
+			if pos == f.done-1 {
+				name = f.last
+			}
+			u, err := at(pos, name)
+			if err != nil {
+				return err
+			}
+			// Finished whole, up to its end now: as version 3 skipped it.
+			after[u.Seq] = finishedUnit{name: u.Name, end: u.End}
+		}
+		for pos, fu := range f.after {
+			u, err := at(pos, fu.name)
+			if err != nil {
+				return err
+			}
+			after[u.Seq] = finishedUnit{name: u.Name, end: u.End}
+		}
+		prior := map[int64]UnitMark{}
+		for pos, m := range f.prior {
+			u, err := at(pos, m.Name)
+			if err != nil {
+				return err
+			}
+			m.Seq = u.Seq
+			prior[u.Seq] = m
+		}
+		f.done, f.last, f.after, f.prior, f.legacy = 0, "", after, prior, false
+	}
+	if f.done > 0 {
+		return fmt.Errorf("the checkpoint counts %d units finished in order (%q the last); this input's units are not in order: start over without --resume (or with another --checkpoint)", f.done, f.last)
+	}
+	names := make(map[int64]string, len(all))
+	for _, u := range all {
+		names[u.Seq] = u.Name
+	}
+	check := func(seq int64, was string) error {
+		if now, ok := names[seq]; !ok || now != was {
+			return &ChangedError{Seq: seq, Was: was, Now: now}
+		}
+		return nil
+	}
+	for seq, fu := range f.after {
+		if err := check(seq, fu.name); err != nil {
+			return err
+		}
+	}
+	for seq, m := range f.prior {
+		if err := check(seq, m.Name); err != nil {
+			return err
+		}
+	}
+	f.keyed = true
+	return nil
 }
 
 // Unit is one file, S3 object or Kafka partition being read.
@@ -111,7 +208,15 @@ const ackChunk = 64
 // units are open (Config.MaxOpenUnits); it fails when ctx ends or when
 // the checkpoint names another unit at this position.
 func (f *Feed) Open(ctx context.Context, seq int64, name string, first int64) (*Unit, error) {
-	if done, err := f.finished(seq, name); done || err != nil {
+	return f.OpenUpTo(ctx, seq, name, first, -1)
+}
+
+// OpenUpTo is Open for a unit whose records are [first, end) (end -1:
+// not known before it is read). Keyed units (byKey) give their end: a
+// unit finished earlier whose end has grown since is opened again, from
+// where it ended.
+func (f *Feed) OpenUpTo(ctx context.Context, seq int64, name string, first, end int64) (*Unit, error) {
+	if done, err := f.finished(seq, name, end); done || err != nil {
 		if done {
 			f.resumed.Add(1)
 		}
@@ -141,10 +246,26 @@ func (f *Feed) Open(ctx context.Context, seq int64, name string, first int64) (*
 }
 
 // finished reports whether the checkpoint marks the unit at seq finished,
-// and fails when it names another unit there.
-func (f *Feed) finished(seq int64, name string) (bool, error) {
+// and fails when it names another unit there. A keyed unit is finished
+// when it ended at end or later; one that ended earlier is marked done up
+// to where it ended, and read on.
+func (f *Feed) finished(seq int64, name string, end int64) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.keyed {
+		fu, ok := f.after[seq]
+		switch {
+		case !ok:
+			return false, nil
+		case fu.name != name:
+			return false, &ChangedError{Seq: seq, Was: fu.name, Now: name}
+		case end >= 0 && end > fu.end:
+			delete(f.after, seq)
+			f.prior[seq] = UnitMark{UnitRef: UnitRef{Seq: seq, Name: name}, Next: fu.end}
+			return false, nil
+		}
+		return true, nil
+	}
 	if seq < f.done {
 		if seq == f.done-1 && f.last != "" && f.last != name {
 			return false, &ChangedError{Seq: seq, Was: f.last, Now: name}
@@ -273,6 +394,11 @@ func (u *Unit) maybeFinishLocked() {
 	delete(f.open, u.seq)
 	f.moved = true
 	f.nfinished.Add(1)
+	if f.keyed {
+		f.after[u.seq] = finishedUnit{name: u.name, end: u.end}
+		<-f.slots
+		return
+	}
 	f.after[u.seq] = finishedUnit{name: u.name, slot: true}
 	for {
 		fu, ok := f.after[f.done]
@@ -293,8 +419,12 @@ func (f *Feed) snapshot(replay string) *Checkpoint {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cp := &Checkpoint{Version: checkpointVersion, Replay: replay, Done: f.done, Last: f.last}
+	if f.legacy {
+		// Not renumbered yet (the source failed before): kept as it was.
+		cp.Version, cp.legacy = legacyKafkaVersion, true
+	}
 	for seq, fu := range f.after {
-		cp.After = append(cp.After, UnitRef{Seq: seq, Name: fu.name})
+		cp.After = append(cp.After, UnitRef{Seq: seq, Name: fu.name, End: fu.end})
 	}
 	slices.SortFunc(cp.After, func(a, b UnitRef) int { return cmpInt(a.Seq, b.Seq) })
 	for _, u := range f.open {
@@ -310,11 +440,12 @@ func (f *Feed) snapshot(replay string) *Checkpoint {
 }
 
 // settled reports whether every unit opened is finished and none of the
-// checkpoint's units in progress is left.
+// checkpoint's units in progress is left (and, units being in order, none
+// finished past the watermark).
 func (f *Feed) settled() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.open) == 0 && len(f.prior) == 0 && len(f.after) == 0
+	return len(f.open) == 0 && len(f.prior) == 0 && (f.keyed || len(f.after) == 0)
 }
 
 // progressed reports whether any record or unit was done in this run.

@@ -76,7 +76,7 @@ type span struct {
 
 // spans maps the time window to offsets per partition: from the first
 // record stamped at or after Since to the first stamped at or after
-// Until+TimestampGrace.
+// Until+TimestampGrace. Every partition has one, empty or not.
 func (k *Kafka) spans(ctx context.Context) ([]span, error) {
 	c := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Transport: k.Transport, Timeout: 30 * time.Second}
 	meta, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.Topic}})
@@ -150,9 +150,7 @@ func (k *Kafka) spans(ctx context.Context) ([]span, error) {
 		if until != nil {
 			s.end = min(s.end, offsetAt(until[p.ID], s.end))
 		}
-		if s.end > s.start {
-			out = append(out, s)
-		}
+		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b span) int { return a.partition - b.partition })
 	return out, nil
@@ -175,15 +173,27 @@ func offsetAt(po kafka.PartitionOffsets, end int64) int64 {
 }
 
 // Read reads every partition's span concurrently and sends the records to
-// feed; each partition is a unit of the checkpoint, its records numbered
-// by offset.
+// feed; each partition is a unit of the checkpoint, numbered by partition
+// whether it has records in the window or not, its records by offset. A
+// resume reads each partition's span as it is then, from where the
+// earlier run left it: records that arrived in a partition since (one
+// that had none in the window among them) are read like the others.
 func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
 	spans, err := k.spans(ctx)
 	if err != nil {
 		return err
 	}
+	var all, numbered []UnitRef
 	for _, s := range spans {
-		k.total.Add(s.end - s.start)
+		u := UnitRef{Seq: int64(s.partition), Name: k.unitName(s.partition), End: s.end}
+		all = append(all, u)
+		if s.end > s.start {
+			k.total.Add(s.end - s.start)
+			numbered = append(numbered, u)
+		}
+	}
+	if err := feed.byKey(all, numbered); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -191,7 +201,7 @@ func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
 	errs := make([]error, len(spans))
 	for i, s := range spans {
 		wg.Go(func() {
-			if err := k.readSpan(ctx, int64(i), s, feed); err != nil {
+			if err := k.readSpan(ctx, s, feed); err != nil {
 				errs[i] = err
 				cancel()
 			}
@@ -201,16 +211,19 @@ func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
 	return errors.Join(errs...)
 }
 
-func (k *Kafka) readSpan(ctx context.Context, seq int64, s span, feed *Feed) error {
-	u, err := feed.Open(ctx, seq, fmt.Sprintf("%s/%d", k.Topic, s.partition), s.start)
+// unitName names a partition in the checkpoint.
+func (k *Kafka) unitName(partition int) string { return fmt.Sprintf("%s/%d", k.Topic, partition) }
+
+func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed) error {
+	u, err := feed.OpenUpTo(ctx, int64(s.partition), k.unitName(s.partition), s.start, s.end)
 	if err != nil || u == nil {
 		if u == nil && err == nil {
-			k.done.Add(s.end - s.start)
+			k.done.Add(max(0, s.end-s.start))
 		}
 		return err
 	}
 	start := max(s.start, u.resumeAt())
-	k.done.Add(start - s.start)
+	k.done.Add(max(0, min(start, s.end)-s.start))
 	if start >= s.end {
 		u.Close(s.end)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
 	"github.com/castle-destination/castle-destination/internal/harness"
 	"github.com/castle-destination/castle-destination/internal/selfcert"
@@ -86,7 +88,7 @@ func TestKafkaTimeRange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !c.Finished || c.Done != 3 {
+		if !c.Finished || len(c.After) != 3 || len(c.Open) != 0 {
 			t.Errorf("shard %d/2: checkpoint %+v, want finished with the 3 partitions done", i, c)
 		}
 	}
@@ -313,5 +315,179 @@ func TestKafkaReplayDeadLettersANullValue(t *testing.T) {
 	}
 	if len(r.letters) != 1 || r.letters[0].Offset != 1 || string(r.letters[0].Key) != "user-1" || r.letters[0].Value != nil {
 		t.Errorf("dead letters %+v, want the null value at offset 1 with its key", r.letters)
+	}
+}
+
+// stamped is a record for a partition, stamped at a time.
+type stamped struct {
+	partition int32
+	id        string
+	at        time.Time
+}
+
+// produceTo writes the records to their partitions, in order.
+func produceTo(t *testing.T, ctx context.Context, brokers []string, topic string, recs []stamped) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, r := range recs {
+		rec := &kgo.Record{Partition: r.partition, Value: kafkaTrack(r.id, r.at), Timestamp: r.at}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A kafka: replay interrupted mid-way resumes after records arrived in a
+// partition that had none in the window: the partitions are the
+// checkpoint's units whatever their content, so the resume continues
+// where the first run stopped, sends what the first run settled never
+// again, and sends the records that arrived in the window.
+func TestKafkaResumeAfterAnEmptyPartitionGainsRecords(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 3, Castle: castleserver.Config{MaxRecords: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	since := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	until := since.Add(time.Hour)
+	const per = 150
+	var first []stamped
+	want := map[string]bool{}
+	for _, p := range []int32{0, 2} {
+		for i := range per {
+			id := fmt.Sprintf("p%d-%d", p, i)
+			first = append(first, stamped{p, id, since.Add(time.Duration(i) * time.Second)})
+			want[id] = true
+		}
+	}
+	// Partition 1 has a record, stamped before the window: empty in it.
+	first = append(first, stamped{1, "p1-before", since.Add(-time.Minute)})
+	// Partition 2 ends with a record past the grace: its span ends there.
+	first = append(first, stamped{2, "p2-past-grace", until.Add(time.Hour)})
+	produceTo(t, ctx, env.Brokers, env.Topic, first)
+
+	s := settings(t, env.CastleURL, "kafka:"+env.Topic)
+	s.Config.Kafka.Brokers, s.Config.Kafka.Topic = env.Brokers, env.Topic
+	s.Since, s.Until = since, until
+	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+	// The rate keeps the replay from reading everything at once, so the
+	// interrupt lands mid-way.
+	s.Rate = 100
+
+	run1, stop := context.WithCancel(ctx)
+	go func() {
+		if env.Castle.WaitFor(run1, 100) == nil {
+			stop()
+		}
+	}()
+	_, err = replay.Execute(run1, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	stop()
+	if !errors.Is(err, replay.ErrInterrupted) {
+		t.Fatalf("first run: %v, want interrupted", err)
+	}
+	firstRun := env.Castle.Stats().Accepted
+	if firstRun == 0 || firstRun >= 2*per {
+		t.Fatalf("the first run sent %d of %d: not interrupted mid-way", firstRun, 2*per)
+	}
+
+	// Records arrive: in the window, before it and after it, in the
+	// partition that had none in the window; in the window at the end of
+	// partition 0 (read on resume, like any record of its span), and
+	// after partition 2's record past the grace (beyond its span: the
+	// documented bound).
+	produceTo(t, ctx, env.Brokers, env.Topic, []stamped{
+		{1, "p1-old", since.Add(-2 * time.Minute)},
+		{1, "p1-new-0", since.Add(10 * time.Minute)},
+		{1, "p1-new-1", since.Add(20 * time.Minute)},
+		{1, "p1-in-grace", until.Add(time.Minute)},
+		{1, "p1-new-2", since.Add(30 * time.Minute)},
+		{1, "p1-past-grace", until.Add(time.Hour)},
+		{1, "p1-beyond", since.Add(40 * time.Minute)},
+		{0, "p0-new", since.Add(50 * time.Minute)},
+		{2, "p2-beyond", since.Add(50 * time.Minute)},
+	})
+	for _, id := range []string{"p1-new-0", "p1-new-1", "p1-new-2", "p0-new"} {
+		want[id] = true
+	}
+
+	s.Resume, s.Rate = replay.ResumeOn, 0
+	sum, err := replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if !sum.Finished {
+		t.Errorf("the resumed replay did not finish")
+	}
+	got := map[string]int{}
+	for _, r := range env.Castle.Accepted() {
+		id, _ := r.Properties["trace_id"].(string)
+		got[id]++
+	}
+	sameSet(t, got, want)
+}
+
+// A Kafka replay's checkpoint of version 3 numbered the partitions with
+// records in the window by position. It resumes, renumbered by partition,
+// while those partitions are the same; once records arrived in one that
+// had none it cannot say which partitions it meant, and is refused as
+// before, saying what to do.
+func TestKafkaCheckpointOfVersion3(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	for _, p := range []int32{0, 2} {
+		for i := range 10 {
+			recs = append(recs, stamped{p, fmt.Sprintf("p%d-%d", p, i), now})
+		}
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	// Partition 0 done (unit #0), partition 2 (unit #1) up to offset 4
+	// and offsets 6 and 7.
+	cp := filepath.Join(t.TempDir(), "cp.json")
+	v3 := `{"version":3,"replay":"sources=kafka:segment","done":1,"last":"segment/0",` +
+		`"open":[{"seq":1,"name":"segment/2","next":4,"done":[[6,8]]}]}`
+	write(t, cp, []byte(v3))
+	resume := func(c *replay.Config) {
+		c.Checkpoint, c.Resume, c.Describe = cp, replay.ResumeOn, "sources=kafka:segment"
+	}
+	r := dryRun(t, ctx, &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}, resume)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"p2-4": true, "p2-5": true, "p2-8": true, "p2-9": true})
+	c, err := replay.LoadCheckpoint(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version != 4 || !c.Finished || len(c.After) != 3 {
+		t.Errorf("checkpoint %+v, want version 4, finished, the 3 partitions done", c)
+	}
+
+	write(t, cp, []byte(v3))
+	produceTo(t, ctx, env.Brokers, env.Topic, []stamped{{1, "p1-0", now}})
+	r = dryRun(t, ctx, &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}, resume)
+	if r.err == nil || !strings.Contains(r.err.Error(), `unit #1 is now "segment/1", the checkpoint names "segment/2"; start over without --resume`) {
+		t.Errorf("resume of a version 3 checkpoint whose partitions changed: %v, want refused", r.err)
+	}
+	if r.out.Len() != 0 {
+		t.Errorf("the refused resume sent:\n%s", r.out.String())
+	}
+	// Refused before anything was read, it is left as it was.
+	if c, err := replay.LoadCheckpoint(cp); err != nil || c.Version != 3 || c.Done != 1 || c.Last != "segment/0" || len(c.Open) != 1 || c.Open[0].Next != 4 {
+		t.Errorf("the checkpoint after a refused resume: %+v, %v; want version 3 as it was", c, err)
 	}
 }

@@ -491,7 +491,7 @@ func (s *S3) list(ctx context.Context, folders []folder, feed *Feed, queue chan<
 				}
 				o := &object{seq: seq, key: key}
 				seq++
-				done, err := feed.finished(o.seq, key)
+				done, err := feed.finished(o.seq, key, -1)
 				if err != nil {
 					return err
 				}
