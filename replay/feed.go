@@ -193,6 +193,9 @@ type Unit struct {
 	done   spans // done records above next
 	end    int64 // records [.., end) once read to the end; -1 before
 	expect int64 // index of the next record the source should send
+	// resumedFrom is the index the checkpoint said the unit was done up
+	// to, -1 when it had no mark.
+	resumedFrom int64
 	// acks are the acknowledgements Send hands out, made ackChunk at a
 	// time; touched only by Send's caller.
 	acks []ack
@@ -229,8 +232,9 @@ func (f *Feed) OpenUpTo(ctx context.Context, seq int64, name string, first, end 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u := &Unit{f: f, seq: seq, name: name, next: first, end: -1, expect: first}
+	u := &Unit{f: f, seq: seq, name: name, next: first, end: -1, expect: first, resumedFrom: -1}
 	if m, ok := f.prior[seq]; ok {
+		u.resumedFrom = m.Next
 		if m.Name != name {
 			<-f.slots
 			return nil, &ChangedError{Seq: seq, Was: m.Name, Now: name}

@@ -31,7 +31,8 @@ const TimestampGrace = 5 * time.Minute
 // record before it is stamped earlier) to the first stamped at or after
 // Until+TimestampGrace, or the log's end at start. Of those it sends the
 // records stamped in [Since, Until) and counts the others
-// (OutsideWindow).
+// (OutsideWindow). Records deleted before they were read (retention) are
+// reported as problems.
 type Kafka struct {
 	Brokers []string
 	Topic   string
@@ -46,9 +47,24 @@ type Kafka struct {
 	// or SASL listener closing on a client without them); "" for none.
 	Hint func(error) string
 
+	// IdleCheck is how long a partition's read waits for a record before
+	// it looks up whether the records left were deleted (default
+	// DefaultIdleCheck).
+	IdleCheck time.Duration
+
+	problems
 	total   atomic.Int64
 	done    atomic.Int64
 	outside atomic.Int64
+	deleted atomic.Int64
+}
+
+// DefaultIdleCheck is Kafka.IdleCheck's default.
+const DefaultIdleCheck = 10 * time.Second
+
+// client carries the offset lookups.
+func (k *Kafka) client() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(k.Brokers...), Transport: k.Transport, Timeout: 30 * time.Second}
 }
 
 // OutsideWindow is the number of records read but not sent because their
@@ -78,7 +94,7 @@ type span struct {
 // record stamped at or after Since to the first stamped at or after
 // Until+TimestampGrace. Every partition has one, empty or not.
 func (k *Kafka) spans(ctx context.Context) ([]span, error) {
-	c := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Transport: k.Transport, Timeout: 30 * time.Second}
+	c := k.client()
 	meta, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.Topic}})
 	if err != nil {
 		if k.Hint != nil {
@@ -222,11 +238,21 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed) error {
 		}
 		return err
 	}
-	start := max(s.start, u.resumeAt())
-	k.done.Add(max(0, min(start, s.end)-s.start))
-	if start >= s.end {
+	if from := u.resumedFrom; from >= 0 && from < min(s.start, s.end) {
+		// Where the earlier run stopped, the partition now starts later:
+		// deleted in between.
+		k.reportDeleted(s.partition, from, min(s.start, s.end))
+	}
+	next := max(s.start, u.resumeAt()) // the first offset not read
+	k.done.Add(max(0, min(next, s.end)-s.start))
+	// finish closes the unit: every offset up to the span's end is read.
+	finish := func() error {
+		k.done.Add(max(0, s.end-next))
 		u.Close(s.end)
 		return nil
+	}
+	if next >= s.end {
+		return finish()
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   k.Brokers,
@@ -237,25 +263,66 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed) error {
 		MaxWait:   500 * time.Millisecond,
 	})
 	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
+	if err := r.SetOffset(next); err != nil {
 		return fmt.Errorf("replay: partition %d: %w", s.partition, err)
 	}
+	// The Kafka client skips, without a word, records deleted (retention,
+	// DeleteRecords) before it fetched them: the partition's first offset
+	// is looked up when a record comes after a gap (compacted away, or
+	// deleted), or when none came for IdleCheck (every record left was
+	// deleted: none may ever come).
+	idle := k.IdleCheck
+	if idle <= 0 {
+		idle = DefaultIdleCheck
+	}
+	var first int64 // the partition's first offset, when last looked up
+	var looked time.Time
+	lookup := func() bool {
+		if time.Since(looked) < time.Second {
+			return true // a compacted partition's gaps: one lookup a second at most
+		}
+		f, err := k.firstOffset(ctx, s.partition)
+		if err != nil {
+			return false
+		}
+		first, looked = f, time.Now()
+		return true
+	}
 	for {
-		m, err := r.FetchMessage(ctx)
+		fctx, cancel := context.WithTimeout(ctx, idle)
+		m, err := r.FetchMessage(fctx)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("replay: partition %d: %w", s.partition, err)
+			if fctx.Err() == nil {
+				return fmt.Errorf("replay: partition %d: %w", s.partition, err)
+			}
+			// Nothing for a while: the records left may be deleted.
+			looked = time.Time{}
+			if lookup() && first > next {
+				to := min(first, s.end)
+				k.reportDeleted(s.partition, next, to)
+				k.done.Add(to - next)
+				next = to
+				if next >= s.end {
+					return finish()
+				}
+			}
+			continue
+		}
+		if m.Offset > next && lookup() && first > next {
+			k.reportDeleted(s.partition, next, min(first, m.Offset, s.end))
 		}
 		if m.Offset >= s.end {
-			u.Close(s.end)
-			return nil
+			return finish()
 		}
+		k.done.Add(m.Offset + 1 - next)
+		next = m.Offset + 1
 		// A transaction marker is not a message: its offset is a gap, which
 		// the unit counts as done.
 		if !kafkaio.IsControlRecord(m.Key, m.Value) {
-			k.done.Add(1)
 			if !k.inWindow(m.Time) {
 				// Read within the grace, or after Since's offset, but
 				// stamped outside: done, with nothing to send.
@@ -270,9 +337,36 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed) error {
 				}
 			}
 		}
-		if m.Offset+1 >= s.end {
-			u.Close(s.end)
-			return nil
+		if next >= s.end {
+			return finish()
 		}
 	}
+}
+
+// reportDeleted reports that a partition's records [from, to) were
+// deleted before they were read.
+func (k *Kafka) reportDeleted(partition int, from, to int64) {
+	if to <= from {
+		return
+	}
+	k.deleted.Add(to - from)
+	k.add(k.Logger, Problem{Path: k.unitName(partition), Record: from,
+		Err: fmt.Errorf("offsets %d to %d were deleted (retention) before they were read: %d records not replayed", from, to-1, to-from)})
+}
+
+// firstOffset looks up a partition's first offset.
+func (k *Kafka) firstOffset(ctx context.Context, partition int) (int64, error) {
+	res, err := k.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{k.Topic: {kafka.FirstOffsetOf(partition)}}})
+	if err != nil {
+		return 0, err
+	}
+	for _, po := range res.Topics[k.Topic] {
+		if po.Partition == partition {
+			if po.Error != nil {
+				return 0, po.Error
+			}
+			return po.FirstOffset, nil
+		}
+	}
+	return 0, fmt.Errorf("no offsets for partition %d", partition)
 }

@@ -9,12 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
@@ -489,5 +492,126 @@ func TestKafkaCheckpointOfVersion3(t *testing.T) {
 	// Refused before anything was read, it is left as it was.
 	if c, err := replay.LoadCheckpoint(cp); err != nil || c.Version != 3 || c.Done != 1 || c.Last != "segment/0" || len(c.Open) != 1 || c.Open[0].Next != 4 {
 		t.Errorf("the checkpoint after a refused resume: %+v, %v; want version 3 as it was", c, err)
+	}
+}
+
+// deleteRecords deletes a partition's records below offset, as retention
+// does.
+func deleteRecords(t *testing.T, brokers []string, topic string, partition int32, offset int64) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = partition, offset
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 5000
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		t.Error(err)
+	}
+}
+
+// Records deleted (retention, DeleteRecords) after the replay looked the
+// window up and before it read them cannot be sent: the Kafka client
+// skips them without a word. The replay reports them, and ends when every
+// record left of a partition's span was deleted, where it waited forever
+// for a record past the span's end.
+func TestKafkaRecordsDeletedUnderTheReplay(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		below int64
+		sent  int
+	}{{4, 6}, {10, 0}} {
+		t.Run("below "+itoa(int(c.below)), func(t *testing.T) {
+			t.Parallel()
+			env, err := harness.Start(harness.Options{Partitions: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(env.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			now := time.Now()
+			var recs []stamped
+			for i := range 10 {
+				recs = append(recs, stamped{0, "r-" + itoa(i), now})
+			}
+			produceTo(t, ctx, env.Brokers, env.Topic, recs)
+			// The first fetch waits while the records are deleted.
+			var once atomic.Bool
+			env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+				if once.CompareAndSwap(false, true) {
+					env.Cluster.SleepControl(func() { deleteRecords(t, env.Brokers, env.Topic, 0, c.below) })
+				}
+				return nil, nil, false
+			})
+			src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: 200 * time.Millisecond}
+			cp := filepath.Join(t.TempDir(), "cp.json")
+			r := dryRun(t, ctx, src, func(c *replay.Config) { c.Checkpoint = cp })
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if got := len(ids(t, r.out.Bytes())); got != c.sent {
+				t.Errorf("sent %d, want %d", got, c.sent)
+			}
+			var summary bytes.Buffer
+			replay.PrintSummary(&summary, r.sum, src)
+			want := "skipped: segment/0: record 0: offsets 0 to " + itoa(int(c.below-1)) + " were deleted (retention) before they were read: " + itoa(int(c.below)) + " records not replayed"
+			if !strings.Contains(summary.String(), want) {
+				t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
+			}
+			if p := src.Progress(); p.Done != 10 || p.Total != 10 {
+				t.Errorf("progress %d of %d records, want 10 of 10", p.Done, p.Total)
+			}
+			if c, err := replay.LoadCheckpoint(cp); err != nil || !c.Finished {
+				t.Errorf("checkpoint %+v, %v; want finished", c, err)
+			}
+		})
+	}
+}
+
+// Records deleted between an interrupted run and its resume are reported
+// too: the partition now starts past where the earlier run stopped.
+func TestKafkaRecordsDeletedBeforeTheResume(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	for i := range 10 {
+		recs = append(recs, stamped{0, "r-" + itoa(i), now})
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	cp := filepath.Join(t.TempDir(), "cp.json")
+	write(t, cp, []byte(`{"version":4,"replay":"sources=kafka:segment","open":[{"seq":0,"name":"segment/0","next":2}]}`))
+	deleteRecords(t, env.Brokers, env.Topic, 0, 5)
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}
+	r := dryRun(t, ctx, src, func(c *replay.Config) {
+		c.Checkpoint, c.Resume, c.Describe = cp, replay.ResumeOn, "sources=kafka:segment"
+	})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"r-5": true, "r-6": true, "r-7": true, "r-8": true, "r-9": true})
+	var summary bytes.Buffer
+	replay.PrintSummary(&summary, r.sum, src)
+	if want := "skipped: segment/0: record 2: offsets 2 to 4 were deleted (retention) before they were read: 3 records not replayed"; !strings.Contains(summary.String(), want) {
+		t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
 	}
 }
