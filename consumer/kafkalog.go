@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/castle-destination/castle-destination/ops"
@@ -25,6 +26,11 @@ type readerErrorLog struct {
 func newReaderErrorLog(log *zap.Logger) readerErrorLog {
 	return readerErrorLog{log: log, throttle: ops.NewThrottle(1, retryLogEvery)}
 }
+
+// ReaderErrorLog is the error logger of kafka-go readers outside a group
+// (replay kafka:), the same as a partition reader's: failures WARN, at
+// most one a minute across the readers given it, the rest DEBUG.
+func ReaderErrorLog(log *zap.Logger) kafka.Logger { return newReaderErrorLog(log) }
 
 // Printf implements kafka.Logger.
 func (l readerErrorLog) Printf(format string, args ...any) {

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/castle-destination/castle-destination/consumer"
 	"github.com/castle-destination/castle-destination/internal/kafkaio"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
@@ -211,13 +212,20 @@ func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
 	if err := feed.byKey(all, numbered); err != nil {
 		return err
 	}
+	log := k.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	// kafka-go retries a partition it cannot fetch inside the reader and
+	// only logs: those lines are the only word of it.
+	logs := readerLogs{debug: kafka.LoggerFunc(log.Sugar().Debugf), errors: consumer.ReaderErrorLog(log)}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(spans))
 	for i, s := range spans {
 		wg.Go(func() {
-			if err := k.readSpan(ctx, s, feed); err != nil {
+			if err := k.readSpan(ctx, s, feed, logs); err != nil {
 				errs[i] = err
 				cancel()
 			}
@@ -230,7 +238,10 @@ func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
 // unitName names a partition in the checkpoint.
 func (k *Kafka) unitName(partition int) string { return fmt.Sprintf("%s/%d", k.Topic, partition) }
 
-func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed) error {
+// readerLogs are the loggers of the partitions' readers.
+type readerLogs struct{ debug, errors kafka.Logger }
+
+func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLogs) error {
 	u, err := feed.OpenUpTo(ctx, int64(s.partition), k.unitName(s.partition), s.start, s.end)
 	if err != nil || u == nil {
 		if u == nil && err == nil {
@@ -255,12 +266,14 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed) error {
 		return finish()
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   k.Brokers,
-		Topic:     k.Topic,
-		Partition: s.partition,
-		Dialer:    k.Dialer,
-		MaxBytes:  max(k.MaxBytes, 1<<20),
-		MaxWait:   500 * time.Millisecond,
+		Brokers:     k.Brokers,
+		Topic:       k.Topic,
+		Partition:   s.partition,
+		Dialer:      k.Dialer,
+		MaxBytes:    max(k.MaxBytes, 1<<20),
+		MaxWait:     500 * time.Millisecond,
+		Logger:      logs.debug,
+		ErrorLogger: logs.errors,
 	})
 	defer r.Close()
 	if err := r.SetOffset(next); err != nil {

@@ -18,6 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
@@ -613,5 +616,69 @@ func TestKafkaRecordsDeletedBeforeTheResume(t *testing.T) {
 	replay.PrintSummary(&summary, r.sum, src)
 	if want := "skipped: segment/0: record 2: offsets 2 to 4 were deleted (retention) before they were read: 3 records not replayed"; !strings.Contains(summary.String(), want) {
 		t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
+	}
+}
+
+// A partition that cannot be fetched (its leader closes every fetch) holds
+// the replay, as it holds run, but not in silence: the Kafka client
+// retries inside itself and only logs, and the replay passes its lines on
+// as a WARN (the replay said nothing). Interrupted, it saves what the
+// other partitions sent.
+func TestKafkaReplayLogsAPartitionItCannotFetch(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	for i := range 10 {
+		recs = append(recs, stamped{int32(i % 2), "r-" + itoa(i), now})
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		for _, rt := range kr.(*kmsg.FetchRequest).Topics {
+			for _, rp := range rt.Partitions {
+				if rp.Partition == 1 {
+					return nil, errors.New("partition 1 unavailable"), true // closes the connection
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	// Interrupted once it has said so (a WARN, then DEBUG lines as the
+	// client retries) and partition 0 is read.
+	core, logs := observer.New(zap.DebugLevel)
+	run, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}
+	var warned atomic.Bool
+	log := zap.New(core, zap.Hooks(func(e zapcore.Entry) error {
+		if strings.Contains(e.Message, "partition 1 of "+env.Topic) {
+			if e.Level == zap.WarnLevel {
+				warned.Store(true)
+			}
+			if warned.Load() && src.Progress().Done >= 5 {
+				interrupt()
+			}
+		}
+		return nil
+	}))
+	src.Logger = log
+	cp := filepath.Join(t.TempDir(), "cp.json")
+	r := dryRun(t, run, src, func(c *replay.Config) { c.Checkpoint, c.Logger = cp, log })
+	if !errors.Is(r.err, replay.ErrInterrupted) {
+		t.Fatalf("replay: %v, want interrupted", r.err)
+	}
+	if ctx.Err() != nil || logs.FilterLevelExact(zap.WarnLevel).FilterMessageSnippet("partition 1 of "+env.Topic).Len() != 1 {
+		t.Fatal("no WARN about partition 1 before the deadline")
+	}
+	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"r-0": true, "r-2": true, "r-4": true, "r-6": true, "r-8": true})
+	if c, err := replay.LoadCheckpoint(cp); err != nil || c.Finished || len(c.After) != 1 || c.After[0].Name != env.Topic+"/0" {
+		t.Errorf("checkpoint %+v, %v; want partition 0 done, not finished", c, err)
 	}
 }
