@@ -232,6 +232,17 @@ func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
 		})
 	}
 	wg.Wait()
+	// A partition that failed stopped the others: their context.Canceled
+	// is not news, and must not pass the failure for an interrupt.
+	var failed []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		return errors.Join(failed...)
+	}
 	return errors.Join(errs...)
 }
 
@@ -290,12 +301,15 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 	}
 	var first int64 // the partition's first offset, when last looked up
 	var looked time.Time
+	var lookupErr error
+	missing := 0 // idle checks in a row that found the topic missing
 	lookup := func() bool {
 		if time.Since(looked) < time.Second {
 			return true // a compacted partition's gaps: one lookup a second at most
 		}
 		f, err := k.firstOffset(ctx, s.partition)
 		if err != nil {
+			lookupErr = err
 			return false
 		}
 		first, looked = f, time.Now()
@@ -323,6 +337,16 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 					return finish()
 				}
 			}
+			if lookupErr != nil && kafkaio.Classify(lookupErr) == kafkaio.TopicMissing {
+				// Deleted while being read: what is left of the window
+				// is gone, and will not come back with the topic.
+				if missing++; missing >= 2 {
+					return fmt.Errorf("replay source kafka:%s: the topic was deleted while partition %d was read (at offset %d of %d): %w", k.Topic, s.partition, next, s.end, lookupErr)
+				}
+			} else {
+				missing = 0
+			}
+			lookupErr = nil
 			continue
 		}
 		if m.Offset > next && lookup() && first > next {

@@ -682,3 +682,52 @@ func TestKafkaReplayLogsAPartitionItCannotFetch(t *testing.T) {
 		t.Errorf("checkpoint %+v, %v; want partition 0 done, not finished", c, err)
 	}
 }
+
+// A topic deleted while it is replayed fails the replay, saying so: the
+// records left of the window are gone, and the Kafka client would retry
+// them for ever (the replay waited in silence).
+func TestKafkaTopicDeletedUnderTheReplay(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	for i := range 40 {
+		recs = append(recs, stamped{int32(i % 4), "r-" + itoa(i), now})
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	var once atomic.Bool
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if once.CompareAndSwap(false, true) {
+			env.Cluster.SleepControl(func() {
+				cl, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer cl.Close()
+				req := kmsg.NewPtrDeleteTopicsRequest()
+				rt := kmsg.NewDeleteTopicsRequestTopic()
+				rt.Topic = kmsg.StringPtr(env.Topic)
+				req.Topics, req.TopicNames = append(req.Topics, rt), []string{env.Topic}
+				if _, err := req.RequestWith(context.Background(), cl); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return nil, nil, false
+	})
+	r := dryRun(t, ctx, &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: 200 * time.Millisecond}, nil)
+	if ctx.Err() != nil || r.err == nil || !strings.Contains(r.err.Error(), "replay source kafka:"+env.Topic+": the topic was deleted while partition") {
+		t.Errorf("replay: %v, want it failed saying the topic was deleted", r.err)
+	}
+	// The partitions stopped because of it do not add "context canceled".
+	if r.err != nil && strings.Contains(r.err.Error(), "context canceled") {
+		t.Errorf("replay: %q, want the cause alone", r.err)
+	}
+}
