@@ -270,7 +270,11 @@ func PrintSummary(w io.Writer, s Summary, src Source) {
 	if s.Skipped > 0 || s.UnitsSkipped > 0 {
 		fmt.Fprintf(w, "skipped as done in an earlier run (--resume): %d records", s.Skipped)
 		if s.UnitsSkipped > 0 {
-			fmt.Fprintf(w, " and %d whole %s", s.UnitsSkipped, s.Progress.Unit)
+			units := s.Progress.Unit
+			if _, ok := src.(*Kafka); ok {
+				units = "partitions" // its progress counts records
+			}
+			fmt.Fprintf(w, " and %d whole %s", s.UnitsSkipped, units)
 		}
 		fmt.Fprintln(w)
 	}

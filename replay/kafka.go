@@ -267,6 +267,10 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 	}
 	next := max(s.start, u.resumeAt()) // the first offset not read
 	k.done.Add(max(0, min(next, s.end)-s.start))
+	if u.resumedFrom >= 0 {
+		// Done in an earlier run: not read again.
+		feed.skipped.Add(max(0, min(next, s.end)-s.start))
+	}
 	// finish closes the unit: every offset up to the span's end is read.
 	finish := func() error {
 		k.done.Add(max(0, s.end-next))

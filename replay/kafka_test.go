@@ -731,3 +731,38 @@ func TestKafkaTopicDeletedUnderTheReplay(t *testing.T) {
 		t.Errorf("replay: %q, want the cause alone", r.err)
 	}
 }
+
+// The summary of a resumed kafka: replay counts what it skipped as done
+// in partitions, and the records of a partition it resumed past, not
+// "whole records".
+func TestKafkaResumeSummary(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	for i := range 20 {
+		recs = append(recs, stamped{int32(i % 2), "r-" + itoa(i), now})
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	cp := filepath.Join(t.TempDir(), "cp.json")
+	write(t, cp, []byte(`{"version":4,"replay":"sources=kafka:segment","after":[{"seq":0,"name":"segment/0","end":10}],"open":[{"seq":1,"name":"segment/1","next":4}]}`))
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}
+	r := dryRun(t, ctx, src, func(c *replay.Config) {
+		c.Checkpoint, c.Resume, c.Describe = cp, replay.ResumeOn, "sources=kafka:segment"
+	})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"r-9": true, "r-11": true, "r-13": true, "r-15": true, "r-17": true, "r-19": true})
+	var summary bytes.Buffer
+	replay.PrintSummary(&summary, r.sum, src)
+	if want := "skipped as done in an earlier run (--resume): 4 records and 1 whole partitions\n"; !strings.Contains(summary.String(), want) {
+		t.Errorf("the summary does not say %q:\n%s", want, summary.String())
+	}
+}
