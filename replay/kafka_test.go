@@ -766,3 +766,76 @@ func TestKafkaResumeSummary(t *testing.T) {
 		t.Errorf("the summary does not say %q:\n%s", want, summary.String())
 	}
 }
+
+// A sharded kafka: replay of 64 partitions, three empty in the window
+// (SPEC's indexed Job): each shard interrupted mid-way, records arriving
+// in one of them (20, before most others), each shard resumed. Castle
+// gets every event of the window once, the shards' parts disjoint and
+// together the whole.
+func TestKafkaShardsOf64PartitionsResume(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 64, Castle: castleserver.Config{MaxRecords: -1, RateLimitOff: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	since := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	until := since.Add(time.Hour)
+	var recs []stamped
+	want := map[string]bool{}
+	empty := map[int32]bool{20: true, 41: true, 63: true}
+	for i := range 640 {
+		p := int32(i % 64)
+		if empty[p] {
+			continue
+		}
+		id := fmt.Sprintf("s-%d", i)
+		recs = append(recs, stamped{p, id, since.Add(time.Duration(i) * time.Second)})
+		want[id] = true
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	var shards []replay.Settings
+	for i := range 2 {
+		s := settings(t, env.CastleURL, "kafka:"+env.Topic)
+		s.Config.Kafka.Brokers, s.Config.Kafka.Topic = env.Brokers, env.Topic
+		s.Since, s.Until = since, until
+		s.Shard = replay.Shard{Index: i, Count: 2}
+		s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+		s.Rate = 200 // reads a second ahead: the interrupt lands mid-way
+		before := env.Castle.Stats().Accepted
+		run, interrupt := context.WithCancel(ctx)
+		go func() {
+			if env.Castle.WaitFor(run, int(before)+100) == nil {
+				interrupt()
+			}
+		}()
+		_, err := replay.Execute(run, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+		interrupt()
+		if !errors.Is(err, replay.ErrInterrupted) {
+			t.Fatalf("shard %d: %v, want interrupted", i, err)
+		}
+		shards = append(shards, s)
+	}
+	var late []stamped
+	for i := range 20 {
+		id := fmt.Sprintf("late-%d", i)
+		late = append(late, stamped{20, id, since.Add(time.Minute)})
+		want[id] = true
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, late)
+	for i, s := range shards {
+		s.Resume, s.Rate = replay.ResumeOn, 0
+		sum, err := replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+		if err != nil || !sum.Finished || sum.Skipped == 0 {
+			t.Fatalf("shard %d resumed: %v, finished %v, %d records skipped as done", i, err, sum.Finished, sum.Skipped)
+		}
+	}
+	got := map[string]int{}
+	for _, r := range env.Castle.Accepted() {
+		id, _ := r.Properties["trace_id"].(string)
+		got[id]++
+	}
+	sameSet(t, got, want)
+}
