@@ -89,6 +89,7 @@ func (k *Kafka) Progress() Progress {
 type span struct {
 	partition  int
 	start, end int64 // [start, end)
+	first      int64 // the partition's first offset at the lookup
 }
 
 // spans maps the time window to offsets per partition: from the first
@@ -160,7 +161,7 @@ func (k *Kafka) spans(ctx context.Context) ([]span, error) {
 	}
 	var out []span
 	for _, p := range parts {
-		s := span{partition: p.ID, start: first[p.ID].FirstOffset, end: last[p.ID].LastOffset}
+		s := span{partition: p.ID, start: first[p.ID].FirstOffset, end: last[p.ID].LastOffset, first: first[p.ID].FirstOffset}
 		if since != nil {
 			s.start = max(s.start, offsetAt(since[p.ID], s.end))
 		}
@@ -260,10 +261,10 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 		}
 		return err
 	}
-	if from := u.resumedFrom; from >= 0 && from < min(s.start, s.end) {
+	if from := u.resumedFrom; from >= 0 && from < min(s.first, s.end) {
 		// Where the earlier run stopped, the partition now starts later:
 		// deleted in between.
-		k.reportDeleted(s.partition, from, min(s.start, s.end))
+		k.reportDeleted(s.partition, from, min(s.first, s.end))
 	}
 	next := max(s.start, u.resumeAt()) // the first offset not read
 	k.done.Add(max(0, min(next, s.end)-s.start))
