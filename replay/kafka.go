@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,12 +100,16 @@ func (k *Kafka) spans(ctx context.Context) ([]span, error) {
 	c := k.client()
 	meta, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.Topic}})
 	if err != nil {
+		// Name the setting: a bare "connection refused" does not say
+		// which address was asked.
+		err = fmt.Errorf("replay: no metadata of topic %q from the Kafka brokers %s (KAFKA_BROKERS): %w",
+			k.Topic, strings.Join(k.Brokers, ","), err)
 		if k.Hint != nil {
 			if h := k.Hint(err); h != "" {
-				return nil, fmt.Errorf("replay: kafka metadata: %w; %s", err, h)
+				return nil, fmt.Errorf("%w; %s", err, h)
 			}
 		}
-		return nil, fmt.Errorf("replay: kafka metadata: %w", err)
+		return nil, err
 	}
 	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
 		var terr error = kafka.UnknownTopicOrPartition

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,6 +211,34 @@ func TestKafkaReplayOfAMissingTopicNamesIt(t *testing.T) {
 	var se *replay.SettingError
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), `"no-such-topic" does not exist`) || !strings.Contains(err.Error(), "kafka:no-such-topic") {
 		t.Fatalf("replay: %v, want a setting error naming the topic", err)
+	}
+	if n := srv.Stats().Accepted; n != 0 {
+		t.Errorf("Castle accepted %d events", n)
+	}
+	if _, err := os.Stat(s.Checkpoint); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a checkpoint was left: %v", err)
+	}
+}
+
+// A replay whose brokers do not answer fails at start naming the setting
+// and the address it asked, sends nothing and leaves no checkpoint.
+func TestKafkaReplayWithoutBrokersNamesTheSetting(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: connection refused
+	srv, castleURL := castleServer(t, 0)
+	s := settings(t, castleURL, "kafka:segment")
+	s.Config.Kafka.Brokers, s.Config.Kafka.Topic = []string{addr}, "segment"
+	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS") || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("replay: %v, want an error naming KAFKA_BROKERS and %s", err, addr)
 	}
 	if n := srv.Stats().Accepted; n != 0 {
 		t.Errorf("Castle accepted %d events", n)
