@@ -312,7 +312,7 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 	var first int64 // the partition's first offset, when last looked up
 	var looked time.Time
 	var lookupErr error
-	missing := 0 // idle checks in a row that found the topic missing
+	missing := 0 // idle checks in a row that found the topic missing, or its log shorter
 	lookup := func() bool {
 		if time.Since(looked) < time.Second {
 			return true // a compacted partition's gaps: one lookup a second at most
@@ -347,13 +347,32 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 					return finish()
 				}
 			}
-			if lookupErr != nil && kafkaio.Classify(lookupErr) == kafkaio.TopicMissing {
+			var shrunk int64 = -1 // the log's end, when it is before the span's
+			if lookupErr == nil {
+				// The log reached the span's end when the window was
+				// looked up; it ends before it only when the topic was
+				// deleted and created again (by its operator, or by a
+				// broker that creates topics a client asks for: this
+				// reader's metadata requests do) or the log truncated.
+				switch last, err := k.lastOffset(ctx, s.partition); {
+				case err != nil:
+					lookupErr = err
+				case last < s.end:
+					shrunk = last
+				}
+			}
+			switch {
+			case lookupErr != nil && kafkaio.Classify(lookupErr) == kafkaio.TopicMissing:
 				// Deleted while being read: what is left of the window
 				// is gone, and will not come back with the topic.
 				if missing++; missing >= 2 {
 					return fmt.Errorf("replay source kafka:%s: the topic was deleted while partition %d was read (at offset %d of %d): %w", k.Topic, s.partition, next, s.end, lookupErr)
 				}
-			} else {
+			case shrunk >= 0:
+				if missing++; missing >= 2 {
+					return fmt.Errorf("replay source kafka:%s: the topic was deleted while partition %d was read (at offset %d of %d): the partition's log now ends at offset %d (the topic was created again, or the log truncated)", k.Topic, s.partition, next, s.end, shrunk)
+				}
+			default:
 				missing = 0
 			}
 			lookupErr = nil
@@ -403,17 +422,26 @@ func (k *Kafka) reportDeleted(partition int, from, to int64) {
 
 // firstOffset looks up a partition's first offset.
 func (k *Kafka) firstOffset(ctx context.Context, partition int) (int64, error) {
-	res, err := k.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{k.Topic: {kafka.FirstOffsetOf(partition)}}})
+	po, err := k.offsets(ctx, kafka.FirstOffsetOf(partition))
+	return po.FirstOffset, err
+}
+
+// lastOffset looks up a partition's last offset (the log's end).
+func (k *Kafka) lastOffset(ctx context.Context, partition int) (int64, error) {
+	po, err := k.offsets(ctx, kafka.LastOffsetOf(partition))
+	return po.LastOffset, err
+}
+
+// offsets looks up one offset of a partition.
+func (k *Kafka) offsets(ctx context.Context, req kafka.OffsetRequest) (kafka.PartitionOffsets, error) {
+	res, err := k.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{k.Topic: {req}}})
 	if err != nil {
-		return 0, err
+		return kafka.PartitionOffsets{}, err
 	}
 	for _, po := range res.Topics[k.Topic] {
-		if po.Partition == partition {
-			if po.Error != nil {
-				return 0, po.Error
-			}
-			return po.FirstOffset, nil
+		if po.Partition == req.Partition {
+			return po, po.Error
 		}
 	}
-	return 0, fmt.Errorf("no offsets for partition %d", partition)
+	return kafka.PartitionOffsets{}, fmt.Errorf("no offsets for partition %d", req.Partition)
 }

@@ -874,3 +874,68 @@ func TestKafkaShardsOf64PartitionsResume(t *testing.T) {
 	}
 	sameSet(t, got, want)
 }
+
+// A topic deleted and created again under the replay (by its operator, or
+// by a broker that auto-creates topics, at a client's metadata request:
+// the replay's own reader asks for that) starts its offsets again from 0:
+// the records left of the window are gone as surely as when it stays
+// deleted, and the new log ends before where the replay is. The replay
+// fails saying so; it waited for ever for offsets the new log may never
+// reach (or read the new topic's records in their place).
+func TestKafkaTopicRecreatedUnderTheReplay(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	for i := range 20 {
+		recs = append(recs, stamped{int32(i % 2), "r-" + itoa(i), now})
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	// The first fetch waits while the topic is deleted and created again.
+	var once atomic.Bool
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if once.CompareAndSwap(false, true) {
+			env.Cluster.SleepControl(func() {
+				adminRequest(t, env.Brokers, func() kmsg.Request {
+					req := kmsg.NewPtrDeleteTopicsRequest()
+					rt := kmsg.NewDeleteTopicsRequestTopic()
+					rt.Topic = kmsg.StringPtr(env.Topic)
+					req.Topics, req.TopicNames = append(req.Topics, rt), []string{env.Topic}
+					return req
+				}())
+				adminRequest(t, env.Brokers, func() kmsg.Request {
+					req := kmsg.NewPtrCreateTopicsRequest()
+					rt := kmsg.NewCreateTopicsRequestTopic()
+					rt.Topic, rt.NumPartitions, rt.ReplicationFactor = env.Topic, 2, 1
+					req.Topics = append(req.Topics, rt)
+					return req
+				}())
+			})
+		}
+		return nil, nil, false
+	})
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: 200 * time.Millisecond}
+	r := dryRun(t, ctx, src, nil)
+	if ctx.Err() != nil || r.err == nil || !strings.Contains(r.err.Error(), "replay source kafka:"+env.Topic+": the topic was deleted while partition") {
+		t.Errorf("replay: %v, want it failed saying the topic was deleted", r.err)
+	}
+}
+
+// adminRequest sends an admin request to the brokers.
+func adminRequest(t *testing.T, brokers []string, req kmsg.Request) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer cl.Close()
+	if _, err := cl.Request(context.Background(), req); err != nil {
+		t.Error(err)
+	}
+}
