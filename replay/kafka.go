@@ -312,7 +312,9 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 	var first int64 // the partition's first offset, when last looked up
 	var looked time.Time
 	var lookupErr error
-	missing := 0 // idle checks in a row that found the topic missing, or its log shorter
+	// idle checks in a row, no record between them, that found the topic
+	// missing or its log shorter
+	missing := 0
 	lookup := func() bool {
 		if time.Since(looked) < time.Second {
 			return true // a compacted partition's gaps: one lookup a second at most
@@ -337,7 +339,8 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 				return fmt.Errorf("replay: partition %d: %w", s.partition, err)
 			}
 			// Nothing for a while: the records left may be deleted.
-			looked = time.Time{}
+			// (A lookup after a gap that failed is not this check's.)
+			looked, lookupErr = time.Time{}, nil
 			if lookup() && first > next {
 				to := min(first, s.end)
 				k.reportDeleted(s.partition, next, to)
@@ -378,6 +381,7 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 			lookupErr = nil
 			continue
 		}
+		missing = 0 // a record came: the topic is there
 		if m.Offset > next && lookup() && first > next {
 			k.reportDeleted(s.partition, next, min(first, m.Offset, s.end))
 		}

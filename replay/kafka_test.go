@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -937,5 +938,96 @@ func adminRequest(t *testing.T, brokers []string, req kmsg.Request) {
 	defer cl.Close()
 	if _, err := cl.Request(context.Background(), req); err != nil {
 		t.Error(err)
+	}
+}
+
+// A lookup that answers once that the topic is missing (a broker whose
+// metadata lags, a partition moving) does not fail the replay: only two
+// idle checks in a row do, with no record read between them. Here the
+// partition's fetch stalls twice, the records read in between, and one
+// lookup of each stall answers that the topic is missing.
+func TestKafkaTopicMissingOnceInEachOfTwoStalls(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Records of 300 KB: a fetch (1 MiB) brings three or four.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.DefaultProduceTopic(env.Topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	pad := strings.Repeat("x", 300<<10)
+	for i := range 10 {
+		v := append([]byte(`{"pad":"`+pad+`",`), kafkaTrack("r-"+itoa(i), time.Now())[1:]...)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first fetch, and the third (records read since), wait until a
+	// lookup was answered that the topic is missing.
+	var fetches atomic.Int32
+	var answered chan struct{}
+	var mu sync.Mutex
+	done := make(chan struct{})
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		if n := fetches.Add(1); n == 1 || n == 3 {
+			a := make(chan struct{})
+			mu.Lock()
+			answered = a
+			mu.Unlock()
+			env.Cluster.SleepControl(func() {
+				select {
+				case <-a:
+				case <-done:
+				}
+			})
+		}
+		return nil, nil, false
+	})
+	env.Cluster.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		mu.Lock()
+		defer mu.Unlock()
+		if answered == nil {
+			return nil, nil, false
+		}
+		select {
+		case <-answered:
+			return nil, nil, false
+		default:
+		}
+		close(answered)
+		req := kr.(*kmsg.ListOffsetsRequest)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		resp.Version = req.Version
+		for _, rt := range req.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: 200 * time.Millisecond}
+	r := dryRun(t, ctx, src, nil)
+	close(done)
+	if r.err != nil {
+		t.Fatalf("replay: %v, want it finished", r.err)
+	}
+	if n := fetches.Load(); n < 3 {
+		t.Fatalf("%d fetches: the partition did not stall twice", n)
+	}
+	if r.sum.Consumed != 10 {
+		t.Errorf("%d records consumed, want 10", r.sum.Consumed)
 	}
 }
