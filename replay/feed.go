@@ -194,8 +194,10 @@ type Unit struct {
 	end    int64 // records [.., end) once read to the end; -1 before
 	expect int64 // index of the next record the source should send
 	// resumedFrom is the index the checkpoint said the unit was done up
-	// to, -1 when it had no mark.
+	// to, -1 when it had no mark; resumedDone the ranges it said were done
+	// above it.
 	resumedFrom int64
+	resumedDone spans
 	// acks are the acknowledgements Send hands out, made ackChunk at a
 	// time; touched only by Send's caller.
 	acks []ack
@@ -243,6 +245,7 @@ func (f *Feed) OpenUpTo(ctx context.Context, seq int64, name string, first, end 
 		u.next = max(first, m.Next)
 		u.expect = u.next
 		u.done = normalize(m.Done)
+		u.resumedDone = slices.Clone(u.done)
 		u.done, u.next = u.done.popFront(u.next)
 	}
 	f.open[seq] = u
@@ -283,6 +286,25 @@ func (f *Feed) finished(seq int64, name string, end int64) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// notDoneBefore returns the ranges of [from, to) that the checkpoint the
+// unit resumed from did not mark done.
+func (u *Unit) notDoneBefore(from, to int64) []Span {
+	var out []Span
+	for _, d := range u.resumedDone {
+		if d.From >= to {
+			break
+		}
+		if d.From > from {
+			out = append(out, Span{from, d.From})
+		}
+		from = max(from, d.To)
+	}
+	if from < to {
+		out = append(out, Span{from, to})
+	}
+	return out
 }
 
 // resumeAt is the index of the first record not known to be done: a

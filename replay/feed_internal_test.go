@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -207,4 +208,23 @@ func itoa(i int64) string {
 		b = append([]byte{digits[i%10]}, b...)
 	}
 	return string(b)
+}
+
+func TestNotDoneBefore(t *testing.T) {
+	u := &Unit{resumedDone: spans{{5, 8}, {10, 12}, {20, 30}}}
+	for _, c := range []struct {
+		from, to int64
+		want     []Span
+	}{
+		{2, 9, []Span{{2, 5}, {8, 9}}},
+		{2, 5, []Span{{2, 5}}},
+		{6, 11, []Span{{8, 10}}},
+		{5, 8, nil},
+		{2, 40, []Span{{2, 5}, {8, 10}, {12, 20}, {30, 40}}},
+		{31, 35, []Span{{31, 35}}},
+	} {
+		if got := u.notDoneBefore(c.from, c.to); !slices.Equal(got, c.want) {
+			t.Errorf("notDoneBefore(%d, %d) = %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
 }

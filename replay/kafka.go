@@ -268,8 +268,10 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 	}
 	if from := u.resumedFrom; from >= 0 && from < min(s.first, s.end) {
 		// Where the earlier run stopped, the partition now starts later:
-		// deleted in between.
-		k.reportDeleted(s.partition, from, min(s.first, s.end))
+		// deleted in between, but for the records it had sent.
+		for _, d := range u.notDoneBefore(from, min(s.first, s.end)) {
+			k.reportDeleted(s.partition, d.From, d.To)
+		}
 	}
 	next := max(s.start, u.resumeAt()) // the first offset not read
 	k.done.Add(max(0, min(next, s.end)-s.start))

@@ -1031,3 +1031,47 @@ func TestKafkaTopicMissingOnceInEachOfTwoStalls(t *testing.T) {
 		t.Errorf("%d records consumed, want 10", r.sum.Consumed)
 	}
 }
+
+// Records deleted before the resume that the earlier run had sent (done
+// above where the checkpoint's partition was done up to: acknowledged
+// before records below them) are not reported as not replayed.
+func TestKafkaRecordsDeletedBeforeTheResumeSomeSent(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	for i := range 10 {
+		recs = append(recs, stamped{0, "r-" + itoa(i), now})
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	cp := filepath.Join(t.TempDir(), "cp.json")
+	write(t, cp, []byte(`{"version":4,"replay":"sources=kafka:segment","open":[{"seq":0,"name":"segment/0","next":2,"done":[[5,8]]}]}`))
+	deleteRecords(t, env.Brokers, env.Topic, 0, 9)
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}
+	r := dryRun(t, ctx, src, func(c *replay.Config) {
+		c.Checkpoint, c.Resume, c.Describe = cp, replay.ResumeOn, "sources=kafka:segment"
+	})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"r-9": true})
+	var summary bytes.Buffer
+	replay.PrintSummary(&summary, r.sum, src)
+	for _, want := range []string{
+		"segment/0: record 2: offsets 2 to 4 were deleted (retention) before they were read: 3 records not replayed",
+		"segment/0: record 8: offsets 8 to 8 were deleted (retention) before they were read: 1 records not replayed",
+	} {
+		if !strings.Contains(summary.String(), want) {
+			t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
+		}
+	}
+	if strings.Contains(summary.String(), "offsets 2 to 8") {
+		t.Errorf("the summary reports records sent before the resume as not replayed:\n%s", summary.String())
+	}
+}
