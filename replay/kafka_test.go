@@ -1075,3 +1075,61 @@ func TestKafkaRecordsDeletedBeforeTheResumeSomeSent(t *testing.T) {
 		t.Errorf("the summary reports records sent before the resume as not replayed:\n%s", summary.String())
 	}
 }
+
+// A partition whose fetch stalls for several idle checks (a broker pause)
+// with its records all there is read on once the fetch comes back: the
+// idle check ends a partition only when its records were deleted.
+func TestKafkaPartitionStalledPastIdleCheckIsReadOn(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	want := map[string]bool{}
+	for i := range 10 {
+		recs = append(recs, stamped{0, "r-" + itoa(i), now})
+		want["r-"+itoa(i)] = true
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	// The first fetch waits for three idle checks' lookups (each looks
+	// up the first offset and the log's end).
+	var stalled atomic.Bool
+	var lookups atomic.Int32
+	looked := make(chan struct{})
+	done := make(chan struct{})
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		stalled.Store(true)
+		env.Cluster.SleepControl(func() {
+			select {
+			case <-looked:
+			case <-done:
+			}
+		})
+		return nil, nil, false
+	})
+	env.Cluster.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		if stalled.Load() && lookups.Add(1) == 6 {
+			close(looked)
+		}
+		return nil, nil, false
+	})
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: 100 * time.Millisecond}
+	r := dryRun(t, ctx, src, nil)
+	close(done)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if lookups.Load() < 6 {
+		t.Fatalf("%d lookups: the fetch did not stall past three idle checks", lookups.Load())
+	}
+	sameSet(t, ids(t, r.out.Bytes()), want)
+	if problems, n := src.Problems(); n != 0 {
+		t.Errorf("problems reported: %v", problems)
+	}
+}
