@@ -279,14 +279,10 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 		// Done in an earlier run: not read again.
 		feed.skipped.Add(max(0, min(next, s.end)-s.start))
 	}
-	// finish closes the unit: every offset up to the span's end is read.
-	finish := func() error {
+	if next >= s.end {
 		k.done.Add(max(0, s.end-next))
 		u.Close(s.end)
 		return nil
-	}
-	if next >= s.end {
-		return finish()
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     k.Brokers,
@@ -317,6 +313,9 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 	// idle checks in a row, no record between them, that found the topic
 	// missing or its log shorter
 	missing := 0
+	// pending are gaps a failed lookup could not tell (the first few):
+	// the next lookup that answers does, the first offset only growing.
+	var pending []Span
 	lookup := func() bool {
 		if time.Since(looked) < time.Second {
 			return true // a compacted partition's gaps: one lookup a second at most
@@ -327,7 +326,26 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 			return false
 		}
 		first, looked = f, time.Now()
+		for _, g := range pending {
+			k.reportDeleted(s.partition, g.From, min(first, g.To))
+		}
+		pending = nil
 		return true
+	}
+	// finish closes the unit: every offset up to the span's end is read.
+	finish := func() error {
+		if len(pending) > 0 {
+			looked = time.Time{}
+			if !lookup() && ctx.Err() == nil {
+				for _, g := range pending {
+					k.add(k.Logger, Problem{Path: k.unitName(s.partition), Record: g.From,
+						Err: fmt.Errorf("offsets %d to %d were not in the log when read (deleted by retention, or compacted away); the lookup to tell failed: %w", g.From, g.To-1, lookupErr)})
+				}
+			}
+		}
+		k.done.Add(max(0, s.end-next))
+		u.Close(s.end)
+		return nil
 	}
 	for {
 		fctx, cancel := context.WithTimeout(ctx, idle)
@@ -384,8 +402,15 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 			continue
 		}
 		missing = 0 // a record came: the topic is there
-		if m.Offset > next && lookup() && first > next {
-			k.reportDeleted(s.partition, next, min(first, m.Offset, s.end))
+		if m.Offset > next {
+			switch {
+			case !lookup():
+				if len(pending) < maxPendingGaps {
+					pending = append(pending, Span{next, min(m.Offset, s.end)})
+				}
+			case first > next:
+				k.reportDeleted(s.partition, next, min(first, m.Offset, s.end))
+			}
 		}
 		if m.Offset >= s.end {
 			return finish()
@@ -414,6 +439,10 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 		}
 	}
 }
+
+// maxPendingGaps bounds the gaps a partition's read keeps while its
+// lookups fail.
+const maxPendingGaps = 16
 
 // reportDeleted reports that a partition's records [from, to) were
 // deleted before they were read.

@@ -1133,3 +1133,68 @@ func TestKafkaPartitionStalledPastIdleCheckIsReadOn(t *testing.T) {
 		t.Errorf("problems reported: %v", problems)
 	}
 }
+
+// Records deleted under the replay are reported though the lookup that
+// came with the gap failed (a broker restarting, a leader moving): a
+// later lookup, at the latest when the partition is read, tells.
+func TestKafkaRecordsDeletedUnderTheReplayLookupFails(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	now := time.Now()
+	var recs []stamped
+	for i := range 10 {
+		recs = append(recs, stamped{0, "r-" + itoa(i), now})
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+	// The first fetch waits while the records below 4 are deleted; the
+	// replay's first lookup of the partition's first offset after that
+	// fails.
+	var fetched, failed atomic.Bool
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if fetched.CompareAndSwap(false, true) {
+			env.Cluster.SleepControl(func() { deleteRecords(t, env.Brokers, env.Topic, 0, 4) })
+		}
+		return nil, nil, false
+	})
+	env.Cluster.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		req := kr.(*kmsg.ListOffsetsRequest)
+		// The replay's lookups, not the Kafka reader's own (version 1).
+		if !fetched.Load() || req.Version < 2 || req.Topics[0].Partitions[0].Timestamp != -2 || !failed.CompareAndSwap(false, true) {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		resp.Version = req.Version
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = req.Topics[0].Topic
+		sp := kmsg.NewListOffsetsResponseTopicPartition()
+		sp.Partition, sp.ErrorCode = 0, kerr.NotLeaderForPartition.Code
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	// No idle check comes before the partition is read: the gap's lookup
+	// is the one that fails.
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: time.Minute}
+	r := dryRun(t, ctx, src, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !failed.Load() {
+		t.Fatal("no lookup failed")
+	}
+	if got := len(ids(t, r.out.Bytes())); got != 6 {
+		t.Errorf("sent %d, want 6", got)
+	}
+	var summary bytes.Buffer
+	replay.PrintSummary(&summary, r.sum, src)
+	if want := "skipped: segment/0: record 0: offsets 0 to 3 were deleted (retention) before they were read: 4 records not replayed"; !strings.Contains(summary.String(), want) {
+		t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
+	}
+}
