@@ -183,6 +183,20 @@ func (f *Feed) byKey(all, numbered []UnitRef) error {
 	return nil
 }
 
+// recorded returns where the checkpoint has the keyed unit at seq: the
+// end of a finished one, or where one in progress was done up to.
+func (f *Feed) recorded(seq int64) (int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fu, ok := f.after[seq]; ok {
+		return fu.end, true
+	}
+	if m, ok := f.prior[seq]; ok {
+		return m.Next, true
+	}
+	return 0, false
+}
+
 // Unit is one file, S3 object or Kafka partition being read.
 type Unit struct {
 	f    *Feed

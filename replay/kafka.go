@@ -218,6 +218,16 @@ func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
 	if err := feed.byKey(all, numbered); err != nil {
 		return err
 	}
+	for _, s := range spans {
+		// A partition's span only grows: its end (the log's end, or the
+		// first record stamped past the window) never comes back. One
+		// that ends before where the checkpoint has it is of a topic
+		// created again, or a log truncated: offsets name other records.
+		if at, ok := feed.recorded(int64(s.partition)); ok && at > s.end {
+			return fmt.Errorf("the input changed since the checkpoint was written: partition %d now ends at offset %d, before offset %d where the checkpoint has it "+
+				"(the topic was deleted and created again, or the log truncated): what was left of the window is gone; start over without --resume (or with another --checkpoint)", s.partition, s.end, at)
+		}
+	}
 	log := k.Logger
 	if log == nil {
 		log = zap.NewNop()

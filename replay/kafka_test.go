@@ -1198,3 +1198,41 @@ func TestKafkaRecordsDeletedUnderTheReplayLookupFails(t *testing.T) {
 		t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
 	}
 }
+
+// A topic deleted and created again between an interrupted run and its
+// resume starts its offsets again: where the checkpoint has a partition
+// is past the new log's end, and what the old topic had left of the
+// window is gone. The resume is refused, saying so; it finished as if
+// the partition were done, sending nothing and reporting nothing.
+func TestKafkaResumeAfterTheTopicWasCreatedAgain(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, cp string }{
+		{"in progress", `{"version":4,"replay":"sources=kafka:segment","open":[{"seq":0,"name":"segment/0","next":8}]}`},
+		{"finished", `{"version":4,"replay":"sources=kafka:segment","after":[{"seq":0,"name":"segment/0","end":10}]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env, err := harness.Start(harness.Options{Partitions: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(env.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			now := time.Now()
+			// The new topic has 3 records; the old one had 10.
+			produceTo(t, ctx, env.Brokers, env.Topic, []stamped{{0, "new-0", now}, {0, "new-1", now}, {0, "new-2", now}})
+			cp := filepath.Join(t.TempDir(), "cp.json")
+			write(t, cp, []byte(c.cp))
+			r := dryRun(t, ctx, &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}, func(c *replay.Config) {
+				c.Checkpoint, c.Resume, c.Describe = cp, replay.ResumeOn, "sources=kafka:segment"
+			})
+			if r.err == nil || !strings.Contains(r.err.Error(), "partition 0 now ends at offset 3, before offset "+map[string]string{"in progress": "8", "finished": "10"}[c.name]) {
+				t.Errorf("resume: %v, want refused saying the partition ends before where the checkpoint has it", r.err)
+			}
+			if r.out.Len() != 0 {
+				t.Errorf("the refused resume sent:\n%s", r.out.String())
+			}
+		})
+	}
+}
