@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // checkpointVersion is the format written. Version 1 (one entry per file,
@@ -70,6 +71,11 @@ type Checkpoint struct {
 	After []UnitRef `json:"after,omitempty"`
 	// Open are units in progress.
 	Open []UnitMark `json:"open,omitempty"`
+	// Until is where a Kafka replay without --until ends its window: the
+	// time it first started, when it read up to the log's end. Its
+	// resumes read up to the same time, not to the log's end then, which
+	// would send what was produced since (the live traffic run delivers).
+	Until time.Time `json:"until,omitzero"`
 
 	// legacy is set on a Kafka replay's checkpoint of version 2 or 3,
 	// whose partitions are numbered by position (Feed.byKey).

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/castle-destination/castle-destination/pipeline"
 )
@@ -49,6 +50,8 @@ type Feed struct {
 	// by position among those with records in the window (version 3);
 	// byKey renumbers it.
 	legacy bool
+	// until is the end of the window the source fixed (fixUntil).
+	until time.Time
 
 	skipped   atomic.Int64 // records done in an earlier run (resume)
 	others    atomic.Int64 // records or envelope items of other shards
@@ -66,7 +69,7 @@ func newFeed(out chan<- pipeline.Record, shard Shard, cp *Checkpoint, maxOpen in
 		slots: make(chan struct{}, maxOpen),
 	}
 	if cp != nil {
-		f.done, f.last, f.legacy = cp.Done, cp.Last, cp.legacy
+		f.done, f.last, f.legacy, f.until = cp.Done, cp.Last, cp.legacy, cp.Until
 		for _, u := range cp.After {
 			f.after[u.Seq] = finishedUnit{name: u.Name, end: u.End}
 		}
@@ -75,6 +78,18 @@ func newFeed(out chan<- pipeline.Record, shard Shard, cp *Checkpoint, maxOpen in
 		}
 	}
 	return f
+}
+
+// fixUntil returns the end of the window of a replay that names none:
+// the one the checkpoint keeps from the replay's first start, or else now,
+// which the checkpoint then keeps for the resumes.
+func (f *Feed) fixUntil(now time.Time) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.until.IsZero() {
+		f.until = now
+	}
+	return f.until
 }
 
 // ChangedError says that the input is not the one the checkpoint was
@@ -458,7 +473,7 @@ func (u *Unit) maybeFinishLocked() {
 func (f *Feed) snapshot(replay string) *Checkpoint {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	cp := &Checkpoint{Version: checkpointVersion, Replay: replay, Done: f.done, Last: f.last}
+	cp := &Checkpoint{Version: checkpointVersion, Replay: replay, Done: f.done, Last: f.last, Until: f.until}
 	if f.legacy {
 		// Not renumbered yet (the source failed before): kept as it was.
 		cp.Version, cp.legacy = legacyKafkaVersion, true

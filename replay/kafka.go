@@ -39,8 +39,10 @@ type Kafka struct {
 	Brokers []string
 	Topic   string
 	Since   time.Time // zero: from the earliest offset
-	Until   time.Time // zero: up to the log end at start
-	Dialer  *kafka.Dialer
+	// Until zero: the replay's first start (kept in the checkpoint, so
+	// that a resume does not read on into what was produced since).
+	Until  time.Time
+	Dialer *kafka.Dialer
 	// Transport carries the offset lookups (TLS/SASL like Dialer).
 	Transport kafka.RoundTripper
 	MaxBytes  int
@@ -202,6 +204,11 @@ func offsetAt(po kafka.PartitionOffsets, end int64) int64 {
 // earlier run left it: records that arrived in a partition since (one
 // that had none in the window among them) are read like the others.
 func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
+	if k.Until.IsZero() {
+		// Up to the log's end at the start, which a resume must not move:
+		// what was produced since is live traffic, which run delivers.
+		k.Until = feed.fixUntil(time.Now())
+	}
 	spans, err := k.spans(ctx)
 	if err != nil {
 		return err

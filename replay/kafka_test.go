@@ -475,6 +475,76 @@ func TestKafkaResumeAfterAnEmptyPartitionGainsRecords(t *testing.T) {
 	sameSet(t, got, want)
 }
 
+// A replay without --until reads up to the log's end when it first
+// starts. Its resume reads no further than the window it began: the
+// records produced since (live traffic, which run delivers) are not sent,
+// in a partition read to its end or one in progress.
+func TestKafkaResumeWithoutUntilSendsNothingProducedSince(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 2, Castle: castleserver.Config{MaxRecords: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	since := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	var history []stamped
+	want := map[string]bool{}
+	// Partition 0 has a few records, read to its end early; partition 1
+	// many, still in progress at the interrupt.
+	for p, n := range []int{5, 300} {
+		for i := range n {
+			id := fmt.Sprintf("p%d-%d", p, i)
+			history = append(history, stamped{int32(p), id, since.Add(time.Duration(i) * time.Second)})
+			want[id] = true
+		}
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, history)
+
+	s := settings(t, env.CastleURL, "kafka:"+env.Topic)
+	s.Config.Kafka.Brokers, s.Config.Kafka.Topic = env.Brokers, env.Topic
+	s.Since = since
+	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+	s.Rate = 100 // so that the interrupt lands mid-way
+	run1, stop := context.WithCancel(ctx)
+	go func() {
+		if env.Castle.WaitFor(run1, 100) == nil {
+			stop()
+		}
+	}()
+	_, err = replay.Execute(run1, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	stop()
+	if !errors.Is(err, replay.ErrInterrupted) {
+		t.Fatalf("first run: %v, want interrupted", err)
+	}
+	if n := env.Castle.Stats().Accepted; n >= int64(len(want)) {
+		t.Fatalf("the first run sent %d of %d: not interrupted mid-way", n, len(want))
+	}
+
+	// Live traffic, produced after the replay began, at the end of both
+	// partitions.
+	produceTo(t, ctx, env.Brokers, env.Topic, []stamped{{0, "live-0", time.Now()}, {1, "live-1", time.Now()}})
+
+	s.Resume, s.Rate = replay.ResumeOn, 0
+	if _, err := replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	got := map[string]int{}
+	for _, r := range env.Castle.Accepted() {
+		id, _ := r.Properties["trace_id"].(string)
+		got[id]++
+	}
+	if got["live-0"]+got["live-1"] > 0 {
+		t.Errorf("the resume sent live traffic produced after the replay began: %v", map[string]int{"live-0": got["live-0"], "live-1": got["live-1"]})
+	}
+	for id := range want {
+		if got[id] == 0 {
+			t.Errorf("%s of the window never sent", id)
+		}
+	}
+}
+
 // A Kafka replay's checkpoint of version 3 numbered the partitions with
 // records in the window by position. It resumes, renumbered by partition,
 // while those partitions are the same; once records arrived in one that
