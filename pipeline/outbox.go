@@ -76,7 +76,12 @@ func (o *outbox[T]) take() []entry[T] {
 	n := min(len(o.queue), maxWriteGroup)
 	group := make([]entry[T], n)
 	copy(group, o.queue)
-	o.queue = append(o.queue[:0], o.queue[n:]...)
+	// The room vacated keeps no entry alive: an entry's done holds its
+	// record (a batch envelope's whole Kafka value), and the room is only
+	// written over by as many later entries.
+	left := copy(o.queue, o.queue[n:])
+	clear(o.queue[left:])
+	o.queue = o.queue[:left]
 	return group
 }
 

@@ -75,3 +75,48 @@ func TestOutboxCancelWhileFailingSettlesEverything(t *testing.T) {
 		}
 	})
 }
+
+// Once written, an item is not kept: neither its value (a dead letter
+// holds its message's bytes) nor its done callback (which holds the
+// record, and so the whole Kafka value of a batch envelope). The queue's
+// room, reused for later items, must not hold on to the items that passed
+// through it until the run ends.
+func TestOutboxKeepsNoWrittenItem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		first := true
+		o := newTestOutbox(func(context.Context, ...int) error {
+			if first {
+				first = false
+				<-release // items queue up behind the first write
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var wg sync.WaitGroup
+		o.start(ctx, &wg)
+		var written sync.WaitGroup
+		const n = 5
+		for i := 1; i <= n; i++ {
+			written.Add(1)
+			o.add(i, func(err error) { written.Done() })
+			synctest.Wait() // the first is being written; the rest queue
+		}
+		close(release)
+		written.Wait()
+		synctest.Wait() // the writer is idle again
+		o.mu.Lock()
+		room := o.queue[:cap(o.queue)]
+		o.mu.Unlock()
+		kept := 0
+		for _, e := range room {
+			if e.v != 0 || e.done != nil {
+				kept++
+			}
+		}
+		if kept > 0 {
+			t.Fatalf("the idle outbox's queue (room for %d) still holds %d of %d written items", len(room), kept, n)
+		}
+	})
+}
