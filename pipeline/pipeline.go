@@ -687,6 +687,9 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 			p.m.identified.Inc()
 		}
 	}
+	// The scratch outlives the record: its results, which point into the
+	// record's bytes, go now (items keep what they need).
+	clear(results)
 	if pend == nil {
 		if rec.Acker != nil {
 			rec.Acker.Ack(nil)
