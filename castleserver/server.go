@@ -387,8 +387,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			s.fail(w, http.StatusRequestEntityTooLarge, "bad_request",
-				fmt.Sprintf("Request body is larger than %d bytes", s.cfg.MaxBodyBytes))
+			e := errTooLarge(s.cfg.MaxBodyBytes)
+			s.fail(w, e.status, e.typ, e.message)
 			return
 		}
 		s.fail(w, http.StatusBadRequest, "bad_request", "Could not read the request body")

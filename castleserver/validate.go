@@ -27,7 +27,38 @@ func invalid(format string, args ...any) *validationError {
 	}
 }
 
+// Error is the answer's status, error type and message.
+func (e *validationError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.status, e.typ, e.message)
+}
+
 var errNotObject = &validationError{http.StatusBadRequest, "bad_request", "The request body must be a JSON object"}
+
+// errTooLarge is the 413 for a body over limit bytes.
+func errTooLarge(limit int64) *validationError {
+	return &validationError{http.StatusRequestEntityTooLarge, "bad_request",
+		fmt.Sprintf("Request body is larger than %d bytes", limit)}
+}
+
+// Validate reports whether the server would refuse body as a request to
+// path (LogPath, RiskPath or FilterPath) for its size (413) or its fields
+// (400, 422): the checks ServeHTTP makes on a body, with the same
+// messages. It does not check the request token, authentication, rate
+// limits or faults, so a nil error means the body meets the contract, not
+// that a request with it would be accepted. It records nothing.
+func (s *Server) Validate(path string, body []byte) error {
+	ep, ok := endpointOf(path)
+	if !ok {
+		return fmt.Errorf("castle server: no endpoint %q", path)
+	}
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		return errTooLarge(s.cfg.MaxBodyBytes)
+	}
+	if _, err := s.validate(ep, body); err != nil {
+		return err
+	}
+	return nil
+}
 
 // parsed is what the server reads out of a valid body.
 type parsed struct {

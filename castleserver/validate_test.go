@@ -34,6 +34,14 @@ func runCases(t *testing.T, path string, cases []vcase) {
 			if !strings.Contains(a.errMessage(), tc.msg) {
 				t.Errorf("message %q does not contain %q", a.errMessage(), tc.msg)
 			}
+			// Validate judges the body as the handler does; it does not
+			// check request tokens.
+			err := s.Validate(path, []byte(tc.body))
+			if refused := tc.code >= 300 && tc.typ != "invalid_request_token"; (err != nil) != refused {
+				t.Errorf("Validate: %v, want refused %v", err, refused)
+			} else if err != nil && !strings.Contains(err.Error(), a.errMessage()) {
+				t.Errorf("Validate: %q, the handler said %q", err, a.errMessage())
+			}
 		})
 	}
 }
@@ -138,6 +146,8 @@ func TestValidateLog(t *testing.T) {
 		{name: "token not a string", body: ev(b, map[string]any{"request_token": false}), code: bad, typ: "invalid_parameters", msg: "'/request_token' is not of type: string"},
 		{name: "unknown type", body: ev(b, map[string]any{"type": "$screen"}), code: bad, typ: "invalid_parameters", msg: "'/type' is not one of"},
 		{name: "bad created_at", body: ev(b, map[string]any{"created_at": "yesterday"}), code: bad, typ: "invalid_parameters", msg: "'/created_at' is not a valid date-time"},
+		{name: "not an object", body: `["$custom"]`, code: http.StatusBadRequest, typ: "bad_request", msg: "must be a JSON object"},
+		{name: "over 1 MiB", body: ev(b, map[string]any{"pad": strings.Repeat("x", 1<<20)}), code: http.StatusRequestEntityTooLarge, typ: "bad_request", msg: "larger than 1048576 bytes"},
 	})
 }
 
