@@ -371,7 +371,7 @@ func tokens(t *testing.T) map[string]string {
 
 // signRaw signs a header and payload given as JSON text, with HS256 under
 // the golden secret.
-func signRaw(t *testing.T, header, payload string) string {
+func signRaw(t testing.TB, header, payload string) string {
 	t.Helper()
 	enc := base64.RawURLEncoding
 	s := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
