@@ -41,8 +41,15 @@ var ruleCases = map[string]string{
 {"type":"track","messageId":"ra-6","userId":"u-ra5","event":"After","channel":"client","context":{"library":{"name":"analytics.js"}}}`,
 	"seq-registered-at-wins": `{"type":"identify","messageId":"ra-7","userId":"u-ra7","channel":"client","traits":{"registeredAt":"2023-05-01T00:00:00Z","createdAt":1648215849},"context":{"library":{"name":"analytics.js"}}}
 {"type":"track","messageId":"ra-8","userId":"u-ra7","event":"After","channel":"client","context":{"library":{"name":"analytics.js"}}}`,
-	"track-context-traits-no-time":     `{"type":"track","messageId":"ra-9","userId":"u","event":"E","channel":"client","context":{"traits":{"createdAt":{"at":"soon"},"registeredAt":true},"library":{"name":"analytics.js"}}}`,
-	"track-context-traits-odd-fields":  `{"type":"track","messageId":"tf-1","userId":"u","event":"E","channel":"client","context":{"traits":{"email":{"work":"w@example.com"},"address":"Main St 1","name":"N","id":"dup-of-user-id"},"library":{"name":"analytics.js"}}}`,
+	"track-context-traits-no-time":    `{"type":"track","messageId":"ra-9","userId":"u","event":"E","channel":"client","context":{"traits":{"createdAt":{"at":"soon"},"registeredAt":true},"library":{"name":"analytics.js"}}}`,
+	"track-context-traits-odd-fields": `{"type":"track","messageId":"tf-1","userId":"u","event":"E","channel":"client","context":{"traits":{"email":{"work":"w@example.com"},"address":"Main St 1","name":"N","id":"dup-of-user-id"},"library":{"name":"analytics.js"}}}`,
+	// Times are bounded to the years 1970-9999 in UTC, whatever the zone
+	// sent or the clock-skew correction: past 9999 is no RFC 3339 time,
+	// and Castle refuses it.
+	"track-time-zone-past-9999": `{"type":"track","messageId":"tz-1","userId":"u","event":"E","channel":"client","timestamp":"9999-12-31T23:59:59-14:00","context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`,
+	"track-time-skew-past-9999": `{"type":"track","messageId":"tz-2","userId":"u","event":"E","channel":"client","originalTimestamp":"9999-12-31T00:00:00Z","sentAt":"9999-01-01T00:00:00Z","receivedAt":"9999-12-31T00:00:00Z","context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`,
+	"seq-registered-at-zone-past-9999": `{"type":"identify","messageId":"tz-3","userId":"u-tz3","channel":"client","traits":{"createdAt":"9999-12-31T23:59:59-14:00"},"context":{"library":{"name":"analytics.js"}}}
+{"type":"track","messageId":"tz-4","userId":"u-tz3","event":"After","channel":"client","context":{"library":{"name":"analytics.js"}}}`,
 	"track-number-not-finite":          `{"type":"track","messageId":"nf-1","userId":"u","event":"Big","channel":"client","properties":{"big":1e999,"neg":-1E+400,"fine":1.5e3,"tiny":1e-999,"nested":{"n":2e308},"list":[1e999]},"context":{"library":{"name":"analytics.js"}}}`,
 	"track-properties-capped-counted":  `{"type":"track","messageId":"cap-1","userId":"u","event":"Capped","channel":"client","properties":{` + hugeProps(256) + `,"nulls":null,"z":{"deep":1}},"context":{"library":{"name":"analytics.js"}}}`,
 	"track-properties-at-cap-no-count": `{"type":"track","messageId":"cap-2","userId":"u","event":"At Cap","channel":"client","properties":{` + hugeProps(256) + `,"nulls":null,"empty":{}},"context":{"library":{"name":"analytics.js"}}}`,

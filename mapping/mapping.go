@@ -1004,7 +1004,8 @@ func requestToken(msg *message, castle []byte, created, now time.Time, adj *Adju
 }
 
 // eventTime is created_at: timestamp, else receivedAt - (sentAt
-// - originalTimestamp), else originalTimestamp. Zero when none parses.
+// - originalTimestamp) when that is within the years parseTime takes,
+// else originalTimestamp. Zero when none parses.
 func eventTime(msg *message) time.Time {
 	if t, ok := parseTime(msg.timestamp); ok {
 		return t
@@ -1012,7 +1013,12 @@ func eventTime(msg *message) time.Time {
 	orig, okO := parseTime(msg.originalTimestamp)
 	if recv, ok := parseTime(msg.receivedAt); ok && okO {
 		if sent, ok := parseTime(msg.sentAt); ok {
-			return recv.Add(-sent.Sub(orig))
+			// A skew of 292 years or more saturates: no time.
+			if d := orig.Sub(sent); d != math.MaxInt64 && d != math.MinInt64 {
+				if t := recv.Add(d); inYears(t) {
+					return t
+				}
+			}
 		}
 	}
 	if okO {
@@ -1041,7 +1047,7 @@ var timeLayouts = []string{
 // fractional seconds, seconds, zone (Z, +02:00, +0200, +02), or zero
 // padding; a date alone; and Go's time.String form that some server
 // libraries put in originalTimestamp, its monotonic " m=+…" suffix
-// dropped.
+// dropped. A time outside the years 1970-9999 in UTC is none.
 func parseTime(s string) (time.Time, bool) {
 	if s == "" || len(s) > 96 {
 		return time.Time{}, false
@@ -1051,11 +1057,20 @@ func parseTime(s string) (time.Time, bool) {
 	}
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
-			if t.Year() < 1970 || t.Year() > 9999 {
+			// Bounded in UTC, as sent: 9999-12-31T23:59:59-14:00 is in
+			// the year 10000, which RFC 3339 cannot write.
+			if t = t.UTC(); !inYears(t) {
 				return time.Time{}, false
 			}
-			return t.UTC(), true
+			return t, true
 		}
 	}
 	return time.Time{}, false
+}
+
+// inYears reports whether t (UTC) is within the years 1970-9999: a time
+// RFC 3339 can write, and not before the Unix epoch.
+func inYears(t time.Time) bool {
+	y := t.Year()
+	return y >= 1970 && y <= 9999
 }

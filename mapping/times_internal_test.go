@@ -32,11 +32,48 @@ func TestParseTime(t *testing.T) {
 		{"yesterday", time.Time{}},
 		{"1704164645000", time.Time{}},
 		{"1969-12-31T23:59:59Z", time.Time{}},
+		// The years are bounded in UTC, the zone sent: a year past 9999
+		// is no RFC 3339 time.
+		{"9999-12-31T23:59:59-14:00", time.Time{}},
+		{"1970-01-01T00:30:00+01:00", time.Time{}},
+		{"9999-12-31T23:59:59+14:00", utc("9999-12-31T09:59:59Z")},
 		{"", time.Time{}},
 	} {
 		got, ok := parseTime(c.in)
 		if ok != !c.want.IsZero() || !got.Equal(c.want) {
 			t.Errorf("parseTime(%q) = %v, %v; want %v", c.in, got, ok, c.want)
+		}
+	}
+}
+
+// The event time is timestamp, else receivedAt corrected by the client's
+// clock skew (sentAt - originalTimestamp), else originalTimestamp. A
+// correction that leaves the years 1970-9999 is no time Castle can take:
+// originalTimestamp then stands.
+func TestEventTime(t *testing.T) {
+	for _, c := range []struct {
+		timestamp, orig, sent, recv string
+		want                        string // "" for none
+	}{
+		{"", "2025-01-15T10:00:00Z", "2025-01-15T10:00:05Z", "2025-01-15T11:00:05Z", "2025-01-15T11:00:00Z"},
+		{"2025-01-15T12:00:00Z", "2025-01-15T10:00:00Z", "2025-01-15T10:00:05Z", "2025-01-15T11:00:05Z", "2025-01-15T12:00:00Z"},
+		{"", "2025-01-15T10:00:00Z", "", "2025-01-15T11:00:05Z", "2025-01-15T10:00:00Z"},
+		{"", "", "2025-01-15T10:00:05Z", "2025-01-15T11:00:05Z", ""},
+		// Past 9999: sentAt a year before originalTimestamp.
+		{"", "9999-12-31T00:00:00Z", "9999-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "9999-12-31T00:00:00Z"},
+		// Before 1970, and a skew past what a time.Duration holds.
+		{"", "1970-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"},
+		{"", "9999-12-31T00:00:00Z", "1970-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "9999-12-31T00:00:00Z"},
+		{"", "9999-12-31T00:00:00Z", "1970-01-01T00:00:00Z", "2000-01-01T00:00:00Z", "9999-12-31T00:00:00Z"},
+	} {
+		msg := message{timestamp: c.timestamp, originalTimestamp: c.orig, sentAt: c.sent, receivedAt: c.recv}
+		got := eventTime(&msg)
+		var want time.Time
+		if c.want != "" {
+			want, _ = time.Parse(time.RFC3339, c.want)
+		}
+		if !got.Equal(want) {
+			t.Errorf("eventTime(%+v) = %v, want %v", c, got, want)
 		}
 	}
 }
