@@ -25,6 +25,7 @@
 package mapping
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strconv"
@@ -922,28 +923,45 @@ var (
 
 func nonEmptyString(v []byte) bool { return kind(v) == '"' && text(v) != "" }
 
+// castleField returns the raw value of obj's member name as Castle reads
+// the object, as JSON decoders do: the key matched exactly, after its
+// escapes, and the last of a repeated key winning. Unlike field, which
+// reads Segment's keys leniently, it judges what Castle will see.
+func castleField(obj []byte, name string) []byte {
+	var out []byte
+	rawjson.Members(obj, func(k, v []byte) bool {
+		if rawKeyIs(k, name) || bytes.IndexByte(k, '\\') >= 0 && unquote(k) == name {
+			out = v
+		}
+		return true
+	})
+	return out
+}
+
 // validTransaction reports whether a transaction object has what Castle
 // requires: a non-empty id, a type it knows, and, when there is an
-// amount, an object with a type it knows and a string value.
+// amount, an object with a type it knows and a string value. Keys are
+// read as Castle reads them (castleField).
 func validTransaction(v []byte) bool {
-	id := field(v, "id")
-	typ := field(v, "type")
+	id := castleField(v, "id")
+	typ := castleField(v, "type")
 	if !nonEmptyString(id) || kind(typ) != '"' || !transactionTypes[text(typ)] {
 		return false
 	}
-	amount := field(v, "amount")
+	amount := castleField(v, "amount")
 	switch kind(amount) {
 	case 0, 'n':
 		return true
 	case '{':
-		at := field(amount, "type")
-		return kind(at) == '"' && amountTypes[text(at)] && kind(field(amount, "value")) == '"'
+		at := castleField(amount, "type")
+		return kind(at) == '"' && amountTypes[text(at)] && kind(castleField(amount, "value")) == '"'
 	}
 	return false
 }
 
 // validChangeset reports whether a changeset names only fields Castle
-// knows, each {"from": …, "to": …} or {"changed": true}.
+// knows, each {"from": …, "to": …} or {"changed": true}, keys read as
+// Castle reads them (castleField).
 func validChangeset(v []byte) bool {
 	ok := true
 	rawjson.Members(v, func(k, e []byte) bool {
@@ -951,7 +969,7 @@ func validChangeset(v []byte) bool {
 			ok = false
 			return false
 		}
-		from, to, changed := field(e, "from"), field(e, "to"), field(e, "changed")
+		from, to, changed := castleField(e, "from"), castleField(e, "to"), castleField(e, "changed")
 		n := 0
 		rawjson.Members(e, func([]byte, []byte) bool { n++; return true })
 		switch {

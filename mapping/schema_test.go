@@ -7,6 +7,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/mapping"
 )
 
@@ -72,6 +73,10 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		return `{"type":"track","messageId":"l","userId":"u","event":"$profile_update.succeeded","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
 			`"properties":` + props + `,"integrations":{"Castle":{"requestToken":"tok"}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`
 	}
+	srv, err := castleserver.New(castleserver.Config{Secret: "s", RateLimitOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		props              string
 		transaction, chset bool // sent as their own fields (changeset on risk)
@@ -84,8 +89,20 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"changeset":{"email":{"from":"a@x","to":"b@x"},"password":{"changed":true}}}`, false, true, false},
 		{`{"changeset":{"address":{"changed":true}}}`, false, false, true},
 		{`{"changeset":{"email":{"to":"b@x"}}}`, false, false, true},
+		// Castle reads keys as JSON decoders do: exactly, the last of a
+		// repeated key winning.
+		{`{"transaction":{"ID":"t1","type":"$purchase"}}`, false, false, true},
+		{`{"transaction":{"id":"t1","Type":"$purchase"}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","id":5}}`, false, false, true},
+		{`{"transaction":{"id":"t1","\u0069d":5,"type":"$purchase"}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","value":1}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"Type":"$fiat","value":"1"}}}`, false, false, true},
+		{`{"transaction":{"id":5,"type":"$purchase","id":"t1"}}`, true, false, false},
+		{`{"changeset":{"email":{"FROM":"a@x","TO":"b@x"}}}`, false, false, true},
+		{`{"changeset":{"password":{"Changed":true}}}`, false, false, true},
 	} {
 		b, r := castleBody(t, goldenMapper(), login(c.props), mapping.Risk)
+		checkContract(t, srv, &r.Event)
 		if got := b["transaction"] != nil; got != c.transaction {
 			t.Errorf("%s: transaction sent %v, want %v", c.props, got, c.transaction)
 		}
