@@ -259,6 +259,16 @@ func (s *Server) validate(ep endpoint, body []byte) (parsed, *validationError) {
 			if from < 0 && (changed < 0 || !d.isTrue(changed)) {
 				return out, invalid("property '%s' is neither {from, to} nor {changed: true}", ptr)
 			}
+			// castle-java's generated ChangesetEntry: from and to are
+			// nullable strings.
+			for _, f := range []struct {
+				name string
+				v    int32
+			}{{"from", from}, {"to", to}} {
+				if f.v >= 0 && d.kind(f.v) != jString && d.kind(f.v) != jNull {
+					return out, notOfType(ptr+"/"+f.name, "string, null")
+				}
+			}
 		}
 	}
 	if err := validateTransaction(d, d.get(root, "transaction")); err != nil {
@@ -383,6 +393,13 @@ func (s *Server) validateUser(d *doc, u int32, ep endpoint, out *parsed) *valida
 	for _, f := range []string{"email", "phone", "name", "registered_at"} {
 		if v := d.get(u, f); v >= 0 && d.kind(v) != jString {
 			return notOfType("/user/"+f, "string")
+		}
+	}
+	// castle-java's generated User and RiskUser: registered_at is an
+	// OffsetDateTime (format date-time), as created_at is.
+	if v := d.get(u, "registered_at"); v >= 0 {
+		if _, err := time.Parse(time.RFC3339Nano, d.text(v)); err != nil {
+			return invalid("property '/user/registered_at' is not a valid date-time (RFC 3339)")
 		}
 	}
 	if v := d.get(u, "email"); v >= 0 && ep.scored() {

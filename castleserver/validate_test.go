@@ -88,6 +88,8 @@ func TestValidateRisk(t *testing.T) {
 		{name: "transaction bad type", body: ev(b, map[string]any{"transaction": map[string]any{"id": "t", "type": "$gift"}}), code: bad, typ: "invalid_parameters", msg: "'/transaction/type' is not one of"},
 		{name: "changeset field Castle does not know", body: ev(b, map[string]any{"changeset": map[string]any{"address": map[string]any{"changed": true}}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/address' is not allowed"},
 		{name: "changeset entry with to only", body: ev(b, map[string]any{"changeset": map[string]any{"email": map[string]any{"to": "b@x.io"}}}), code: bad, typ: "invalid_parameters", msg: "missing required properties: from, to"},
+		{name: "changeset entry from null", body: ev(b, map[string]any{"changeset": map[string]any{"phone": map[string]any{"from": nil, "to": "+41440000000"}}}), code: http.StatusCreated},
+		{name: "changeset entry to not a string", body: ev(b, map[string]any{"changeset": map[string]any{"email": map[string]any{"from": "a@x.io", "to": 5}}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/email/to' is not of type: string, null"},
 		{name: "changeset entry changed false", body: ev(b, map[string]any{"changeset": map[string]any{"password": map[string]any{"changed": false}}}), code: bad, typ: "invalid_parameters", msg: "neither {from, to} nor {changed: true}"},
 		{name: "transaction amount without type", body: ev(b, map[string]any{"transaction": map[string]any{"id": "t", "type": "$sale", "amount": map[string]any{"value": "1"}}}), code: bad, typ: "invalid_parameters", msg: "'/transaction/amount' is missing required properties: type"},
 		{name: "transaction amount value a number", body: ev(b, map[string]any{"transaction": map[string]any{"id": "t", "type": "$sale", "amount": map[string]any{"type": "$fiat", "value": 1}}}), code: bad, typ: "invalid_parameters", msg: "'/transaction/amount/value' is not of type: string"},
@@ -146,6 +148,8 @@ func TestValidateLog(t *testing.T) {
 		{name: "token not a string", body: ev(b, map[string]any{"request_token": false}), code: bad, typ: "invalid_parameters", msg: "'/request_token' is not of type: string"},
 		{name: "unknown type", body: ev(b, map[string]any{"type": "$screen"}), code: bad, typ: "invalid_parameters", msg: "'/type' is not one of"},
 		{name: "bad created_at", body: ev(b, map[string]any{"created_at": "yesterday"}), code: bad, typ: "invalid_parameters", msg: "'/created_at' is not a valid date-time"},
+		{name: "registered_at", body: ev(b, map[string]any{"user": map[string]any{"id": "u1", "registered_at": "2024-03-01T10:00:00.000Z"}}), code: http.StatusNoContent},
+		{name: "bad registered_at", body: ev(b, map[string]any{"user": map[string]any{"id": "u1", "registered_at": "10000-01-01T00:00:00.000Z"}}), code: bad, typ: "invalid_parameters", msg: "'/user/registered_at' is not a valid date-time"},
 		{name: "not an object", body: `["$custom"]`, code: http.StatusBadRequest, typ: "bad_request", msg: "must be a JSON object"},
 		{name: "over 1 MiB", body: ev(b, map[string]any{"pad": strings.Repeat("x", 1<<20)}), code: http.StatusRequestEntityTooLarge, typ: "bad_request", msg: "larger than 1048576 bytes"},
 	})
