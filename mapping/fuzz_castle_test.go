@@ -176,6 +176,7 @@ func hostileSeeds(tb testing.TB) [][2]string {
 		{`{"type":"track","messageId":"h","userId":"u","event":"$transaction.succeeded","properties":{"transaction":{"ID":"t1","type":"$purchase","amount":{"Type":"$fiat","value":"1","value":1}}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$transaction.succeeded","properties":{"transaction":{"id":"t1","\u0069d":5,"type":"$purchase"}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"email":{"FROM":"a","TO":"b"},"password":{"Changed":true}}},` + tok + `,` + ctx + `}`, ""},
+		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"email":{"from":5,"to":["b"]}}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$challenge.requested",` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","event":"$password_reset_request.succeeded",` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"Signed In",` + tok + `,` + ctx + `}`, ""},

@@ -923,6 +923,8 @@ var (
 
 func nonEmptyString(v []byte) bool { return kind(v) == '"' && text(v) != "" }
 
+func stringOrNull(v []byte) bool { k := kind(v); return k == '"' || k == 'n' }
+
 // castleField returns the raw value of obj's member name as Castle reads
 // the object, as JSON decoders do: the key matched exactly, after its
 // escapes, and the last of a repeated key winning. Unlike field, which
@@ -960,8 +962,9 @@ func validTransaction(v []byte) bool {
 }
 
 // validChangeset reports whether a changeset names only fields Castle
-// knows, each {"from": …, "to": …} or {"changed": true}, keys read as
-// Castle reads them (castleField).
+// knows, each {"from": …, "to": …} (strings or null: castle-java's
+// ChangesetEntry) or {"changed": true}, keys read as Castle reads them
+// (castleField).
 func validChangeset(v []byte) bool {
 	ok := true
 	rawjson.Members(v, func(k, e []byte) bool {
@@ -973,7 +976,7 @@ func validChangeset(v []byte) bool {
 		n := 0
 		rawjson.Members(e, func([]byte, []byte) bool { n++; return true })
 		switch {
-		case from != nil && to != nil && n == 2:
+		case stringOrNull(from) && stringOrNull(to) && n == 2:
 		case kind(changed) == 't' && n == 1:
 		default:
 			ok = false

@@ -100,6 +100,10 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"transaction":{"id":5,"type":"$purchase","id":"t1"}}`, true, false, false},
 		{`{"changeset":{"email":{"FROM":"a@x","TO":"b@x"}}}`, false, false, true},
 		{`{"changeset":{"password":{"Changed":true}}}`, false, false, true},
+		// from and to are nullable strings (castle-java's ChangesetEntry).
+		{`{"changeset":{"phone":{"from":null,"to":"+41440000000"}}}`, false, true, false},
+		{`{"changeset":{"email":{"from":"a@x","to":5}}}`, false, false, true},
+		{`{"changeset":{"name":{"from":{"first":"A"},"to":"B"}}}`, false, false, true},
 	} {
 		b, r := castleBody(t, goldenMapper(), login(c.props), mapping.Risk)
 		checkContract(t, srv, &r.Event)
