@@ -319,13 +319,7 @@ func kafkaTrack(id string, at time.Time) []byte {
 // it uncounted.
 func TestKafkaReplayDeadLettersANullValue(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 1}, time.Minute)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.DefaultProduceTopic(env.Topic))
 	if err != nil {
 		t.Fatal(err)
@@ -384,13 +378,7 @@ func produceTo(t *testing.T, ctx context.Context, brokers []string, topic string
 // again, and sends the records that arrived in the window.
 func TestKafkaResumeAfterAnEmptyPartitionGainsRecords(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 3, Castle: castleserver.Config{MaxRecords: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 3, Castle: castleserver.Config{MaxRecords: -1}}, 2*time.Minute)
 	since := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
 	until := since.Add(time.Hour)
 	const per = 150
@@ -423,7 +411,7 @@ func TestKafkaResumeAfterAnEmptyPartitionGainsRecords(t *testing.T) {
 			stop()
 		}
 	}()
-	_, err = replay.Execute(run1, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	_, err := replay.Execute(run1, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
 	stop()
 	if !errors.Is(err, replay.ErrInterrupted) {
 		t.Fatalf("first run: %v, want interrupted", err)
@@ -467,11 +455,7 @@ func TestKafkaResumeAfterAnEmptyPartitionGainsRecords(t *testing.T) {
 	if strings.Contains(out.String(), "skipped:") {
 		t.Errorf("the resumed replay reports problems:\n%s", out.String())
 	}
-	got := map[string]int{}
-	for _, r := range env.Castle.Accepted() {
-		id, _ := r.Properties["trace_id"].(string)
-		got[id]++
-	}
+	got := sentByTraceID(env)
 	sameSet(t, got, want)
 }
 
@@ -481,13 +465,7 @@ func TestKafkaResumeAfterAnEmptyPartitionGainsRecords(t *testing.T) {
 // in a partition read to its end or one in progress.
 func TestKafkaResumeWithoutUntilSendsNothingProducedSince(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 2, Castle: castleserver.Config{MaxRecords: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 2, Castle: castleserver.Config{MaxRecords: -1}}, 2*time.Minute)
 	since := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
 	var history []stamped
 	want := map[string]bool{}
@@ -513,7 +491,7 @@ func TestKafkaResumeWithoutUntilSendsNothingProducedSince(t *testing.T) {
 			stop()
 		}
 	}()
-	_, err = replay.Execute(run1, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	_, err := replay.Execute(run1, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
 	stop()
 	if !errors.Is(err, replay.ErrInterrupted) {
 		t.Fatalf("first run: %v, want interrupted", err)
@@ -530,11 +508,7 @@ func TestKafkaResumeWithoutUntilSendsNothingProducedSince(t *testing.T) {
 	if _, err := replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard}); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
-	got := map[string]int{}
-	for _, r := range env.Castle.Accepted() {
-		id, _ := r.Properties["trace_id"].(string)
-		got[id]++
-	}
+	got := sentByTraceID(env)
 	if got["live-0"]+got["live-1"] > 0 {
 		t.Errorf("the resume sent live traffic produced after the replay began: %v", map[string]int{"live-0": got["live-0"], "live-1": got["live-1"]})
 	}
@@ -552,13 +526,7 @@ func TestKafkaResumeWithoutUntilSendsNothingProducedSince(t *testing.T) {
 // before, saying what to do.
 func TestKafkaCheckpointOfVersion3(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 3}, time.Minute)
 	now := time.Now()
 	var recs []stamped
 	for _, p := range []int32{0, 2} {
@@ -652,10 +620,7 @@ func TestKafkaRecordsDeletedUnderTheReplay(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			now := time.Now()
-			var recs []stamped
-			for i := range 10 {
-				recs = append(recs, stamped{0, "r-" + itoa(i), now})
-			}
+			recs := spread(10, 1, now)
 			produceTo(t, ctx, env.Brokers, env.Topic, recs)
 			// The first fetch waits while the records are deleted.
 			var once atomic.Bool
@@ -694,18 +659,9 @@ func TestKafkaRecordsDeletedUnderTheReplay(t *testing.T) {
 // too: the partition now starts past where the earlier run stopped.
 func TestKafkaRecordsDeletedBeforeTheResume(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 1}, 20*time.Second)
 	now := time.Now()
-	var recs []stamped
-	for i := range 10 {
-		recs = append(recs, stamped{0, "r-" + itoa(i), now})
-	}
+	recs := spread(10, 1, now)
 	produceTo(t, ctx, env.Brokers, env.Topic, recs)
 	cp := filepath.Join(t.TempDir(), "cp.json")
 	write(t, cp, []byte(`{"version":4,"replay":"sources=kafka:segment","open":[{"seq":0,"name":"segment/0","next":2}]}`))
@@ -732,18 +688,9 @@ func TestKafkaRecordsDeletedBeforeTheResume(t *testing.T) {
 // other partitions sent.
 func TestKafkaReplayLogsAPartitionItCannotFetch(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 2}, 30*time.Second)
 	now := time.Now()
-	var recs []stamped
-	for i := range 10 {
-		recs = append(recs, stamped{int32(i % 2), "r-" + itoa(i), now})
-	}
+	recs := spread(10, 2, now)
 	produceTo(t, ctx, env.Brokers, env.Topic, recs)
 	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		env.Cluster.KeepControl()
@@ -794,18 +741,9 @@ func TestKafkaReplayLogsAPartitionItCannotFetch(t *testing.T) {
 // them for ever (the replay waited in silence).
 func TestKafkaTopicDeletedUnderTheReplay(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 4}, 30*time.Second)
 	now := time.Now()
-	var recs []stamped
-	for i := range 40 {
-		recs = append(recs, stamped{int32(i % 4), "r-" + itoa(i), now})
-	}
+	recs := spread(40, 4, now)
 	produceTo(t, ctx, env.Brokers, env.Topic, recs)
 	var once atomic.Bool
 	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
@@ -843,18 +781,9 @@ func TestKafkaTopicDeletedUnderTheReplay(t *testing.T) {
 // "whole records".
 func TestKafkaResumeSummary(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 2}, 20*time.Second)
 	now := time.Now()
-	var recs []stamped
-	for i := range 20 {
-		recs = append(recs, stamped{int32(i % 2), "r-" + itoa(i), now})
-	}
+	recs := spread(20, 2, now)
 	produceTo(t, ctx, env.Brokers, env.Topic, recs)
 	cp := filepath.Join(t.TempDir(), "cp.json")
 	write(t, cp, []byte(`{"version":4,"replay":"sources=kafka:segment","after":[{"seq":0,"name":"segment/0","end":10}],"open":[{"seq":1,"name":"segment/1","next":4}]}`))
@@ -880,13 +809,7 @@ func TestKafkaResumeSummary(t *testing.T) {
 // together the whole.
 func TestKafkaShardsOf64PartitionsResume(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 64, Castle: castleserver.Config{MaxRecords: -1, RateLimitOff: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 64, Castle: castleserver.Config{MaxRecords: -1, RateLimitOff: true}}, 2*time.Minute)
 	since := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 	until := since.Add(time.Hour)
 	var recs []stamped
@@ -938,11 +861,7 @@ func TestKafkaShardsOf64PartitionsResume(t *testing.T) {
 			t.Fatalf("shard %d resumed: %v, finished %v, %d records skipped as done", i, err, sum.Finished, sum.Skipped)
 		}
 	}
-	got := map[string]int{}
-	for _, r := range env.Castle.Accepted() {
-		id, _ := r.Properties["trace_id"].(string)
-		got[id]++
-	}
+	got := sentByTraceID(env)
 	sameSet(t, got, want)
 }
 
@@ -955,18 +874,9 @@ func TestKafkaShardsOf64PartitionsResume(t *testing.T) {
 // reach (or read the new topic's records in their place).
 func TestKafkaTopicRecreatedUnderTheReplay(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 2}, 20*time.Second)
 	now := time.Now()
-	var recs []stamped
-	for i := range 20 {
-		recs = append(recs, stamped{int32(i % 2), "r-" + itoa(i), now})
-	}
+	recs := spread(20, 2, now)
 	produceTo(t, ctx, env.Brokers, env.Topic, recs)
 	// The first fetch waits while the topic is deleted and created again.
 	var once atomic.Bool
@@ -1018,13 +928,7 @@ func adminRequest(t *testing.T, brokers []string, req kmsg.Request) {
 // lookup of each stall answers that the topic is missing.
 func TestKafkaTopicMissingOnceInEachOfTwoStalls(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 1}, 20*time.Second)
 	// Records of 300 KB: a fetch (1 MiB) brings three or four.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.DefaultProduceTopic(env.Topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
@@ -1107,18 +1011,9 @@ func TestKafkaTopicMissingOnceInEachOfTwoStalls(t *testing.T) {
 // before records below them) are not reported as not replayed.
 func TestKafkaRecordsDeletedBeforeTheResumeSomeSent(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 1}, 20*time.Second)
 	now := time.Now()
-	var recs []stamped
-	for i := range 10 {
-		recs = append(recs, stamped{0, "r-" + itoa(i), now})
-	}
+	recs := spread(10, 1, now)
 	produceTo(t, ctx, env.Brokers, env.Topic, recs)
 	cp := filepath.Join(t.TempDir(), "cp.json")
 	write(t, cp, []byte(`{"version":4,"replay":"sources=kafka:segment","open":[{"seq":0,"name":"segment/0","next":2,"done":[[5,8]]}]}`))
@@ -1151,13 +1046,7 @@ func TestKafkaRecordsDeletedBeforeTheResumeSomeSent(t *testing.T) {
 // idle check ends a partition only when its records were deleted.
 func TestKafkaPartitionStalledPastIdleCheckIsReadOn(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 1}, 20*time.Second)
 	now := time.Now()
 	var recs []stamped
 	want := map[string]bool{}
@@ -1209,18 +1098,9 @@ func TestKafkaPartitionStalledPastIdleCheckIsReadOn(t *testing.T) {
 // later lookup, at the latest when the partition is read, tells.
 func TestKafkaRecordsDeletedUnderTheReplayLookupFails(t *testing.T) {
 	t.Parallel()
-	env, err := harness.Start(harness.Options{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 1}, 20*time.Second)
 	now := time.Now()
-	var recs []stamped
-	for i := range 10 {
-		recs = append(recs, stamped{0, "r-" + itoa(i), now})
-	}
+	recs := spread(10, 1, now)
 	produceTo(t, ctx, env.Brokers, env.Topic, recs)
 	// The first fetch waits while the records below 4 are deleted; the
 	// replay's first lookup of the partition's first offset after that
@@ -1305,4 +1185,39 @@ func TestKafkaResumeAfterTheTopicWasCreatedAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kafkaEnv starts a broker and a Castle-compatible server, closed when the
+// test ends, and a context for the test that ends after d.
+func kafkaEnv(t *testing.T, o harness.Options, d time.Duration) (*harness.Env, context.Context) {
+	t.Helper()
+	env, err := harness.Start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return env, ctx
+}
+
+// sentByTraceID counts the events Castle accepted by their trace_id
+// property (the id kafkaTrack gives a record).
+func sentByTraceID(env *harness.Env) map[string]int {
+	got := map[string]int{}
+	for _, r := range env.Castle.Accepted() {
+		id, _ := r.Properties["trace_id"].(string)
+		got[id]++
+	}
+	return got
+}
+
+// spread is n records r-0, r-1, ... stamped at, dealt over the first
+// parts partitions in turn.
+func spread(n int, parts int32, at time.Time) []stamped {
+	recs := make([]stamped, n)
+	for i := range recs {
+		recs[i] = stamped{int32(i) % parts, "r-" + itoa(i), at}
+	}
+	return recs
 }
