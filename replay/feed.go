@@ -398,10 +398,7 @@ func (u *Unit) reach(idx int64) bool {
 	f := u.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for u.expect < idx {
-		u.ackLocked(u.expect)
-		u.expect++
-	}
+	u.jumpLocked(idx)
 	u.expect = max(u.expect, idx+1)
 	return idx < u.next || u.done.has(idx)
 }
@@ -411,12 +408,18 @@ func (u *Unit) Close(end int64) {
 	f := u.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for u.expect < end {
+	u.jumpLocked(end)
+	u.end = end
+	u.maybeFinishLocked()
+}
+
+// jumpLocked marks the indexes from the next expected up to idx done:
+// the source skipped them (gaps, control records). f.mu must be held.
+func (u *Unit) jumpLocked(idx int64) {
+	for u.expect < idx {
 		u.ackLocked(u.expect)
 		u.expect++
 	}
-	u.end = end
-	u.maybeFinishLocked()
 }
 
 func (u *Unit) ack(idx int64) {
