@@ -197,6 +197,19 @@ func offsetAt(po kafka.PartitionOffsets, end int64) int64 {
 	return best
 }
 
+// fixWindow ends a window that names no end (Until zero) where the
+// replay first started, which the feed's checkpoint keeps, or else at now:
+// up to the log's end at the start, which a resume must not move, as what
+// was produced since is live traffic, which run delivers. It reports
+// whether it fixed the end now, which the checkpoint does not keep yet.
+func (k *Kafka) fixWindow(feed *Feed, now time.Time) bool {
+	if !k.Until.IsZero() {
+		return false
+	}
+	k.Until = feed.fixUntil(now)
+	return k.Until.Equal(now)
+}
+
 // Read reads every partition's span concurrently and sends the records to
 // feed; each partition is a unit of the checkpoint, numbered by partition
 // whether it has records in the window or not, its records by offset. A
@@ -204,11 +217,7 @@ func offsetAt(po kafka.PartitionOffsets, end int64) int64 {
 // earlier run left it: records that arrived in a partition since (one
 // that had none in the window among them) are read like the others.
 func (k *Kafka) Read(ctx context.Context, feed *Feed) error {
-	if k.Until.IsZero() {
-		// Up to the log's end at the start, which a resume must not move:
-		// what was produced since is live traffic, which run delivers.
-		k.Until = feed.fixUntil(time.Now())
-	}
+	k.fixWindow(feed, time.Now()) // Run has done it, before the checkpoint's first save
 	spans, err := k.spans(ctx)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -26,8 +27,12 @@ import (
 
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/consumer/kafkatest"
+	"github.com/castle-destination/castle-destination/deadletter"
+	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/internal/harness"
 	"github.com/castle-destination/castle-destination/internal/selfcert"
+	"github.com/castle-destination/castle-destination/mapping"
+	"github.com/castle-destination/castle-destination/pipeline"
 	"github.com/castle-destination/castle-destination/replay"
 )
 
@@ -1220,4 +1225,48 @@ func spread(n int, parts int32, at time.Time) []stamped {
 		recs[i] = stamped{int32(i) % parts, "r-" + itoa(i), at}
 	}
 	return recs
+}
+
+// A Kafka replay without --until fixes its window's end at the start, and
+// the checkpoint keeps it before anything is sent: a crash before the
+// first periodic save must not leave a checkpoint whose resume ends the
+// window at its own start, sending what was produced in between (the
+// live traffic run delivers).
+func TestKafkaReplayKeepsTheWindowsEndBeforeSending(t *testing.T) {
+	t.Parallel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 1}, time.Minute)
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	produceTo(t, ctx, env.Brokers, env.Topic, []stamped{{0, "a", at}, {0, "b", at.Add(time.Second)}})
+
+	path := filepath.Join(t.TempDir(), "cp.json")
+	var onDisk *replay.Checkpoint // what a crash at the first send leaves
+	var loadErr error
+	var once sync.Once
+	deliver := deliverFunc(func(ctx context.Context, evs []destinationEvent, settled func(int, destinationResult)) {
+		once.Do(func() { onDisk, loadErr = replay.LoadCheckpoint(path) })
+		for i := range evs {
+			settled(i, destinationResult{Status: destination.Delivered})
+		}
+	})
+	sum, err := replay.Run(ctx, &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic}, replay.Config{
+		Pipeline: pipeline.Config{Batch: destinationBatch()}, Mapper: mapping.New(mapping.Config{}), Deliverer: deliver,
+		DeadLetters: deadletter.SinkFunc(func(context.Context, ...deadletter.Letter) error { return nil }),
+		Registry:    prometheus.NewRegistry(), Checkpoint: path, SaveEvery: time.Hour, // no periodic save in the test
+	})
+	if err != nil || sum.Sent() != 2 {
+		t.Fatalf("replay: %v, %d sent; want nil, 2", err, sum.Sent())
+	}
+	if loadErr != nil {
+		t.Fatalf("the checkpoint at the first send: %v", loadErr)
+	}
+	if onDisk.Until.IsZero() {
+		t.Fatalf("at the first send the checkpoint keeps no end of the window (until): a crash then resumes up to the log's end at the resume")
+	}
+	final, err := replay.LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !final.Until.Equal(onDisk.Until) {
+		t.Errorf("the window's end moved: %v at the first send, %v at the end", onDisk.Until, final.Until)
+	}
 }

@@ -269,6 +269,16 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 
 	in := make(chan pipeline.Record, 64)
 	feed := newFeed(in, cfg.Shard, cp, cfg.MaxOpenUnits)
+	if k, ok := src.(*Kafka); ok && k.fixWindow(feed, time.Now()) && cfg.Checkpoint != "" {
+		// The end of the window goes to the checkpoint before anything
+		// is sent: a crash before the first periodic save would leave
+		// the resume to end it at its own start, and send what was
+		// produced in between.
+		if err := feed.snapshot(cfg.Describe).Save(cfg.Checkpoint); err != nil {
+			dropFresh()
+			return Summary{}, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): cannot be written, so progress could not be saved: %w", err)}
+		}
+	}
 	// Reading stops when ctx ends, or when the pipeline stops early.
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
