@@ -279,8 +279,17 @@ func PrintSummary(w io.Writer, s Summary, src Source) {
 		fmt.Fprintln(w)
 	}
 	if k, ok := src.(*Kafka); ok && k.OutsideWindow() > 0 {
-		fmt.Fprintf(w, "%d Kafka records stamped outside --since/--until (read from the first stamped at --since to the first stamped %s past --until, as producers' timestamps are not in offset order): not sent\n",
-			k.OutsideWindow(), TimestampGrace)
+		if k.startEnds {
+			// No --until: the window ended at the first start, by this
+			// host's clock, which a producer's may run ahead of.
+			fmt.Fprintf(w, "%d Kafka records stamped outside the window, --since to the replay's first start (%s; no --until) by this host's clock "+
+				"(read from the first stamped at --since to the first stamped %s past its end, as producers' timestamps are not in offset order; "+
+				"one in the log at the start but stamped after it has a producer's clock ahead of this host's): not sent\n",
+				k.OutsideWindow(), k.Until.UTC().Format(time.RFC3339), TimestampGrace)
+		} else {
+			fmt.Fprintf(w, "%d Kafka records stamped outside --since/--until (read from the first stamped at --since to the first stamped %s past --until, as producers' timestamps are not in offset order): not sent\n",
+				k.OutsideWindow(), TimestampGrace)
+		}
 	}
 	if ps, ok := src.(interface{ Problems() ([]Problem, int) }); ok {
 		kept, total := ps.Problems()

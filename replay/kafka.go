@@ -56,6 +56,10 @@ type Kafka struct {
 	// DefaultIdleCheck).
 	IdleCheck time.Duration
 
+	// startEnds: Until is the replay's first start (fixWindow), not
+	// --until.
+	startEnds bool
+
 	problems
 	total   atomic.Int64
 	done    atomic.Int64
@@ -206,7 +210,7 @@ func (k *Kafka) fixWindow(feed *Feed, now time.Time) bool {
 	if !k.Until.IsZero() {
 		return false
 	}
-	k.Until = feed.fixUntil(now)
+	k.Until, k.startEnds = feed.fixUntil(now), true
 	return k.Until.Equal(now)
 }
 

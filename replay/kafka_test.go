@@ -1270,3 +1270,49 @@ func TestKafkaReplayKeepsTheWindowsEndBeforeSending(t *testing.T) {
 		t.Errorf("the window's end moved: %v at the first send, %v at the end", onDisk.Until, final.Until)
 	}
 }
+
+// Without --until the window ends at the replay's first start, by this
+// host's clock: a record already in the log then but stamped later (its
+// producer's clock ahead) is outside it, read and not sent. The summary
+// says where the window ended, not "--until", which was not given.
+func TestKafkaReplayWithoutUntilSaysWhereTheWindowEnded(t *testing.T) {
+	t.Parallel()
+	env, err := harness.Start(harness.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now := time.Now()
+	produceTo(t, ctx, env.Brokers, env.Topic, []stamped{
+		{0, "past", now.Add(-time.Hour)},
+		{0, "ahead", now.Add(2 * time.Minute)}, // a producer's clock 2 minutes ahead
+	})
+	srv, castleURL := castleServer(t, 0)
+	s := settings(t, castleURL, "kafka:"+env.Topic)
+	s.Config.Kafka.Brokers, s.Config.Kafka.Topic = env.Brokers, env.Topic
+	s.Checkpoint = filepath.Join(t.TempDir(), "cp.json")
+	var out bytes.Buffer
+	sum, err := replay.Execute(ctx, s, replay.Options{Stdout: &out, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Stats().Accepted; n != 1 || sum.Sent() != 1 {
+		t.Fatalf("Castle accepted %d, the summary says %d sent; want 1 (the record stamped before the start)", n, sum.Sent())
+	}
+	cp, err := replay.LoadCheckpoint(s.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := ""
+	for l := range strings.Lines(out.String()) {
+		if strings.Contains(l, "outside") {
+			line = l
+		}
+	}
+	end := cp.Until.UTC().Format(time.RFC3339)
+	if !strings.HasPrefix(line, "1 Kafka record") || !strings.Contains(line, "first start") || !strings.Contains(line, end) {
+		t.Fatalf("the summary says of the record outside the window: %q; want it to name the replay's first start, %s, where the window ended", line, end)
+	}
+}
