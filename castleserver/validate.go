@@ -102,10 +102,11 @@ var transactionTypes = []string{"$purchase", "$withdrawal", "$deposit", "$transf
 
 // amountTypes is the published enum of transaction.amount.type;
 // changesetFields the fields a changeset may name (castle-java's generated
-// Amount and Changeset models).
+// Amount and Changeset models: the field is authentication_method.type,
+// with a dot, the key of ChangesetEntry's own example).
 var (
 	amountTypes     = []string{"$fiat", "$crypto"}
-	changesetFields = []string{"password", "email", "phone", "authentication_method_type", "name"}
+	changesetFields = []string{"password", "email", "phone", "authentication_method.type", "name"}
 )
 
 // validate checks body against what Castle documents for ep. Fields no

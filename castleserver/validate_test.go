@@ -87,6 +87,10 @@ func TestValidateRisk(t *testing.T) {
 		{name: "transaction without id", body: ev(b, map[string]any{"transaction": map[string]any{"type": "$purchase"}}), code: bad, typ: "invalid_parameters", msg: "'/transaction' is missing required properties: id"},
 		{name: "transaction bad type", body: ev(b, map[string]any{"transaction": map[string]any{"id": "t", "type": "$gift"}}), code: bad, typ: "invalid_parameters", msg: "'/transaction/type' is not one of"},
 		{name: "changeset field Castle does not know", body: ev(b, map[string]any{"changeset": map[string]any{"address": map[string]any{"changed": true}}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/address' is not allowed"},
+		// Castle's own example (castle-java's generated ChangesetEntry);
+		// Changeset names the field authentication_method.type.
+		{name: "changeset authentication_method.type", body: ev(b, map[string]any{"changeset": map[string]any{"authentication_method.type": map[string]any{"from": nil, "to": "$push"}}}), code: http.StatusCreated},
+		{name: "changeset authentication_method_type", body: ev(b, map[string]any{"changeset": map[string]any{"authentication_method_type": map[string]any{"from": nil, "to": "$push"}}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/authentication_method_type' is not allowed"},
 		{name: "changeset entry with to only", body: ev(b, map[string]any{"changeset": map[string]any{"email": map[string]any{"to": "b@x.io"}}}), code: bad, typ: "invalid_parameters", msg: "missing required properties: from, to"},
 		{name: "changeset entry from null", body: ev(b, map[string]any{"changeset": map[string]any{"phone": map[string]any{"from": nil, "to": "+41440000000"}}}), code: http.StatusCreated},
 		{name: "changeset entry to not a string", body: ev(b, map[string]any{"changeset": map[string]any{"email": map[string]any{"from": "a@x.io", "to": 5}}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/email/to' is not of type: string, null"},

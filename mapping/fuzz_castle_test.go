@@ -177,6 +177,8 @@ func hostileSeeds(tb testing.TB) [][2]string {
 		{`{"type":"track","messageId":"h","userId":"u","event":"$transaction.succeeded","properties":{"transaction":{"id":"t1","\u0069d":5,"type":"$purchase"}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"email":{"FROM":"a","TO":"b"},"password":{"Changed":true}}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"email":{"from":5,"to":["b"]}}},` + tok + `,` + ctx + `}`, ""},
+		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"authentication_method.type":{"from":null,"to":"$push"},"authentication_method_type":{"from":"$sms","to":"$push"}}},` + tok + `,` + ctx + `}`, ""},
+		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"authentication_method.type":{"from":"$sms","to":"$push"}}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$challenge.requested",` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","event":"$password_reset_request.succeeded",` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"Signed In",` + tok + `,` + ctx + `}`, ""},

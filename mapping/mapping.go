@@ -913,12 +913,13 @@ func (e *Event) reserved(props []byte, f *flattener) (changeset []byte) {
 // Castle's schema for the reserved objects (castle-java's generated
 // Transaction, Amount, Changeset and ChangesetEntry models): one it would
 // refuse with 422 stays in properties instead, so the event still reaches
-// Castle.
+// Castle. Changeset's key for the authentication method's type is
+// authentication_method.type, with a dot.
 var (
 	transactionTypes = map[string]bool{"$purchase": true, "$withdrawal": true, "$deposit": true,
 		"$transfer": true, "$reward": true, "$sale": true}
 	amountTypes   = map[string]bool{"$fiat": true, "$crypto": true}
-	changesetKeys = map[string]bool{"password": true, "email": true, "phone": true, "authentication_method_type": true, "name": true}
+	changesetKeys = map[string]bool{"password": true, "email": true, "phone": true, "authentication_method.type": true, "name": true}
 )
 
 func nonEmptyString(v []byte) bool { return kind(v) == '"' && text(v) != "" }

@@ -104,6 +104,10 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"changeset":{"phone":{"from":null,"to":"+41440000000"}}}`, false, true, false},
 		{`{"changeset":{"email":{"from":"a@x","to":5}}}`, false, false, true},
 		{`{"changeset":{"name":{"from":{"first":"A"},"to":"B"}}}`, false, false, true},
+		// Castle's Changeset names authentication_method.type (castle-java's
+		// generated Changeset and ChangesetEntry, whose example it is).
+		{`{"changeset":{"authentication_method.type":{"from":null,"to":"$push"}}}`, false, true, false},
+		{`{"changeset":{"authentication_method_type":{"from":null,"to":"$push"}}}`, false, false, true},
 	} {
 		b, r := castleBody(t, goldenMapper(), login(c.props), mapping.Risk)
 		checkContract(t, srv, &r.Event)
