@@ -943,8 +943,9 @@ func castleField(obj []byte, name string) []byte {
 
 // validTransaction reports whether a transaction object has what Castle
 // requires: a non-empty id, a type it knows, and, when there is an
-// amount, an object with a type it knows and a string value. Keys are
-// read as Castle reads them (castleField).
+// amount, an object with a type it knows and, if any, a string value
+// (castle-java's generated Amount does not require one). Keys are read as
+// Castle reads them (castleField).
 func validTransaction(v []byte) bool {
 	id := castleField(v, "id")
 	typ := castleField(v, "type")
@@ -957,7 +958,11 @@ func validTransaction(v []byte) bool {
 		return true
 	case '{':
 		at := castleField(amount, "type")
-		return kind(at) == '"' && amountTypes[text(at)] && kind(castleField(amount, "value")) == '"'
+		if kind(at) != '"' || !amountTypes[text(at)] {
+			return false
+		}
+		k := kind(castleField(amount, "value"))
+		return k == 0 || k == '"'
 	}
 	return false
 }

@@ -86,6 +86,10 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"transaction":{"amount":5}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"purchase"}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$sale","amount":{"value":9.99}}}`, false, false, true},
+		// An amount's value is optional (castle-java's generated Amount),
+		// a string when it is there.
+		{`{"transaction":{"id":"t1","type":"$deposit","amount":{"type":"$crypto","currency":"BTC"}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$deposit","amount":{"type":"$crypto","value":null}}}`, false, false, true},
 		{`{"changeset":{"email":{"from":"a@x","to":"b@x"},"password":{"changed":true}}}`, false, true, false},
 		{`{"changeset":{"address":{"changed":true}}}`, false, false, true},
 		{`{"changeset":{"email":{"to":"b@x"}}}`, false, false, true},
