@@ -260,6 +260,11 @@ func (s *Server) validate(ep endpoint, body []byte) (parsed, *validationError) {
 			if from < 0 && (changed < 0 || !d.isTrue(changed)) {
 				return out, invalid("property '%s' is neither {from, to} nor {changed: true}", ptr)
 			}
+			// castle-java's generated Changeset: password is a
+			// ChangedChangesetEntry, which has no from or to.
+			if from >= 0 && d.key(m) == "password" {
+				return out, invalid("property '%s' is not {changed: true}: a password change carries no values", ptr)
+			}
 			// castle-java's generated ChangesetEntry: from and to are
 			// nullable strings.
 			for _, f := range []struct {

@@ -91,6 +91,8 @@ func TestValidateRisk(t *testing.T) {
 		// Changeset names the field authentication_method.type.
 		{name: "changeset authentication_method.type", body: ev(b, map[string]any{"changeset": map[string]any{"authentication_method.type": map[string]any{"from": nil, "to": "$push"}}}), code: http.StatusCreated},
 		{name: "changeset authentication_method_type", body: ev(b, map[string]any{"changeset": map[string]any{"authentication_method_type": map[string]any{"from": nil, "to": "$push"}}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/authentication_method_type' is not allowed"},
+		{name: "changeset password with from and to", body: ev(b, map[string]any{"changeset": map[string]any{"password": map[string]any{"from": "old", "to": "new"}}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/password' is not {changed: true}"},
+		{name: "changeset email changed", body: ev(b, map[string]any{"changeset": map[string]any{"email": map[string]any{"changed": true}}}), code: http.StatusCreated},
 		{name: "changeset entry with to only", body: ev(b, map[string]any{"changeset": map[string]any{"email": map[string]any{"to": "b@x.io"}}}), code: bad, typ: "invalid_parameters", msg: "missing required properties: from, to"},
 		{name: "changeset entry from null", body: ev(b, map[string]any{"changeset": map[string]any{"phone": map[string]any{"from": nil, "to": "+41440000000"}}}), code: http.StatusCreated},
 		{name: "changeset entry to not a string", body: ev(b, map[string]any{"changeset": map[string]any{"email": map[string]any{"from": "a@x.io", "to": 5}}}), code: bad, typ: "invalid_parameters", msg: "'/changeset/email/to' is not of type: string, null"},

@@ -179,6 +179,7 @@ func hostileSeeds(tb testing.TB) [][2]string {
 		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"email":{"from":5,"to":["b"]}}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"authentication_method.type":{"from":null,"to":"$push"},"authentication_method_type":{"from":"$sms","to":"$push"}}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"authentication_method.type":{"from":"$sms","to":"$push"}}},` + tok + `,` + ctx + `}`, ""},
+		{`{"type":"track","messageId":"h","userId":"u","event":"$profile_update.succeeded","properties":{"changeset":{"p\u0061ssword":{"from":"old","to":"new"}}},` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"$challenge.requested",` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","event":"$password_reset_request.succeeded",` + tok + `,` + ctx + `}`, ""},
 		{`{"type":"track","messageId":"h","userId":"u","event":"Signed In",` + tok + `,` + ctx + `}`, ""},

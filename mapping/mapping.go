@@ -970,7 +970,8 @@ func validTransaction(v []byte) bool {
 // validChangeset reports whether a changeset names only fields Castle
 // knows, each {"from": …, "to": …} (strings or null: castle-java's
 // ChangesetEntry) or {"changed": true}, keys read as Castle reads them
-// (castleField).
+// (castleField). password is {"changed": true} only: castle-java's
+// Changeset types it ChangedChangesetEntry.
 func validChangeset(v []byte) bool {
 	ok := true
 	rawjson.Members(v, func(k, e []byte) bool {
@@ -982,7 +983,7 @@ func validChangeset(v []byte) bool {
 		n := 0
 		rawjson.Members(e, func([]byte, []byte) bool { n++; return true })
 		switch {
-		case stringOrNull(from) && stringOrNull(to) && n == 2:
+		case stringOrNull(from) && stringOrNull(to) && n == 2 && text(k) != "password":
 		case kind(changed) == 't' && n == 1:
 		default:
 			ok = false

@@ -108,6 +108,10 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"changeset":{"phone":{"from":null,"to":"+41440000000"}}}`, false, true, false},
 		{`{"changeset":{"email":{"from":"a@x","to":5}}}`, false, false, true},
 		{`{"changeset":{"name":{"from":{"first":"A"},"to":"B"}}}`, false, false, true},
+		// password is {"changed": true} only (castle-java's Changeset: a
+		// ChangedChangesetEntry, no from or to).
+		{`{"changeset":{"password":{"from":"old","to":"new"}}}`, false, false, true},
+		{`{"changeset":{"p\u0061ssword":{"from":null,"to":"new"}}}`, false, false, true},
 		// Castle's Changeset names authentication_method.type (castle-java's
 		// generated Changeset and ChangesetEntry, whose example it is).
 		{`{"changeset":{"authentication_method.type":{"from":null,"to":"$push"}}}`, false, true, false},
