@@ -60,8 +60,9 @@ func Truncate(b []byte, n int) ([]byte, bool) {
 }
 
 // Redact returns b with the string value of every key that carries a
-// token or a credential (requestToken, request_token, userJwt, Cookie,
-// Authorization; matched case-insensitively, anywhere in the document)
-// replaced by [redacted]; b itself when there is none. It also works on a
-// value cut short or not JSON at all, as a dead letter's may be.
+// token or a credential (requestToken, request_token, userJwt, user_jwt,
+// Cookie, Authorization; matched case-insensitively, anywhere in the
+// document, also in JSON held in a JSON string) replaced by [redacted]; b
+// itself when there is none. It also works on a value cut short or not
+// JSON at all, as a dead letter's may be.
 func Redact(b []byte) []byte { return redact.JSON(b) }

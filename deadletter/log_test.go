@@ -53,7 +53,10 @@ func TestRedact(t *testing.T) {
 		{`{"context":{"headers":{"Cookie":"sid=1","authorization":"Bearer x","Accept":"*/*"}}}`,
 			`{"context":{"headers":{"Cookie":"[redacted]","authorization":"[redacted]","Accept":"*/*"}}}`},
 		{`{"properties":{"note":"requestToken"},"requestToken":null}`, `{"properties":{"note":"requestToken"},"requestToken":null}`},
-		{`{"a":"x\"requestToken\":\"no"}`, `{"a":"x\"requestToken\":\"no"}`},
+		// JSON held in a string (a message that carries another, an
+		// echoed request) is redacted too.
+		{`{"a":"x\"requestToken\":\"yes"}`, `{"a":"x\"requestToken\":\"[redacted]"}`},
+		{`{"context":{"Castle":{"user_jwt":"eyJ.x.y"}}}`, `{"context":{"Castle":{"user_jwt":"[redacted]"}}}`},
 		{`{"requestToken":"cut sho`, `{"requestToken":"[redacted]`},
 		{`not json "userJwt": "eyJ" rest`, `not json "userJwt": "[redacted]" rest`},
 		{`{"type":"page"`, `{"type":"page"`},

@@ -5,22 +5,22 @@ package redact
 
 import (
 	"bytes"
-
-	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
 // redactedKeys are the keys, lower case, whose string values JSON hides:
 // Castle's request token and Secure Mode token, as Segment messages carry
-// them (integrations.Castle, context.Castle), and the headers that carry
-// sessions and credentials.
+// them (integrations.Castle, context.Castle; the mapping also takes
+// user_jwt), and the headers that carry sessions and credentials.
 var redactedKeys = [][]byte{[]byte("requesttoken"), []byte("request_token"), []byte("userjwt"),
-	[]byte("cookie"), []byte("authorization")}
+	[]byte("user_jwt"), []byte("cookie"), []byte("authorization")}
 
 // JSON returns b with the string value of every redactedKeys key
 // (matched case-insensitively, anywhere in the document) replaced by
-// [redacted]; b itself when there is none. It reads b as JSON strings
-// one after another, so it also works on a value cut short or not JSON at
-// all, as a dead letter's may be.
+// [redacted]; b itself when there is none. It looks for the keys rather
+// than parse b, so it also works on a value cut short or not JSON at all,
+// as a dead letter's may be, and on JSON held in a JSON string (a gateway
+// that echoes the request it refused in its answer), whose quotes are
+// escaped: \" one level down, \\\" two.
 func JSON(b []byte) []byte {
 	var out []byte
 	last := 0
@@ -28,28 +28,25 @@ func JSON(b []byte) []byte {
 		if b[i] != '"' {
 			continue
 		}
-		end := stringEnd(b, i+1)
-		if end >= len(b) {
-			break
-		}
-		key := b[i+1 : end]
-		i = end
-		if !isRedactedKey(key) {
+		level := quoteLevel(b, i)
+		end, ok := keyEnd(b, i+1, level)
+		if !ok {
 			continue
 		}
-		k := rawjson.SkipWS(b, end+1)
+		k := skipWS(b, end+1)
 		if k >= len(b) || b[k] != ':' {
 			continue
 		}
-		k = rawjson.SkipWS(b, k+1)
-		if k >= len(b) || b[k] != '"' {
+		k = skipWS(b, k+1)
+		start, ok := openQuote(b, k, level)
+		if !ok {
 			continue
 		}
-		vEnd := stringEnd(b, k+1)
-		out = append(out, b[last:k+1]...)
+		vEnd := valueEnd(b, start, level)
+		out = append(out, b[last:start]...)
 		out = append(out, "[redacted]"...)
-		last = min(vEnd, len(b))
-		i = vEnd
+		last = vEnd
+		i = max(vEnd, start)
 	}
 	if out == nil {
 		return b
@@ -58,27 +55,83 @@ func JSON(b []byte) []byte {
 	return out
 }
 
-// stringEnd returns the index of the quote that ends the JSON string whose
-// contents start at i, or len(b) when it is not ended.
-func stringEnd(b []byte, i int) int {
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i
+// quoteLevel is how deep in strings the quote at b[i] delimits: 0 for a
+// quote of the document itself, 1 for one escaped once (\"), as in JSON
+// held in a JSON string, 2 for \\\", and so on. Each level down doubles
+// the backslashes before a quote and adds one; an even number of them
+// (escaped backslashes) leaves the quote a delimiter of its level.
+func quoteLevel(b []byte, i int) int {
+	n := backslashesBefore(b, i, 0)
+	level := 0
+	for n%2 == 1 {
+		n = (n - 1) / 2
+		level++
+	}
+	return level
+}
+
+// backslashesBefore counts the backslashes just before b[i], not looking
+// before b[from].
+func backslashesBefore(b []byte, i, from int) int {
+	n := 0
+	for i-n-1 >= from && b[i-n-1] == '\\' {
+		n++
+	}
+	return n
+}
+
+// escapes is the number of backslashes that escape a quote of level.
+func escapes(level int) int { return 1<<level - 1 }
+
+// keyEnd reports whether a redactedKeys key starts at b[i] and is closed
+// by a quote of level, and returns the index of that quote.
+func keyEnd(b []byte, i, level int) (int, bool) {
+	for _, r := range redactedKeys {
+		e := i + len(r) + escapes(level)
+		if e < len(b) && b[e] == '"' && bytes.EqualFold(b[i:i+len(r)], r) &&
+			quoteLevel(b, e) == level && backslashesBefore(b, e, i) == escapes(level) {
+			return e, true
+		}
+	}
+	return 0, false
+}
+
+// openQuote reports whether a quote of level opens at b[k] (with its
+// escaping backslashes), and returns the index just past it.
+func openQuote(b []byte, k, level int) (int, bool) {
+	q := k + escapes(level)
+	if q >= len(b) || b[q] != '"' || backslashesBefore(b, q, k) != escapes(level) {
+		return 0, false
+	}
+	return q + 1, true
+}
+
+// valueEnd returns where the escaping backslashes of the quote that ends
+// the string of level starting at b[i] begin: at the first quote that
+// delimits at level or above. len(b) when the string is not ended.
+func valueEnd(b []byte, i, level int) int {
+	for j := i; j < len(b); j++ {
+		if b[j] != '"' {
+			continue
+		}
+		if l := quoteLevel(b, j); l <= level {
+			return max(j-escapes(l), i)
 		}
 	}
 	return len(b)
 }
 
-func isRedactedKey(k []byte) bool {
-	for _, r := range redactedKeys {
-		if bytes.EqualFold(k, r) {
-			return true
+// skipWS skips JSON white space.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
 		}
 	}
-	return false
+	return i
 }
 
 // String is JSON for a string.
