@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/castle-destination/castle-destination/destination"
+	"github.com/castle-destination/castle-destination/internal/redact"
 	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
@@ -73,7 +75,9 @@ func (p *paced) Submit(ctx context.Context, events []destination.Event, settled 
 }
 
 // DryRun is a Deliverer that writes each Castle request body as one NDJSON
-// line and reports it delivered. Nothing is sent.
+// line and reports it delivered. Nothing is sent. A request token reads
+// [redacted], as in the demo's samples: the output shows that one would
+// be sent, never its value.
 type DryRun struct {
 	mu  sync.Mutex
 	w   *bufio.Writer
@@ -91,7 +95,7 @@ func (d *DryRun) Submit(ctx context.Context, events []destination.Event, settled
 	res := make([]destination.Result, len(events))
 	for i, ev := range events {
 		if d.err == nil {
-			if _, err := d.w.Write(ev.Body); err != nil {
+			if _, err := d.w.Write(hideToken(ev.Body)); err != nil {
 				d.err = err
 			} else if err := d.w.WriteByte('\n'); err != nil {
 				d.err = err
@@ -106,6 +110,17 @@ func (d *DryRun) Submit(ctx context.Context, events []destination.Event, settled
 	for i, r := range res {
 		settled(i, r)
 	}
+}
+
+// requestTokenKey is how the mapping writes a body's request token.
+var requestTokenKey = []byte(`"request_token":`)
+
+// hideToken returns body with its request token redacted.
+func hideToken(body []byte) []byte {
+	if !bytes.Contains(body, requestTokenKey) {
+		return body
+	}
+	return redact.JSON(body)
 }
 
 func firstErr(errs ...error) error {

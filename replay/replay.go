@@ -3,7 +3,7 @@
 // JSON documents, directory trees of them, stdin), Segment's S3 archive
 // (s3://BUCKET/PREFIX), and Kafka time ranges. It adds what a backfill
 // needs: an event-time window, a rate cap, a dry run that prints the exact
-// Castle requests, progress reporting, a checkpoint so an interrupted
+// Castle requests (request tokens redacted), progress reporting, a checkpoint so an interrupted
 // replay resumes without sending anything twice, and shards so that N
 // processes (the pods of an indexed Job) each replay a disjoint part.
 //

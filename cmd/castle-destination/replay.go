@@ -147,7 +147,7 @@ func parseReplay(args []string, getenv func(string) string, stdout io.Writer) (r
 	f.Var(&s.since, "since", "REPLAY_SINCE", "replay messages whose event time is at or after this (RFC 3339 or YYYY-MM-DD)")
 	f.Var(&s.until, "until", "REPLAY_UNTIL", "replay messages whose event time is before this")
 	f.Float(&s.rate, "rate", "REPLAY_RATE", 0, "events per second at most (0: no cap beyond Castle's per-user pacing)")
-	f.Bool(&s.dryRun, "dry-run", "REPLAY_DRY_RUN", false, "print the Castle request bodies as NDJSON on stdout; send nothing")
+	f.Bool(&s.dryRun, "dry-run", "REPLAY_DRY_RUN", false, "print the Castle request bodies as NDJSON on stdout, request tokens redacted; send nothing")
 	f.String(&s.checkpoint, "checkpoint", "REPLAY_CHECKPOINT", defaultCheckpoint,
 		"file recording which records are done, for --resume (written before anything is sent; empty: none; with --shard I/N: castle-replay.shard-I-of-N.checkpoint.json)")
 	f.Var(&s.resume, "resume", "REPLAY_RESUME", "continue an interrupted replay from --checkpoint; auto: continue if the checkpoint exists, else start (a Job's restarted pod)")
