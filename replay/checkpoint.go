@@ -176,7 +176,9 @@ func (cp *Checkpoint) Save(path string) error {
 }
 
 // writeAtomic writes path through write: into a temporary file in the same
-// directory, synced and renamed over path.
+// directory, synced and renamed over path. The file is its owner's alone
+// (mode 0600, as os.CreateTemp makes it): the user cache saved beside a
+// checkpoint holds the users' Secure Mode tokens.
 func writeAtomic(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {

@@ -452,6 +452,19 @@ func TestResumeKeepsWhatIdentifiesSaid(t *testing.T) {
 		if i == 0 && (!errors.Is(err, replay.ErrInterrupted) || sum.Finished) {
 			t.Fatalf("first run: %v, finished %v; want an interruption mid-way", err, sum.Finished)
 		}
+		if i == 0 {
+			// The user cache holds what identifies said, Secure Mode
+			// tokens included: the files are their owner's alone.
+			for _, f := range []string{cp, cp + ".users"} {
+				st, err := os.Stat(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m := st.Mode().Perm(); m != 0o600 {
+					t.Errorf("%s after the interruption has mode %v, want 0600", filepath.Base(f), m)
+				}
+			}
+		}
 		if i == 1 && (err != nil || sum.UnitsSkipped == 0) {
 			t.Fatalf("resumed run: %v, %d files skipped whole; want the identifies' file skipped", err, sum.UnitsSkipped)
 		}
