@@ -747,7 +747,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		return 0, true
 	case actReject:
 		c.gate.ok(probe, false)
-		c.finish(j, Rejected, c.send.apiError(r), nil)
+		c.finish(j, Rejected, c.send.apiError(r, body), nil)
 		return 0, true
 	case actFallback:
 		c.gate.ok(probe, false)
@@ -755,13 +755,13 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		return 0, false
 	case actHold:
 		c.lim.restart(c.now())
-		j.lastErr = c.failure(r)
+		j.lastErr = c.failure(r, body)
 		j.deadline = time.Time{} // a hold does not spend the retry budget
 		c.hold(probe, d, ep, r)
 		return 0, false
 	}
 	// actRetry
-	j.lastErr = c.failure(r)
+	j.lastErr = c.failure(r, body)
 	wait := c.backoff(j.attempts)
 	if r.hints.has {
 		wait = max(wait, r.hints.retryAfter)
@@ -807,12 +807,13 @@ func capacitySignal(d decision, wide bool) signal {
 	return sigNone
 }
 
-// failure is the error an unsuccessful answer stands for.
-func (c *Client) failure(r response) error {
+// failure is the error an unsuccessful answer to the request body sent
+// stands for.
+func (c *Client) failure(r response, sent []byte) error {
 	if r.err != nil {
 		return r.err
 	}
-	return c.send.apiError(r)
+	return c.send.apiError(r, sent)
 }
 
 // fallBack sends j to /v1/log from now on.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -386,6 +387,62 @@ func TestSecretNeverLeaks(t *testing.T) {
 	_, err := destination.New(destination.Config{URL: "https://:" + testSecret + "@api.castle.io", Secret: testSecret}, nil, nil, nil)
 	if err == nil || strings.Contains(err.Error(), testSecret) {
 		t.Errorf("New with credentials in the URL: %v", err)
+	}
+}
+
+// A request token echoed by a server, in whatever form (here a proxy's
+// HTML page quoting the request body), appears in no error or log line,
+// not even its start where the error cuts a long page: the client knows
+// the token it sent.
+func TestEchoedRequestTokenNeverLeaks(t *testing.T) {
+	const token = "cst1.echoed-token-value"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := string(mustRead(r))
+		switch {
+		case strings.Contains(body, `"seq":2`):
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case strings.Contains(body, `"seq":3`):
+			// The token across the 512 bytes of a page the error keeps.
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "%s %s", strings.Repeat("x", 499), token)
+			return
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+		}
+		fmt.Fprintf(w, "<html><body><p>Refused request:</p><pre>%s</pre></body></html>", html.EscapeString(body))
+	}))
+	defer echo.Close()
+	p := fastRetry
+	p.MaxElapsed = 30 * time.Millisecond
+	c, _, obs := newClient(t, destination.Config{URL: echo.URL, Retry: p, Timeout: time.Second}, nil)
+	defer c.Close()
+	var evs []destination.Event
+	for seq := 1; seq <= 3; seq++ {
+		body := fmt.Sprintf(`{"type":"$custom","name":"E","request_token":%q,"user":{"id":"u"},"properties":{"seq":%d}}`, token, seq)
+		evs = append(evs, destination.Event{Body: []byte(body), UserID: "u", Type: "track"})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var text []string
+	for _, r := range deliver(c, ctx, evs) {
+		if r.Err == nil {
+			t.Fatal("an echoed refusal was delivered")
+		}
+		text = append(text, r.Err.Error())
+	}
+	for _, entry := range obs.All() {
+		buf, err := zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg"}).EncodeEntry(entry.Entry, entry.Context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text = append(text, buf.String())
+	}
+	all := strings.Join(text, "\n")
+	if strings.Contains(all, token[:8]) {
+		t.Errorf("the request token leaked:\n%s", all)
+	}
+	if !strings.Contains(all, "Refused request") {
+		t.Errorf("the echoed page is in no error; the check is vacuous:\n%s", all)
 	}
 }
 

@@ -202,28 +202,52 @@ func errorType(body []byte) (typ, msg string) {
 	return v.Type, v.Message
 }
 
-// apiError builds an *APIError from an answer.
-func (s *sender) apiError(r response) *APIError {
+// apiError builds an *APIError from the answer to the request body sent.
+func (s *sender) apiError(r response, sent []byte) *APIError {
+	tok := sentToken(sent)
+	// A server that echoes what it was sent puts the secret, the event's
+	// request token or a header's credentials in its message, which goes
+	// to logs and dead-letter headers. As JSON, their keys find them;
+	// echoed in another form (an HTML page quoting the body), the token
+	// is found by its value.
+	hide := func(t string) string {
+		t = redact.String(s.redactor.String(t))
+		if len(tok) >= minRedactLen {
+			t = strings.ReplaceAll(t, tok, "[redacted]")
+		}
+		return t
+	}
 	e := &APIError{StatusCode: r.code}
 	if typ, msg := errorType(r.body); typ != "" || msg != "" {
-		e.Type, e.Message = typ, msg
-	} else {
-		const maxRaw = 512
-		t := strings.TrimSpace(string(r.body))
-		if len(t) > maxRaw {
-			t = t[:maxRaw]
-			for !utf8.ValidString(t) {
-				t = t[:len(t)-1]
-			}
-		}
-		e.Message = strings.ToValidUTF8(t, "?")
+		e.Type, e.Message = hide(typ), hide(msg)
+		return e
 	}
-	e.Type = s.redactor.String(e.Type)
-	// A server that echoes what it was sent puts the event's request
-	// token, or a header's credentials, in its message: the error goes to
-	// logs and dead-letter headers.
-	e.Message = redact.String(s.redactor.String(e.Message))
+	// Hidden before it is cut: a cut through a token would leave its
+	// start, which no longer matches.
+	const maxRaw = 512
+	t := hide(strings.TrimSpace(string(r.body)))
+	if len(t) > maxRaw {
+		t = t[:maxRaw]
+		for !utf8.ValidString(t) {
+			t = t[:len(t)-1]
+		}
+	}
+	e.Message = strings.ToValidUTF8(t, "?")
 	return e
+}
+
+// sentToken returns the request token in a body the mapping wrote, as
+// written there; "" when there is none.
+func sentToken(body []byte) string {
+	_, rest, ok := bytes.Cut(body, []byte(`"request_token":"`))
+	if !ok {
+		return ""
+	}
+	tok, _, ok := bytes.Cut(rest, []byte(`"`))
+	if !ok {
+		return ""
+	}
+	return string(tok)
 }
 
 // redactor hides the secret, and the Basic credentials derived from it, in
