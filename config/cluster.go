@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -38,9 +39,9 @@ func (k Kafka) TLSConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if k.TLSCAFile != "" {
-		pem, err := os.ReadFile(k.TLSCAFile)
+		pem, err := readPEMFile("KAFKA_TLS_CA_FILE", "kafka-tls-ca-file", k.TLSCAFile, true)
 		if err != nil {
-			return nil, &SettingError{Env: "KAFKA_TLS_CA_FILE", Flag: "kafka-tls-ca-file", Err: err}
+			return nil, err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -55,13 +56,41 @@ func (k Kafka) TLSConfig() (*tls.Config, error) {
 		return nil, settingErr("KAFKA_TLS_KEY_FILE", "kafka-tls-key-file", "required with KAFKA_TLS_CERT_FILE: set both or neither")
 	}
 	if k.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(k.TLSCertFile, k.TLSKeyFile)
+		certPEM, err := readPEMFile("KAFKA_TLS_CERT_FILE", "kafka-tls-cert-file", k.TLSCertFile, true)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := readPEMFile("KAFKA_TLS_KEY_FILE", "kafka-tls-key-file", k.TLSKeyFile, false)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, &SettingError{Env: "KAFKA_TLS_CERT_FILE", Flag: "kafka-tls-cert-file", Err: err}
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// readPEMFile reads the file a TLS setting names. Its errors never quote a
+// setting that holds PEM text instead of a path (a Secret's key put in the
+// variable rather than mounted as a file), which may be a private key; a
+// key file's setting (quotePath false) they never quote at all, since a
+// key's base64 on one line reads like a path.
+func readPEMFile(env, flag, path string, quotePath bool) ([]byte, error) {
+	if strings.Contains(path, "-----BEGIN") || strings.ContainsAny(path, "\r\n") {
+		return nil, settingErr(env, flag, "holds PEM text, not the path of a file: mount it as a file and give that file's path")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if !quotePath && errors.As(err, &pe) {
+			return nil, settingErr(env, flag, "cannot read the file it names: %v", pe.Err)
+		}
+		return nil, &SettingError{Env: env, Flag: flag, Err: err}
+	}
+	return b, nil
 }
 
 // SASL returns the SASL mechanism for Kafka connections, or nil for none.

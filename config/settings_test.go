@@ -392,3 +392,31 @@ func TestSASLErrorsHideThePassword(t *testing.T) {
 		}
 	}
 }
+
+// A TLS file setting that holds the PEM text itself, or a key's base64,
+// rather than a file's path (a Secret's key put in the variable instead of
+// mounted as a file) fails naming that setting, and never quotes it: the
+// text may be the private key.
+func TestTLSFileErrorsHideTheKey(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "c.pem")
+	if err := os.WriteFile(cert, []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const pemKey = "-----BEGIN PRIVATE KEY-----\nMIIEkeyMaterial0123456789\n-----END PRIVATE KEY-----\n"
+	for _, tc := range []struct {
+		k   Kafka
+		env string
+	}{
+		{Kafka{TLSCertFile: cert, TLSKeyFile: pemKey}, "KAFKA_TLS_KEY_FILE"},
+		{Kafka{TLSCertFile: cert, TLSKeyFile: "MIIEkeyMaterial0123456789/abc+def=="}, "KAFKA_TLS_KEY_FILE"},
+		{Kafka{TLSCertFile: pemKey, TLSKeyFile: cert}, "KAFKA_TLS_CERT_FILE"},
+		{Kafka{TLSCAFile: pemKey}, "KAFKA_TLS_CA_FILE"},
+	} {
+		_, err := tc.k.TLSConfig()
+		var se *SettingError
+		if !errors.As(err, &se) || se.Env != tc.env || strings.Contains(err.Error(), "MIIEkeyMaterial") {
+			t.Errorf("TLSConfig = %v; want a SettingError naming %s, without the key", err, tc.env)
+		}
+	}
+}
