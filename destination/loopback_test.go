@@ -329,6 +329,13 @@ func TestSecretNeverLeaks(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer hang.Close()
+	// A 401 whose error type echoes the credentials: the hold's message
+	// (Reachable, the log) names the type.
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"type":"refused %s","message":"no"}`, r.Header.Get("Authorization"))
+	}))
+	defer refuse.Close()
 
 	var errs []string
 	var logs []string
@@ -364,6 +371,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 	run(echo.URL, time.Second, event("u", 1), event("u", 2)) // 400 echo (rejected), 503 echo (exhausted)
 	run(hang.URL, 5*time.Millisecond, event("u", 3))         // timeouts
 	run("http://127.0.0.1:1", time.Second, event("u", 4))    // refused
+	run(refuse.URL, time.Second, event("u", 5))              // 401 echo (held)
 
 	if len(logs) == 0 {
 		t.Fatal("no log lines captured; the check would be vacuous")

@@ -144,7 +144,7 @@ func (s *sender) send(ctx context.Context, ep Endpoint, body []byte, keepBody bo
 		}
 	}
 	if !ok {
-		r.apiType, _ = errorType(r.body)
+		r.apiType = s.apiType(r.body)
 	}
 	return r
 }
@@ -185,9 +185,17 @@ func (s *sender) sendH1(ctx context.Context, ep Endpoint, body []byte, keepBody 
 	}
 	r.hints = readHints(a.retryAfter, a.rlReset, a.rlRemaining, r.code, time.Now())
 	if !ok {
-		r.apiType, _ = errorType(r.body)
+		r.apiType = s.apiType(r.body)
 	}
 	return r
+}
+
+// apiType is Castle's error type in body, the secret hidden: it names
+// holds on /readyz and in the log, and a server may echo the credentials
+// in it.
+func (s *sender) apiType(body []byte) string {
+	typ, _ := errorType(body)
+	return s.redactor.String(typ)
 }
 
 // errorType reads Castle's {"type","message"} error body.
