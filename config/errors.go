@@ -62,16 +62,19 @@ func (e *ParseError) Error() string { return e.Err.Error() }
 func (e *ParseError) Unwrap() error { return e.Err }
 
 // redactURL returns raw fit for an error message: whatever precedes its
-// last '@' (a user name, a password, a token) replaced, whether or not raw
-// parses as a URL.
+// last '@' (a user name, a password, a token) replaced, and its query and
+// fragment (api_key=..., a signature) too, whether or not raw parses as a
+// URL.
 func redactURL(raw string) string {
-	at := strings.LastIndex(raw, "@")
-	if at < 0 {
-		return raw
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		start := 0
+		if i := strings.Index(raw, "://"); i >= 0 && i < at {
+			start = i + len("://")
+		}
+		raw = raw[:start] + "xxxxx" + raw[at:]
 	}
-	start := 0
-	if i := strings.Index(raw, "://"); i >= 0 && i < at {
-		start = i + len("://")
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i+1] + "xxxxx"
 	}
-	return raw[:start] + "xxxxx" + raw[at:]
+	return raw
 }

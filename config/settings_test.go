@@ -235,7 +235,11 @@ func TestURLNeverEchoedWithCredentials(t *testing.T) {
 		{"CASTLE_API_URL", "https://us er:hunter2@api castle io/x"},
 		{"CASTLE_API_URL", "https://user:hunter2@[::1/x"},
 		{"CASTLE_API_URL", "api.castle.io:hunter2@x"},
+		{"CASTLE_API_URL", "https://api.castle.io/v1?api_key=hunter2"},
+		{"CASTLE_API_URL", "https://api.castle.io/v1#token=hunter2"},
+		{"CASTLE_API_URL", "ftp://api.castle.io/x?token=hunter2"},
 		{"KAFKA_BROKERS", "user:hunter2@k1"},
+		{"KAFKA_BROKERS", "k1:9092?password=hunter2"},
 		{"KAFKA_BROKERS", "sasl://user:hunter2@k1:9092/"},
 	} {
 		err := runErr(t, nil, map[string]string{tc.env: tc.value})

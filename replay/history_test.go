@@ -125,7 +125,8 @@ func TestDryRunHidesRequestTokens(t *testing.T) {
 // An endpoint setting that does not parse fails at start naming it, and
 // never quotes it: it may carry a password.
 func TestS3EndpointThatDoesNotParse(t *testing.T) {
-	for _, v := range []string{"http://euser:EPPASS@[::1", "euser:EPPASS@host:9000", "ftp://h", "http://euser:EPPASS@127.0.0.1:1/p?x=1"} {
+	for _, v := range []string{"http://euser:EPPASS@[::1", "euser:EPPASS@host:9000", "ftp://h", "http://euser:EPPASS@127.0.0.1:1/p?x=1",
+		"http://127.0.0.1:1/?X-Amz-Signature=EPPASS", "http://127.0.0.1:1/p#EPPASS", "ftp://h/?token=EPPASS"} {
 		t.Setenv("AWS_ENDPOINT_URL", v)
 		_, err := replay.NewS3Client(context.Background(), nil)
 		var se *replay.SettingError

@@ -79,7 +79,10 @@ func checkEndpoint(env, v string) error {
 		return &SettingError{fmt.Errorf("%s is not an http(s) URL with a host", env)}
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return &SettingError{fmt.Errorf("%s %s must not have a query or fragment", env, u.Redacted())}
+		// Shown without them: a query or fragment may carry a credential.
+		base := *u
+		base.RawQuery, base.ForceQuery, base.Fragment, base.RawFragment = "", false, "", ""
+		return &SettingError{fmt.Errorf("%s %s must not have a query or fragment", env, base.Redacted())}
 	}
 	return nil
 }
