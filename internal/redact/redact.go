@@ -10,9 +10,13 @@ import (
 // redactedKeys are the keys, lower case, whose string values JSON hides:
 // Castle's request token and Secure Mode token, as Segment messages carry
 // them (integrations.Castle, context.Castle; the mapping also takes
-// user_jwt), and the headers that carry sessions and credentials.
+// user_jwt), and the headers that carry sessions and credentials: the
+// Cookie and Authorization SPEC names, and their kin a message's headers
+// may hold as well (a response's Set-Cookie, a proxy's credentials,
+// Castle's request token as the header its SDKs read).
 var redactedKeys = [][]byte{[]byte("requesttoken"), []byte("request_token"), []byte("userjwt"),
-	[]byte("user_jwt"), []byte("cookie"), []byte("authorization")}
+	[]byte("user_jwt"), []byte("cookie"), []byte("authorization"), []byte("set-cookie"),
+	[]byte("proxy-authorization"), []byte("x-castle-request-token")}
 
 // JSON returns b with the string value of every redactedKeys key
 // (matched case-insensitively, anywhere in the document) replaced by

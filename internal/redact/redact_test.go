@@ -18,8 +18,9 @@ func TestString(t *testing.T) {
 		`{"error":"Bad Gateway","request":"{\"type\":\"$login\",\"request_token\":\"cst1.tok\",\"n\":1}"}`: `{"error":"Bad Gateway","request":"{\"type\":\"$login\",\"request_token\":\"[redacted]\",\"n\":1}"}`,
 		`{"a":"{\"b\":\"{\\\"Cookie\\\": \\\"sid=1\\\"}\"}"}`:                                              `{"a":"{\"b\":\"{\\\"Cookie\\\": \\\"[redacted]\\\"}\"}"}`,
 		// A value's own escaped quotes and backslashes do not end it early.
-		`{"Authorization":"Bearer \"x\" y\\","n":1}`:         `{"Authorization":"[redacted]","n":1}`,
-		`{"s":"{\"Authorization\":\"a\\\"b\\\\\",\"n\":1}"}`: `{"s":"{\"Authorization\":\"[redacted]\",\"n\":1}"}`,
+		`{"Authorization":"Bearer \"x\" y\\","n":1}`:                                                            `{"Authorization":"[redacted]","n":1}`,
+		`{"headers":{"Set-Cookie":"sid=1","Proxy-Authorization":"Basic eA==","X-Castle-Request-Token":"cst1"}}`: `{"headers":{"Set-Cookie":"[redacted]","Proxy-Authorization":"[redacted]","X-Castle-Request-Token":"[redacted]"}}`,
+		`{"s":"{\"Authorization\":\"a\\\"b\\\\\",\"n\":1}"}`:                                                    `{"s":"{\"Authorization\":\"[redacted]\",\"n\":1}"}`,
 		// A key name as a value, or without a colon after it, is not a key.
 		`{"name":"cookie","list":["userJwt"]}`: `{"name":"cookie","list":["userJwt"]}`,
 		`{"request":"{\"cookie\" is set}"}`:    `{"request":"{\"cookie\" is set}"}`,
