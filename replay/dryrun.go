@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/castle-destination/castle-destination/destination"
-	"github.com/castle-destination/castle-destination/internal/redact"
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 )
@@ -112,15 +112,34 @@ func (d *DryRun) Submit(ctx context.Context, events []destination.Event, settled
 	}
 }
 
-// requestTokenKey is how the mapping writes a body's request token.
-var requestTokenKey = []byte(`"request_token":`)
+// requestTokenKey is the key of a body's request token, quotes included,
+// as the mapping writes it: a member of the body itself.
+var requestTokenKey = []byte(`"request_token"`)
 
-// hideToken returns body with its request token redacted.
+// hideToken returns body with its request token's value, the body's own
+// request_token member, read [redacted]. Nothing else is changed: a
+// property whose key reads like a credential's is printed as it is sent.
 func hideToken(body []byte) []byte {
 	if !bytes.Contains(body, requestTokenKey) {
 		return body
 	}
-	return redact.JSON(body)
+	var out []byte
+	rawjson.Members(body, func(key, value []byte) bool {
+		if !bytes.Equal(key, requestTokenKey) || rawjson.First(value) != '"' {
+			return true
+		}
+		// value is body's own: its offset is what cap says.
+		start := cap(body) - cap(value)
+		out = make([]byte, 0, len(body))
+		out = append(out, body[:start]...)
+		out = append(out, `"[redacted]"`...)
+		out = append(out, body[start+len(value):]...)
+		return false
+	})
+	if out == nil {
+		return body
+	}
+	return out
 }
 
 func firstErr(errs ...error) error {

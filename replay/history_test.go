@@ -163,3 +163,32 @@ func TestCheckpointOfThePreviousFormat(t *testing.T) {
 		t.Error("a version 1 checkpoint was read")
 	}
 }
+
+// A dry run hides the request token only: a property whose key reads like
+// a credential's (cookie, authorization, user_jwt), or a string property
+// holding JSON with such a key, is sent as it is and printed as it is.
+func TestDryRunPrintsPropertiesAsSent(t *testing.T) {
+	const props = `{"cookie":"accepted","authorization":"granted","user_jwt":"none","note":"{\"request_token\":\"as typed\"}"}`
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "in.ndjson"), []byte(`{"type":"track","event":"E","channel":"client","messageId":"m1","userId":"u1",`+
+		`"timestamp":"`+time.Now().UTC().Format(time.RFC3339Nano)+`","integrations":{"Castle":{"requestToken":"cst1.tok-value"}},`+
+		`"properties":`+props+`,"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`+"\n"))
+	cfg, err := harness.ParseConfig(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	s := replay.Settings{Config: cfg, Sources: []string{dir}, Progress: "off", DryRun: true}
+	if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &out, Stderr: &errOut}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if strings.Contains(got, "cst1.tok-value") || !strings.Contains(got, `"request_token":"[redacted]"`) {
+		t.Errorf("dry run output shows the request token, or not that one is sent:\n%s", got)
+	}
+	for _, p := range []string{`"cookie":"accepted"`, `"authorization":"granted"`, `"user_jwt":"none"`, `"note":"{\"request_token\":\"as typed\"}"`} {
+		if !strings.Contains(got, p) {
+			t.Errorf("dry run output lacks %s, which is sent:\n%s", p, got)
+		}
+	}
+}
