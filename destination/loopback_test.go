@@ -465,3 +465,30 @@ func mustRead(r *http.Request) []byte {
 		}
 	}
 }
+
+// A request token is hidden by its value only when it can be one: a junk
+// value a misconfigured client sends ("token", "undefined") is common
+// text, and hiding it shredded Castle's own answer, the type an operator
+// reads to know why the event was refused. A body without a request token
+// of its own hides no property's value either.
+func TestShortRequestTokenLeavesTheErrorReadable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"type":"invalid_request_token","message":"The request token is invalid"}`)
+	}))
+	defer srv.Close()
+	c, _, _ := newClient(t, destination.Config{URL: srv.URL, Retry: fastRetry, Timeout: time.Second}, nil)
+	defer c.Close()
+	evs := []destination.Event{
+		{Body: []byte(`{"type":"$custom","name":"E","request_token":"token","user":{"id":"u"},"properties":{}}`), UserID: "u", Type: "track"},
+		{Body: []byte(`{"type":"$custom","name":"E","user":{"id":"u"},"properties":{"request_token":"The request token"}}`), UserID: "u", Type: "track"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i, r := range deliver(c, ctx, evs) {
+		const want = "castle: HTTP 400 invalid_request_token: The request token is invalid"
+		if r.Err == nil || r.Err.Error() != want {
+			t.Errorf("event %d: error %v, want %s", i, r.Err, want)
+		}
+	}
+}

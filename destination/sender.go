@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 	"github.com/castle-destination/castle-destination/internal/redact"
 )
 
@@ -220,7 +221,7 @@ func (s *sender) apiError(r response, sent []byte) *APIError {
 	// is found by its value.
 	hide := func(t string) string {
 		t = redact.String(s.redactor.String(t))
-		if len(tok) >= minRedactLen {
+		if len(tok) >= minTokenLen {
 			t = strings.ReplaceAll(t, tok, "[redacted]")
 		}
 		return t
@@ -244,17 +245,30 @@ func (s *sender) apiError(r response, sent []byte) *APIError {
 	return e
 }
 
-// sentToken returns the request token in a body the mapping wrote, as
-// written there; "" when there is none.
+// minTokenLen: a request token shorter than this is not searched for by
+// its value. Castle's tokens are far longer; a shorter value is a junk one
+// a misconfigured client sent ("token", "undefined"), no secret, and as
+// common text its hiding would shred Castle's answer
+// (invalid_request_[redacted]).
+const minTokenLen = 16
+
+// sentToken returns the request token of a body the mapping wrote (its own
+// request_token member, not a property's), as written there; "" when
+// there is none.
 func sentToken(body []byte) string {
-	_, rest, ok := bytes.Cut(body, []byte(`"request_token":"`))
-	if !ok {
+	if !bytes.Contains(body, []byte(`"request_token"`)) {
 		return ""
 	}
-	tok, _, ok := bytes.Cut(rest, []byte(`"`))
-	if !ok {
-		return ""
-	}
+	var tok []byte
+	rawjson.Members(body, func(key, value []byte) bool {
+		if string(key) != `"request_token"` {
+			return true
+		}
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			tok = value[1 : len(value)-1]
+		}
+		return false
+	})
 	return string(tok)
 }
 
