@@ -76,8 +76,9 @@ func (k Kafka) TLSConfig() (*tls.Config, error) {
 // readPEMFile reads the file a TLS setting names. Its errors never quote a
 // setting that holds PEM text instead of a path (a Secret's key put in the
 // variable rather than mounted as a file), which may be a private key; a
-// key file's setting (quotePath false) they never quote at all, since a
-// key's base64 on one line reads like a path.
+// key file's setting (quotePath false) they quote only when it has a dot
+// (tls.key, /etc/kafka/client.pem), since a key's base64 on one line,
+// which never has one, reads like a path.
 func readPEMFile(env, flag, path string, quotePath bool) ([]byte, error) {
 	if strings.Contains(path, "-----BEGIN") || strings.ContainsAny(path, "\r\n") {
 		return nil, settingErr(env, flag, "holds PEM text, not the path of a file: mount it as a file and give that file's path")
@@ -85,7 +86,7 @@ func readPEMFile(env, flag, path string, quotePath bool) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		var pe *fs.PathError
-		if !quotePath && errors.As(err, &pe) {
+		if !quotePath && !strings.Contains(path, ".") && errors.As(err, &pe) {
 			return nil, settingErr(env, flag, "cannot read the file it names: %v", pe.Err)
 		}
 		return nil, &SettingError{Env: env, Flag: flag, Err: err}

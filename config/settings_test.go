@@ -424,3 +424,20 @@ func TestTLSFileErrorsHideTheKey(t *testing.T) {
 		}
 	}
 }
+
+// A key file setting that reads like a path (a file name with a dot, which
+// a key's base64 never has) is quoted when the file cannot be read: the
+// path is what an operator needs to fix a typo or a missing mount.
+func TestTLSKeyFileErrorNamesAPath(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "c.pem")
+	if err := os.WriteFile(cert, []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "secrets", "tls.key")
+	_, err := Kafka{TLSCertFile: cert, TLSKeyFile: missing}.TLSConfig()
+	var se *SettingError
+	if !errors.As(err, &se) || se.Env != "KAFKA_TLS_KEY_FILE" || !strings.Contains(err.Error(), missing) {
+		t.Errorf("TLSConfig = %v; want a SettingError naming KAFKA_TLS_KEY_FILE and %s", err, missing)
+	}
+}
