@@ -64,12 +64,22 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // redactURL returns raw fit for an error message: whatever precedes its
 // last '@' (a user name, a password, a token) replaced, and its query and
 // fragment (api_key=..., a signature) too, whether or not raw parses as a
-// URL.
+// URL. When a '?' or '#' precedes that '@' (an '@' in the query, or a '?'
+// in the password: the text does not say which), all but the scheme is.
 func redactURL(raw string) string {
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
+	q := strings.IndexAny(raw, "?#")
+	at := strings.LastIndex(raw, "@")
+	scheme := strings.Index(raw, "://")
+	if q >= 0 && at > q {
+		if scheme >= 0 && scheme < q {
+			return raw[:scheme+len("://")] + "xxxxx"
+		}
+		return "xxxxx"
+	}
+	if at >= 0 {
 		start := 0
-		if i := strings.Index(raw, "://"); i >= 0 && i < at {
-			start = i + len("://")
+		if scheme >= 0 && scheme < at {
+			start = scheme + len("://")
 		}
 		raw = raw[:start] + "xxxxx" + raw[at:]
 	}

@@ -238,6 +238,13 @@ func TestURLNeverEchoedWithCredentials(t *testing.T) {
 		{"CASTLE_API_URL", "https://api.castle.io/v1?api_key=hunter2"},
 		{"CASTLE_API_URL", "https://api.castle.io/v1#token=hunter2"},
 		{"CASTLE_API_URL", "ftp://api.castle.io/x?token=hunter2"},
+		// An '@' in the query or fragment is not the end of user
+		// information.
+		{"CASTLE_API_URL", "https://api.castle.io/v1?email=a@b.c&api_key=hunter2"},
+		{"CASTLE_API_URL", "https://api.castle.io/v1#a@b&token=hunter2"},
+		{"CASTLE_API_URL", "https://user:hunter2?x@api.castle.io"},
+		{"CASTLE_API_URL", "https://user:pw?x@api.castle.io/v1?t=hunter2"},
+		{"KAFKA_BROKERS", "k1:9092?user=a@b&password=hunter2"},
 		{"KAFKA_BROKERS", "user:hunter2@k1"},
 		{"KAFKA_BROKERS", "k1:9092?password=hunter2"},
 		{"KAFKA_BROKERS", "sasl://user:hunter2@k1:9092/"},
