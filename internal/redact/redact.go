@@ -5,6 +5,8 @@ package redact
 
 import (
 	"bytes"
+
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
 // redactedKeys are the keys, lower case, whose string values JSON hides:
@@ -37,11 +39,11 @@ func JSON(b []byte) []byte {
 		if !ok {
 			continue
 		}
-		k := skipWS(b, end+1)
+		k := rawjson.SkipWS(b, end+1)
 		if k >= len(b) || b[k] != ':' {
 			continue
 		}
-		k = skipWS(b, k+1)
+		k = rawjson.SkipWS(b, k+1)
 		start, ok := openQuote(b, k, level)
 		if !ok {
 			continue
@@ -123,19 +125,6 @@ func valueEnd(b []byte, i, level int) int {
 		}
 	}
 	return len(b)
-}
-
-// skipWS skips JSON white space.
-func skipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
 }
 
 // String is JSON for a string.
