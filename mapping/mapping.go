@@ -1067,15 +1067,20 @@ var timeLayouts = []string{
 	"2006-1-2 15:4:5Z07:00",
 	"2006-1-2 15:4:5Z0700",
 	"2006-1-2 15:4:5",
-	"2006-1-2 15:4:5 -0700 MST", // Go's time.String, as in some originalTimestamp values
-	"2006-1-2",                  // a date, midnight UTC (as JavaScript's Date reads it)
+	"2006-1-2 15:4:5 -0700 MST",      // Go's time.String, as in some originalTimestamp values
+	"2006-1-2 15:4:5 -0700",          // Ruby's Time#to_s (JSON.generate of a Time)
+	"2006-1-2 15:4:5 UTC",            // the same for a time in UTC
+	"Mon, 2 Jan 2006 15:04:05 GMT",   // RFC 1123 (HTTP dates, JavaScript's toUTCString)
+	"Mon, 2 Jan 2006 15:04:05 -0700", // RFC 1123 with a numeric zone
+	"2006-1-2",                       // a date, midnight UTC (as JavaScript's Date reads it)
 }
 
 // parseTime parses Segment's ISO 8601 times leniently: with or without
 // fractional seconds, seconds, zone (Z, +02:00, +0200, +02), or zero
-// padding; a date alone; and Go's time.String form that some server
+// padding; a date alone; Go's time.String form that some server
 // libraries put in originalTimestamp, its monotonic " m=+…" suffix
-// dropped. A time outside the years 1970-9999 in UTC is none.
+// dropped; Ruby's Time#to_s; and RFC 1123 with GMT or a numeric zone (a
+// zone named only by its abbreviation is no time: its offset is unknown). A time outside the years 1970-9999 in UTC is none.
 func parseTime(s string) (time.Time, bool) {
 	if s == "" || len(s) > 96 {
 		return time.Time{}, false

@@ -29,6 +29,14 @@ func TestParseTime(t *testing.T) {
 		{"2021-05-06", utc("2021-05-06T00:00:00Z")},
 		{"2020-05-09 23:54:49.209808489 +0000 UTC m=+1.000000001", utc("2020-05-09T23:54:49.209808489Z")},
 		{"2020-05-09 23:54:49 +0200 CEST", utc("2020-05-09T21:54:49Z")},
+		// Ruby's Time#to_s (what JSON.generate writes for a Time without
+		// ActiveSupport) and RFC 1123 (HTTP dates, JavaScript's
+		// toUTCString).
+		{"2024-03-01 10:00:00 +0100", utc("2024-03-01T09:00:00Z")},
+		{"2024-03-01 10:00:00 UTC", utc("2024-03-01T10:00:00Z")},
+		{"Fri, 01 Mar 2024 10:00:00 GMT", utc("2024-03-01T10:00:00Z")},
+		{"Fri, 01 Mar 2024 10:00:00 +0100", utc("2024-03-01T09:00:00Z")},
+		{"2024-03-01 10:00:00 PST", time.Time{}}, // a zone named only: its offset unknown
 		{"yesterday", time.Time{}},
 		{"1704164645000", time.Time{}},
 		{"1969-12-31T23:59:59Z", time.Time{}},
