@@ -80,20 +80,12 @@ func TestDryRunWithoutTheSecretSaysWhyTokensFail(t *testing.T) {
 		if withSecret {
 			env["CASTLE_API_SECRET"] = harness.Secret
 		}
-		cfg, err := harness.ParseConfig(func(k string) string { return env[k] })
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out, errOut bytes.Buffer
-		s := replay.Settings{Config: cfg, Sources: []string{dir}, Progress: "off", DryRun: true}
-		if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &out, Stderr: &errOut}); err != nil {
-			t.Fatal(err)
-		}
-		hinted := bytes.Contains(errOut.Bytes(), []byte("Without CASTLE_API_SECRET"))
+		out, errOut := dryRunDir(t, env, dir)
+		hinted := strings.Contains(errOut, "Without CASTLE_API_SECRET")
 		if hinted == withSecret {
-			t.Errorf("secret given %v: summary hints at the missing secret %v:\n%s", withSecret, hinted, errOut.String())
+			t.Errorf("secret given %v: summary hints at the missing secret %v:\n%s", withSecret, hinted, errOut)
 		}
-		if sent := bytes.Contains(out.Bytes(), []byte(`"u1"`)); sent != withSecret {
+		if sent := strings.Contains(out, `"u1"`); sent != withSecret {
 			t.Errorf("secret given %v: the event is in the output %v", withSecret, sent)
 		}
 	}
@@ -153,16 +145,7 @@ func TestDryRunHidesTheRequestTokenOnly(t *testing.T) {
 	write(t, filepath.Join(dir, "in.ndjson"), []byte(`{"type":"track","event":"E","channel":"client","messageId":"m1","userId":"u1",`+
 		`"timestamp":"`+time.Now().UTC().Format(time.RFC3339Nano)+`","integrations":{"Castle":{"requestToken":"cst1.tok-value"}},`+
 		`"properties":`+props+`,"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`+"\n"))
-	cfg, err := harness.ParseConfig(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out, errOut bytes.Buffer
-	s := replay.Settings{Config: cfg, Sources: []string{dir}, Progress: "off", DryRun: true}
-	if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &out, Stderr: &errOut}); err != nil {
-		t.Fatal(err)
-	}
-	got := out.String()
+	got, _ := dryRunDir(t, nil, dir)
 	if strings.Contains(got, "cst1.tok-value") || !strings.Contains(got, `"request_token":"[redacted]"`) {
 		t.Errorf("dry run output shows the request token, or not that one is sent:\n%s", got)
 	}
@@ -171,4 +154,20 @@ func TestDryRunHidesTheRequestTokenOnly(t *testing.T) {
 			t.Errorf("dry run output lacks %s, which is sent:\n%s", p, got)
 		}
 	}
+}
+
+// dryRunDir runs replay --dry-run over the files in dir with the settings
+// env gives, and returns what it wrote to stdout and stderr.
+func dryRunDir(t *testing.T, env map[string]string, dir string) (stdout, stderr string) {
+	t.Helper()
+	cfg, err := harness.ParseConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	s := replay.Settings{Config: cfg, Sources: []string{dir}, Progress: "off", DryRun: true}
+	if _, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &out, Stderr: &errOut}); err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String()
 }
