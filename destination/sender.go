@@ -256,20 +256,11 @@ const minTokenLen = 16
 // request_token member, not a property's), as written there; "" when
 // there is none.
 func sentToken(body []byte) string {
-	if !bytes.Contains(body, []byte(`"request_token"`)) {
+	v := rawjson.Member(body, []byte(`"request_token"`))
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
 		return ""
 	}
-	var tok []byte
-	rawjson.Members(body, func(key, value []byte) bool {
-		if string(key) != `"request_token"` {
-			return true
-		}
-		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
-			tok = value[1 : len(value)-1]
-		}
-		return false
-	})
-	return string(tok)
+	return string(v[1 : len(v)-1])
 }
 
 // redactor hides the secret, and the Basic credentials derived from it, in

@@ -2,7 +2,6 @@ package replay
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -120,26 +119,16 @@ var requestTokenKey = []byte(`"request_token"`)
 // request_token member, read [redacted]. Nothing else is changed: a
 // property whose key reads like a credential's is printed as it is sent.
 func hideToken(body []byte) []byte {
-	if !bytes.Contains(body, requestTokenKey) {
+	value := rawjson.Member(body, requestTokenKey)
+	if rawjson.First(value) != '"' {
 		return body
 	}
-	var out []byte
-	rawjson.Members(body, func(key, value []byte) bool {
-		if !bytes.Equal(key, requestTokenKey) || rawjson.First(value) != '"' {
-			return true
-		}
-		// value is body's own: its offset is what cap says.
-		start := cap(body) - cap(value)
-		out = make([]byte, 0, len(body))
-		out = append(out, body[:start]...)
-		out = append(out, `"[redacted]"`...)
-		out = append(out, body[start+len(value):]...)
-		return false
-	})
-	if out == nil {
-		return body
-	}
-	return out
+	// value is body's own: its offset is what cap says.
+	start := cap(body) - cap(value)
+	out := make([]byte, 0, len(body))
+	out = append(out, body[:start]...)
+	out = append(out, `"[redacted]"`...)
+	return append(out, body[start+len(value):]...)
 }
 
 func firstErr(errs ...error) error {

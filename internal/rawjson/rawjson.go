@@ -9,6 +9,7 @@
 package rawjson
 
 import (
+	"bytes"
 	"math/bits"
 
 	"github.com/castle-destination/castle-destination/internal/swar"
@@ -128,6 +129,24 @@ func Members(b []byte, fn func(key, value []byte) bool) {
 		}
 		i++
 	}
+}
+
+// Member returns the raw value of the first member of the object b whose
+// raw key (quotes included, as Members gives it) is key; nil when there is
+// none. b is walked only when it holds key at all.
+func Member(b, key []byte) []byte {
+	if !bytes.Contains(b, key) {
+		return nil
+	}
+	var out []byte
+	Members(b, func(k, v []byte) bool {
+		if !bytes.Equal(k, key) {
+			return true
+		}
+		out = v
+		return false
+	})
+	return out
 }
 
 // Elements calls fn for each element of the array b, in order. It stops

@@ -127,3 +127,21 @@ func TestFirst(t *testing.T) {
 		}
 	}
 }
+
+// Member finds the object's own member, the first of a repeated key, not
+// one nested in a value or named in a string.
+func TestMember(t *testing.T) {
+	key := []byte(`"k"`)
+	for in, want := range map[string]string{
+		`{"a":1,"k":"v","k":2}`:      `"v"`,
+		`{"a":{"k":"nested"},"k":3}`: `3`,
+		`{"a":"\"k\":1"}`:            ``,
+		`{"a":{"k":1}}`:              ``,
+		`["k"]`:                      ``,
+		`{"kk":1}`:                   ``,
+	} {
+		if got := rawjson.Member([]byte(in), key); string(got) != want {
+			t.Errorf("Member(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
