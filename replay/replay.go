@@ -274,9 +274,9 @@ func Run(ctx context.Context, src Source, cfg Config) (Summary, error) {
 		// is sent: a crash before the first periodic save would leave
 		// the resume to end it at its own start, and send what was
 		// produced in between.
-		if err := feed.snapshot(cfg.Describe).Save(cfg.Checkpoint); err != nil {
+		if err := saveAtStart(feed.snapshot(cfg.Describe), cfg.Checkpoint); err != nil {
 			dropFresh()
-			return Summary{}, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): cannot be written, so progress could not be saved: %w", err)}
+			return Summary{}, err
 		}
 	}
 	// Reading stops when ctx ends, or when the pipeline stops early.
@@ -402,10 +402,19 @@ func openCheckpoint(cfg Config, log *zap.Logger) (*Checkpoint, error) {
 	if first == nil {
 		first = &Checkpoint{Version: checkpointVersion, Replay: cfg.Describe}
 	}
-	if err := first.Save(cfg.Checkpoint); err != nil {
-		return nil, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): cannot be written, so progress could not be saved: %w", err)}
+	if err := saveAtStart(first, cfg.Checkpoint); err != nil {
+		return nil, err
 	}
 	return cp, nil
+}
+
+// saveAtStart saves cp to path before anything is sent; failing, it is a
+// setting to fix.
+func saveAtStart(cp *Checkpoint, path string) error {
+	if err := cp.Save(path); err != nil {
+		return &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): cannot be written, so progress could not be saved: %w", err)}
+	}
+	return nil
 }
 
 // saveLoop saves the checkpoint periodically until the returned func is
