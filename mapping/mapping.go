@@ -1080,13 +1080,19 @@ var timeLayouts = []string{
 // padding; a date alone; Go's time.String form that some server
 // libraries put in originalTimestamp, its monotonic " m=+…" suffix
 // dropped; Ruby's Time#to_s; and RFC 1123 with GMT or a numeric zone (a
-// zone named only by its abbreviation is no time: its offset is unknown). A time outside the years 1970-9999 in UTC is none.
+// zone named only by its abbreviation is no time: its offset is unknown).
+// RFC 3339's T and Z may be lower case. A time outside the years
+// 1970-9999 in UTC is none.
 func parseTime(s string) (time.Time, bool) {
 	if s == "" || len(s) > 96 {
 		return time.Time{}, false
 	}
 	if i := strings.Index(s, " m="); i > 0 {
 		s = s[:i]
+	}
+	if s[0] >= '0' && s[0] <= '9' && strings.ContainsAny(s, "tz") {
+		// RFC 3339 (section 5.6) allows t and z in lower case.
+		s = strings.Map(upperTZ, s)
 	}
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
@@ -1099,6 +1105,13 @@ func parseTime(s string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+func upperTZ(r rune) rune {
+	if r == 't' || r == 'z' {
+		return r - 'a' + 'A'
+	}
+	return r
 }
 
 // inYears reports whether t (UTC) is within the years 1970-9999: a time

@@ -36,6 +36,10 @@ func TestParseTime(t *testing.T) {
 		{"2024-03-01 10:00:00 UTC", utc("2024-03-01T10:00:00Z")},
 		{"Fri, 01 Mar 2024 10:00:00 GMT", utc("2024-03-01T10:00:00Z")},
 		{"Fri, 01 Mar 2024 10:00:00 +0100", utc("2024-03-01T09:00:00Z")},
+		// RFC 3339 (section 5.6) allows a lowercase t and z.
+		{"2024-01-02t03:04:05.123z", utc("2024-01-02T03:04:05.123Z")},
+		{"2024-01-02t03:04:05+02:00", utc("2024-01-02T01:04:05Z")},
+		{"2024-03-01 10:00:00 utc", time.Time{}}, // not RFC 3339's t or z
 		{"2024-03-01 10:00:00 PST", time.Time{}}, // a zone named only: its offset unknown
 		{"yesterday", time.Time{}},
 		{"1704164645000", time.Time{}},
