@@ -236,6 +236,16 @@ func appendRawStringMax(dst, raw []byte, limit int, adj *Adjustment) []byte {
 // MaxDepth (counting v as depth) as JSON strings. What it changes it
 // records in adj.
 func appendClean(dst, v []byte, depth int, adj *Adjustment) []byte {
+	return appendCleanWith(dst, v, depth, adj, nil)
+}
+
+// memberFunc appends the cleaned value of member k of an object, val, to
+// dst and returns it, or returns false to leave the member to appendClean.
+type memberFunc func(dst, k, val []byte) ([]byte, bool)
+
+// appendCleanWith is appendClean, with the values of v's own members (v an
+// object) appended by member where it takes them.
+func appendCleanWith(dst, v []byte, depth int, adj *Adjustment, member memberFunc) []byte {
 	v = trimWS(v)
 	switch kind(v) {
 	case '{', '[':
@@ -253,6 +263,12 @@ func appendClean(dst, v []byte, depth int, adj *Adjustment) []byte {
 			if k != nil {
 				dst = appendRawStringMax(dst, k, MaxKeyLength, adj)
 				dst = append(dst, ':')
+				if member != nil {
+					if d, ok := member(dst, k, val); ok {
+						dst = d
+						return true
+					}
+				}
 			}
 			dst = appendClean(dst, val, depth+1, adj)
 			return true

@@ -891,7 +891,7 @@ func (e *Event) reserved(props []byte, f *flattener) (changeset []byte) {
 				f.skipMask |= 1 << i
 			case kind(v) == '{': // transaction
 				if validTransaction(v) {
-					e.transaction = appendClean(nil, v, 1, &f.adj)
+					e.transaction = appendTransaction(nil, v, &f.adj)
 					f.skipMask |= 1 << i
 				} else {
 					f.adj |= AdjustReservedInvalid // stays in properties
@@ -933,7 +933,7 @@ func stringOrNull(v []byte) bool { k := kind(v); return k == '"' || k == 'n' }
 func castleField(obj []byte, name string) []byte {
 	var out []byte
 	rawjson.Members(obj, func(k, v []byte) bool {
-		if rawKeyIs(k, name) || bytes.IndexByte(k, '\\') >= 0 && unquote(k) == name {
+		if castleKeyIs(k, name) {
 			out = v
 		}
 		return true
@@ -941,11 +941,55 @@ func castleField(obj []byte, name string) []byte {
 	return out
 }
 
+// castleKeyIs reports whether the raw key k is name as Castle reads keys:
+// exactly, after its escapes.
+func castleKeyIs(k []byte, name string) bool {
+	return rawKeyIs(k, name) || bytes.IndexByte(k, '\\') >= 0 && unquote(k) == name
+}
+
+// amountValue reports whether v is an amount's value Castle takes as the
+// mapping sends it: a string, or a number written as plain decimal text
+// (digits, a sign, a point; no exponent), which appendTransaction sends
+// as that text.
+func amountValue(v []byte) bool {
+	switch kind(v) {
+	case '"':
+		return true
+	case '0':
+		return plainDecimal(trimWS(v))
+	}
+	return false
+}
+
+// plainDecimal reports whether the raw JSON number n has no exponent.
+func plainDecimal(n []byte) bool { return !bytes.ContainsAny(n, "eE") }
+
+// appendTransaction appends the transaction object v as appendClean does,
+// its amount's value, given as a JSON number, sent as the decimal text it
+// was written as: Castle's Amount takes the value as a string ("100.00"),
+// and a Segment track often carries it as a number. Keys are read as
+// Castle reads them (castleKeyIs); every repeat of a key is written, and
+// Castle reads the last.
+func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
+	return appendCleanWith(dst, v, 1, adj, func(dst, k, amount []byte) ([]byte, bool) {
+		if !castleKeyIs(k, "amount") || kind(amount) != '{' {
+			return dst, false
+		}
+		return appendCleanWith(dst, amount, 2, adj, func(dst, k, val []byte) ([]byte, bool) {
+			if !castleKeyIs(k, "value") || kind(val) != '0' || !amountValue(val) {
+				return dst, false
+			}
+			return appendString(dst, view(trimWS(val))), true
+		}), true
+	})
+}
+
 // validTransaction reports whether a transaction object has what Castle
 // requires: a non-empty id, a type it knows, and, when there is an
 // amount, an object with a type it knows and, if any, a string value
-// (castle-java's generated Amount does not require one). Keys are read as
-// Castle reads them (castleField).
+// (castle-java's generated Amount does not require one) or a number
+// appendTransaction sends as one. Keys are read as Castle reads them
+// (castleField).
 func validTransaction(v []byte) bool {
 	id := castleField(v, "id")
 	typ := castleField(v, "type")
@@ -961,8 +1005,8 @@ func validTransaction(v []byte) bool {
 		if kind(at) != '"' || !amountTypes[text(at)] {
 			return false
 		}
-		k := kind(castleField(amount, "value"))
-		return k == 0 || k == '"'
+		value := castleField(amount, "value")
+		return value == nil || amountValue(value)
 	}
 	return false
 }

@@ -90,6 +90,10 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		// a string when it is there.
 		{`{"transaction":{"id":"t1","type":"$deposit","amount":{"type":"$crypto","currency":"BTC"}}}`, true, false, false},
 		{`{"transaction":{"id":"t1","type":"$deposit","amount":{"type":"$crypto","value":null}}}`, false, false, true},
+		// A value given as a plain decimal number is sent as its text (see
+		// TestAmountValueNumberSentAsText); one with an exponent is not.
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":9.99}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":1e3}}}`, false, false, true},
 		{`{"changeset":{"email":{"from":"a@x","to":"b@x"},"password":{"changed":true}}}`, false, true, false},
 		{`{"changeset":{"address":{"changed":true}}}`, false, false, true},
 		{`{"changeset":{"email":{"to":"b@x"}}}`, false, false, true},
@@ -99,7 +103,7 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"transaction":{"id":"t1","Type":"$purchase"}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","id":5}}`, false, false, true},
 		{`{"transaction":{"id":"t1","\u0069d":5,"type":"$purchase"}}`, false, false, true},
-		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","value":1}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":1,"value":true}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"Type":"$fiat","value":"1"}}}`, false, false, true},
 		{`{"transaction":{"id":5,"type":"$purchase","id":"t1"}}`, true, false, false},
 		{`{"changeset":{"email":{"FROM":"a@x","TO":"b@x"}}}`, false, false, true},
@@ -130,6 +134,43 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		}
 		if c.invalid && len(member(b, "properties").(map[string]any)) == 0 {
 			t.Errorf("%s: the refused object is not in properties: %v", c.props, b["properties"])
+		}
+	}
+}
+
+// Castle's Amount takes the value as a string ("100.00"); a Segment track
+// often carries it as a number, which is sent as the decimal text it was
+// written as. A number with an exponent is no decimal text: the
+// transaction stays in properties.
+func TestAmountValueNumberSentAsText(t *testing.T) {
+	srv, err := castleserver.New(castleserver.Config{Secret: "s", RateLimitOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ value, want string }{
+		{`9.99`, "9.99"},
+		{`100`, "100"},
+		{`-0.5`, "-0.5"},
+		{`12345678901234567890.123456789`, "12345678901234567890.123456789"},
+		{`"42.00"`, "42.00"},
+		{`1.5E2`, ""},
+		{`1e999`, ""},
+	} {
+		msg := `{"type":"track","messageId":"l","userId":"u","event":"$transaction.attempted","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
+			`"properties":{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":` + c.value + `,"currency":"USD"}}},` +
+			`"integrations":{"Castle":{"requestToken":"tok"}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`
+		b, r := castleBody(t, goldenMapper(), msg, mapping.Risk)
+		checkContract(t, srv, &r.Event)
+		tx, _ := b["transaction"].(map[string]any)
+		if c.want == "" {
+			if tx != nil || !r.Adjusted.Has(mapping.AdjustReservedInvalid) {
+				t.Errorf("value %s: transaction sent as %v (reserved_invalid %v), want it left in properties", c.value, tx, r.Adjusted.Has(mapping.AdjustReservedInvalid))
+			}
+			continue
+		}
+		amount, _ := tx["amount"].(map[string]any)
+		if got, ok := amount["value"].(string); !ok || got != c.want || amount["currency"] != "USD" || r.Adjusted.Has(mapping.AdjustReservedInvalid) {
+			t.Errorf("value %s: amount sent as %v (reserved_invalid %v), want value %q", c.value, amount, r.Adjusted.Has(mapping.AdjustReservedInvalid), c.want)
 		}
 	}
 }
