@@ -1134,10 +1134,17 @@ func parseTime(s string) (time.Time, bool) {
 	if i := strings.Index(s, " m="); i > 0 {
 		s = s[:i]
 	}
-	if s[0] >= '0' && s[0] <= '9' && strings.ContainsAny(s, "tz") {
-		// RFC 3339 (section 5.6) allows t and z in lower case.
-		s = strings.Map(upperTZ, s)
+	if t, ok := parseLayouts(s); ok || !strings.ContainsAny(s, "tz") {
+		return t, ok
 	}
+	// RFC 3339 (section 5.6) allows t and z in lower case: rare enough to
+	// be tried last, off the common path.
+	return parseLayouts(strings.Map(upperTZ, s))
+}
+
+// parseLayouts parses s in the first of timeLayouts that reads it, within
+// the years 1970-9999 in UTC.
+func parseLayouts(s string) (time.Time, bool) {
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
 			// Bounded in UTC, as sent: 9999-12-31T23:59:59-14:00 is in
