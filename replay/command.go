@@ -136,7 +136,7 @@ func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
 	rcfg := Config{
 		Pipeline: pcfg, Mapper: mapper, Deliverer: deliver, DeadLetters: dlq,
 		Rate: s.Rate, Logger: log, Registry: reg,
-		Shard: s.Shard, Resume: s.Resume, Describe: s.Describe(),
+		Shard: s.Shard, Resume: s.Resume, Describe: s.Describe(), DescribedEarlier: s.describedEarlier,
 		DrainTimeout: cfg.Ops.ShutdownTimeout, Held: board.Holding, Check: check,
 	}
 	if !s.DryRun && !slices.Contains(s.Sources, "-") {
@@ -191,7 +191,7 @@ func (s Settings) source(ctx context.Context, ccfg consumer.Config, o Options, l
 	case IsKafka(first):
 		c := ccfg.Cluster()
 		return &Kafka{
-			Brokers: ccfg.Brokers, Topic: s.Config.Kafka.Topic, Since: s.Since, Until: s.Until,
+			Brokers: ccfg.Brokers, Topic: s.kafkaTopic(), Since: s.Since, Until: s.Until,
 			Dialer: c.Dialer(), Transport: c.Transport(), MaxBytes: s.Config.Kafka.FetchMaxBytes, Logger: log,
 			Hint: func(err error) string { return kafkaio.ClosedHint(c, err) },
 		}, nil
@@ -217,12 +217,60 @@ func (s Settings) source(ctx context.Context, ccfg consumer.Config, o Options, l
 	return &Files{Inputs: inputs, Stdin: o.Stdin, Logger: log}, nil
 }
 
+// kafkaTopic is the topic of a kafka: source: the one it names, or
+// KAFKA_TOPIC for a bare kafka:.
+func (s Settings) kafkaTopic() string {
+	if t := strings.TrimPrefix(s.Sources[0], "kafka:"); t != "" {
+		return t
+	}
+	return s.Config.Kafka.Topic
+}
+
 // Describe names the replay in its checkpoint: the sources, the window
-// and the shard. A resume must match it.
+// and the shard. A resume must match it. A kafka: source is named by its
+// topic, kafka:TOPIC, however it was given: kafka: (KAFKA_TOPIC) and
+// kafka:TOPIC of the same topic are the same replay, which a resume may
+// name either way.
 func (s Settings) Describe() string {
+	sources := s.Sources
+	if IsKafka(sources[0]) {
+		sources = []string{"kafka:" + s.kafkaTopic()}
+	}
+	return s.describe(sources)
+}
+
+// describedEarlier reports whether cp is this replay's checkpoint as
+// written before Describe named a kafka: source by its topic: with the
+// source as given, a bare kafka: as "sources=kafka:", the topic
+// (KAFKA_TOPIC then) only in its partitions' names, "TOPIC/N". It is when
+// the rest matches and every partition it names is of this topic (one
+// naming none has nothing done that could be another topic's).
+func (s Settings) describedEarlier(cp *Checkpoint) bool {
+	if !IsKafka(s.Sources[0]) || cp.Replay != s.describe([]string{"kafka:"}) {
+		return false
+	}
+	ours := func(name string) bool { return name == "" || strings.HasPrefix(name, s.kafkaTopic()+"/") }
+	if !ours(cp.Last) {
+		return false
+	}
+	for _, u := range cp.After {
+		if !ours(u.Name) {
+			return false
+		}
+	}
+	for _, u := range cp.Open {
+		if !ours(u.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// describe is Describe of these sources.
+func (s Settings) describe(sources []string) string {
 	var b strings.Builder
 	b.WriteString("sources=")
-	b.WriteString(strings.Join(s.Sources, ","))
+	b.WriteString(strings.Join(sources, ","))
 	for _, t := range []struct {
 		name string
 		v    time.Time

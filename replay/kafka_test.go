@@ -1314,3 +1314,133 @@ func TestKafkaReplayWithoutUntilSaysWhereTheWindowEnded(t *testing.T) {
 		t.Fatalf("the summary says of the record outside the window: %q; want it to name the replay's first start, %s, where the window ended", line, end)
 	}
 }
+
+// A kafka: replay names its topic either way, kafka: (KAFKA_TOPIC) or
+// kafka:TOPIC: a resume may spell it the other way and continues where
+// the last run stopped, sending nothing twice. A resume naming another
+// topic, either way, is refused before anything is sent.
+func TestKafkaResumeNamesTheTopicEitherWay(t *testing.T) {
+	t.Parallel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 2, Castle: castleserver.Config{MaxRecords: -1}}, 2*time.Minute)
+	since := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	recs := spread(300, 2, since)
+	want := map[string]bool{}
+	for _, r := range recs {
+		want[r.id] = true
+	}
+	produceTo(t, ctx, env.Brokers, env.Topic, recs)
+
+	checkpoint := filepath.Join(t.TempDir(), "cp.json")
+	named := func(source, topic string) replay.Settings {
+		s := settings(t, env.CastleURL, source)
+		s.Config.Kafka.Brokers, s.Config.Kafka.Topic = env.Brokers, topic
+		s.Since, s.Until = since, since.Add(time.Hour)
+		s.Checkpoint, s.Resume = checkpoint, replay.ResumeOn
+		s.Rate = 100 // so that the interrupts land mid-way
+		return s
+	}
+	for run, c := range []struct {
+		s      replay.Settings
+		stopAt int
+	}{
+		{named("kafka:", env.Topic), 50},
+		{named("kafka:"+env.Topic, env.Topic), 150},
+		{named("kafka:", env.Topic), 0},
+	} {
+		if run == 0 {
+			c.s.Resume = replay.ResumeOff
+		}
+		if c.stopAt == 0 {
+			c.s.Rate = 0
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		if c.stopAt > 0 {
+			go func() {
+				if env.Castle.WaitFor(runCtx, c.stopAt) == nil {
+					stop()
+				}
+			}()
+		}
+		_, err := replay.Execute(runCtx, c.s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+		stop()
+		if c.stopAt > 0 && !errors.Is(err, replay.ErrInterrupted) || c.stopAt == 0 && err != nil {
+			t.Fatalf("run %d (%s, KAFKA_TOPIC %s): %v", run, c.s.Sources[0], c.s.Config.Kafka.Topic, err)
+		}
+		if n := env.Castle.Stats().Accepted; c.stopAt > 0 && n >= int64(len(want)) {
+			t.Fatalf("run %d sent %d of %d: not interrupted mid-way", run, n, len(want))
+		}
+		if run > 0 {
+			continue
+		}
+		// Another topic, named either way: refused, nothing sent.
+		before := env.Castle.Stats().Requests
+		for _, other := range []replay.Settings{named("kafka:other", "other"), named("kafka:", "other")} {
+			_, err := replay.Execute(ctx, other, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+			var se *replay.SettingError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), "the checkpoint of another replay") {
+				t.Errorf("resume of %s with KAFKA_TOPIC %s: %v, want refused as another replay's", other.Sources[0], other.Config.Kafka.Topic, err)
+			}
+		}
+		if n := env.Castle.Stats().Requests; n != before {
+			t.Errorf("the refused resumes sent %d requests", n-before)
+		}
+	}
+	sameSet(t, sentByTraceID(env), want)
+}
+
+// A checkpoint written before a kafka: source was described by its topic
+// names a bare kafka: as given ("sources=kafka:"), the topic only in its
+// partitions' names. It resumes under either spelling of that topic, and
+// is saved under the topic's name; one whose partitions are another
+// topic's is refused.
+func TestKafkaResumeOfACheckpointNamingTheTopicAsGiven(t *testing.T) {
+	t.Parallel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 2, Castle: castleserver.Config{MaxRecords: -1}}, time.Minute)
+	since := time.Now().Add(-time.Hour).Truncate(time.Second)
+	until := since.Add(30 * time.Minute)
+	produceTo(t, ctx, env.Brokers, env.Topic, spread(20, 2, since))
+	// r-1, r-3, ... are partition 1's offsets 0, 1, ...: partition 0 done,
+	// partition 1 up to offset 4 and offsets 6 and 7.
+	window := " since=" + since.UTC().Format(time.RFC3339Nano) + " until=" + until.UTC().Format(time.RFC3339Nano)
+	asGiven := func(topic string) []byte {
+		return []byte(`{"version":4,"replay":"sources=kafka:` + window + `","done":0,` +
+			`"after":[{"seq":0,"name":"` + topic + `/0","end":10}],` +
+			`"open":[{"seq":1,"name":"` + topic + `/1","next":4,"done":[[6,8]]}]}`)
+	}
+	resume := func(source string) replay.Settings {
+		s := settings(t, env.CastleURL, source)
+		s.Config.Kafka.Brokers, s.Config.Kafka.Topic = env.Brokers, env.Topic
+		s.Since, s.Until = since, until
+		s.Checkpoint, s.Resume = filepath.Join(t.TempDir(), "cp.json"), replay.ResumeOn
+		return s
+	}
+
+	for _, source := range []string{"kafka:", "kafka:" + env.Topic} {
+		s := resume(source)
+		write(t, s.Checkpoint, asGiven(env.Topic))
+		env.Castle.Reset()
+		if _, err := replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard}); err != nil {
+			t.Fatalf("resume as %s: %v", source, err)
+		}
+		sameSet(t, sentByTraceID(env), map[string]bool{"r-9": true, "r-11": true, "r-17": true, "r-19": true})
+		c, err := replay.LoadCheckpoint(s.Checkpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "sources=kafka:" + env.Topic + window; !c.Finished || c.Replay != want {
+			t.Errorf("resume as %s: checkpoint finished %v as %q; want finished as %q", source, c.Finished, c.Replay, want)
+		}
+	}
+
+	s := resume("kafka:" + env.Topic)
+	write(t, s.Checkpoint, asGiven("other"))
+	env.Castle.Reset()
+	_, err := replay.Execute(ctx, s, replay.Options{Stdout: io.Discard, Stderr: io.Discard})
+	var se *replay.SettingError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "the checkpoint of another replay") {
+		t.Errorf("resume of another topic's checkpoint: %v, want refused as another replay's", err)
+	}
+	if n := env.Castle.Stats().Requests; n != 0 {
+		t.Errorf("the refused resume sent %d requests", n)
+	}
+}

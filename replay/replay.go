@@ -107,9 +107,15 @@ type Config struct {
 	Checkpoint string
 	Resume     Resume
 	// Describe names this replay (sources, window, shard) in the
-	// checkpoint; a resume whose Describe differs is refused.
-	Describe  string
-	SaveEvery time.Duration
+	// checkpoint; a resume whose Describe differs is refused, unless
+	// DescribedEarlier accepts the checkpoint.
+	Describe string
+	// DescribedEarlier, if set, reports whether a checkpoint whose
+	// Replay is not Describe is this replay's all the same, as an
+	// earlier release named it. It is resumed, and saved as Describe
+	// names it.
+	DescribedEarlier func(*Checkpoint) bool
+	SaveEvery        time.Duration
 	// DrainTimeout bounds how long an interrupted replay waits for events
 	// in flight (default DefaultDrainTimeout).
 	DrainTimeout time.Duration
@@ -374,10 +380,11 @@ func openCheckpoint(cfg Config, log *zap.Logger) (*Checkpoint, error) {
 		case err != nil:
 			return nil, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): %w", err)}
 		default:
-			if c.Replay != cfg.Describe {
+			if !cfg.describes(c) {
 				return nil, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): %s is the checkpoint of another replay (%s), not of this one (%s); "+
 					"resume with the same sources and settings, or use another checkpoint", cfg.Checkpoint, c.Replay, cfg.Describe)}
 			}
+			c.Replay = cfg.Describe // saved so, if an earlier release named it otherwise
 			cp = c
 		}
 	default:
@@ -386,7 +393,7 @@ func openCheckpoint(cfg Config, log *zap.Logger) (*Checkpoint, error) {
 		// replay's checkpoint is replaced.
 		if _, err := os.Stat(cfg.Checkpoint); err == nil {
 			c, err := LoadCheckpoint(cfg.Checkpoint)
-			if err == nil && !c.Finished && c.Replay != cfg.Describe {
+			if err == nil && !c.Finished && !cfg.describes(c) {
 				// --resume would be refused too: another replay's.
 				return nil, &SettingError{fmt.Errorf("REPLAY_CHECKPOINT (--checkpoint): %s holds the progress of another, unfinished replay (%s): "+
 					"give this one its own --checkpoint (each shard needs one), or remove the file", cfg.Checkpoint, c.Replay)}
@@ -406,6 +413,11 @@ func openCheckpoint(cfg Config, log *zap.Logger) (*Checkpoint, error) {
 		return nil, err
 	}
 	return cp, nil
+}
+
+// describes reports whether c is the checkpoint of the replay cfg names.
+func (cfg Config) describes(c *Checkpoint) bool {
+	return c.Replay == cfg.Describe || cfg.DescribedEarlier != nil && cfg.DescribedEarlier(c)
 }
 
 // saveAtStart saves cp to path before anything is sent; failing, it is a
