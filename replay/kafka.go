@@ -288,6 +288,8 @@ func (k *Kafka) unitName(partition int) string { return fmt.Sprintf("%s/%d", k.T
 // readerLogs are the loggers of the partitions' readers.
 type readerLogs struct{ debug, errors kafka.Logger }
 
+// readSpan reads a partition's span into its unit of feed, from where the
+// checkpoint left it.
 func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLogs) error {
 	u, err := feed.OpenUpTo(ctx, int64(s.partition), k.unitName(s.partition), s.start, s.end)
 	if err != nil || u == nil {
@@ -296,178 +298,260 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 		}
 		return err
 	}
+	p := &partitionRead{k: k, s: s, u: u, idle: k.IdleCheck}
+	if p.idle <= 0 {
+		p.idle = DefaultIdleCheck
+	}
+	p.resume(feed)
+	if p.next >= s.end {
+		p.finish(ctx)
+		return nil
+	}
+	return p.read(ctx, logs)
+}
+
+// partitionRead is the read of one partition's span into its unit.
+//
+// The Kafka client skips, without a word, records deleted (retention,
+// DeleteRecords) before it fetched them: the partition's first offset is
+// looked up when a record comes after a gap (compacted away, or deleted),
+// or when none came for IdleCheck (every record left was deleted: none
+// may ever come).
+type partitionRead struct {
+	k    *Kafka
+	s    span
+	u    *Unit
+	idle time.Duration // IdleCheck, or its default
+	next int64         // the first offset not read
+
+	first  int64     // the partition's first offset, when last looked up
+	looked time.Time // when it was looked up
+	// pending are gaps a failed lookup could not tell (the first few):
+	// the next lookup that answers does, the first offset only growing.
+	pending []Span
+	// missing counts the idle checks in a row, no record between them,
+	// that found the topic missing or its log shorter.
+	missing int
+}
+
+// resume starts the read where the checkpoint left the unit, counting
+// what is done as read, and reports the records deleted since that the
+// earlier run had not sent.
+func (p *partitionRead) resume(feed *Feed) {
+	s, u := p.s, p.u
 	if from := u.resumedFrom; from >= 0 && from < min(s.first, s.end) {
 		// Where the earlier run stopped, the partition now starts later:
 		// deleted in between, but for the records it had sent.
 		for _, d := range u.notDoneBefore(from, min(s.first, s.end)) {
-			k.reportDeleted(s.partition, d.From, d.To)
+			p.k.reportDeleted(s.partition, d.From, d.To)
 		}
 	}
-	next := max(s.start, u.resumeAt()) // the first offset not read
-	k.done.Add(max(0, min(next, s.end)-s.start))
+	p.next = max(s.start, u.resumeAt())
+	done := max(0, min(p.next, s.end)-s.start)
+	p.k.done.Add(done)
 	if u.resumedFrom >= 0 {
 		// Done in an earlier run: not read again.
-		feed.skipped.Add(max(0, min(next, s.end)-s.start))
+		feed.skipped.Add(done)
 	}
-	if next >= s.end {
-		k.done.Add(max(0, s.end-next))
-		u.Close(s.end)
-		return nil
+}
+
+// read fetches the partition's records from next to the span's end and
+// sends those stamped in the window.
+func (p *partitionRead) read(ctx context.Context, logs readerLogs) error {
+	r := p.k.reader(p.s.partition, logs)
+	defer r.Close()
+	if err := r.SetOffset(p.next); err != nil {
+		return fmt.Errorf("replay: partition %d: %w", p.s.partition, err)
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
+	for p.next < p.s.end {
+		m, stalled, err := p.fetch(ctx, r)
+		if err != nil {
+			return err
+		}
+		if stalled {
+			if err := p.idleCheck(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		p.missing = 0 // a record came: the topic is there
+		p.gapBefore(ctx, m.Offset)
+		if m.Offset >= p.s.end {
+			break
+		}
+		if err := p.take(ctx, m); err != nil {
+			return err
+		}
+	}
+	p.finish(ctx)
+	return nil
+}
+
+// reader reads a partition, in no consumer group.
+func (k *Kafka) reader(partition int, logs readerLogs) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     k.Brokers,
 		Topic:       k.Topic,
-		Partition:   s.partition,
+		Partition:   partition,
 		Dialer:      k.Dialer,
 		MaxBytes:    max(k.MaxBytes, 1<<20),
 		MaxWait:     500 * time.Millisecond,
 		Logger:      logs.debug,
 		ErrorLogger: logs.errors,
 	})
-	defer r.Close()
-	if err := r.SetOffset(next); err != nil {
-		return fmt.Errorf("replay: partition %d: %w", s.partition, err)
+}
+
+// fetch waits up to the idle check's time for the partition's next
+// record; it fails only when ctx ends. It reports stalled when none came,
+// and when the reader returned an error (kafka-go retries the partition
+// inside the reader either way): the read holds, and the idle check
+// looks up whether the records left are gone.
+func (p *partitionRead) fetch(ctx context.Context, r *kafka.Reader) (m kafka.Message, stalled bool, err error) {
+	fctx, cancel := context.WithTimeout(ctx, p.idle)
+	defer cancel()
+	m, err = r.FetchMessage(fctx)
+	switch {
+	case err == nil:
+		return m, false, nil
+	case ctx.Err() != nil:
+		return m, false, ctx.Err()
 	}
-	// The Kafka client skips, without a word, records deleted (retention,
-	// DeleteRecords) before it fetched them: the partition's first offset
-	// is looked up when a record comes after a gap (compacted away, or
-	// deleted), or when none came for IdleCheck (every record left was
-	// deleted: none may ever come).
-	idle := k.IdleCheck
-	if idle <= 0 {
-		idle = DefaultIdleCheck
+	return m, true, nil
+}
+
+// idleCheck follows a stall: the records left may have been deleted,
+// and are then reported and passed over, or the topic with them, which
+// fails the read (checkGone).
+func (p *partitionRead) idleCheck(ctx context.Context) error {
+	err := p.lookFirstNow(ctx)
+	if err == nil && p.first > p.next {
+		to := min(p.first, p.s.end)
+		p.k.reportDeleted(p.s.partition, p.next, to)
+		p.k.done.Add(to - p.next)
+		p.next = to
+		if p.next >= p.s.end {
+			return nil
+		}
 	}
-	var first int64 // the partition's first offset, when last looked up
-	var looked time.Time
-	var lookupErr error
-	// idle checks in a row, no record between them, that found the topic
-	// missing or its log shorter
-	missing := 0
-	// pending are gaps a failed lookup could not tell (the first few):
-	// the next lookup that answers does, the first offset only growing.
-	var pending []Span
-	lookup := func() bool {
-		if time.Since(looked) < time.Second {
-			return true // a compacted partition's gaps: one lookup a second at most
+	return p.checkGone(ctx, err)
+}
+
+// checkGone fails the read when the topic was deleted under it, and
+// maybe created again: two idle checks in a row, no record between them,
+// found it missing or the partition's log ending before the span. lookErr
+// is the idle check's lookup of the first offset.
+func (p *partitionRead) checkGone(ctx context.Context, lookErr error) error {
+	k, s := p.k, p.s
+	var shrunk int64 = -1 // the log's end, when it is before the span's
+	if lookErr == nil {
+		// The log reached the span's end when the window was looked up;
+		// it ends before it only when the topic was deleted and created
+		// again (by its operator, or by a broker that creates topics a
+		// client asks for: this reader's metadata requests do) or the
+		// log truncated.
+		switch last, err := k.lastOffset(ctx, s.partition); {
+		case err != nil:
+			lookErr = err
+		case last < s.end:
+			shrunk = last
 		}
-		f, err := k.firstOffset(ctx, s.partition)
-		if err != nil {
-			lookupErr = err
-			return false
-		}
-		first, looked = f, time.Now()
-		for _, g := range pending {
-			k.reportDeleted(s.partition, g.From, min(first, g.To))
-		}
-		pending = nil
-		return true
 	}
-	// finish closes the unit: every offset up to the span's end is read.
-	finish := func() error {
-		if len(pending) > 0 {
-			looked = time.Time{}
-			if !lookup() && ctx.Err() == nil {
-				for _, g := range pending {
-					k.add(k.Logger, Problem{Path: k.unitName(s.partition), Record: g.From,
-						Err: fmt.Errorf("offsets %d to %d were not in the log when read (deleted by retention, or compacted away); the lookup to tell failed: %w", g.From, g.To-1, lookupErr)})
-				}
-			}
+	switch {
+	case lookErr != nil && kafkaio.Classify(lookErr) == kafkaio.TopicMissing:
+		// Deleted while being read: what is left of the window is gone,
+		// and will not come back with the topic.
+		if p.missing++; p.missing >= 2 {
+			return fmt.Errorf("replay source kafka:%s: the topic was deleted while partition %d was read (at offset %d of %d): %w", k.Topic, s.partition, p.next, s.end, lookErr)
 		}
-		k.done.Add(max(0, s.end-next))
-		u.Close(s.end)
+	case shrunk >= 0:
+		if p.missing++; p.missing >= 2 {
+			return fmt.Errorf("replay source kafka:%s: the topic was deleted while partition %d was read (at offset %d of %d): the partition's log now ends at offset %d (the topic was created again, or the log truncated)", k.Topic, s.partition, p.next, s.end, shrunk)
+		}
+	default:
+		p.missing = 0
+	}
+	return nil
+}
+
+// gapBefore tells the offsets the client jumped over to reach the record
+// at off: those below the partition's first offset were deleted. A gap
+// the lookup cannot tell now waits in pending.
+func (p *partitionRead) gapBefore(ctx context.Context, off int64) {
+	if off <= p.next {
+		return
+	}
+	switch err := p.lookFirst(ctx); {
+	case err != nil:
+		if len(p.pending) < maxPendingGaps {
+			p.pending = append(p.pending, Span{p.next, min(off, p.s.end)})
+		}
+	case p.first > p.next:
+		p.k.reportDeleted(p.s.partition, p.next, min(p.first, off, p.s.end))
+	}
+}
+
+// take moves the read past the record m, sending it when it is a message
+// stamped in the window.
+func (p *partitionRead) take(ctx context.Context, m kafka.Message) error {
+	p.k.done.Add(m.Offset + 1 - p.next)
+	p.next = m.Offset + 1
+	// A transaction marker is not a message: its offset is a gap, which
+	// the unit counts as done.
+	if kafkaio.IsControlRecord(m.Key, m.Value) {
 		return nil
 	}
-	for {
-		fctx, cancel := context.WithTimeout(ctx, idle)
-		m, err := r.FetchMessage(fctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	if !p.k.inWindow(m.Time) {
+		// Read within the grace, or after Since's offset, but stamped
+		// outside: done, with nothing to send.
+		p.k.outside.Add(1)
+		p.u.Pass(m.Offset)
+		return nil
+	}
+	// A null value (a tombstone) is sent too: the mapping dead-letters it
+	// as malformed, as run does.
+	rec := pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}
+	return p.u.Send(ctx, m.Offset, rec)
+}
+
+// lookFirst looks up the partition's first offset, once a second at most
+// (a compacted partition has a gap at every record), and tells the
+// pending gaps by it.
+func (p *partitionRead) lookFirst(ctx context.Context) error {
+	if time.Since(p.looked) < time.Second {
+		return nil
+	}
+	f, err := p.k.firstOffset(ctx, p.s.partition)
+	if err != nil {
+		return err
+	}
+	p.first, p.looked = f, time.Now()
+	for _, g := range p.pending {
+		p.k.reportDeleted(p.s.partition, g.From, min(p.first, g.To))
+	}
+	p.pending = nil
+	return nil
+}
+
+// lookFirstNow is lookFirst however recent the last lookup.
+func (p *partitionRead) lookFirstNow(ctx context.Context) error {
+	p.looked = time.Time{}
+	return p.lookFirst(ctx)
+}
+
+// finish closes the unit: every offset up to the span's end is read. The
+// gaps no lookup could tell get one more, and are reported as untold if
+// it fails too.
+func (p *partitionRead) finish(ctx context.Context) {
+	if len(p.pending) > 0 {
+		if err := p.lookFirstNow(ctx); err != nil && ctx.Err() == nil {
+			for _, g := range p.pending {
+				p.k.add(p.k.Logger, Problem{Path: p.k.unitName(p.s.partition), Record: g.From,
+					Err: fmt.Errorf("offsets %d to %d were not in the log when read (deleted by retention, or compacted away); the lookup to tell failed: %w", g.From, g.To-1, err)})
 			}
-			if fctx.Err() == nil {
-				return fmt.Errorf("replay: partition %d: %w", s.partition, err)
-			}
-			// Nothing for a while: the records left may be deleted.
-			// (A lookup after a gap that failed is not this check's.)
-			looked, lookupErr = time.Time{}, nil
-			if lookup() && first > next {
-				to := min(first, s.end)
-				k.reportDeleted(s.partition, next, to)
-				k.done.Add(to - next)
-				next = to
-				if next >= s.end {
-					return finish()
-				}
-			}
-			var shrunk int64 = -1 // the log's end, when it is before the span's
-			if lookupErr == nil {
-				// The log reached the span's end when the window was
-				// looked up; it ends before it only when the topic was
-				// deleted and created again (by its operator, or by a
-				// broker that creates topics a client asks for: this
-				// reader's metadata requests do) or the log truncated.
-				switch last, err := k.lastOffset(ctx, s.partition); {
-				case err != nil:
-					lookupErr = err
-				case last < s.end:
-					shrunk = last
-				}
-			}
-			switch {
-			case lookupErr != nil && kafkaio.Classify(lookupErr) == kafkaio.TopicMissing:
-				// Deleted while being read: what is left of the window
-				// is gone, and will not come back with the topic.
-				if missing++; missing >= 2 {
-					return fmt.Errorf("replay source kafka:%s: the topic was deleted while partition %d was read (at offset %d of %d): %w", k.Topic, s.partition, next, s.end, lookupErr)
-				}
-			case shrunk >= 0:
-				if missing++; missing >= 2 {
-					return fmt.Errorf("replay source kafka:%s: the topic was deleted while partition %d was read (at offset %d of %d): the partition's log now ends at offset %d (the topic was created again, or the log truncated)", k.Topic, s.partition, next, s.end, shrunk)
-				}
-			default:
-				missing = 0
-			}
-			lookupErr = nil
-			continue
-		}
-		missing = 0 // a record came: the topic is there
-		if m.Offset > next {
-			switch {
-			case !lookup():
-				if len(pending) < maxPendingGaps {
-					pending = append(pending, Span{next, min(m.Offset, s.end)})
-				}
-			case first > next:
-				k.reportDeleted(s.partition, next, min(first, m.Offset, s.end))
-			}
-		}
-		if m.Offset >= s.end {
-			return finish()
-		}
-		k.done.Add(m.Offset + 1 - next)
-		next = m.Offset + 1
-		// A transaction marker is not a message: its offset is a gap, which
-		// the unit counts as done.
-		if !kafkaio.IsControlRecord(m.Key, m.Value) {
-			if !k.inWindow(m.Time) {
-				// Read within the grace, or after Since's offset, but
-				// stamped outside: done, with nothing to send.
-				k.outside.Add(1)
-				u.Pass(m.Offset)
-			} else {
-				// A null value (a tombstone) is sent too: the mapping
-				// dead-letters it as malformed, as run does.
-				rec := pipeline.Record{Value: m.Value, Key: m.Key, Source: m.Topic, Partition: m.Partition, Offset: m.Offset}
-				if err := u.Send(ctx, m.Offset, rec); err != nil {
-					return err
-				}
-			}
-		}
-		if next >= s.end {
-			return finish()
 		}
 	}
+	p.k.done.Add(max(0, p.s.end-p.next))
+	p.u.Close(p.s.end)
 }
 
 // maxPendingGaps bounds the gaps a partition's read keeps while its
