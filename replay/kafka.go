@@ -298,7 +298,7 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 		}
 		return err
 	}
-	p := &partitionRead{k: k, s: s, u: u, idle: k.IdleCheck}
+	p := &partitionRead{k: k, s: s, u: u, logs: logs, idle: k.IdleCheck}
 	if p.idle <= 0 {
 		p.idle = DefaultIdleCheck
 	}
@@ -307,7 +307,7 @@ func (k *Kafka) readSpan(ctx context.Context, s span, feed *Feed, logs readerLog
 		p.finish(ctx)
 		return nil
 	}
-	return p.read(ctx, logs)
+	return p.read(ctx)
 }
 
 // partitionRead is the read of one partition's span into its unit.
@@ -321,6 +321,7 @@ type partitionRead struct {
 	k    *Kafka
 	s    span
 	u    *Unit
+	logs readerLogs
 	idle time.Duration // IdleCheck, or its default
 	next int64         // the first offset not read
 
@@ -357,8 +358,8 @@ func (p *partitionRead) resume(feed *Feed) {
 
 // read fetches the partition's records from next to the span's end and
 // sends those stamped in the window.
-func (p *partitionRead) read(ctx context.Context, logs readerLogs) error {
-	r := p.k.reader(p.s.partition, logs)
+func (p *partitionRead) read(ctx context.Context) error {
+	r := p.k.reader(p.s.partition, p.logs)
 	defer r.Close()
 	if err := r.SetOffset(p.next); err != nil {
 		return fmt.Errorf("replay: partition %d: %w", p.s.partition, err)
@@ -402,21 +403,28 @@ func (k *Kafka) reader(partition int, logs readerLogs) *kafka.Reader {
 }
 
 // fetch waits up to the idle check's time for the partition's next
-// record; it fails only when ctx ends. It reports stalled when none came,
-// and when the reader returned an error (kafka-go retries the partition
-// inside the reader either way): the read holds, and the idle check
-// looks up whether the records left are gone.
-func (p *partitionRead) fetch(ctx context.Context, r *kafka.Reader) (m kafka.Message, stalled bool, err error) {
+// record; it fails only when ctx ends, and reports stalled when none
+// came. A fetch the broker refuses (not authorized, a storage error)
+// holds the read, as it holds run: kafka-go retries it inside the
+// reader, at its backoff, but hands the error to the fetch instead of
+// logging it. It goes to the readers' error log (a throttled WARN), and
+// the fetch waits on: the refusal says nothing of deleted records, which
+// the idle check would look up again at every retry.
+func (p *partitionRead) fetch(ctx context.Context, r *kafka.Reader) (kafka.Message, bool, error) {
 	fctx, cancel := context.WithTimeout(ctx, p.idle)
 	defer cancel()
-	m, err = r.FetchMessage(fctx)
-	switch {
-	case err == nil:
-		return m, false, nil
-	case ctx.Err() != nil:
-		return m, false, ctx.Err()
+	for {
+		m, err := r.FetchMessage(fctx)
+		switch {
+		case err == nil:
+			return m, false, nil
+		case ctx.Err() != nil:
+			return m, false, ctx.Err()
+		case fctx.Err() != nil:
+			return m, true, nil
+		}
+		p.logs.errors.Printf("replay: fetching partition %d of %s failed, retrying: %v", p.s.partition, p.k.Topic, err)
 	}
-	return m, true, nil
 }
 
 // idleCheck follows a stall: the records left may have been deleted,

@@ -1444,3 +1444,68 @@ func TestKafkaResumeOfACheckpointNamingTheTopicAsGiven(t *testing.T) {
 		t.Errorf("the refused resume sent %d requests", n)
 	}
 }
+
+// A partition whose fetches the broker refuses (here not authorized: an
+// ACL changed under the replay) holds the replay, as it holds run, and
+// says so, at the reader's own pace. kafka-go hands such an error to the
+// fetch instead of logging it; the replay dropped it without a word and
+// took it for an idle check, looking the partition's offsets up again
+// at every retry of the reader's.
+func TestKafkaReplayWarnsOfARefusedFetch(t *testing.T) {
+	t.Parallel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 2}, 30*time.Second)
+	produceTo(t, ctx, env.Brokers, env.Topic, spread(10, 2, time.Now()))
+	run, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	// No idle check is due while the test runs: any lookup of partition
+	// 1's offsets after a refusal is one the refusal caused.
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: time.Hour}
+	var refused, lookups atomic.Int64
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		req := kr.(*kmsg.FetchRequest)
+		if len(req.Topics) != 1 || len(req.Topics[0].Partitions) != 1 || req.Topics[0].Partitions[0].Partition != 1 {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.Version = req.Version
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = req.Topics[0].Topic, req.Topics[0].TopicID
+		sp := kmsg.NewFetchResponseTopicPartition()
+		sp.Partition, sp.ErrorCode, sp.HighWatermark, sp.LastStableOffset = 1, kerr.TopicAuthorizationFailed.Code, -1, -1
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		// Interrupted once the reader retried a few times and partition
+		// 0 is read.
+		if refused.Add(1) >= 5 && src.Progress().Done >= 5 {
+			interrupt()
+		}
+		return resp, nil, true
+	})
+	env.Cluster.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		req := kr.(*kmsg.ListOffsetsRequest)
+		// The replay's lookups (version 2 and up), not the reader's own.
+		if refused.Load() > 0 && req.Version >= 2 && req.Topics[0].Partitions[0].Partition == 1 {
+			lookups.Add(1)
+		}
+		return nil, nil, false
+	})
+	core, logs := observer.New(zap.DebugLevel)
+	src.Logger = zap.New(core)
+	r := dryRun(t, run, src, func(c *replay.Config) { c.Checkpoint, c.Logger = filepath.Join(t.TempDir(), "cp.json"), src.Logger })
+	if !errors.Is(r.err, replay.ErrInterrupted) {
+		t.Fatalf("replay: %v, want interrupted", r.err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the test's deadline passed: partition 0 not read, or partition 1 never fetched")
+	}
+	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"r-0": true, "r-2": true, "r-4": true, "r-6": true, "r-8": true})
+	warned := logs.FilterLevelExact(zap.WarnLevel).FilterMessageSnippet("partition 1 of " + env.Topic).FilterMessageSnippet("Topic Authorization Failed")
+	if warned.Len() != 1 {
+		t.Errorf("%d WARNs naming partition 1 and the refusal after %d refused fetches, want 1 (throttled)", warned.Len(), refused.Load())
+	}
+	if n := lookups.Load(); n > 0 {
+		t.Errorf("%d lookups of partition 1's offsets after %d refused fetches, no idle check due: want none", n, refused.Load())
+	}
+}
