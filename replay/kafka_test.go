@@ -1509,3 +1509,56 @@ func TestKafkaReplayWarnsOfARefusedFetch(t *testing.T) {
 		t.Errorf("%d lookups of partition 1's offsets after %d refused fetches, no idle check due: want none", n, refused.Load())
 	}
 }
+
+// Records deleted under the replay whose every lookup fails, up to the
+// partition's end, cannot be told from records compacted away: the
+// summary reports the gap, and that the lookup to tell failed.
+func TestKafkaRecordsMissingUnderTheReplayEveryLookupFails(t *testing.T) {
+	t.Parallel()
+	env, ctx := kafkaEnv(t, harness.Options{Partitions: 1}, 20*time.Second)
+	produceTo(t, ctx, env.Brokers, env.Topic, spread(10, 1, time.Now()))
+	// The first fetch waits while the records below 4 are deleted; every
+	// lookup of the partition's first offset after that fails.
+	var fetched atomic.Bool
+	var failed atomic.Int64
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if fetched.CompareAndSwap(false, true) {
+			env.Cluster.SleepControl(func() { deleteRecords(t, env.Brokers, env.Topic, 0, 4) })
+		}
+		return nil, nil, false
+	})
+	env.Cluster.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		req := kr.(*kmsg.ListOffsetsRequest)
+		// The replay's lookups, not the Kafka reader's own (version 1).
+		if !fetched.Load() || req.Version < 2 || req.Topics[0].Partitions[0].Timestamp != -2 {
+			return nil, nil, false
+		}
+		failed.Add(1)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		resp.Version = req.Version
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = req.Topics[0].Topic
+		sp := kmsg.NewListOffsetsResponseTopicPartition()
+		sp.Partition, sp.ErrorCode = 0, kerr.NotLeaderForPartition.Code
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: time.Minute}
+	r := dryRun(t, ctx, src, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if n := failed.Load(); n != 2 {
+		t.Errorf("%d lookups failed, want 2: the gap's and the partition's end's", n)
+	}
+	if got := len(ids(t, r.out.Bytes())); got != 6 {
+		t.Errorf("sent %d, want 6", got)
+	}
+	var summary bytes.Buffer
+	replay.PrintSummary(&summary, r.sum, src)
+	if want := "skipped: segment/0: record 0: offsets 0 to 3 were not in the log when read (deleted by retention, or compacted away); the lookup to tell failed: "; !strings.Contains(summary.String(), want) {
+		t.Errorf("the summary does not report the gap (%q):\n%s", want, summary.String())
+	}
+}
