@@ -289,12 +289,17 @@ func appendCleanWith(dst, v []byte, depth int, adj *Adjustment, member memberFun
 
 // appendNumber appends a raw JSON number, or, when a float64 cannot hold
 // it (1e999: JSON allows it, Castle's parsers and Go's do not), the number
-// as written as a JSON string, recording AdjustNumberNotFinite.
+// as written as a JSON string, recording AdjustNumberNotFinite; like any
+// string, cut to MaxStringLength characters (a thousand digits and more).
 func appendNumber(dst, raw []byte, adj *Adjustment) []byte {
 	if finite(raw) {
 		return append(dst, raw...)
 	}
 	*adj |= AdjustNumberNotFinite
+	if len(raw) > MaxStringLength {
+		*adj |= AdjustValueTruncated
+		raw = raw[:MaxStringLength] // ASCII: characters are bytes
+	}
 	return appendString(dst, view(raw))
 }
 

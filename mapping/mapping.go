@@ -949,8 +949,8 @@ func castleKeyIs(k []byte, name string) bool {
 
 // amountValue reports whether v is an amount's value Castle takes as the
 // mapping sends it: a string, or a number written as plain decimal text
-// (digits, a sign, a point; no exponent), which appendTransaction sends
-// as that text.
+// (digits, a sign, a point; no exponent; at most MaxStringLength of
+// them), which appendTransaction sends as that text.
 func amountValue(v []byte) bool {
 	switch kind(v) {
 	case '"':
@@ -961,8 +961,9 @@ func amountValue(v []byte) bool {
 	return false
 }
 
-// plainDecimal reports whether the raw JSON number n has no exponent.
-func plainDecimal(n []byte) bool { return !bytes.ContainsAny(n, "eE") }
+// plainDecimal reports whether the raw JSON number n has no exponent and
+// is no longer than any string the mapping sends.
+func plainDecimal(n []byte) bool { return len(n) <= MaxStringLength && !bytes.ContainsAny(n, "eE") }
 
 // appendTransaction appends the transaction object v as appendClean does,
 // its amount's value, given as a JSON number, sent as the decimal text it

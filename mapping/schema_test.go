@@ -2,6 +2,7 @@ package mapping_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,7 @@ func TestAmountValueNumberSentAsText(t *testing.T) {
 		{`12345678901234567890.123456789`, "12345678901234567890.123456789"},
 		{`"42.00"`, "42.00"},
 		{`1.5E2`, ""},
+		{strings.Repeat("9", mapping.MaxStringLength+1), ""},
 		{`1e999`, ""},
 	} {
 		msg := `{"type":"track","messageId":"l","userId":"u","event":"$transaction.attempted","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
@@ -172,6 +174,29 @@ func TestAmountValueNumberSentAsText(t *testing.T) {
 		if got, ok := amount["value"].(string); !ok || got != c.want || amount["currency"] != "USD" || r.Adjusted.Has(mapping.AdjustReservedInvalid) {
 			t.Errorf("value %s: amount sent as %v (reserved_invalid %v), want value %q", c.value, amount, r.Adjusted.Has(mapping.AdjustReservedInvalid), c.want)
 		}
+	}
+}
+
+// A number a float64 cannot hold is sent as a string, and like any string
+// cut to MaxStringLength characters: Castle refuses a longer property.
+func TestNumberNotFiniteCutAsString(t *testing.T) {
+	srv, err := castleserver.New(castleserver.Config{Secret: "s", RateLimitOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "5" + strings.Repeat("8", 1500)
+	msg := `{"type":"track","messageId":"n","userId":"u","event":"Big","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
+		`"properties":{"big":` + long + `,"short":1e999,"nested":{"n":` + long + `}},"context":{"library":{"name":"analytics.js"}}}`
+	b, r := castleBody(t, goldenMapper(), msg, mapping.Log)
+	checkContract(t, srv, &r.Event)
+	props := member(b, "properties").(map[string]any)
+	for k, want := range map[string]string{"big": long[:mapping.MaxStringLength], "short": "1e999", "nested.n": long[:mapping.MaxStringLength]} {
+		if got, _ := props[k].(string); got != want {
+			t.Errorf("property %s = %.40v… (%d characters), want the number's first %d characters", k, props[k], len(got), len(want))
+		}
+	}
+	if !r.Adjusted.Has(mapping.AdjustNumberNotFinite) || !r.Adjusted.Has(mapping.AdjustValueTruncated) {
+		t.Errorf("adjusted %v, want number_not_finite and value_truncated", r.Adjusted)
 	}
 }
 
