@@ -197,6 +197,25 @@ func TestCheckpointCheckedBeforeAnythingIsSent(t *testing.T) {
 	}
 }
 
+// Settings without a source (the command line refuses them; a caller of
+// Execute may not) are a setting error, not a panic, and Describe names
+// them as it did before it read the first source.
+func TestExecuteWithoutSources(t *testing.T) {
+	srv, url := castleServer(t, 0)
+	s := settings(t, url)
+	if got := s.Describe(); got != "sources=" {
+		t.Errorf("Describe of no sources: %q, want %q", got, "sources=")
+	}
+	_, err := replay.Execute(context.Background(), s, replay.Options{Stdout: &bytes.Buffer{}})
+	var se *replay.SettingError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "no source") {
+		t.Fatalf("got %v, want a setting error saying there is no source", err)
+	}
+	if got := srv.Stats().Requests; got != 0 {
+		t.Fatalf("Castle got %d requests", got)
+	}
+}
+
 // An interrupted replay stops in a round trip, not after its drain
 // timeout, though one user's events still wait for Castle's per-user
 // pacing: the events not yet sent are canceled, and the resumed replay

@@ -77,6 +77,11 @@ func IsKafka(source string) bool { return strings.HasPrefix(source, "kafka:") }
 // *SettingError when a setting cannot work (nothing sent), and the
 // summary in both cases.
 func Execute(ctx context.Context, s Settings, o Options) (Summary, error) {
+	if len(s.Sources) == 0 {
+		// The command line refuses it too; the source and the checkpoint's
+		// name are read from the first.
+		return Summary{}, &SettingError{errors.New("replay: no source given (files, directories, - for stdin, s3://BUCKET/PREFIX or kafka:TOPIC)")}
+	}
 	log := o.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -233,7 +238,7 @@ func (s Settings) kafkaTopic() string {
 // name either way.
 func (s Settings) Describe() string {
 	sources := s.Sources
-	if IsKafka(sources[0]) {
+	if len(sources) > 0 && IsKafka(sources[0]) {
 		sources = []string{"kafka:" + s.kafkaTopic()}
 	}
 	return s.describe(sources)
