@@ -204,7 +204,7 @@ func (c *Config) RegisterKafka(f *Flags) {
 // client id, TLS, SASL and how long unreachable brokers are retried.
 func (c *Config) RegisterKafkaConnection(f *Flags) {
 	k := &c.Kafka
-	f.List(&k.Brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma separated host:port (required)")
+	f.List(&k.Brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma separated host:port (required by run, and by replay from kafka: or with a dead-letter topic)")
 	f.String(&k.ClientID, "kafka-client-id", "KAFKA_CLIENT_ID", kafkaio.DefaultClientID, "Kafka client id")
 	f.Bool(&k.TLS, "kafka-tls", "KAFKA_TLS", false, "connect to Kafka with TLS")
 	f.String(&k.TLSCAFile, "kafka-tls-ca-file", "KAFKA_TLS_CA_FILE", "", "PEM file of CA certificates to trust (implies TLS)")
@@ -220,7 +220,7 @@ func (c *Config) RegisterKafkaConnection(f *Flags) {
 
 // RegisterKafkaTopic defines the source topic on f.
 func (c *Config) RegisterKafkaTopic(f *Flags) {
-	f.String(&c.Kafka.Topic, "kafka-topic", "KAFKA_TOPIC", "", "topic of Segment messages (required)")
+	f.String(&c.Kafka.Topic, "kafka-topic", "KAFKA_TOPIC", "", "topic of Segment messages (required by run; replay from kafka:TOPIC takes it from there)")
 }
 
 // RegisterKafkaGroup defines the consumer group settings on f.
@@ -269,7 +269,7 @@ func (c *Config) RegisterMapping(f *Flags) {
 	m := &c.Mapping
 	f.Enum(&m.PageType, "page-type", "PAGE_TYPE", DefaultPageType, []string{"page", "custom"},
 		`page events as "page" ($page) or "custom" ($custom "Page Viewed")`)
-	f.Bool(&m.AcceptMobile, "accept-mobile", "ACCEPT_MOBILE", false, "forward channel=mobile messages instead of dropping them")
+	f.Bool(&m.AcceptMobile, "accept-mobile", "ACCEPT_MOBILE", false, "forward mobile messages (channel=mobile, or no channel and a mobile library) instead of dropping them")
 	f.Bool(&m.RequireUserJWT, "require-user-jwt", "REQUIRE_USER_JWT", false, "drop messages that name a user without a Secure Mode userJwt")
 	f.Int(&m.DedupeSize, "dedupe-size", "DEDUPE_SIZE", DefaultDedupeSize, "messageIds remembered to drop duplicates")
 	f.Int(&m.UserCacheSize, "user-cache-size", "USER_CACHE_SIZE", DefaultUserCacheSize, "users whose identify traits and userJwt are remembered")
