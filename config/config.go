@@ -201,7 +201,7 @@ func (c *Config) RegisterKafka(f *Flags) {
 }
 
 // RegisterKafkaConnection defines how to reach the cluster on f: brokers,
-// client id, TLS, SASL and how long unreachable brokers are retried.
+// client id, TLS and SASL.
 func (c *Config) RegisterKafkaConnection(f *Flags) {
 	k := &c.Kafka
 	f.List(&k.Brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma separated host:port (required by run, and by replay from kafka: or with a dead-letter topic)")
@@ -214,8 +214,6 @@ func (c *Config) RegisterKafkaConnection(f *Flags) {
 		[]string{"", "plain", "scram-sha-256", "scram-sha-512"}, "SASL mechanism: plain, scram-sha-256 or scram-sha-512")
 	f.String(&k.SASLUsername, "kafka-sasl-username", "KAFKA_SASL_USERNAME", "", "SASL user name")
 	f.SecretVar(&k.SASLPassword, "kafka-sasl-password", "KAFKA_SASL_PASSWORD", "SASL password")
-	f.Duration(&k.JoinTimeout, "kafka-join-timeout", "KAFKA_JOIN_TIMEOUT", consumer.DefaultJoinTimeout,
-		"how long brokers that do not answer are retried, at start and to rejoin the group, before the command exits 1")
 }
 
 // RegisterKafkaTopic defines the source topic on f.
@@ -223,10 +221,14 @@ func (c *Config) RegisterKafkaTopic(f *Flags) {
 	f.String(&c.Kafka.Topic, "kafka-topic", "KAFKA_TOPIC", "", "topic of Segment messages (required by run; replay from kafka:TOPIC takes it from there)")
 }
 
-// RegisterKafkaGroup defines the consumer group settings on f.
+// RegisterKafkaGroup defines the consumer group settings on f, and how
+// long unreachable brokers are retried (a replay, which joins no group,
+// fails at once: a Job's pod is restarted).
 func (c *Config) RegisterKafkaGroup(f *Flags) {
 	k := &c.Kafka
 	f.String(&k.GroupID, "kafka-group-id", "KAFKA_GROUP_ID", DefaultGroupID, "consumer group id")
+	f.Duration(&k.JoinTimeout, "kafka-join-timeout", "KAFKA_JOIN_TIMEOUT", consumer.DefaultJoinTimeout,
+		"how long brokers that do not answer are retried, at start and to rejoin the group, before the command exits 1")
 	f.Enum(&k.StartOffset, "kafka-start-offset", "KAFKA_START_OFFSET", DefaultStartOffset,
 		[]string{"earliest", "latest"}, "where a partition without a committed offset starts: earliest or latest")
 	f.Duration(&k.SessionTimeout, "kafka-session-timeout", "KAFKA_SESSION_TIMEOUT", consumer.DefaultSessionTimeout, "group session timeout")
@@ -400,9 +402,6 @@ func (k Kafka) ValidateConnection() error {
 			return settingErr("KAFKA_BROKERS", "kafka-brokers", "%q is not host:port", redactURL(b))
 		}
 	}
-	if err := inRange("KAFKA_JOIN_TIMEOUT", "kafka-join-timeout", k.JoinTimeout, time.Millisecond); err != nil {
-		return err
-	}
 	_, err := k.Cluster()
 	return err
 }
@@ -430,6 +429,9 @@ func (k Kafka) ValidateDLQ() error {
 func (k Kafka) ValidateGroup() error {
 	if strings.TrimSpace(k.GroupID) == "" {
 		return required("KAFKA_GROUP_ID", "kafka-group-id")
+	}
+	if err := inRange("KAFKA_JOIN_TIMEOUT", "kafka-join-timeout", k.JoinTimeout, time.Millisecond); err != nil {
+		return err
 	}
 	switch strings.ToLower(k.StartOffset) {
 	case "earliest", "latest":

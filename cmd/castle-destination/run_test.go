@@ -246,7 +246,7 @@ func TestHelpGoesToStdout(t *testing.T) {
 			t.Errorf("replay -h lacks %s", want)
 		}
 	}
-	for _, not := range []string{"--kafka-group-id", "--metrics-addr", "--castle-scoring", "--verdict-topic", "--kafka-session-timeout"} {
+	for _, not := range []string{"--kafka-group-id", "--metrics-addr", "--castle-scoring", "--verdict-topic", "--kafka-session-timeout", "--kafka-join-timeout"} {
 		if strings.Contains(r.stdout, not) {
 			t.Errorf("replay -h offers %s, which does not apply to a replay", not)
 		}
