@@ -73,9 +73,10 @@ func valueKind(v flag.Value) string {
 	if t, ok := v.(*tracked); ok {
 		v = t.Value
 	}
+	if b, ok := v.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return "" // it may stand alone, as --resume does
+	}
 	switch v := v.(type) {
-	case *boolValue:
-		return ""
 	case *durationValue:
 		return "duration"
 	case *intValue:

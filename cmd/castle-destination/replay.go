@@ -150,7 +150,7 @@ func parseReplay(args []string, getenv func(string) string, stdout io.Writer) (r
 	f.Bool(&s.dryRun, "dry-run", "REPLAY_DRY_RUN", false, "print the Castle request bodies as NDJSON on stdout, request tokens redacted; send nothing")
 	f.String(&s.checkpoint, "checkpoint", "REPLAY_CHECKPOINT", defaultCheckpoint,
 		"file recording which records are done, for --resume (written before anything is sent; empty: none; with --shard I/N: castle-replay.shard-I-of-N.checkpoint.json)")
-	f.Var(&s.resume, "resume", "REPLAY_RESUME", "continue an interrupted replay from --checkpoint; auto: continue if the checkpoint exists, else start (a Job's restarted pod)")
+	f.Var(&s.resume, "resume", "REPLAY_RESUME", "continue an interrupted replay from --checkpoint; --resume=auto: continue if the checkpoint exists, else start (a Job's restarted pod)")
 	f.Var(&s.shard, "shard", "REPLAY_SHARD", "replay only part I of N (I/N, from 0), split by user; N processes with 0..N-1 replay everything once")
 	f.Duration(&s.cfg.Ops.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", replay.DefaultDrainTimeout,
 		"longest an interrupted replay waits for requests in flight before it saves its checkpoint and exits")

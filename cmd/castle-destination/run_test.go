@@ -246,6 +246,9 @@ func TestHelpGoesToStdout(t *testing.T) {
 			t.Errorf("replay -h lacks %s", want)
 		}
 	}
+	if !strings.Contains(r.stdout, "  --resume\n") {
+		t.Errorf("replay -h does not show --resume as a flag that may stand alone:\n%s", r.stdout)
+	}
 	for _, not := range []string{"--kafka-group-id", "--metrics-addr", "--castle-scoring", "--verdict-topic", "--kafka-session-timeout", "--kafka-join-timeout"} {
 		if strings.Contains(r.stdout, not) {
 			t.Errorf("replay -h offers %s, which does not apply to a replay", not)
