@@ -256,6 +256,17 @@ func TestChartCastleCA(t *testing.T) {
 	}
 }
 
+// KEDA takes offsetResetPolicy in lower case only (earliest, latest); the
+// worker takes KAFKA_START_OFFSET in any case.
+func TestChartOffsetResetPolicyLowerCase(t *testing.T) {
+	for in, want := range map[string]string{"LATEST": "latest", "Earliest": "earliest", "latest": "latest"} {
+		so := helmTemplate(t, "--set", "config.KAFKA_START_OFFSET="+in).named(t, "ScaledObject", "")
+		if got := str(so, "spec", "triggers", 0, "metadata", "offsetResetPolicy"); got != want {
+			t.Errorf("KAFKA_START_OFFSET=%s: offsetResetPolicy = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // TestChartKafkaAuth: KEDA gets the worker's SASL mechanism in its own
 // spelling, and the same credentials.
 func TestChartKafkaAuth(t *testing.T) {
