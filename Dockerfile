@@ -38,7 +38,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 ARG COMMIT=
 LABEL org.opencontainers.image.title="castle-destination" \
-      org.opencontainers.image.description="Segment-compatible destination worker for Castle: Kafka in, Castle /v1/log out" \
+      org.opencontainers.image.description="Segment-compatible destination worker for Castle: Segment messages from Kafka to Castle (/v1/log; /v1/risk and /v1/filter when scoring)" \
       org.opencontainers.image.source="https://github.com/castle-destination/castle-destination" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}"

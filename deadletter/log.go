@@ -61,7 +61,8 @@ func Truncate(b []byte, n int) ([]byte, bool) {
 
 // Redact returns b with the string value of every key that carries a
 // token or a credential (requestToken, request_token, userJwt, user_jwt,
-// Cookie, Authorization; matched case-insensitively, anywhere in the
+// Cookie, Authorization, Set-Cookie, Proxy-Authorization,
+// X-Castle-Request-Token; matched case-insensitively, anywhere in the
 // document, also in JSON held in a JSON string) replaced by [redacted]; b
 // itself when there is none. It also works on a value cut short or not
 // JSON at all, as a dead letter's may be.
