@@ -1108,30 +1108,8 @@ func TestKafkaRecordsDeletedUnderTheReplayLookupFails(t *testing.T) {
 	// The first fetch waits while the records below 4 are deleted; the
 	// replay's first lookup of the partition's first offset after that
 	// fails.
-	var fetched, failed atomic.Bool
-	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if fetched.CompareAndSwap(false, true) {
-			env.Cluster.SleepControl(func() { deleteRecords(t, env.Brokers, env.Topic, 0, 4) })
-		}
-		return nil, nil, false
-	})
-	env.Cluster.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		env.Cluster.KeepControl()
-		req := kr.(*kmsg.ListOffsetsRequest)
-		// The replay's lookups, not the Kafka reader's own (version 1).
-		if !fetched.Load() || req.Version < 2 || req.Topics[0].Partitions[0].Timestamp != -2 || !failed.CompareAndSwap(false, true) {
-			return nil, nil, false
-		}
-		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-		resp.Version = req.Version
-		st := kmsg.NewListOffsetsResponseTopic()
-		st.Topic = req.Topics[0].Topic
-		sp := kmsg.NewListOffsetsResponseTopicPartition()
-		sp.Partition, sp.ErrorCode = 0, kerr.NotLeaderForPartition.Code
-		st.Partitions = append(st.Partitions, sp)
-		resp.Topics = append(resp.Topics, st)
-		return resp, nil, true
-	})
+	var failed atomic.Bool
+	deleteAtFirstFetch(t, env, 4, func() bool { return failed.CompareAndSwap(false, true) })
 	// No idle check comes before the partition is read: the gap's lookup
 	// is the one that fails.
 	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: time.Minute}
@@ -1202,6 +1180,36 @@ func kafkaEnv(t *testing.T, o harness.Options, d time.Duration) (*harness.Env, c
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return env, ctx
+}
+
+// deleteAtFirstFetch makes partition 0's first fetch wait while its
+// records below offset end are deleted; after that, each of the replay's
+// lookups of the partition's first offset (not the Kafka reader's own, of
+// version 1) fails with NotLeaderForPartition when fail says so.
+func deleteAtFirstFetch(t *testing.T, env *harness.Env, end int64, fail func() bool) {
+	var fetched atomic.Bool
+	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if fetched.CompareAndSwap(false, true) {
+			env.Cluster.SleepControl(func() { deleteRecords(t, env.Brokers, env.Topic, 0, end) })
+		}
+		return nil, nil, false
+	})
+	env.Cluster.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		req := kr.(*kmsg.ListOffsetsRequest)
+		if !fetched.Load() || req.Version < 2 || req.Topics[0].Partitions[0].Timestamp != -2 || !fail() {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		resp.Version = req.Version
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = req.Topics[0].Topic
+		sp := kmsg.NewListOffsetsResponseTopicPartition()
+		sp.Partition, sp.ErrorCode = 0, kerr.NotLeaderForPartition.Code
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
 }
 
 // sentByTraceID counts the events Castle accepted by their trace_id
@@ -1519,32 +1527,8 @@ func TestKafkaRecordsMissingUnderTheReplayEveryLookupFails(t *testing.T) {
 	produceTo(t, ctx, env.Brokers, env.Topic, spread(10, 1, time.Now()))
 	// The first fetch waits while the records below 4 are deleted; every
 	// lookup of the partition's first offset after that fails.
-	var fetched atomic.Bool
 	var failed atomic.Int64
-	env.Cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if fetched.CompareAndSwap(false, true) {
-			env.Cluster.SleepControl(func() { deleteRecords(t, env.Brokers, env.Topic, 0, 4) })
-		}
-		return nil, nil, false
-	})
-	env.Cluster.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		env.Cluster.KeepControl()
-		req := kr.(*kmsg.ListOffsetsRequest)
-		// The replay's lookups, not the Kafka reader's own (version 1).
-		if !fetched.Load() || req.Version < 2 || req.Topics[0].Partitions[0].Timestamp != -2 {
-			return nil, nil, false
-		}
-		failed.Add(1)
-		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-		resp.Version = req.Version
-		st := kmsg.NewListOffsetsResponseTopic()
-		st.Topic = req.Topics[0].Topic
-		sp := kmsg.NewListOffsetsResponseTopicPartition()
-		sp.Partition, sp.ErrorCode = 0, kerr.NotLeaderForPartition.Code
-		st.Partitions = append(st.Partitions, sp)
-		resp.Topics = append(resp.Topics, st)
-		return resp, nil, true
-	})
+	deleteAtFirstFetch(t, env, 4, func() bool { failed.Add(1); return true })
 	src := &replay.Kafka{Brokers: env.Brokers, Topic: env.Topic, IdleCheck: time.Minute}
 	r := dryRun(t, ctx, src, nil)
 	if r.err != nil {
