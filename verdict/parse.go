@@ -55,7 +55,8 @@ type Response struct {
 
 // Parse reads Castle's 201 body. It is tolerant: a field of an unexpected
 // shape (a risk that is a string, a score that is not a finite number, a
-// signal list of the wrong type) is left out, not an error. "scores" may
+// signal list of the wrong type, a policy id that is not a string) is left
+// out, not an error. "scores" may
 // map a kind to {"score": n} (Castle's form) or to n; "signals" may be an
 // object of names (Castle's form) or an array of names (the form of some
 // of Castle's changelog examples).
@@ -98,19 +99,25 @@ func Parse(body []byte) (Response, error) {
 	if json.Unmarshal(top["device"], &dev) == nil {
 		r.Device.Fingerprint = dev.Fingerprint
 	}
-	var pol struct {
-		Action     string `json:"action"`
-		Name       string `json:"name"`
-		ID         string `json:"id"`
-		RevisionID string `json:"revision_id"`
-	}
+	// Each member of the policy is read on its own: one of an unexpected
+	// shape (a numeric id) must not take the action with it.
+	var pol map[string]json.RawMessage
 	if p := top["policy"]; len(p) > 0 && p[0] == '{' && json.Unmarshal(p, &pol) == nil {
-		r.Policy = &Policy{Action: pol.Action, Name: pol.Name, ID: pol.ID, RevisionID: pol.RevisionID}
+		r.Policy = &Policy{Action: str(pol["action"]), Name: str(pol["name"]), ID: str(pol["id"]), RevisionID: str(pol["revision_id"])}
 	}
 	if r.Policy == nil || ActionLabel(r.Policy.Action) == actionNone {
 		return r, ErrNoPolicy
 	}
 	return r, nil
+}
+
+// str reads a JSON string; anything else is "".
+func str(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // number reads a JSON number that is a finite float64.

@@ -50,6 +50,17 @@ func TestParse(t *testing.T) {
 			want: verdict.Response{Policy: &verdict.Policy{Action: "allow"}},
 		},
 		{
+			name: "a policy member of the wrong shape is left out, not the action",
+			body: `{"policy":{"action":"deny","name":"Block risk >= 90","id":42,"revision_id":{"v":1}}}`,
+			want: verdict.Response{Policy: &verdict.Policy{Action: "deny", Name: "Block risk >= 90"}},
+		},
+		{
+			name: "an action of the wrong shape is no action",
+			body: `{"policy":{"action":["deny"],"name":"n"}}`,
+			want: verdict.Response{Policy: &verdict.Policy{Name: "n"}},
+			err:  verdict.ErrNoPolicy,
+		},
+		{
 			name: "scores not an object",
 			body: `{"policy":{"action":"allow"},"scores":[1,2],"risk":null}`,
 			want: verdict.Response{Policy: &verdict.Policy{Action: "allow"}},
