@@ -701,7 +701,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 	}
 	ep, body := Log, j.ev.Body
 	if j.scoring {
-		if time.Now().After(j.ev.Score.Until) {
+		if j.ev.Score.Body == nil || time.Now().After(j.ev.Score.Until) {
 			c.fallBack(j, FallbackTokenAged)
 		} else {
 			ep, body = j.ev.Score.Endpoint, j.ev.Score.Body

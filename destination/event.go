@@ -53,7 +53,10 @@ type Event struct {
 // Score is a scoring request (Castle's Risk or Filter API).
 type Score struct {
 	Endpoint Endpoint // Risk or Filter
-	Body     []byte
+	// Body is the scoring request's body. Nil: the request token aged out
+	// before the event was read; the event goes to /v1/log at once,
+	// counted as a token_aged fallback.
+	Body []byte
 	// Until is the last moment the request is sent for scoring: its
 	// request token must still be fresh at Castle. Past it the event falls
 	// back to /v1/log (fallback reason "token_aged").

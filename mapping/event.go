@@ -100,7 +100,17 @@ func (e *Event) Security() bool { return e.Status != "" }
 // user, or a type only Filter takes: $password_reset_request); else Log.
 // How old the event may be when it is sent is the sender's rule.
 func (e *Event) Scoring() Endpoint {
-	if !e.Security() || e.RequestToken == "" || e.IP == "" {
+	if e.RequestToken == "" {
+		return Log
+	}
+	return e.ScoringWithToken()
+}
+
+// ScoringWithToken is Scoring as if the event carried a request token:
+// where an event whose token the mapping left out as stale
+// (AdjustTokenStale) would have been scored, had it been read in time.
+func (e *Event) ScoringWithToken() Endpoint {
+	if !e.Security() || e.IP == "" {
 		return Log
 	}
 	if e.User.ID != "" && accepts(Risk, e.Type, e.Status) {

@@ -603,6 +603,15 @@ func endpoint(ep mapping.Endpoint) destination.Endpoint {
 	return destination.Log
 }
 
+// agedUnread reports whether r's event would have been scored but for a
+// request token the mapping left out as stale because the event was
+// already more than its lifetime old when read (not one in the future,
+// nor one of unknown time).
+func agedUnread(r *mapping.Result, now time.Time) bool {
+	return r.Adjusted.Has(mapping.AdjustTokenStale) && !r.Event.CreatedAt.IsZero() &&
+		now.Sub(r.Event.CreatedAt) > mapping.TokenLifetime && r.Event.ScoringWithToken() != mapping.Log
+}
+
 // countAdjusted counts each kind of change the mapping made to a message.
 func (p *Pipeline) countAdjusted(a mapping.Adjustment) {
 	if a == 0 {
@@ -668,6 +677,12 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 				it.scored = &scored{anonymousID: r.AnonymousID, typ: r.Event.Type, status: r.Event.Status,
 					name: r.Event.Name, createdAt: r.Event.CreatedAt}
 				withToken = false
+			} else if p.cfg.Scoring && agedUnread(r, now) {
+				// The token was older than Castle's 120 s when the record
+				// was read, and the mapping left it out: a token_aged
+				// fallback, which the sender counts as it sends the event
+				// to /v1/log (a Score without a Body is never sent).
+				it.event.Score = &destination.Score{Endpoint: endpoint(r.Event.ScoringWithToken())}
 			}
 			it.event.Body = s.encode(&r.Event, mapping.Log, withToken)
 			*items = append(*items, it)

@@ -94,6 +94,39 @@ func TestScoringAgedOnArrival(t *testing.T) {
 	})
 }
 
+// An event whose request token is older than Castle's 120 s when it is
+// read (consumer lag of minutes) has its token left out by the mapping:
+// it goes to /v1/log, counted as a token_aged fallback all the same, so
+// that the fallback rate (and its alert) shows lag eating every token. An
+// event that could not have been scored with its token (an anonymous
+// $logout) and one without a token are no fallback.
+func TestScoringAgedPastTheTokensLifeOnArrival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{Scoring: true, ScoringMaxAge: 100 * time.Second}, destination.Config{})
+		defer r.stop()
+		ts := time.Now().Add(-10 * time.Minute)
+		tok := castleserver.NewRequestToken(ts, "x")
+		anonLogout := fmt.Sprintf(`{"type":"track","messageId":"m-anon","anonymousId":"anon","event":"$logout.succeeded","channel":"client",`+
+			`"integrations":{"Castle":{"requestToken":%q}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js","version":"2"}},"timestamp":%q}`,
+			tok, ts.UTC().Format(time.RFC3339Nano))
+		noToken := strings.Replace(login("c", ts, ""), `"integrations":{"Castle":{"requestToken":""}},`, "", 1)
+		if err := r.run(context.Background(), record(0, login("a", ts, tok), nil), record(1, anonLogout, nil), record(2, noToken, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(r.srv.AcceptedOn(castleserver.LogPath)); n != 3 {
+			t.Errorf("%d on /v1/log, want 3", n)
+		}
+		for _, req := range r.srv.AcceptedOn(castleserver.LogPath) {
+			if strings.Contains(string(req.Body), "request_token") {
+				t.Errorf("a stale token was sent: %s", req.Body)
+			}
+		}
+		if got := promtest.Value(t, r.reg, "castle_destination_scoring_fallbacks_total", "reason", "token_aged"); got != 1 {
+			t.Errorf("fallbacks{token_aged} = %v, want 1 (the login)", got)
+		}
+	})
+}
+
 // While verdicts cannot be written, delivery holds (SPEC §5): no more
 // events are scored (each would be scored again, firing Castle's policies
 // twice, once its record is read again after a restart) and no dead letter
