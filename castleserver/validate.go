@@ -366,8 +366,10 @@ func validateTransaction(d *doc, t int32) *validationError {
 	if d.kind(at) != jString || !slices.Contains(amountTypes, d.text(at)) {
 		return invalid("property '/transaction/amount/type' is not one of: %s", strings.Join(amountTypes, ", "))
 	}
-	if v := d.get(a, "value"); v >= 0 && d.kind(v) != jString {
-		return notOfType("/transaction/amount/value", "string")
+	for _, name := range []string{"value", "currency"} {
+		if v := d.get(a, name); v >= 0 && d.kind(v) != jString {
+			return notOfType("/transaction/amount/"+name, "string")
+		}
 	}
 	return nil
 }

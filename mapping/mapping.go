@@ -989,8 +989,8 @@ func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 // requires: a non-empty id, a type it knows, and, when there is an
 // amount, an object with a type it knows and, if any, a string value
 // (castle-java's generated Amount does not require one) or a number
-// appendTransaction sends as one. Keys are read as Castle reads them
-// (castleField).
+// appendTransaction sends as one, and, if any, a string currency. Keys
+// are read as Castle reads them (castleField).
 func validTransaction(v []byte) bool {
 	id := castleField(v, "id")
 	typ := castleField(v, "type")
@@ -1006,8 +1006,8 @@ func validTransaction(v []byte) bool {
 		if kind(at) != '"' || !amountTypes[text(at)] {
 			return false
 		}
-		value := castleField(amount, "value")
-		return value == nil || amountValue(value)
+		value, currency := castleField(amount, "value"), castleField(amount, "currency")
+		return (value == nil || amountValue(value)) && (currency == nil || kind(currency) == '"')
 	}
 	return false
 }

@@ -91,6 +91,10 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		// a string when it is there.
 		{`{"transaction":{"id":"t1","type":"$deposit","amount":{"type":"$crypto","currency":"BTC"}}}`, true, false, false},
 		{`{"transaction":{"id":"t1","type":"$deposit","amount":{"type":"$crypto","value":null}}}`, false, false, true},
+		// currency is a string (castle-java's Amount): as for value, Castle
+		// refuses null for a string (its 422 for a null request_token).
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":840}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":null}}}`, false, false, true},
 		// A value given as a plain decimal number is sent as its text (see
 		// TestAmountValueNumberSentAsText); one with an exponent is not.
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":9.99}}}`, true, false, false},
