@@ -352,6 +352,11 @@ func validateTransaction(d *doc, t int32) *validationError {
 	if !slices.Contains(transactionTypes, d.text(ty)) {
 		return invalid("property '/transaction/type' is not one of: %s", strings.Join(transactionTypes, ", "))
 	}
+	// castle-java's generated Transaction types base_amount as a string,
+	// as Amount does value.
+	if v := d.get(t, "base_amount"); v >= 0 && d.kind(v) != jString {
+		return notOfType("/transaction/base_amount", "string")
+	}
 	a := d.get(t, "amount")
 	if a < 0 || d.kind(a) == jNull {
 		return nil

@@ -947,10 +947,11 @@ func castleKeyIs(k []byte, name string) bool {
 	return rawKeyIs(k, name) || bytes.IndexByte(k, '\\') >= 0 && unquote(k) == name
 }
 
-// amountValue reports whether v is an amount's value Castle takes as the
-// mapping sends it: a string, or a number written as plain decimal text
-// (digits, a sign, a point; no exponent; at most MaxStringLength of
-// them), which appendTransaction sends as that text.
+// amountValue reports whether v is an amount's value (or a transaction's
+// base_amount) Castle takes as the mapping sends it: a string, or a
+// number written as plain decimal text (digits, a sign, a point; no
+// exponent; at most MaxStringLength of them), which appendTransaction
+// sends as that text.
 func amountValue(v []byte) bool {
 	switch kind(v) {
 	case '"':
@@ -966,35 +967,52 @@ func amountValue(v []byte) bool {
 func plainDecimal(n []byte) bool { return len(n) <= MaxStringLength && !bytes.ContainsAny(n, "eE") }
 
 // appendTransaction appends the transaction object v as appendClean does,
-// its amount's value, given as a JSON number, sent as the decimal text it
-// was written as: Castle's Amount takes the value as a string ("100.00"),
-// and a Segment track often carries it as a number. Keys are read as
-// Castle reads them (castleKeyIs); every repeat of a key is written, and
-// Castle reads the last.
+// its base_amount and its amount's value, given as JSON numbers, sent as
+// the decimal text they were written as: Castle's Transaction and Amount
+// take them as strings ("100.00"), and a Segment track often carries
+// them as numbers. Keys are read as Castle reads them (castleKeyIs);
+// every repeat of a key is written, and Castle reads the last.
 func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
-	return appendCleanWith(dst, v, 1, adj, func(dst, k, amount []byte) ([]byte, bool) {
-		if !castleKeyIs(k, "amount") || kind(amount) != '{' {
-			return dst, false
+	return appendCleanWith(dst, v, 1, adj, func(dst, k, val []byte) ([]byte, bool) {
+		switch {
+		case castleKeyIs(k, "base_amount"):
+			return appendDecimalText(dst, val)
+		case castleKeyIs(k, "amount") && kind(val) == '{':
+			return appendCleanWith(dst, val, 2, adj, func(dst, k, val []byte) ([]byte, bool) {
+				if !castleKeyIs(k, "value") {
+					return dst, false
+				}
+				return appendDecimalText(dst, val)
+			}), true
 		}
-		return appendCleanWith(dst, amount, 2, adj, func(dst, k, val []byte) ([]byte, bool) {
-			if !castleKeyIs(k, "value") || kind(val) != '0' || !amountValue(val) {
-				return dst, false
-			}
-			return appendString(dst, view(trimWS(val))), true
-		}), true
+		return dst, false
 	})
 }
 
+// appendDecimalText appends the raw JSON number val as a JSON string of
+// its text when amountValue takes it, and otherwise returns false to leave
+// val to appendClean.
+func appendDecimalText(dst, val []byte) ([]byte, bool) {
+	if kind(val) != '0' || !amountValue(val) {
+		return dst, false
+	}
+	return appendString(dst, view(trimWS(val))), true
+}
+
 // validTransaction reports whether a transaction object has what Castle
-// requires: a non-empty id, a type it knows, and, when there is an
-// amount, an object with a type it knows and, if any, a string value
-// (castle-java's generated Amount does not require one) or a number
-// appendTransaction sends as one, and, if any, a string currency. Keys
-// are read as Castle reads them (castleField).
+// requires: a non-empty id, a type it knows, if any, a base_amount that
+// is a string or a number appendTransaction sends as one, and, when there
+// is an amount, an object with a type it knows and, if any, a value of
+// the same kind (castle-java's generated Amount does not require one),
+// and, if any, a string currency. Keys are read as Castle reads them
+// (castleField).
 func validTransaction(v []byte) bool {
 	id := castleField(v, "id")
 	typ := castleField(v, "type")
 	if !nonEmptyString(id) || kind(typ) != '"' || !transactionTypes[text(typ)] {
+		return false
+	}
+	if base := castleField(v, "base_amount"); base != nil && !amountValue(base) {
 		return false
 	}
 	amount := castleField(v, "amount")

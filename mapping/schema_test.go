@@ -99,6 +99,13 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		// TestAmountValueNumberSentAsText); one with an exponent is not.
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":9.99}}}`, true, false, false},
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":1e3}}}`, false, false, true},
+		// base_amount is a string too (castle-java's Transaction), a plain
+		// decimal number sent as its text, as an amount's value is.
+		{`{"transaction":{"id":"t1","type":"$purchase","base_amount":"12.50"}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","base_amount":12.5}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","base_amount":1e3}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","base_amount":null}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","base_amount":{"value":"1"}}}`, false, false, true},
 		{`{"changeset":{"email":{"from":"a@x","to":"b@x"},"password":{"changed":true}}}`, false, true, false},
 		{`{"changeset":{"address":{"changed":true}}}`, false, false, true},
 		{`{"changeset":{"email":{"to":"b@x"}}}`, false, false, true},
@@ -143,10 +150,11 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 	}
 }
 
-// Castle's Amount takes the value as a string ("100.00"); a Segment track
-// often carries it as a number, which is sent as the decimal text it was
-// written as. A number with an exponent is no decimal text: the
-// transaction stays in properties.
+// Castle's Amount takes the value as a string ("100.00"), and its
+// Transaction the base_amount; a Segment track often carries them as
+// numbers, which are sent as the decimal text they were written as. A
+// number with an exponent is no decimal text: the transaction stays in
+// properties.
 func TestAmountValueNumberSentAsText(t *testing.T) {
 	srv, err := castleserver.New(castleserver.Config{Secret: "s", RateLimitOff: true})
 	if err != nil {
@@ -163,7 +171,7 @@ func TestAmountValueNumberSentAsText(t *testing.T) {
 		{`1e999`, ""},
 	} {
 		msg := `{"type":"track","messageId":"l","userId":"u","event":"$transaction.attempted","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
-			`"properties":{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":` + c.value + `,"currency":"USD"}}},` +
+			`"properties":{"transaction":{"id":"t1","type":"$purchase","base_amount":` + c.value + `,"amount":{"type":"$fiat","value":` + c.value + `,"currency":"USD"}}},` +
 			`"integrations":{"Castle":{"requestToken":"tok"}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`
 		b, r := castleBody(t, goldenMapper(), msg, mapping.Risk)
 		checkContract(t, srv, &r.Event)
@@ -177,6 +185,9 @@ func TestAmountValueNumberSentAsText(t *testing.T) {
 		amount, _ := tx["amount"].(map[string]any)
 		if got, ok := amount["value"].(string); !ok || got != c.want || amount["currency"] != "USD" || r.Adjusted.Has(mapping.AdjustReservedInvalid) {
 			t.Errorf("value %s: amount sent as %v (reserved_invalid %v), want value %q", c.value, amount, r.Adjusted.Has(mapping.AdjustReservedInvalid), c.want)
+		}
+		if got, ok := tx["base_amount"].(string); !ok || got != c.want {
+			t.Errorf("base_amount %s: sent as %v, want %q", c.value, tx["base_amount"], c.want)
 		}
 	}
 }
