@@ -1177,6 +1177,7 @@ func parseLayouts(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// upperTZ maps RFC 3339's lowercase t and z to upper case (strings.Map).
 func upperTZ(r rune) rune {
 	if r == 't' || r == 'z' {
 		return r - 'a' + 'A'
