@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/castle-destination/castle-destination/hold"
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 )
 
 // ErrClosed is the cause of events settled Canceled because the client was
@@ -699,13 +700,19 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		}
 		c.pacer.record(&l.pace, c.now())
 	}
+	if j.scoring && (j.ev.Score.Body == nil || time.Now().After(j.ev.Score.Until)) {
+		c.fallBack(j, FallbackTokenAged)
+	}
 	ep, body := Log, j.ev.Body
-	if j.scoring {
-		if j.ev.Score.Body == nil || time.Now().After(j.ev.Score.Until) {
-			c.fallBack(j, FallbackTokenAged)
-		} else {
-			ep, body = j.ev.Score.Endpoint, j.ev.Score.Body
-		}
+	switch {
+	case j.scoring:
+		ep, body = j.ev.Score.Endpoint, j.ev.Score.Body
+	case !j.ev.TokenUntil.IsZero() && time.Now().After(j.ev.TokenUntil):
+		// Retries or a hold outlasted the request token: Castle could
+		// refuse the event for it. Sent without it from now on.
+		j.ev.Body, j.ev.TokenUntil = rawjson.Without(j.ev.Body, requestTokenKey), time.Time{}
+		body = j.ev.Body
+		c.m.tokensExpired.Inc()
 	}
 	if j.deadline.IsZero() {
 		j.deadline = time.Now().Add(c.cfg.Retry.MaxElapsed)

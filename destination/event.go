@@ -35,7 +35,8 @@ func (e Endpoint) Path() string { return "/v1/" + e.String() }
 // a scoring request tried first.
 type Event struct {
 	// Body is the /v1/log JSON body, ready to send. The client treats it as
-	// read-only and may send it more than once (retries).
+	// read-only and may send it more than once (retries), or a copy of it
+	// without its request token (TokenUntil).
 	Body []byte
 	// UserID is the Castle user.id: the per-user pacing and ordering key.
 	// "" means no per-user limit and no ordering.
@@ -44,6 +45,10 @@ type Event struct {
 	// "track"). The client keeps at most maxTypeLabels distinct values and
 	// folds the rest into "other".
 	Type string
+	// TokenUntil, when set, is when the request token in Body expires at
+	// Castle: a /v1/log request sent after it (retries or a hold outlasted
+	// the token) leaves the token out, counted in tokens_expired_total.
+	TokenUntil time.Time
 	// Score, when set, asks for a verdict: the event goes to Score.Endpoint
 	// first, and to /v1/log with Body only if Castle refuses its request
 	// token or the token ages out before it can be sent.

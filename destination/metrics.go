@@ -48,6 +48,8 @@ const maxTypeLabels = 16
 //	castle_destination_castle_connections_opened_total    connections opened to Castle (the client's own transport)
 //	castle_destination_castle_connection_resends_total    requests sent again at once on a new connection: a kept
 //	                                                      one failed before any answer (the server had closed it)
+//	castle_destination_castle_tokens_expired_total        /v1/log requests sent without their request token: it
+//	                                                      expired while the event was retried or held
 //	castle_destination_scoring_fallbacks_total{reason}    scored events sent to /v1/log instead: token_refused, token_aged
 type metrics struct {
 	requests   *prometheus.CounterVec
@@ -63,6 +65,9 @@ type metrics struct {
 	// opened and resent count the client's own transport's connections
 	// and immediate resends (h1).
 	opened, resent prometheus.Counter
+	// tokensExpired counts request tokens left out of /v1/log requests
+	// sent after Event.TokenUntil.
+	tokensExpired prometheus.Counter
 
 	// Series resolved once, so the hot path does no label hashing.
 	reqBy   [numClasses]prometheus.Counter
@@ -128,12 +133,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "connection_resends_total",
 			Help: "Requests sent again at once on a new connection because a kept-alive one failed before any answer came (the server had closed it). Like a retry after a timeout, one may rarely duplicate an event at Castle.",
 		}),
+		tokensExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "tokens_expired_total",
+			Help: "/v1/log requests sent without their request token, because retries or a hold outlasted the token's 120 s at Castle.",
+		}),
 		types: make(map[string]*[numStatuses]prometheus.Counter),
 	}
 	for _, r := range []string{FallbackTokenRefused, FallbackTokenAged} {
 		m.fallbacks.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.limit, m.paceWaits, m.paceWaited, m.throttled, m.fallbacks, m.opened, m.resent} {
+	for _, c := range []prometheus.Collector{m.requests, m.retries, m.events, m.latency, m.inFlight, m.limit, m.paceWaits, m.paceWaited, m.throttled, m.fallbacks, m.opened, m.resent, m.tokensExpired} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -252,11 +252,14 @@ func (s *sender) apiError(r response, sent []byte) *APIError {
 // (invalid_request_[redacted]).
 const minTokenLen = 16
 
+// requestTokenKey is the raw key of a body's request token member.
+var requestTokenKey = []byte(`"request_token"`)
+
 // sentToken returns the request token of a body the mapping wrote (its own
 // request_token member, not a property's), as written there; "" when
 // there is none.
 func sentToken(body []byte) string {
-	v := rawjson.Member(body, []byte(`"request_token"`))
+	v := rawjson.Member(body, requestTokenKey)
 	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
 		return ""
 	}

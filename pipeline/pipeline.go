@@ -685,6 +685,11 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 				it.event.Score = &destination.Score{Endpoint: endpoint(r.Event.ScoringWithToken())}
 			}
 			it.event.Body = s.encode(&r.Event, mapping.Log, withToken)
+			if withToken && r.Event.RequestToken != "" {
+				// The mapping kept the token as fresh; the sender leaves
+				// it out of a request sent once it is not.
+				it.event.TokenUntil = r.Event.CreatedAt.Add(mapping.TokenLifetime)
+			}
 			*items = append(*items, it)
 		case mapping.DeadLetter:
 			if pend == nil {

@@ -179,3 +179,47 @@ func TestUnwritableVerdictTopicHoldsScoring(t *testing.T) {
 		}
 	})
 }
+
+// A /v1/log request whose delivery outlasts its request token's 120 s
+// (Castle failing for a while, retried; or a hold) is sent without the
+// token, counted: Castle takes a request token for 120 s after it is made,
+// and one sent later could have the event refused. Sent in time, the
+// token goes with it.
+func TestLogTokenLeftOutOnceExpired(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		failures  int
+		wantToken bool
+	}{
+		{"sent in time", 0, true},
+		{"retried past the token's life", 30, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, pipeline.Config{}, destination.Config{})
+				defer r.stop()
+				if c.failures > 0 {
+					r.srv.FailNext(c.failures, castleserver.Status(503))
+				}
+				ts := time.Now().Add(-100 * time.Second) // fresh when read: 20 s left
+				if err := r.run(context.Background(), record(0, login("a", ts, castleserver.NewRequestToken(ts, "x")), nil)); err != nil {
+					t.Fatal(err)
+				}
+				got := r.srv.AcceptedOn(castleserver.LogPath)
+				if len(got) != 1 {
+					t.Fatalf("%d on /v1/log, want 1", len(got))
+				}
+				if has := strings.Contains(string(got[0].Body), "request_token"); has != c.wantToken {
+					t.Errorf("request_token sent: %v, want %v: %s", has, c.wantToken, got[0].Body)
+				}
+				want := 1.0
+				if c.wantToken {
+					want = 0
+				}
+				if n := promtest.Value(t, r.reg, "castle_destination_castle_tokens_expired_total"); n != want {
+					t.Errorf("tokens_expired_total = %v, want %v", n, want)
+				}
+			})
+		})
+	}
+}

@@ -149,6 +149,28 @@ func Member(b, key []byte) []byte {
 	return out
 }
 
+// Without returns the object b without its members whose raw key is key,
+// compacted to its members' raw keys and values; b itself when it has no
+// such member (or is no object). b is not changed.
+func Without(b, key []byte) []byte {
+	if Member(b, key) == nil {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	out = append(out, '{')
+	Members(b, func(k, v []byte) bool {
+		if bytes.Equal(k, key) {
+			return true
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, k...), ':'), v...)
+		return true
+	})
+	return append(out, '}')
+}
+
 // Elements calls fn for each element of the array b, in order. It stops
 // when fn returns false, and calls fn for nothing when b is not an array.
 func Elements(b []byte, fn func(value []byte) bool) {

@@ -145,3 +145,21 @@ func TestMember(t *testing.T) {
 		}
 	}
 }
+
+func TestWithout(t *testing.T) {
+	key := []byte(`"k"`)
+	for in, want := range map[string]string{
+		`{"a":1,"k":"v","b":2}`:      `{"a":1,"b":2}`,
+		`{"k":"v","b":2}`:            `{"b":2}`,
+		`{"a":1,"k":"v"}`:            `{"a":1}`,
+		`{"k":1,"k":2}`:              `{}`,
+		` { "a" : 1 , "k" : "v" } `:  `{"a":1}`,
+		`{"a":{"k":"nested"},"b":3}`: `{"a":{"k":"nested"},"b":3}`,
+		`{"a":"\"k\":1"}`:            `{"a":"\"k\":1"}`,
+		`["k"]`:                      `["k"]`,
+	} {
+		if got := rawjson.Without([]byte(in), key); string(got) != want {
+			t.Errorf("Without(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
