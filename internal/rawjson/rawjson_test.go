@@ -163,3 +163,49 @@ func TestWithout(t *testing.T) {
 		}
 	}
 }
+
+// Without never panics; on a valid object it gives valid JSON holding the
+// other members, raw and in order, and none whose raw key is the key (a
+// key spelled with escapes is another raw key, and stays).
+func FuzzWithout(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{ }`, `[]`, `"k"`, `12`, ``, `{"k":1}`, `{"a":1,"k":"v","b":{"k":2}}`, `{"k":1,"k":2,"a":[{"k":3}]}`,
+		` { "k" : "v" , "a" : "\"k\":1" } `, `{"\u006b":1,"k":2}`, `{"k":`, `{"k":1,`, `{"a":1}}`, `{"k"}`, `{"k":}`,
+	} {
+		f.Add([]byte(s))
+	}
+	key := []byte(`"k"`)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in := bytes.Clone(b)
+		got := rawjson.Without(b, key)
+		if !bytes.Equal(b, in) {
+			t.Fatalf("Without changed its input %q to %q", in, b)
+		}
+		if !json.Valid(b) {
+			return // not panicking is all that is asked
+		}
+		if rawjson.Member(b, key) == nil {
+			if !bytes.Equal(got, b) {
+				t.Fatalf("Without(%s) = %s, want the input itself", b, got)
+			}
+			return
+		}
+		if !json.Valid(got) {
+			t.Fatalf("Without(%s) = %s: not JSON", b, got)
+		}
+		var want, have []string
+		rawjson.Members(b, func(k, v []byte) bool {
+			if !bytes.Equal(k, key) {
+				want = append(want, string(k)+":"+string(v))
+			}
+			return true
+		})
+		rawjson.Members(got, func(k, v []byte) bool {
+			have = append(have, string(k)+":"+string(v))
+			return true
+		})
+		if strings.Join(have, ",") != strings.Join(want, ",") {
+			t.Fatalf("Without(%s) = %s, want the members %v", b, got, want)
+		}
+	})
+}
