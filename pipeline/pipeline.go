@@ -687,8 +687,14 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 			it.event.Body = s.encode(&r.Event, mapping.Log, withToken)
 			if withToken && r.Event.RequestToken != "" {
 				// The mapping kept the token as fresh; the sender leaves
-				// it out of a request sent once it is not.
-				it.event.TokenUntil = r.Event.CreatedAt.Add(mapping.TokenLifetime)
+				// it out of a request sent once it is not. The token was
+				// minted before it was read, whatever the event's time
+				// (up to 120 s ahead) says.
+				minted := r.Event.CreatedAt
+				if minted.After(now) {
+					minted = now
+				}
+				it.event.TokenUntil = minted.Add(mapping.TokenLifetime)
 			}
 			*items = append(*items, it)
 		case mapping.DeadLetter:

@@ -14,6 +14,7 @@ import (
 	"github.com/castle-destination/castle-destination/castleserver"
 	"github.com/castle-destination/castle-destination/destination"
 	"github.com/castle-destination/castle-destination/internal/promtest"
+	"github.com/castle-destination/castle-destination/mapping"
 	"github.com/castle-destination/castle-destination/pipeline"
 	"github.com/castle-destination/castle-destination/verdict"
 )
@@ -222,4 +223,35 @@ func TestLogTokenLeftOutOnceExpired(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A token is minted before the message carrying it is read, so it expires
+// at Castle at most 120 s after the worker read it, whatever the event's
+// time says: an event stamped in the future (the mapping keeps a token up
+// to 120 s ahead) retried past that is sent without its token.
+func TestLogTokenOfAFutureEventLeftOutOnceExpired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{}, destination.Config{
+			Retry: destination.RetryPolicy{Initial: time.Second, Max: 10 * time.Second, Multiplier: 2, MaxElapsed: 10 * time.Minute}})
+		defer r.stop()
+		r.srv.FailNext(20, castleserver.Status(503)) // retried for 175 s
+		read := time.Now()
+		ts := read.Add(100 * time.Second) // a client clock ahead: kept by the mapping
+		if err := r.run(context.Background(), record(0, login("a", ts, castleserver.NewRequestToken(read, "x")), nil)); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(read); took <= mapping.TokenLifetime {
+			t.Fatalf("delivered after %s, want past the token's %s", took, mapping.TokenLifetime)
+		}
+		got := r.srv.AcceptedOn(castleserver.LogPath)
+		if len(got) != 1 {
+			t.Fatalf("%d on /v1/log, want 1", len(got))
+		}
+		if strings.Contains(string(got[0].Body), "request_token") {
+			t.Errorf("sent %s after the read with the token: %s", time.Since(read), got[0].Body)
+		}
+		if n := promtest.Value(t, r.reg, "castle_destination_castle_tokens_expired_total"); n != 1 {
+			t.Errorf("tokens_expired_total = %v, want 1", n)
+		}
+	})
 }
