@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -190,21 +191,26 @@ func TestLogTokenLeftOutOnceExpired(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		failures  int
+		fault     castleserver.Fault
 		wantToken bool
 	}{
-		{"sent in time", 0, true},
-		{"retried past the token's life", 30, false},
+		{"sent in time", 0, castleserver.Fault{}, true},
+		{"retried past the token's life", 30, castleserver.Status(503), false},
+		{"held past the token's life", 9, castleserver.Status(401), false}, // probes until ~51 s
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, pipeline.Config{}, destination.Config{})
 				defer r.stop()
 				if c.failures > 0 {
-					r.srv.FailNext(c.failures, castleserver.Status(503))
+					r.srv.FailNext(c.failures, c.fault)
 				}
 				ts := time.Now().Add(-100 * time.Second) // fresh when read: 20 s left
 				if err := r.run(context.Background(), record(0, login("a", ts, castleserver.NewRequestToken(ts, "x")), nil)); err != nil {
 					t.Fatal(err)
+				}
+				if took := time.Since(ts); took > mapping.TokenLifetime == c.wantToken {
+					t.Fatalf("delivered %s after the event: the token was not left to expire as meant", took)
 				}
 				got := r.srv.AcceptedOn(castleserver.LogPath)
 				if len(got) != 1 {
@@ -252,6 +258,37 @@ func TestLogTokenOfAFutureEventLeftOutOnceExpired(t *testing.T) {
 		}
 		if n := promtest.Value(t, r.reg, "castle_destination_castle_tokens_expired_total"); n != 1 {
 			t.Errorf("tokens_expired_total = %v, want 1", n)
+		}
+	})
+}
+
+// Leaving an expired token out takes the body's own request_token only: a
+// property of that name is the customer's, and stays.
+func TestLogTokenLeftOutKeepsAPropertyOfItsName(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{}, destination.Config{})
+		defer r.stop()
+		r.srv.FailNext(30, castleserver.Status(503))
+		ts := time.Now().Add(-100 * time.Second)
+		msg := fmt.Sprintf(`{"type":"track","messageId":"m-1","userId":"a","event":"$login.succeeded","channel":"client",`+
+			`"properties":{"request_token":"kept","n":1},"integrations":{"Castle":{"requestToken":%q}},`+
+			`"context":{"ip":"81.2.69.142"},"timestamp":%q}`, castleserver.NewRequestToken(ts, "x"), ts.UTC().Format(time.RFC3339Nano))
+		if err := r.run(context.Background(), record(0, msg, nil)); err != nil {
+			t.Fatal(err)
+		}
+		got := r.srv.AcceptedOn(castleserver.LogPath)
+		if len(got) != 1 {
+			t.Fatalf("%d on /v1/log, want 1", len(got))
+		}
+		var body struct {
+			RequestToken *string        `json:"request_token"`
+			Properties   map[string]any `json:"properties"`
+		}
+		if err := json.Unmarshal(got[0].Body, &body); err != nil {
+			t.Fatalf("%v: %s", err, got[0].Body)
+		}
+		if body.RequestToken != nil || body.Properties["request_token"] != "kept" || body.Properties["n"] != 1.0 {
+			t.Errorf("sent %s, want no request_token and the properties kept", got[0].Body)
 		}
 	})
 }
