@@ -43,7 +43,8 @@ type decision struct {
 // Castle does not serve) and a host name that does not exist (the URL) are
 // systemic, as is a TLS failure: every event would fail the same way, so
 // delivery holds. A 422 invalid_request_token from /v1/risk or /v1/filter
-// falls back to /v1/log. 408, 429, 5xx, timeouts and connection errors are
+// falls back to /v1/log (from /v1/log, a rejection that step turns into
+// the same request without its token). 408, 429, 5xx, timeouts and connection errors are
 // retried. Any other 4xx is rejected: the event itself is at fault.
 func classify(ep Endpoint, code int, apiType string, err error, canceled, timedOut bool) decision {
 	if err != nil {

@@ -754,6 +754,16 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		return 0, true
 	case actReject:
 		c.gate.ok(probe, false)
+		if ep == Log && r.code == http.StatusUnprocessableEntity && r.apiType == "invalid_request_token" {
+			// Castle refused the token (expired in flight, or not its
+			// own): it is optional on /v1/log, so the event goes again
+			// at once without it rather than to the dead letters.
+			if b := rawjson.Without(j.ev.Body, requestTokenKey); len(b) != len(j.ev.Body) {
+				j.ev.Body, j.ev.TokenUntil = b, time.Time{}
+				c.m.tokensExpired.Inc()
+				return 0, false
+			}
+		}
 		c.finish(j, Rejected, c.send.apiError(r, body), nil)
 		return 0, true
 	case actFallback:

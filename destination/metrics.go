@@ -49,7 +49,8 @@ const maxTypeLabels = 16
 //	castle_destination_castle_connection_resends_total    requests sent again at once on a new connection: a kept
 //	                                                      one failed before any answer (the server had closed it)
 //	castle_destination_castle_tokens_expired_total        /v1/log requests sent without their request token: it
-//	                                                      expired while the event was retried or held
+//	                                                      expired while the event was retried or held, or
+//	                                                      Castle refused it
 //	castle_destination_scoring_fallbacks_total{reason}    scored events sent to /v1/log instead: token_refused, token_aged
 type metrics struct {
 	requests   *prometheus.CounterVec
@@ -66,7 +67,7 @@ type metrics struct {
 	// and immediate resends (h1).
 	opened, resent prometheus.Counter
 	// tokensExpired counts request tokens left out of /v1/log requests
-	// sent after Event.TokenUntil.
+	// sent after Event.TokenUntil, or after Castle refused them.
 	tokensExpired prometheus.Counter
 
 	// Series resolved once, so the hot path does no label hashing.
@@ -135,7 +136,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		tokensExpired: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "tokens_expired_total",
-			Help: "/v1/log requests sent without their request token, because retries or a hold outlasted the token's 120 s at Castle.",
+			Help: "/v1/log requests sent without their request token: retries or a hold outlasted the token's 120 s at Castle, or Castle refused it (422 invalid_request_token).",
 		}),
 		types: make(map[string]*[numStatuses]prometheus.Counter),
 	}

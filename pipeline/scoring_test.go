@@ -292,3 +292,30 @@ func TestLogTokenLeftOutKeepsAPropertyOfItsName(t *testing.T) {
 		}
 	})
 }
+
+// Castle refusing a /v1/log request's token (422 invalid_request_token:
+// expired in flight, or not Castle's) has the event sent again at once
+// without it, counted, rather than dead-lettered: the token is optional
+// on /v1/log.
+func TestLogTokenRefusedIsLeftOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{}, destination.Config{})
+		defer r.stop()
+		r.srv.FailNext(1, castleserver.InvalidRequestToken().On(castleserver.LogPath))
+		ts := time.Now()
+		a := &acker{}
+		if err := r.run(context.Background(), record(0, login("a", ts, castleserver.NewRequestToken(ts, "x")), a)); err != nil {
+			t.Fatal(err)
+		}
+		got := r.srv.AcceptedOn(castleserver.LogPath)
+		if len(got) != 1 || strings.Contains(string(got[0].Body), "request_token") {
+			t.Fatalf("accepted on /v1/log: %d, want 1 without its request_token", len(got))
+		}
+		if n := len(r.letters.get()); n != 0 || a.n.Load() != 1 {
+			t.Errorf("%d dead letters, acked %d; want none and 1", n, a.n.Load())
+		}
+		if n := promtest.Value(t, r.reg, "castle_destination_castle_tokens_expired_total"); n != 1 {
+			t.Errorf("tokens_expired_total = %v, want 1", n)
+		}
+	})
+}
