@@ -32,6 +32,19 @@ func (w *workerRun) readyz(t *testing.T) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// waitConsumed waits up to 30 s until the worker has read n messages;
+// what names them in the failure.
+func (w *workerRun) waitConsumed(t *testing.T, n float64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for promtest.Value(t, w.reg, "castle_destination_messages_consumed_total") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s were not read", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitHeld waits until /readyz reports a hold naming want.
 func (w *workerRun) waitHeld(t *testing.T, want string, timeout time.Duration) string {
 	t.Helper()
@@ -248,13 +261,7 @@ func TestUnwritableDeadLetterTopicHolds(t *testing.T) {
 	if err := env.Produce(context.Background(), later); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for promtest.Value(t, w.reg, "castle_destination_messages_consumed_total") < 71 {
-		if time.Now().After(deadline) {
-			t.Fatal("the records produced during the hold were not read")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitConsumed(t, 71, "the records produced during the hold")
 	time.Sleep(time.Second) // time to send them, were delivery not held
 	laterIDs, _ := forwards(later)
 	got := received(env.Castle)
@@ -316,13 +323,7 @@ func TestWrongSecretWithOnlySecureModeTrafficHolds(t *testing.T) {
 	}
 	w, stop := run(t, env, map[string]string{"CASTLE_API_SECRET": "a-secret-the-sources-do-not-sign-with"})
 	w.waitHeld(t, "CASTLE_API_SECRET", 30*time.Second)
-	deadline := time.Now().Add(30 * time.Second)
-	for promtest.Value(t, w.reg, "castle_destination_messages_consumed_total") < 30 {
-		if time.Now().After(deadline) {
-			t.Fatal("the records were not read")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitConsumed(t, 30, "the records")
 	time.Sleep(time.Second) // time to dead-letter them, were they not held
 	if n := committedTotal(t, env, w.group); n != 0 {
 		t.Errorf("%d offsets committed while every userJwt failed under an unconfirmed secret", n)

@@ -11,7 +11,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/castle-destination/castle-destination/castleserver"
-	"github.com/castle-destination/castle-destination/internal/promtest"
 	"github.com/castle-destination/castle-destination/internal/traffic"
 )
 
@@ -53,13 +52,7 @@ func TestUnwritableVerdictTopicHolds(t *testing.T) {
 	if err := env.Produce(context.Background(), later); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for promtest.Value(t, w.reg, "castle_destination_messages_consumed_total") < 20 {
-		if time.Now().After(deadline) {
-			t.Fatal("the records produced during the hold were not read")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitConsumed(t, 20, "the records produced during the hold")
 	time.Sleep(time.Second) // time to score them, were delivery not held
 	for _, r := range env.Castle.AcceptedOn(castleserver.RiskPath) {
 		if id := riskUser(t, r.Body); id[0] == 'b' {
