@@ -667,13 +667,18 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 			it := item{rec: pend, messageID: r.MessageID, seenAt: seenAt, segType: r.Type, raw: r.Raw,
 				event: destination.Event{UserID: r.Event.UserID(), Type: r.Type}}
 			withToken := true
+			// The request token was minted before it was read, whatever
+			// the event's time (up to 120 s ahead) says.
+			minted := r.Event.CreatedAt
+			if minted.After(now) {
+				minted = now
+			}
 			if ep := r.Event.Scoring(); p.cfg.Scoring && ep != mapping.Log {
-				// Sent for scoring until the event is ScoringMaxAge old
-				// (the request token expires 120 s after it was made);
-				// then, or if Castle refuses the token, to /v1/log
-				// without it.
+				// Sent for scoring until the token is ScoringMaxAge old
+				// (it expires 120 s after it was made); then, or if
+				// Castle refuses the token, to /v1/log without it.
 				it.event.Score = &destination.Score{Endpoint: endpoint(ep), Body: s.encode(&r.Event, ep, true),
-					Until: r.Event.CreatedAt.Add(p.cfg.ScoringMaxAge)}
+					Until: minted.Add(p.cfg.ScoringMaxAge)}
 				it.scored = &scored{anonymousID: r.AnonymousID, typ: r.Event.Type, status: r.Event.Status,
 					name: r.Event.Name, createdAt: r.Event.CreatedAt}
 				withToken = false
@@ -687,13 +692,7 @@ func (p *Pipeline) prepare(rec Record, s *scratch, items *[]item) {
 			it.event.Body = s.encode(&r.Event, mapping.Log, withToken)
 			if withToken && r.Event.RequestToken != "" {
 				// The mapping kept the token as fresh; the sender leaves
-				// it out of a request sent once it is not. The token was
-				// minted before it was read, whatever the event's time
-				// (up to 120 s ahead) says.
-				minted := r.Event.CreatedAt
-				if minted.After(now) {
-					minted = now
-				}
+				// it out of a request sent once it is not.
 				it.event.TokenUntil = minted.Add(mapping.TokenLifetime)
 			}
 			*items = append(*items, it)

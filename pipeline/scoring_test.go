@@ -319,3 +319,30 @@ func TestLogTokenRefusedIsLeftOut(t *testing.T) {
 		}
 	})
 }
+
+// An event stamped in the future (a client clock ahead) is sent for
+// scoring until SCORING_MAX_AGE after it was read at the latest: its
+// token was minted before the read, whatever its time says. Past that it
+// falls back to /v1/log as token_aged, not sent for scoring with a token
+// Castle no longer takes.
+func TestScoringOfAFutureEventEndsByTheRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, pipeline.Config{Scoring: true, ScoringMaxAge: 100 * time.Second}, destination.Config{
+			Retry: destination.RetryPolicy{Initial: time.Second, Max: 10 * time.Second, Multiplier: 2, MaxElapsed: 10 * time.Minute}})
+		defer r.stop()
+		r.srv.FailNext(15, castleserver.Status(503).On(castleserver.RiskPath)) // about 125 s
+		read := time.Now()
+		ts := read.Add(100 * time.Second)
+		if err := r.run(context.Background(), record(0, login("a", ts, castleserver.NewRequestToken(read, "x")), nil)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(r.srv.AcceptedOn(castleserver.LogPath)); n != 1 {
+			t.Errorf("%d on /v1/log, want 1", n)
+		}
+		aged := promtest.Value(t, r.reg, "castle_destination_scoring_fallbacks_total", "reason", "token_aged")
+		refused := promtest.Value(t, r.reg, "castle_destination_scoring_fallbacks_total", "reason", "token_refused")
+		if aged != 1 || refused != 0 {
+			t.Errorf("fallbacks token_aged %v, token_refused %v; want 1 and 0 (not sent for scoring past SCORING_MAX_AGE after the read)", aged, refused)
+		}
+	})
+}
