@@ -304,11 +304,7 @@ func TestKafkaWindowFollowsRecordTimestamps(t *testing.T) {
 	if n := src.OutsideWindow(); n != 3 {
 		t.Errorf("%d records counted outside the window, want 3 (late-before, after-1, after-2)", n)
 	}
-	var summary bytes.Buffer
-	replay.PrintSummary(&summary, r.sum, src)
-	if !strings.Contains(summary.String(), "3 Kafka records stamped outside --since/--until") {
-		t.Errorf("summary does not count the records outside the window:\n%s", summary.String())
-	}
+	checkSummary(t, r, src, "3 Kafka records stamped outside --since/--until")
 }
 
 // kafkaTrack is a track message whose trace_id is id, sent at.
@@ -642,12 +638,7 @@ func TestKafkaRecordsDeletedUnderTheReplay(t *testing.T) {
 			if got := len(ids(t, r.out.Bytes())); got != c.sent {
 				t.Errorf("sent %d, want %d", got, c.sent)
 			}
-			var summary bytes.Buffer
-			replay.PrintSummary(&summary, r.sum, src)
-			want := "skipped: segment/0: record 0: offsets 0 to " + itoa(int(c.below-1)) + " were deleted (retention) before they were read: " + itoa(int(c.below)) + " records not replayed"
-			if !strings.Contains(summary.String(), want) {
-				t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
-			}
+			checkSummary(t, r, src, "skipped: segment/0: record 0: offsets 0 to "+itoa(int(c.below-1))+" were deleted (retention) before they were read: "+itoa(int(c.below))+" records not replayed")
 			if p := src.Progress(); p.Done != 10 || p.Total != 10 {
 				t.Errorf("progress %d of %d records, want 10 of 10", p.Done, p.Total)
 			}
@@ -677,11 +668,7 @@ func TestKafkaRecordsDeletedBeforeTheResume(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"r-5": true, "r-6": true, "r-7": true, "r-8": true, "r-9": true})
-	var summary bytes.Buffer
-	replay.PrintSummary(&summary, r.sum, src)
-	if want := "skipped: segment/0: record 2: offsets 2 to 4 were deleted (retention) before they were read: 3 records not replayed"; !strings.Contains(summary.String(), want) {
-		t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
-	}
+	checkSummary(t, r, src, "skipped: segment/0: record 2: offsets 2 to 4 were deleted (retention) before they were read: 3 records not replayed")
 }
 
 // A partition that cannot be fetched (its leader closes every fetch) holds
@@ -798,11 +785,7 @@ func TestKafkaResumeSummary(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"r-9": true, "r-11": true, "r-13": true, "r-15": true, "r-17": true, "r-19": true})
-	var summary bytes.Buffer
-	replay.PrintSummary(&summary, r.sum, src)
-	if want := "skipped as done in an earlier run (--resume): 4 records and 1 whole partitions\n"; !strings.Contains(summary.String(), want) {
-		t.Errorf("the summary does not say %q:\n%s", want, summary.String())
-	}
+	checkSummary(t, r, src, "skipped as done in an earlier run (--resume): 4 records and 1 whole partitions\n")
 }
 
 // A sharded kafka: replay of 64 partitions, three empty in the window
@@ -1029,18 +1012,11 @@ func TestKafkaRecordsDeletedBeforeTheResumeSomeSent(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	sameSet(t, ids(t, r.out.Bytes()), map[string]bool{"r-9": true})
-	var summary bytes.Buffer
-	replay.PrintSummary(&summary, r.sum, src)
-	for _, want := range []string{
+	summary := checkSummary(t, r, src,
 		"segment/0: record 2: offsets 2 to 4 were deleted (retention) before they were read: 3 records not replayed",
-		"segment/0: record 8: offsets 8 to 8 were deleted (retention) before they were read: 1 records not replayed",
-	} {
-		if !strings.Contains(summary.String(), want) {
-			t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
-		}
-	}
-	if strings.Contains(summary.String(), "offsets 2 to 8") {
-		t.Errorf("the summary reports records sent before the resume as not replayed:\n%s", summary.String())
+		"segment/0: record 8: offsets 8 to 8 were deleted (retention) before they were read: 1 records not replayed")
+	if strings.Contains(summary, "offsets 2 to 8") {
+		t.Errorf("the summary reports records sent before the resume as not replayed:\n%s", summary)
 	}
 }
 
@@ -1123,11 +1099,7 @@ func TestKafkaRecordsDeletedUnderTheReplayLookupFails(t *testing.T) {
 	if got := len(ids(t, r.out.Bytes())); got != 6 {
 		t.Errorf("sent %d, want 6", got)
 	}
-	var summary bytes.Buffer
-	replay.PrintSummary(&summary, r.sum, src)
-	if want := "skipped: segment/0: record 0: offsets 0 to 3 were deleted (retention) before they were read: 4 records not replayed"; !strings.Contains(summary.String(), want) {
-		t.Errorf("the summary does not report the deleted records (%q):\n%s", want, summary.String())
-	}
+	checkSummary(t, r, src, "skipped: segment/0: record 0: offsets 0 to 3 were deleted (retention) before they were read: 4 records not replayed")
 }
 
 // A topic deleted and created again between an interrupted run and its
@@ -1180,6 +1152,20 @@ func kafkaEnv(t *testing.T, o harness.Options, d time.Duration) (*harness.Env, c
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return env, ctx
+}
+
+// checkSummary prints the summary of the replay r of src, fails t for
+// each of wants it does not say, and returns it.
+func checkSummary(t *testing.T, r *run, src replay.Source, wants ...string) string {
+	t.Helper()
+	var b bytes.Buffer
+	replay.PrintSummary(&b, r.sum, src)
+	for _, want := range wants {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the summary does not say %q:\n%s", want, b.String())
+		}
+	}
+	return b.String()
 }
 
 // deleteAtFirstFetch makes partition 0's first fetch wait while its
@@ -1540,9 +1526,5 @@ func TestKafkaRecordsMissingUnderTheReplayEveryLookupFails(t *testing.T) {
 	if got := len(ids(t, r.out.Bytes())); got != 6 {
 		t.Errorf("sent %d, want 6", got)
 	}
-	var summary bytes.Buffer
-	replay.PrintSummary(&summary, r.sum, src)
-	if want := "skipped: segment/0: record 0: offsets 0 to 3 were not in the log when read (deleted by retention, or compacted away); the lookup to tell failed: "; !strings.Contains(summary.String(), want) {
-		t.Errorf("the summary does not report the gap (%q):\n%s", want, summary.String())
-	}
+	checkSummary(t, r, src, "skipped: segment/0: record 0: offsets 0 to 3 were not in the log when read (deleted by retention, or compacted away); the lookup to tell failed: ")
 }
