@@ -709,10 +709,9 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 		ep, body = j.ev.Score.Endpoint, j.ev.Score.Body
 	case !j.ev.TokenUntil.IsZero() && time.Now().After(j.ev.TokenUntil):
 		// Retries or a hold outlasted the request token: Castle could
-		// refuse the event for it. Sent without it from now on.
-		j.ev.Body, j.ev.TokenUntil = rawjson.Without(j.ev.Body, requestTokenKey), time.Time{}
+		// refuse the event for it.
+		c.dropToken(j)
 		body = j.ev.Body
-		c.m.tokensExpired.Inc()
 	}
 	if j.deadline.IsZero() {
 		j.deadline = time.Now().Add(c.cfg.Retry.MaxElapsed)
@@ -758,9 +757,7 @@ func (c *Client) step(j *job, l *lane) (time.Duration, bool) {
 			// Castle refused the token (expired in flight, or not its
 			// own): it is optional on /v1/log, so the event goes again
 			// at once without it rather than to the dead letters.
-			if b := rawjson.Without(j.ev.Body, requestTokenKey); len(b) != len(j.ev.Body) {
-				j.ev.Body, j.ev.TokenUntil = b, time.Time{}
-				c.m.tokensExpired.Inc()
+			if c.dropToken(j) {
 				return 0, false
 			}
 		}
@@ -831,6 +828,19 @@ func (c *Client) failure(r response, sent []byte) error {
 		return r.err
 	}
 	return c.send.apiError(r, sent)
+}
+
+// dropToken sends j's /v1/log body without its request token from now
+// on, counted; false when the body has none.
+func (c *Client) dropToken(j *job) bool {
+	j.ev.TokenUntil = time.Time{}
+	b := rawjson.Without(j.ev.Body, requestTokenKey)
+	if len(b) == len(j.ev.Body) {
+		return false
+	}
+	j.ev.Body = b
+	c.m.tokensExpired.Inc()
+	return true
 }
 
 // fallBack sends j to /v1/log from now on.
