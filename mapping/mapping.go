@@ -990,10 +990,10 @@ func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 }
 
 // appendDecimalText appends the raw JSON number val as a JSON string of
-// its text when amountValue takes it, and otherwise returns false to leave
-// val to appendClean.
+// its text when it is plain decimal text, and otherwise returns false to
+// leave val to appendClean.
 func appendDecimalText(dst, val []byte) ([]byte, bool) {
-	if kind(val) != '0' || !amountValue(val) {
+	if kind(val) != '0' || !plainDecimal(trimWS(val)) {
 		return dst, false
 	}
 	return appendString(dst, view(trimWS(val))), true
