@@ -1,6 +1,7 @@
 package castleserver
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"sync"
@@ -112,6 +113,13 @@ func (d *doc) runes(n int32) int {
 }
 
 func (d *doc) isTrue(n int32) bool { return d.nodes[n].kind == jBool && d.b[d.nodes[n].start] == 't' }
+
+// isInteger reports whether n is a number written with no fraction and no
+// exponent.
+func (d *doc) isInteger(n int32) bool {
+	x := &d.nodes[n]
+	return x.kind == jNumber && !bytes.ContainsAny(d.b[x.start:x.end], ".eE")
+}
 
 // get returns the member of object n named key, or -1. With duplicate keys
 // the last wins, as in encoding/json.

@@ -357,7 +357,19 @@ func validateTransaction(d *doc, t int32) *validationError {
 	if v := d.get(t, "base_amount"); v >= 0 && d.kind(v) != jString {
 		return notOfType("/transaction/base_amount", "string")
 	}
-	a := d.get(t, "amount")
+	if err := validateAmount(d, d.get(t, "amount")); err != nil {
+		return err
+	}
+	if err := validatePaymentMethod(d, d.get(t, "payment_method")); err != nil {
+		return err
+	}
+	if err := validateAddress(d, d.get(t, "shipping_address"), "/transaction/shipping_address"); err != nil {
+		return err
+	}
+	return validateMerchant(d, d.get(t, "merchant"))
+}
+
+func validateAmount(d *doc, a int32) *validationError {
 	if a < 0 || d.kind(a) == jNull {
 		return nil
 	}
@@ -371,10 +383,145 @@ func validateTransaction(d *doc, t int32) *validationError {
 	if d.kind(at) != jString || !slices.Contains(amountTypes, d.text(at)) {
 		return invalid("property '/transaction/amount/type' is not one of: %s", strings.Join(amountTypes, ", "))
 	}
-	for _, name := range []string{"value", "currency"} {
-		if v := d.get(a, name); v >= 0 && d.kind(v) != jString {
-			return notOfType("/transaction/amount/"+name, "string")
+	return stringFields(d, a, "/transaction/amount", "value", "currency")
+}
+
+// paymentMethodTypes, cardNetworks and cardFundings are the published
+// enums of transaction.payment_method.type and of its card's network and
+// funding (castle-java's generated PaymentMethod and PaymentMethodCard).
+var (
+	paymentMethodTypes = []string{"$aba", "$ach", "$amazon_pay", "$android_pay", "$apple_pay", "$blinc",
+		"$boleto", "$card", "$crypto_wallet", "$fps", "$google_pay", "$other", "$paypal", "$samsung_pay",
+		"$sen", "$sepa", "$signet", "$wire"}
+	cardNetworks = []string{"$amex", "$cartes_bancaires", "$diners", "$discover", "$interac", "$jcb",
+		"$mastercard", "$other", "$unionpay", "$visa"}
+	cardFundings = []string{"$credit", "$debit", "$other", "$prepaid"}
+)
+
+// validatePaymentMethod checks a transaction's payment_method as
+// castle-java's generated PaymentMethod and PaymentMethodCard type it: a
+// required type from its enum; fingerprint, holder_name, bank_name and
+// country_code strings; a billing_address an Address; a card whose bin
+// and last4 are strings, exp_month and exp_year integers, network and
+// funding from their enums. Other members are accepted, as on the
+// transaction itself (castle-node's typings allow any further key).
+func validatePaymentMethod(d *doc, p int32) *validationError {
+	const ptr = "/transaction/payment_method"
+	if p < 0 || d.kind(p) == jNull {
+		return nil
+	}
+	if d.kind(p) != jObject {
+		return notOfType(ptr, "object")
+	}
+	if err := enumField(d, p, ptr, "type", paymentMethodTypes, true); err != nil {
+		return err
+	}
+	if err := stringFields(d, p, ptr, "fingerprint", "holder_name", "bank_name", "country_code"); err != nil {
+		return err
+	}
+	if err := validateAddress(d, d.get(p, "billing_address"), ptr+"/billing_address"); err != nil {
+		return err
+	}
+	c := d.get(p, "card")
+	if c < 0 || d.kind(c) == jNull {
+		return nil
+	}
+	if d.kind(c) != jObject {
+		return notOfType(ptr+"/card", "object")
+	}
+	if err := stringFields(d, c, ptr+"/card", "bin", "last4"); err != nil {
+		return err
+	}
+	for _, f := range []string{"exp_month", "exp_year"} {
+		if v := d.get(c, f); v >= 0 && !d.isInteger(v) {
+			return notOfType(ptr+"/card/"+f, "integer")
 		}
+	}
+	if err := enumField(d, c, ptr+"/card", "network", cardNetworks, false); err != nil {
+		return err
+	}
+	return enumField(d, c, ptr+"/card", "funding", cardFundings, false)
+}
+
+// validateMerchant checks a transaction's merchant as castle-java's
+// generated Merchant and MerchantCategory type it: nothing required; id
+// and name strings; a category of string code and description; an
+// address an Address.
+func validateMerchant(d *doc, m int32) *validationError {
+	const ptr = "/transaction/merchant"
+	if m < 0 || d.kind(m) == jNull {
+		return nil
+	}
+	if d.kind(m) != jObject {
+		return notOfType(ptr, "object")
+	}
+	if err := stringFields(d, m, ptr, "id", "name"); err != nil {
+		return err
+	}
+	if c := d.get(m, "category"); c >= 0 && d.kind(c) != jNull {
+		if d.kind(c) != jObject {
+			return notOfType(ptr+"/category", "object")
+		}
+		if err := stringFields(d, c, ptr+"/category", "code", "description"); err != nil {
+			return err
+		}
+	}
+	return validateAddress(d, d.get(m, "address"), ptr+"/address")
+}
+
+// validateAddress checks an optional (a < 0: absent) address as
+// castle-java's generated Address types it, wherever one is sent
+// (user.address, a transaction's shipping_address, its payment method's
+// billing_address, its merchant's address): a required country_code, an
+// ISO 3166 code ("ISO-3166 country code", example "US"; two capital
+// letters here), and line1, line2, city, region_code, postal_code and
+// fingerprint strings.
+func validateAddress(d *doc, a int32, ptr string) *validationError {
+	if a < 0 || d.kind(a) == jNull {
+		return nil
+	}
+	if d.kind(a) != jObject {
+		return notOfType(ptr, "object")
+	}
+	cc := d.get(a, "country_code")
+	if cc < 0 {
+		return invalid("property '%s' is missing required properties: country_code", ptr)
+	}
+	if d.kind(cc) != jString || !countryCode(d.text(cc)) {
+		return invalid("property '%s/country_code' is not an ISO 3166 country code", ptr)
+	}
+	return stringFields(d, a, ptr, "line1", "line2", "city", "region_code", "postal_code", "fingerprint")
+}
+
+// countryCode reports whether c has the form of an ISO 3166-1 alpha-2
+// code: two capital letters.
+func countryCode(c string) bool {
+	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
+}
+
+// stringFields checks that the named members of object n, where present,
+// are strings (null is not one: Castle refuses a null request_token).
+func stringFields(d *doc, n int32, ptr string, names ...string) *validationError {
+	for _, f := range names {
+		if v := d.get(n, f); v >= 0 && d.kind(v) != jString {
+			return notOfType(ptr+"/"+f, "string")
+		}
+	}
+	return nil
+}
+
+// enumField checks member name of object n: a string from enum, when
+// present; required says it must be.
+func enumField(d *doc, n int32, ptr, name string, enum []string, required bool) *validationError {
+	v := d.get(n, name)
+	if v < 0 {
+		if required {
+			return invalid("property '%s' is missing required properties: %s", ptr, name)
+		}
+		return nil
+	}
+	if d.kind(v) != jString || !slices.Contains(enum, d.text(v)) {
+		return invalid("property '%s/%s' is not one of: %s", ptr, name, strings.Join(enum, ", "))
 	}
 	return nil
 }
@@ -418,17 +565,8 @@ func (s *Server) validateUser(d *doc, u int32, ep endpoint, out *parsed) *valida
 	if v := d.get(u, "email"); v >= 0 && ep.scored() {
 		out.email = d.text(v)
 	}
-	if a := d.get(u, "address"); a >= 0 && d.kind(a) != jNull {
-		if d.kind(a) != jObject {
-			return notOfType("/user/address", "object")
-		}
-		cc := d.get(a, "country_code")
-		if cc < 0 {
-			return invalid("property '/user/address' is missing required properties: country_code")
-		}
-		if c := d.text(cc); d.kind(cc) != jString || len(c) != 2 || strings.ToUpper(c) != c {
-			return invalid("property '/user/address/country_code' is not an ISO 3166 country code")
-		}
+	if err := validateAddress(d, d.get(u, "address"), "/user/address"); err != nil {
+		return err
 	}
 	return s.flatObject(d, d.get(u, "traits"), "/user/traits")
 }

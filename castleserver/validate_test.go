@@ -105,6 +105,37 @@ func TestValidateRisk(t *testing.T) {
 		{name: "transaction base_amount a string", body: ev(b, map[string]any{"transaction": map[string]any{"id": "t", "type": "$sale", "base_amount": "12.50"}}), code: http.StatusCreated},
 		{name: "transaction base_amount a number", body: ev(b, map[string]any{"transaction": map[string]any{"id": "t", "type": "$sale", "base_amount": 12.5}}), code: bad, typ: "invalid_parameters", msg: "'/transaction/base_amount' is not of type: string"},
 		{name: "transaction base_amount null", body: ev(b, map[string]any{"transaction": map[string]any{"id": "t", "type": "$sale", "base_amount": nil}}), code: bad, typ: "invalid_parameters", msg: "'/transaction/base_amount' is not of type: string"},
+		// A transaction's payment_method, shipping_address and merchant
+		// (castle-java's generated PaymentMethod, PaymentMethodCard,
+		// Address, Merchant and MerchantCategory).
+		{name: "transaction with payment method, shipping address and merchant", body: ev(b, map[string]any{"transaction": fullTransaction(nil)}), code: http.StatusCreated},
+		{name: "transaction sub-objects null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": nil, "shipping_address": nil, "merchant": nil})}), code: http.StatusCreated},
+		{name: "transaction sub-objects with keys Castle does not name", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{
+			"payment_method": map[string]any{"type": "$card", "wallet": "x", "card": map[string]any{"cvc_check": "pass"}},
+			"merchant":       map[string]any{"mcc": 3000},
+		})}), code: http.StatusCreated},
+		{name: "payment method not an object", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": "$card"})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method' is not of type: object"},
+		{name: "payment method without type", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"bank_name": "B"}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method' is missing required properties: type"},
+		{name: "payment method type not in the enum", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "card"}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/type' is not one of: $aba,"},
+		{name: "payment method holder_name a number", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$sepa", "holder_name": 5}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/holder_name' is not of type: string"},
+		{name: "payment method country_code null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$sepa", "country_code": nil}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/country_code' is not of type: string"},
+		{name: "billing address without country", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "billing_address": map[string]any{"city": "Paris"}}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/billing_address' is missing required properties: country_code"},
+		{name: "card not an object", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "card": "4242"}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/card' is not of type: object"},
+		{name: "card last4 a number", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "card": map[string]any{"last4": 4242}}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/card/last4' is not of type: string"},
+		{name: "card exp_month a string", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "card": map[string]any{"exp_month": "12"}}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/card/exp_month' is not of type: integer"},
+		{name: "card exp_year a fraction", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "card": map[string]any{"exp_year": 2030.5}}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/card/exp_year' is not of type: integer"},
+		{name: "card network not in the enum", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "card": map[string]any{"network": "visa"}}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/card/network' is not one of"},
+		{name: "card funding not in the enum", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "card": map[string]any{"funding": "$charge"}}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/card/funding' is not one of"},
+		{name: "shipping address not an object", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"shipping_address": "1 Main St"})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/shipping_address' is not of type: object"},
+		{name: "shipping address without country", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"shipping_address": map[string]any{"line1": "1 Main St"}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/shipping_address' is missing required properties: country_code"},
+		{name: "shipping address with a country's name", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"shipping_address": map[string]any{"country_code": "United States"}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/shipping_address/country_code' is not an ISO 3166"},
+		{name: "shipping address postal_code a number", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"shipping_address": map[string]any{"country_code": "US", "postal_code": 94103}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/shipping_address/postal_code' is not of type: string"},
+		{name: "merchant not an object", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": []string{"m1"}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant' is not of type: object"},
+		{name: "merchant id a number", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": map[string]any{"id": 7}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant/id' is not of type: string"},
+		{name: "merchant category code a number", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": map[string]any{"category": map[string]any{"code": 3000}}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant/category/code' is not of type: string"},
+		{name: "merchant address without country", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": map[string]any{"address": map[string]any{}}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant/address' is missing required properties: country_code"},
+		{name: "user address city a number", body: ev(b, map[string]any{"user": map[string]any{"id": "u", "address": map[string]any{"country_code": "FR", "city": 75}}}), code: bad, typ: "invalid_parameters", msg: "'/user/address/city' is not of type: string"},
+		{name: "address with digits for a country", body: ev(b, map[string]any{"user": map[string]any{"id": "u", "address": map[string]any{"country_code": "12"}}}), code: bad, typ: "invalid_parameters", msg: "'/user/address/country_code' is not an ISO 3166"},
 		{name: "address without country", body: ev(b, map[string]any{"user": map[string]any{"id": "u", "address": map[string]any{"city": "Paris"}}}), code: bad, typ: "invalid_parameters", msg: "'/user/address' is missing required properties: country_code"},
 		{name: "address with a country's name", body: ev(b, map[string]any{"user": map[string]any{"id": "u", "address": map[string]any{"country_code": "France"}}}), code: bad, typ: "invalid_parameters", msg: "'/user/address/country_code' is not an ISO 3166"},
 		{name: "skip flag not a boolean", body: ev(b, map[string]any{"skip_context_validation": "yes"}), code: bad, typ: "invalid_parameters", msg: "'/skip_context_validation' is not of type: boolean"},
@@ -182,4 +213,26 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("%s with a wrong secret: %d %s, want 401 unauthorized", path, a.code, a.body)
 		}
 	}
+}
+
+// fullTransaction is a transaction with every object Castle's Transaction
+// names, in the shape castle-java's generated models give, with set's
+// members replacing its own (nil: JSON null).
+func fullTransaction(set map[string]any) map[string]any {
+	address := map[string]any{"line1": "60 Rausch Street", "city": "San Francisco", "country_code": "US",
+		"region_code": "CA", "postal_code": "94103", "fingerprint": "8a33j2lir9"}
+	t := map[string]any{
+		"id": "t1", "type": "$purchase", "base_amount": "499.99",
+		"amount": map[string]any{"type": "$fiat", "value": "499.99", "currency": "USD"},
+		"payment_method": map[string]any{"type": "$card", "fingerprint": "f1", "holder_name": "A B", "bank_name": "Bank",
+			"country_code": "US", "billing_address": address,
+			"card": map[string]any{"bin": "424242", "last4": "4242", "exp_month": 12, "exp_year": 2030, "network": "$visa", "funding": "$credit"}},
+		"shipping_address": address,
+		"merchant": map[string]any{"id": "m1", "name": "United Airlines",
+			"category": map[string]any{"code": "3000", "description": "Airlines"}, "address": address},
+	}
+	for k, v := range set {
+		t[k] = v
+	}
+	return t
 }

@@ -911,7 +911,8 @@ func (e *Event) reserved(props []byte, f *flattener) (changeset []byte) {
 }
 
 // Castle's schema for the reserved objects (castle-java's generated
-// Transaction, Amount, Changeset and ChangesetEntry models): one it would
+// Transaction, Amount, PaymentMethod, PaymentMethodCard, Address,
+// Merchant, MerchantCategory, Changeset and ChangesetEntry models): one it would
 // refuse with 422 stays in properties instead, so the event still reaches
 // Castle. Changeset's key for the authentication method's type is
 // authentication_method.type, with a dot.
@@ -920,7 +921,23 @@ var (
 		"$transfer": true, "$reward": true, "$sale": true}
 	amountTypes   = map[string]bool{"$fiat": true, "$crypto": true}
 	changesetKeys = map[string]bool{"password": true, "email": true, "phone": true, "authentication_method.type": true, "name": true}
+	// castle-java's generated PaymentMethod (type) and PaymentMethodCard
+	// (network, funding).
+	paymentMethodTypes = setOf("$aba", "$ach", "$amazon_pay", "$android_pay", "$apple_pay", "$blinc",
+		"$boleto", "$card", "$crypto_wallet", "$fps", "$google_pay", "$other", "$paypal", "$samsung_pay",
+		"$sen", "$sepa", "$signet", "$wire")
+	cardNetworks = setOf("$amex", "$cartes_bancaires", "$diners", "$discover", "$interac", "$jcb",
+		"$mastercard", "$other", "$unionpay", "$visa")
+	cardFundings = setOf("$credit", "$debit", "$other", "$prepaid")
 )
+
+func setOf(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
 
 func nonEmptyString(v []byte) bool { return kind(v) == '"' && text(v) != "" }
 
@@ -984,9 +1001,44 @@ func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 				}
 				return appendDecimalText(dst, val)
 			}), true
+		case castleKeyIs(k, "shipping_address"):
+			return appendAddress(dst, val, 2, adj)
+		case castleKeyIs(k, "payment_method") && kind(val) == '{', castleKeyIs(k, "merchant") && kind(val) == '{':
+			inner := "address"
+			if castleKeyIs(k, "payment_method") {
+				inner = "billing_address"
+			}
+			return appendCleanWith(dst, val, 2, adj, func(dst, k, val []byte) ([]byte, bool) {
+				if !castleKeyIs(k, inner) {
+					return dst, false
+				}
+				return appendAddress(dst, val, 3, adj)
+			}), true
 		}
 		return dst, false
 	})
+}
+
+// appendAddress appends the address object val (at depth) as appendClean
+// does, a country_code of two ASCII letters in capitals ("us" as "US"),
+// as the mapping sends user.address; it returns false for any other
+// value, to leave it to appendClean.
+func appendAddress(dst, val []byte, depth int, adj *Adjustment) ([]byte, bool) {
+	if kind(val) != '{' {
+		return dst, false
+	}
+	return appendCleanWith(dst, val, depth, adj, func(dst, k, val []byte) ([]byte, bool) {
+		if !castleKeyIs(k, "country_code") || kind(val) != '"' || !countryLetters(text(val)) {
+			return dst, false
+		}
+		return appendString(dst, strings.ToUpper(text(val))), true
+	}), true
+}
+
+// countryLetters reports whether c is two ASCII letters, of either case.
+func countryLetters(c string) bool {
+	letter := func(b byte) bool { return 'a' <= b|0x20 && b|0x20 <= 'z' }
+	return len(c) == 2 && letter(c[0]) && letter(c[1])
 }
 
 // appendDecimalText appends the raw JSON number val as a JSON string of
@@ -1004,7 +1056,8 @@ func appendDecimalText(dst, val []byte) ([]byte, bool) {
 // is a string or a number appendTransaction sends as one, and, when there
 // is an amount, an object with a type it knows and, if any, a value of
 // the same kind (castle-java's generated Amount does not require one),
-// and, if any, a string currency. Keys are read as Castle reads them
+// and, if any, a string currency; and a payment_method, shipping_address
+// and merchant, if any, valid too. Keys are read as Castle reads them
 // (castleField).
 func validTransaction(v []byte) bool {
 	id := castleField(v, "id")
@@ -1018,16 +1071,112 @@ func validTransaction(v []byte) bool {
 	amount := castleField(v, "amount")
 	switch kind(amount) {
 	case 0, 'n':
-		return true
 	case '{':
 		at := castleField(amount, "type")
 		if kind(at) != '"' || !amountTypes[text(at)] {
 			return false
 		}
 		value, currency := castleField(amount, "value"), castleField(amount, "currency")
-		return (value == nil || amountValue(value)) && (currency == nil || kind(currency) == '"')
+		if !(value == nil || amountValue(value)) || !(currency == nil || kind(currency) == '"') {
+			return false
+		}
+	default:
+		return false
 	}
-	return false
+	return validPaymentMethod(castleField(v, "payment_method")) &&
+		validAddress(castleField(v, "shipping_address")) &&
+		validMerchant(castleField(v, "merchant"))
+}
+
+// absent reports whether a member is missing or null: Castle takes a
+// null object where it takes one, as it does a null amount.
+func absent(v []byte) bool { k := kind(v); return k == 0 || k == 'n' }
+
+// stringMembers reports whether obj's named members, where there, are
+// strings (null is not one).
+func stringMembers(obj []byte, names ...string) bool {
+	for _, n := range names {
+		if v := castleField(obj, n); v != nil && kind(v) != '"' {
+			return false
+		}
+	}
+	return true
+}
+
+// oneOf reports whether v, where there, is a string in enum.
+func oneOf(v []byte, enum map[string]bool) bool {
+	return v == nil || kind(v) == '"' && enum[text(v)]
+}
+
+// integer reports whether v is a number appendClean sends as written and
+// Castle takes as an integer: no fraction, no exponent, within float64.
+func integer(v []byte) bool {
+	n := trimWS(v)
+	return kind(v) == '0' && !bytes.ContainsAny(n, ".eE") && finite(n)
+}
+
+// validPaymentMethod reports whether a transaction's payment_method, if
+// any, is one Castle takes (castle-java's generated PaymentMethod and
+// PaymentMethodCard): a type of its enum; string fingerprint,
+// holder_name, bank_name and country_code; a valid billing_address; a
+// card with string bin and last4, integer exp_month and exp_year, and a
+// network and funding of their enums. Other members are Castle's to
+// ignore (castle-node's typings allow any).
+func validPaymentMethod(v []byte) bool {
+	if absent(v) {
+		return true
+	}
+	if kind(v) != '{' {
+		return false
+	}
+	if typ := castleField(v, "type"); typ == nil || !oneOf(typ, paymentMethodTypes) ||
+		!stringMembers(v, "fingerprint", "holder_name", "bank_name", "country_code") ||
+		!validAddress(castleField(v, "billing_address")) {
+		return false
+	}
+	card := castleField(v, "card")
+	if absent(card) {
+		return true
+	}
+	if kind(card) != '{' || !stringMembers(card, "bin", "last4") ||
+		!oneOf(castleField(card, "network"), cardNetworks) || !oneOf(castleField(card, "funding"), cardFundings) {
+		return false
+	}
+	for _, n := range []string{"exp_month", "exp_year"} {
+		if e := castleField(card, n); e != nil && !integer(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// validAddress reports whether an address (a shipping_address, a billing
+// or merchant address), if any, is one Castle takes once appendAddress
+// has written it (castle-java's generated Address): a country_code of two
+// letters, and string line1, line2, city, region_code, postal_code and
+// fingerprint.
+func validAddress(v []byte) bool {
+	if absent(v) {
+		return true
+	}
+	cc := castleField(v, "country_code")
+	return kind(v) == '{' && kind(cc) == '"' && countryLetters(text(cc)) &&
+		stringMembers(v, "line1", "line2", "city", "region_code", "postal_code", "fingerprint")
+}
+
+// validMerchant reports whether a transaction's merchant, if any, is one
+// Castle takes (castle-java's generated Merchant and MerchantCategory):
+// string id and name, a category, if any, of string code and
+// description, and a valid address.
+func validMerchant(v []byte) bool {
+	if absent(v) {
+		return true
+	}
+	if kind(v) != '{' || !stringMembers(v, "id", "name") || !validAddress(castleField(v, "address")) {
+		return false
+	}
+	c := castleField(v, "category")
+	return absent(c) || kind(c) == '{' && stringMembers(c, "code", "description")
 }
 
 // validChangeset reports whether a changeset names only fields Castle

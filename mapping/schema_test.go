@@ -106,6 +106,44 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"transaction":{"id":"t1","type":"$purchase","base_amount":1e3}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","base_amount":null}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","base_amount":{"value":"1"}}}`, false, false, true},
+		// A payment_method, shipping_address and merchant in the shape
+		// castle-java's generated PaymentMethod, PaymentMethodCard,
+		// Address, Merchant and MerchantCategory give, or null; members
+		// Castle does not name are its to ignore (castle-node's typings).
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","holder_name":"A B","billing_address":{"country_code":"US"},` +
+			`"card":{"bin":"424242","last4":"4242","exp_month":12,"exp_year":2030,"network":"$visa","funding":"$credit"}},` +
+			`"shipping_address":{"line1":"60 Rausch Street","country_code":"US","postal_code":"94103"},` +
+			`"merchant":{"id":"m1","name":"United Airlines","category":{"code":"3000","description":"Airlines"},"address":{"country_code":"FR"}}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":null,"shipping_address":null,"merchant":{"category":null,"address":null}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$sepa","iban_last4":"1234","card":{"cvc_check":"pass"}},"merchant":{"mcc":3000}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":"card"}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"bank_name":"B"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"card"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"Type":"$card"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","holder_name":5}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","country_code":null}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","billing_address":{"city":"Paris"}}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","card":"4242"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","card":{"last4":4242}}}}`, false, false, true},
+		// exp_month and exp_year are integers (PaymentMethodCard).
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","card":{"exp_month":"12"}}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","card":{"exp_year":2030.0}}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","card":{"exp_month":1e1}}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","card":{"network":"visa"}}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card","card":{"funding":null}}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","payment_method":{"type":"$card"},"payment_method":5}}`, false, false, true},
+		// An address needs an ISO 3166 country_code (Address); two letters
+		// of either case are sent in capitals, as user.address is.
+		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":{"line1":"1 Main St"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":{"country_code":"United States"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":{"country_code":"us","postal_code":94103}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":"1 Main St"}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":{"country_code":"us"}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","merchant":{"id":7}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","merchant":{"category":"airlines"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","merchant":{"category":{"code":3000}}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","merchant":{"address":{"country_code":"U"}}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","merchant":[]}}`, false, false, true},
 		{`{"changeset":{"email":{"from":"a@x","to":"b@x"},"password":{"changed":true}}}`, false, true, false},
 		{`{"changeset":{"address":{"changed":true}}}`, false, false, true},
 		{`{"changeset":{"email":{"to":"b@x"}}}`, false, false, true},
@@ -146,6 +184,46 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		}
 		if c.invalid && len(member(b, "properties").(map[string]any)) == 0 {
 			t.Errorf("%s: the refused object is not in properties: %v", c.props, b["properties"])
+		}
+	}
+}
+
+// A transaction's addresses (shipping_address, its payment method's
+// billing_address, its merchant's address) are sent with their
+// country_code in capitals, as user.address is: Castle's Address takes an
+// ISO 3166 code ("US"); Segment sources often write "us". The rest of
+// the transaction's objects go as they came.
+func TestTransactionAddressesInCapitals(t *testing.T) {
+	srv, err := castleserver.New(castleserver.Config{Secret: "s", RateLimitOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := `{"type":"track","messageId":"l","userId":"u","event":"$transaction.attempted","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
+		`"properties":{"transaction":{"id":"t1","type":"$purchase",` +
+		`"payment_method":{"type":"$card","billing_address":{"country_code":"fr","city":"Paris"},"card":{"last4":"4242","exp_month":12}},` +
+		`"shipping_address":{"country_code":"us","postal_code":"94103"},` +
+		`"merchant":{"name":"M","category":{"code":"5999"},"address":{"country_code":"De"}}}},` +
+		`"integrations":{"Castle":{"requestToken":"tok"}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`
+	b, r := castleBody(t, goldenMapper(), msg, mapping.Risk)
+	checkContract(t, srv, &r.Event)
+	if r.Adjusted.Has(mapping.AdjustReservedInvalid) {
+		t.Fatalf("transaction counted reserved_invalid: %v", b["properties"])
+	}
+	for _, c := range []struct {
+		path []string
+		want any
+	}{
+		{[]string{"transaction", "shipping_address", "country_code"}, "US"},
+		{[]string{"transaction", "shipping_address", "postal_code"}, "94103"},
+		{[]string{"transaction", "payment_method", "billing_address", "country_code"}, "FR"},
+		{[]string{"transaction", "payment_method", "billing_address", "city"}, "Paris"},
+		{[]string{"transaction", "payment_method", "card", "last4"}, "4242"},
+		{[]string{"transaction", "payment_method", "card", "exp_month"}, 12.0},
+		{[]string{"transaction", "merchant", "address", "country_code"}, "DE"},
+		{[]string{"transaction", "merchant", "category", "code"}, "5999"},
+	} {
+		if got := member(b, c.path...); got != c.want {
+			t.Errorf("%s = %v, want %v", strings.Join(c.path, "."), got, c.want)
 		}
 	}
 }
