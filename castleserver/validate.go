@@ -383,8 +383,25 @@ func validateAmount(d *doc, a int32) *validationError {
 	if d.kind(at) != jString || !slices.Contains(amountTypes, d.text(at)) {
 		return invalid("property '/transaction/amount/type' is not one of: %s", strings.Join(amountTypes, ", "))
 	}
-	return stringFields(d, a, "/transaction/amount", "value", "currency")
+	if err := stringFields(d, a, "/transaction/amount", "value", "currency"); err != nil {
+		return err
+	}
+	if c := d.get(a, "currency"); c >= 0 && d.text(at) == "$fiat" && !slices.Contains(fiatCurrencies, d.text(c)) {
+		return invalid("property '/transaction/amount/currency' is not one of the currencies of a $fiat amount: %s", strings.Join(fiatCurrencies, ", "))
+	}
+	return nil
 }
+
+// fiatCurrencies is the published enum of a $fiat amount's currency
+// (castle-java's generated FiatAmount, CurrencyEnum; a $crypto amount's
+// currency is any string, CryptoAmount).
+var fiatCurrencies = strings.Fields("AED ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BMD BND BOB BRL BSD BWP " +
+	"BYN BZD CAD CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ETB EUR FJD FKP " +
+	"GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD ISK JMD JOD " +
+	"JPY KES KGS KHR KMF KRW KWD KYD KZT LAK LBP LKR LYD MAD MDL MKD MMK MNT MOP MRU " +
+	"MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG " +
+	"QAR RON RSD RUB RWF SAR SBD SCR SEK SGD SHP SLL SOS SRD STN SVC SZL THB TND TOP " +
+	"TRY TTD TWD TZS UAH UGX USD UYU UZS VEF VND VUV WST XAF XCD XOF XPF YER ZAR ZMW")
 
 // paymentMethodTypes, cardNetworks and cardFundings are the published
 // enums of transaction.payment_method.type and of its card's network and

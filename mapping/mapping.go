@@ -929,6 +929,15 @@ var (
 	cardNetworks = setOf("$amex", "$cartes_bancaires", "$diners", "$discover", "$interac", "$jcb",
 		"$mastercard", "$other", "$unionpay", "$visa")
 	cardFundings = setOf("$credit", "$debit", "$other", "$prepaid")
+	// castle-java's generated FiatAmount: a $fiat amount's currency (a
+	// $crypto amount's is any string, CryptoAmount).
+	fiatCurrencies = setOf(strings.Fields("AED ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BMD BND BOB BRL BSD BWP " +
+		"BYN BZD CAD CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ETB EUR FJD FKP " +
+		"GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD ISK JMD JOD " +
+		"JPY KES KGS KHR KMF KRW KWD KYD KZT LAK LBP LKR LYD MAD MDL MKD MMK MNT MOP MRU " +
+		"MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG " +
+		"QAR RON RSD RUB RWF SAR SBD SCR SEK SGD SHP SLL SOS SRD STN SVC SZL THB TND TOP " +
+		"TRY TTD TWD TZS UAH UGX USD UYU UZS VEF VND VUV WST XAF XCD XOF XPF YER ZAR ZMW")...)
 )
 
 func setOf(names ...string) map[string]bool {
@@ -995,11 +1004,15 @@ func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 		case castleKeyIs(k, "base_amount"):
 			return appendDecimalText(dst, val)
 		case castleKeyIs(k, "amount") && kind(val) == '{':
+			fiat := text(castleField(val, "type")) == "$fiat"
 			return appendCleanWith(dst, val, 2, adj, func(dst, k, val []byte) ([]byte, bool) {
-				if !castleKeyIs(k, "value") {
-					return dst, false
+				switch {
+				case castleKeyIs(k, "value"):
+					return appendDecimalText(dst, val)
+				case fiat && castleKeyIs(k, "currency") && kind(val) == '"' && fiatCurrencies[strings.ToUpper(text(val))]:
+					return appendString(dst, strings.ToUpper(text(val))), true
 				}
-				return appendDecimalText(dst, val)
+				return dst, false
 			}), true
 		case castleKeyIs(k, "shipping_address"):
 			return appendAddress(dst, val, 2, adj)
@@ -1056,7 +1069,9 @@ func appendDecimalText(dst, val []byte) ([]byte, bool) {
 // is a string or a number appendTransaction sends as one, and, when there
 // is an amount, an object with a type it knows and, if any, a value of
 // the same kind (castle-java's generated Amount does not require one),
-// and, if any, a string currency; and a payment_method, shipping_address
+// and, if any, a string currency (for $fiat, one of fiatCurrencies, of
+// either case: appendTransaction sends it in capitals); and a
+// payment_method, shipping_address
 // and merchant, if any, valid too. Keys are read as Castle reads them
 // (castleField).
 func validTransaction(v []byte) bool {
@@ -1078,6 +1093,9 @@ func validTransaction(v []byte) bool {
 		}
 		value, currency := castleField(amount, "value"), castleField(amount, "currency")
 		if !(value == nil || amountValue(value)) || !(currency == nil || kind(currency) == '"') {
+			return false
+		}
+		if currency != nil && text(at) == "$fiat" && !fiatCurrencies[strings.ToUpper(text(currency))] {
 			return false
 		}
 	default:

@@ -95,6 +95,14 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		// refuses null for a string (its 422 for a null request_token).
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":840}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":null}}}`, false, false, true},
+		// A $fiat amount's currency is one of castle-java's FiatAmount
+		// CurrencyEnum (sent in capitals: see TestFiatCurrencyInCapitals);
+		// a $crypto amount's is any string (CryptoAmount).
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":"usd"}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":"BTC"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":"US$"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"currency":"eur","type":"$fiat","currency":"GBX"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$crypto","value":"0.1","currency":"btc"}}}`, true, false, false},
 		// A value given as a plain decimal number is sent as its text (see
 		// TestAmountValueNumberSentAsText); one with an exponent is not.
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":9.99}}}`, true, false, false},
@@ -224,6 +232,31 @@ func TestTransactionAddressesInCapitals(t *testing.T) {
 	} {
 		if got := member(b, c.path...); got != c.want {
 			t.Errorf("%s = %v, want %v", strings.Join(c.path, "."), got, c.want)
+		}
+	}
+}
+
+// A $fiat amount's currency is sent in capitals ("usd" as "USD"): Castle's
+// FiatAmount takes ISO 4217 codes as written in its enum, and Segment
+// sources (Stripe's among them) often write them in lower case. A $crypto
+// amount's currency is sent as it came.
+func TestFiatCurrencyInCapitals(t *testing.T) {
+	srv, err := castleserver.New(castleserver.Config{Secret: "s", RateLimitOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ amount, want string }{
+		{`{"type":"$fiat","value":"9.99","currency":"usd"}`, "USD"},
+		{`{"currency":"eUr","value":"9.99","type":"$fiat"}`, "EUR"},
+		{`{"type":"$crypto","value":"0.1","currency":"btc"}`, "btc"},
+	} {
+		msg := `{"type":"track","messageId":"l","userId":"u","event":"$transaction.attempted","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
+			`"properties":{"transaction":{"id":"t1","type":"$purchase","amount":` + c.amount + `}},` +
+			`"integrations":{"Castle":{"requestToken":"tok"}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`
+		b, r := castleBody(t, goldenMapper(), msg, mapping.Risk)
+		checkContract(t, srv, &r.Event)
+		if got := member(b, "transaction", "amount", "currency"); got != c.want || r.Adjusted.Has(mapping.AdjustReservedInvalid) {
+			t.Errorf("%s: currency sent as %v (reserved_invalid %v), want %q", c.amount, got, r.Adjusted.Has(mapping.AdjustReservedInvalid), c.want)
 		}
 	}
 }
