@@ -65,8 +65,12 @@ func (a Address) empty() bool { return a == Address{} }
 // valid reports whether Castle takes a: it requires country_code, an ISO
 // 3166 code. Segment's own Castle integration sends an address only when
 // its country is so short; a country's name ("United States") is not one.
-func (a Address) valid() bool {
-	c := a.CountryCode
+func (a Address) valid() bool { return countryCode(a.CountryCode) }
+
+// countryCode reports whether c has the form of the ISO 3166-1 alpha-2
+// code Castle's Address requires: two capital letters. (Wherever the
+// mapping sends an address, upperASCII has capitalised it first.)
+func countryCode(c string) bool {
 	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 

@@ -265,7 +265,7 @@ func claimsInto(u *User, c jwt.MapClaims, adj *Adjustment) {
 	if a, ok := c["address"].(map[string]any); ok {
 		get := func(k string) string { return claimString(a[k]) }
 		addr := Address{Line1: get("line1"), Line2: get("line2"), City: get("city"),
-			CountryCode: strings.ToUpper(get("country_code")), RegionCode: get("region_code"), PostalCode: get("postal_code")}
+			CountryCode: upperASCII(get("country_code")), RegionCode: get("region_code"), PostalCode: get("postal_code")}
 		if addr.valid() {
 			u.Address = addr
 			used.add("address")

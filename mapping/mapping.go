@@ -760,7 +760,7 @@ func address(v []byte) Address {
 		case `"city"`:
 			a.City = s
 		case `"country"`, `"country_code"`, `"countryCode"`:
-			a.CountryCode = strings.ToUpper(s)
+			a.CountryCode = upperASCII(s)
 		case `"state"`, `"region_code"`, `"regionCode"`:
 			a.RegionCode = s
 		case `"postalCode"`, `"postal_code"`:
@@ -1009,8 +1009,10 @@ func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 				switch {
 				case castleKeyIs(k, "value"):
 					return appendDecimalText(dst, val)
-				case fiat && castleKeyIs(k, "currency") && kind(val) == '"' && fiatCurrencies[strings.ToUpper(text(val))]:
-					return appendString(dst, strings.ToUpper(text(val))), true
+				case fiat && castleKeyIs(k, "currency") && kind(val) == '"':
+					if c := upperASCII(text(val)); fiatCurrencies[c] {
+						return appendString(dst, c), true
+					}
 				}
 				return dst, false
 			}), true
@@ -1041,17 +1043,36 @@ func appendAddress(dst, val []byte, depth int, adj *Adjustment) ([]byte, bool) {
 		return dst, false
 	}
 	return appendCleanWith(dst, val, depth, adj, func(dst, k, val []byte) ([]byte, bool) {
-		if !castleKeyIs(k, "country_code") || kind(val) != '"' || !countryLetters(text(val)) {
+		if !castleKeyIs(k, "country_code") || kind(val) != '"' {
 			return dst, false
 		}
-		return appendString(dst, strings.ToUpper(text(val))), true
+		c := upperASCII(text(val))
+		if !countryCode(c) {
+			return dst, false
+		}
+		return appendString(dst, c), true
 	}), true
 }
 
-// countryLetters reports whether c is two ASCII letters, of either case.
-func countryLetters(c string) bool {
-	letter := func(b byte) bool { return 'a' <= b|0x20 && b|0x20 <= 'z' }
-	return len(c) == 2 && letter(c[0]) && letter(c[1])
+// upperASCII is s with its ASCII letters in capitals and nothing else
+// changed: an ISO code as Segment sources write it ("us", "usd") becomes
+// the code Castle takes. strings.ToUpper would also make "I" of a dotless
+// "ı" and "S" of a long "ſ", a code of a string that is none ("ınr" as
+// "INR"). s itself is returned, with no copy, when it has no lower-case
+// ASCII letter.
+func upperASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'a' <= s[i] && s[i] <= 'z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'a' <= b[j] && b[j] <= 'z' {
+					b[j] -= 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // appendDecimalText appends the raw JSON number val as a JSON string of
@@ -1095,7 +1116,7 @@ func validTransaction(v []byte) bool {
 		if !(value == nil || amountValue(value)) || !(currency == nil || kind(currency) == '"') {
 			return false
 		}
-		if currency != nil && text(at) == "$fiat" && !fiatCurrencies[strings.ToUpper(text(currency))] {
+		if currency != nil && text(at) == "$fiat" && !fiatCurrencies[upperASCII(text(currency))] {
 			return false
 		}
 	default:
@@ -1178,7 +1199,7 @@ func validAddress(v []byte) bool {
 		return true
 	}
 	cc := castleField(v, "country_code")
-	return kind(v) == '{' && kind(cc) == '"' && countryLetters(text(cc)) &&
+	return kind(v) == '{' && kind(cc) == '"' && countryCode(upperASCII(text(cc))) &&
 		stringMembers(v, "line1", "line2", "city", "region_code", "postal_code", "fingerprint")
 }
 

@@ -51,6 +51,9 @@ func TestAddressNeedsACountryCode(t *testing.T) {
 		{`{"street":"1 Main","city":"SF","country":"us"}`, "US"},
 		{`{"street":"1 Main","city":"SF","state":"CA","country":"United States"}`, nil},
 		{`{"city":"Paris"}`, nil},
+		// Only ASCII letters are capitalised: "ſe" (a long s) is no code,
+		// though strings.ToUpper makes "SE" of it.
+		{`{"city":"Stockholm","country":"ſe"}`, nil},
 	} {
 		raw := `{"batch":[{"type":"identify","messageId":"i","userId":"u","channel":"client","traits":{"address":` + c.address + `},"context":{"library":{"name":"analytics.js"}}},` +
 			`{"type":"track","messageId":"t","userId":"u","event":"E","channel":"client","context":{"library":{"name":"analytics.js"}}}]}`
@@ -103,6 +106,11 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":"US$"}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"currency":"eur","type":"$fiat","currency":"GBX"}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$crypto","value":"0.1","currency":"btc"}}}`, true, false, false},
+		// Only ASCII letters are capitalised: strings.ToUpper would make
+		// "INR" of "ınr" (a dotless ı) and "SEK" of "ſek" (a long s),
+		// codes the source did not write.
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":"ınr"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":"ſek"}}}`, false, false, true},
 		// A value given as a plain decimal number is sent as its text (see
 		// TestAmountValueNumberSentAsText); one with an exponent is not.
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":9.99}}}`, true, false, false},
@@ -147,6 +155,7 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":{"country_code":"us","postal_code":94103}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":"1 Main St"}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":{"country_code":"us"}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","shipping_address":{"country_code":"ſe"}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","merchant":{"id":7}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","merchant":{"category":"airlines"}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","merchant":{"category":{"code":3000}}}}`, false, false, true},
@@ -323,6 +332,23 @@ func TestNumberNotFiniteCutAsString(t *testing.T) {
 	}
 	if !r.Adjusted.Has(mapping.AdjustNumberNotFinite) || !r.Adjusted.Has(mapping.AdjustValueTruncated) {
 		t.Errorf("adjusted %v, want number_not_finite and value_truncated", r.Adjusted)
+	}
+}
+
+// A userJwt's address claim follows the same rule as traits.address:
+// "us" is sent as US; "ſe" (a long s) is no code and stays in traits.
+func TestAddressClaimNeedsACountryCode(t *testing.T) {
+	for _, c := range []struct {
+		country string
+		code    any // user.address.country_code; nil: no user.address
+	}{{"us", "US"}, {"ſe", nil}} {
+		tok := sign(t, jwt.SigningMethodHS256, jwt.MapClaims{"id": "j1", "exp": goldenNow.Add(time.Hour).Unix(),
+			"address": map[string]any{"city": "C", "country_code": c.country}}, []byte(goldenSecret))
+		b, _ := castleBody(t, goldenMapper(), `{"type":"track","messageId":"t","userId":"j1","event":"E","channel":"client",`+
+			`"integrations":{"Castle":{"userJwt":"`+tok+`"}},"context":{"library":{"name":"analytics.js"}}}`, mapping.Log)
+		if got := member(b, "user", "address", "country_code"); got != c.code {
+			t.Errorf("%q: user.address.country_code %v, want %v (user %v)", c.country, got, c.code, b["user"])
+		}
 	}
 }
 
