@@ -386,6 +386,11 @@ func validateAmount(d *doc, a int32) *validationError {
 	if err := stringFields(d, a, "/transaction/amount", "value", "currency"); err != nil {
 		return err
 	}
+	// castle-java's Amount (and FiatAmount): currency is "required when
+	// value is provided".
+	if d.get(a, "value") >= 0 && d.get(a, "currency") < 0 {
+		return invalid("property '/transaction/amount' is missing required properties: currency")
+	}
 	if c := d.get(a, "currency"); c >= 0 && d.text(at) == "$fiat" && !slices.Contains(fiatCurrencies, d.text(c)) {
 		return invalid("property '/transaction/amount/currency' is not one of the currencies of a $fiat amount: %s", strings.Join(fiatCurrencies, ", "))
 	}

@@ -1090,11 +1090,10 @@ func appendDecimalText(dst, val []byte) ([]byte, bool) {
 // is a string or a number appendTransaction sends as one, and, when there
 // is an amount, an object with a type it knows and, if any, a value of
 // the same kind (castle-java's generated Amount does not require one),
-// and, if any, a string currency (for $fiat, one of fiatCurrencies, of
-// either case: appendTransaction sends it in capitals); and a
-// payment_method, shipping_address
-// and merchant, if any, valid too. Keys are read as Castle reads them
-// (castleField).
+// and a string currency, required with a value (for $fiat, one of
+// fiatCurrencies in ASCII letters of either case: appendTransaction sends
+// it in capitals); and a payment_method, shipping_address and merchant,
+// if any, valid too. Keys are read as Castle reads them (castleField).
 func validTransaction(v []byte) bool {
 	id := castleField(v, "id")
 	typ := castleField(v, "type")
@@ -1114,6 +1113,9 @@ func validTransaction(v []byte) bool {
 		}
 		value, currency := castleField(amount, "value"), castleField(amount, "currency")
 		if !(value == nil || amountValue(value)) || !(currency == nil || kind(currency) == '"') {
+			return false
+		}
+		if value != nil && currency == nil { // "required when value is provided"
 			return false
 		}
 		if currency != nil && text(at) == "$fiat" && !fiatCurrencies[upperASCII(text(currency))] {

@@ -98,6 +98,11 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		// refuses null for a string (its 422 for a null request_token).
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":840}}}`, false, false, true},
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":null}}}`, false, false, true},
+		// An amount's currency is "required when value is provided"
+		// (castle-java's Amount and FiatAmount).
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"9.99"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$crypto","value":"0.1"}}}`, false, false, true},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$crypto","currency":"BTC"}}}`, true, false, false},
 		// A $fiat amount's currency is one of castle-java's FiatAmount
 		// CurrencyEnum (sent in capitals: see TestFiatCurrencyInCapitals);
 		// a $crypto amount's is any string (CryptoAmount).
@@ -113,7 +118,7 @@ func TestReservedObjectsOnlyInCastlesShape(t *testing.T) {
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":"1","currency":"ſek"}}}`, false, false, true},
 		// A value given as a plain decimal number is sent as its text (see
 		// TestAmountValueNumberSentAsText); one with an exponent is not.
-		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":9.99}}}`, true, false, false},
+		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":9.99,"currency":"EUR"}}}`, true, false, false},
 		{`{"transaction":{"id":"t1","type":"$purchase","amount":{"type":"$fiat","value":1e3}}}`, false, false, true},
 		// base_amount is a string too (castle-java's Transaction), a plain
 		// decimal number sent as its text, as an amount's value is.
