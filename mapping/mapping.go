@@ -996,8 +996,11 @@ func plainDecimal(n []byte) bool { return len(n) <= MaxStringLength && !bytes.Co
 // its base_amount and its amount's value, given as JSON numbers, sent as
 // the decimal text they were written as: Castle's Transaction and Amount
 // take them as strings ("100.00"), and a Segment track often carries
-// them as numbers. Keys are read as Castle reads them (castleKeyIs);
-// every repeat of a key is written, and Castle reads the last.
+// them as numbers. A $fiat amount's currency and every address's
+// country_code (shipping_address, payment_method.billing_address,
+// merchant.address) go in capitals, as validTransaction took them ("usd"
+// as "USD"). Keys are read as Castle reads them (castleKeyIs); every
+// repeat of a key is written, and Castle reads the last.
 func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 	return appendCleanWith(dst, v, 1, adj, func(dst, k, val []byte) ([]byte, bool) {
 		switch {
