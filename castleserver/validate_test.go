@@ -117,7 +117,17 @@ func TestValidateRisk(t *testing.T) {
 		// (castle-java's generated PaymentMethod, PaymentMethodCard,
 		// Address, Merchant and MerchantCategory).
 		{name: "transaction with payment method, shipping address and merchant", body: ev(b, map[string]any{"transaction": fullTransaction(nil)}), code: http.StatusCreated},
-		{name: "transaction sub-objects null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": nil, "shipping_address": nil, "merchant": nil})}), code: http.StatusCreated},
+		// Null where Castle takes an object is refused, as null is where
+		// it takes a string (inferred: see optionalObject).
+		{name: "transaction amount null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"amount": null})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/amount' is not of type: object"},
+		{name: "transaction payment method null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": null})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method' is not of type: object"},
+		{name: "transaction shipping address null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"shipping_address": null})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/shipping_address' is not of type: object"},
+		{name: "transaction merchant null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": null})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant' is not of type: object"},
+		{name: "payment method card null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "card": null}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/card' is not of type: object"},
+		{name: "payment method billing address null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "billing_address": null}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/billing_address' is not of type: object"},
+		{name: "merchant category null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": map[string]any{"category": null}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant/category' is not of type: object"},
+		{name: "merchant address null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": map[string]any{"address": null}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant/address' is not of type: object"},
+		{name: "user address null", body: ev(b, map[string]any{"user": map[string]any{"id": "u", "address": null}}), code: bad, typ: "invalid_parameters", msg: "'/user/address' is not of type: object"},
 		{name: "transaction sub-objects with keys Castle does not name", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{
 			"payment_method": map[string]any{"type": "$card", "wallet": "x", "card": map[string]any{"cvc_check": "pass"}},
 			"merchant":       map[string]any{"mcc": 3000},

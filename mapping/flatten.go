@@ -240,7 +240,8 @@ func appendClean(dst, v []byte, depth int, adj *Adjustment) []byte {
 }
 
 // memberFunc appends the cleaned value of member k of an object, val, to
-// dst and returns it, or returns false to leave the member to appendClean.
+// dst and returns it, or returns false to leave the member to appendClean,
+// or returns nil and true to leave the member out, key and all.
 type memberFunc func(dst, k, val []byte) ([]byte, bool)
 
 // appendCleanWith is appendClean, with the values of v's own members (v an
@@ -256,6 +257,7 @@ func appendCleanWith(dst, v []byte, depth int, adj *Adjustment, member memberFun
 		dst = append(dst, open)
 		first := true
 		each := func(k, val []byte) bool {
+			mark, wasFirst := len(dst), first
 			if !first {
 				dst = append(dst, ',')
 			}
@@ -265,7 +267,11 @@ func appendCleanWith(dst, v []byte, depth int, adj *Adjustment, member memberFun
 				dst = append(dst, ':')
 				if member != nil {
 					if d, ok := member(dst, k, val); ok {
-						dst = d
+						if d == nil { // left out
+							dst, first = dst[:mark], wasFirst
+						} else {
+							dst = d
+						}
 						return true
 					}
 				}

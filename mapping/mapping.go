@@ -999,11 +999,14 @@ func plainDecimal(n []byte) bool { return len(n) <= MaxStringLength && !bytes.Co
 // them as numbers. A $fiat amount's currency and every address's
 // country_code (shipping_address, payment_method.billing_address,
 // merchant.address) go in capitals, as validTransaction took them ("usd"
-// as "USD"). Keys are read as Castle reads them (castleKeyIs); every
-// repeat of a key is written, and Castle reads the last.
+// as "USD"). A member Castle types as an object that is null is left
+// out (nullObject). Keys are read as Castle reads them (castleKeyIs);
+// every repeat of a key is written, and Castle reads the last.
 func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 	return appendCleanWith(dst, v, 1, adj, func(dst, k, val []byte) ([]byte, bool) {
 		switch {
+		case nullObject(v, k, "amount", "payment_method", "shipping_address", "merchant"):
+			return nil, true
 		case castleKeyIs(k, "base_amount"):
 			return appendDecimalText(dst, val)
 		case castleKeyIs(k, "amount") && kind(val) == '{':
@@ -1021,20 +1024,45 @@ func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 			}), true
 		case castleKeyIs(k, "shipping_address"):
 			return appendAddress(dst, val, 2, adj)
-		case castleKeyIs(k, "payment_method") && kind(val) == '{', castleKeyIs(k, "merchant") && kind(val) == '{':
-			inner := "address"
-			if castleKeyIs(k, "payment_method") {
-				inner = "billing_address"
-			}
-			return appendCleanWith(dst, val, 2, adj, func(dst, k, val []byte) ([]byte, bool) {
-				if !castleKeyIs(k, inner) {
-					return dst, false
-				}
-				return appendAddress(dst, val, 3, adj)
-			}), true
+		case castleKeyIs(k, "payment_method") && kind(val) == '{':
+			return appendHolder(dst, val, adj, "billing_address", "card")
+		case castleKeyIs(k, "merchant") && kind(val) == '{':
+			return appendHolder(dst, val, adj, "address", "category")
 		}
 		return dst, false
 	})
+}
+
+// appendHolder appends a transaction's payment_method or merchant, val
+// (at depth 2): its address member, addr, as appendAddress does, and
+// without addr or obj (its other object member) when null.
+func appendHolder(dst, val []byte, adj *Adjustment, addr, obj string) ([]byte, bool) {
+	return appendCleanWith(dst, val, 2, adj, func(dst, k, v []byte) ([]byte, bool) {
+		switch {
+		case nullObject(val, k, addr, obj):
+			return nil, true
+		case castleKeyIs(k, addr):
+			return appendAddress(dst, v, 3, adj)
+		}
+		return dst, false
+	}), true
+}
+
+// nullObject reports whether k, a key of obj, is one of names, members
+// Castle types as objects, and obj's value for it, the last one as Castle
+// reads a repeated key (castleField), is null. Castle's schema takes an
+// object there, not null: it refuses null where it takes a string (its
+// 422 for a null request_token), and a null object would be refused
+// alike (inferred). Null says no more than leaving the member out, so
+// the member is left out, with every copy of its key: were only the null
+// left out, Castle would read an earlier copy.
+func nullObject(obj, k []byte, names ...string) bool {
+	for _, n := range names {
+		if castleKeyIs(k, n) {
+			return kind(castleField(obj, n)) == 'n'
+		}
+	}
+	return false
 }
 
 // appendAddress appends the address object val (at depth) as appendClean
@@ -1132,8 +1160,8 @@ func validTransaction(v []byte) bool {
 		validMerchant(castleField(v, "merchant"))
 }
 
-// absent reports whether a member is missing or null: Castle takes a
-// null object where it takes one, as it does a null amount.
+// absent reports whether a member is missing or null: appendTransaction
+// leaves a null object out (nullObject).
 func absent(v []byte) bool { k := kind(v); return k == 0 || k == 'n' }
 
 // stringMembers reports whether obj's named members, where there, are

@@ -9,6 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/castle-destination/castle-destination/castleserver"
+	"github.com/castle-destination/castle-destination/internal/rawjson"
 	"github.com/castle-destination/castle-destination/mapping"
 )
 
@@ -271,6 +272,45 @@ func TestFiatCurrencyInCapitals(t *testing.T) {
 		checkContract(t, srv, &r.Event)
 		if got := member(b, "transaction", "amount", "currency"); got != c.want || r.Adjusted.Has(mapping.AdjustReservedInvalid) {
 			t.Errorf("%s: currency sent as %v (reserved_invalid %v), want %q", c.amount, got, r.Adjusted.Has(mapping.AdjustReservedInvalid), c.want)
+		}
+	}
+}
+
+// A transaction's member Castle types as an object (amount,
+// payment_method and its card and billing_address, shipping_address,
+// merchant and its category and address) is left out when null, as Castle
+// would refuse it, and the transaction still goes to its field. A key
+// repeated with null last is left out in every copy: Castle reads the
+// last, and would otherwise read an earlier one that was never checked.
+func TestTransactionNullObjectsLeftOut(t *testing.T) {
+	srv, err := castleserver.New(castleserver.Config{Secret: "s", RateLimitOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		transaction string
+		want        string // the transaction sent, keys in order
+	}{
+		{`{"id":"t1","type":"$purchase","amount":null,"payment_method":null,"shipping_address":null,"merchant":null}`,
+			`{"id":"t1","type":"$purchase"}`},
+		{`{"id":"t1","type":"$purchase","payment_method":{"type":"$card","card":null,"billing_address":null},"merchant":{"category":null,"address":null,"id":"m1"}}`,
+			`{"id":"t1","type":"$purchase","payment_method":{"type":"$card"},"merchant":{"id":"m1"}}`},
+		{`{"amount":{"type":"$gift"},"id":"t1","type":"$purchase","amount":null}`,
+			`{"id":"t1","type":"$purchase"}`},
+		{`{"id":"t1","type":"$purchase","merch\u0061nt":{"name":7},"merchant":null}`,
+			`{"id":"t1","type":"$purchase"}`},
+		// A null that an object follows stays: Castle reads the object.
+		{`{"id":"t1","type":"$purchase","merchant":null,"merchant":{"id":"m1"}}`,
+			`{"id":"t1","type":"$purchase","merchant":null,"merchant":{"id":"m1"}}`},
+	} {
+		msg := `{"type":"track","messageId":"l","userId":"u","event":"$transaction.attempted","channel":"client","timestamp":"2025-01-15T11:59:30Z",` +
+			`"properties":{"transaction":` + c.transaction + `},` +
+			`"integrations":{"Castle":{"requestToken":"tok"}},"context":{"ip":"81.2.69.142","library":{"name":"analytics.js"}}}`
+		_, r := castleBody(t, goldenMapper(), msg, mapping.Risk)
+		checkContract(t, srv, &r.Event)
+		got := string(rawjson.Member(r.Event.AppendBody(nil, mapping.Risk, true), []byte(`"transaction"`)))
+		if got != c.want || r.Adjusted.Has(mapping.AdjustReservedInvalid) {
+			t.Errorf("%s:\nsent   %s (reserved_invalid %v)\nwant   %s", c.transaction, got, r.Adjusted.Has(mapping.AdjustReservedInvalid), c.want)
 		}
 	}
 }
