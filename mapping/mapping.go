@@ -1000,12 +1000,13 @@ func plainDecimal(n []byte) bool { return len(n) <= MaxStringLength && !bytes.Co
 // country_code (shipping_address, payment_method.billing_address,
 // merchant.address) go in capitals, as validTransaction took them ("usd"
 // as "USD"). A member Castle types as an object that is null is left
-// out (nullObject). Keys are read as Castle reads them (castleKeyIs);
+// out (nullObjects). Keys are read as Castle reads them (castleKeyIs);
 // every repeat of a key is written, and Castle reads the last.
 func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
+	null := nullObjectsOf(v, "amount", "payment_method", "shipping_address", "merchant")
 	return appendCleanWith(dst, v, 1, adj, func(dst, k, val []byte) ([]byte, bool) {
 		switch {
-		case nullObject(v, k, "amount", "payment_method", "shipping_address", "merchant"):
+		case null.has(k):
 			return nil, true
 		case castleKeyIs(k, "base_amount"):
 			return appendDecimalText(dst, val)
@@ -1037,9 +1038,10 @@ func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 // (at depth 2): its address member, addr, as appendAddress does, and
 // without addr or obj (its other object member) when null.
 func appendHolder(dst, val []byte, adj *Adjustment, addr, obj string) ([]byte, bool) {
+	null := nullObjectsOf(val, addr, obj)
 	return appendCleanWith(dst, val, 2, adj, func(dst, k, v []byte) ([]byte, bool) {
 		switch {
-		case nullObject(val, k, addr, obj):
+		case null.has(k):
 			return nil, true
 		case castleKeyIs(k, addr):
 			return appendAddress(dst, v, 3, adj)
@@ -1048,21 +1050,53 @@ func appendHolder(dst, val []byte, adj *Adjustment, addr, obj string) ([]byte, b
 	}), true
 }
 
-// nullObject reports whether k, a key of obj, is one of names, members
-// Castle types as objects, and obj's value for it, the last one as Castle
-// reads a repeated key (castleField), is null. Castle's schema takes an
-// object there, not null: it refuses null where it takes a string (its
-// 422 for a null request_token), and a null object would be refused
-// alike (inferred). Null says no more than leaving the member out, so
-// the member is left out, with every copy of its key: were only the null
-// left out, Castle would read an earlier copy.
-func nullObject(obj, k []byte, names ...string) bool {
-	for _, n := range names {
-		if castleKeyIs(k, n) {
-			return kind(castleField(obj, n)) == 'n'
+// nullObjects names the members of an object that Castle types as
+// objects and that are null there, as Castle reads a repeated key: the
+// last copy (castleField). Castle's schema takes an object there, not
+// null: it refuses null where it takes a string (its 422 for a null
+// request_token), and a null object would be refused alike (inferred).
+// Null says no more than leaving the member out, so the member is left
+// out, with every copy of its key: were only the null left out, Castle
+// would read an earlier copy.
+type nullObjects struct {
+	names []string
+	null  uint64 // bit i: names[i] is null
+}
+
+// nullObjectsOf reads obj once, for names (at most 64), so that leaving
+// members out costs one pass however often a key is repeated, not one
+// for every copy.
+func nullObjectsOf(obj []byte, names ...string) nullObjects {
+	n := nullObjects{names: names}
+	rawjson.Members(obj, func(k, v []byte) bool {
+		if i := n.index(k); i >= 0 {
+			if kind(v) == 'n' {
+				n.null |= 1 << i
+			} else {
+				n.null &^= 1 << i
+			}
+		}
+		return true
+	})
+	return n
+}
+
+// index is the index in n.names of the raw key k, as Castle reads keys
+// (castleKeyIs), or -1.
+func (n nullObjects) index(k []byte) int {
+	for i, name := range n.names {
+		if castleKeyIs(k, name) {
+			return i
 		}
 	}
-	return false
+	return -1
+}
+
+// has reports whether the raw key k is one of n's names whose last copy
+// is null: every copy of k is to be left out.
+func (n nullObjects) has(k []byte) bool {
+	i := n.index(k)
+	return i >= 0 && n.null&(1<<i) != 0
 }
 
 // appendAddress appends the address object val (at depth) as appendClean
@@ -1161,7 +1195,7 @@ func validTransaction(v []byte) bool {
 }
 
 // absent reports whether a member is missing or null: appendTransaction
-// leaves a null object out (nullObject).
+// leaves a null object out (nullObjects).
 func absent(v []byte) bool { k := kind(v); return k == 0 || k == 'n' }
 
 // stringMembers reports whether obj's named members, where there, are
