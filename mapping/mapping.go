@@ -999,9 +999,10 @@ func plainDecimal(n []byte) bool { return len(n) <= MaxStringLength && !bytes.Co
 // them as numbers. A $fiat amount's currency and every address's
 // country_code (shipping_address, payment_method.billing_address,
 // merchant.address) go in capitals, as validTransaction took them ("usd"
-// as "USD"). A member Castle types as an object that is null is left
-// out (nullObjects). Keys are read as Castle reads them (castleKeyIs);
-// every repeat of a key is written, and Castle reads the last.
+// as "USD"). A member Castle types as an object whose last copy is null
+// is left out, every copy of its key (nullObjects). Keys are read as
+// Castle reads them (castleKeyIs); every other repeat of a key is
+// written, and Castle reads the last.
 func appendTransaction(dst, v []byte, adj *Adjustment) []byte {
 	null := nullObjectsOf(v, "amount", "payment_method", "shipping_address", "merchant")
 	return appendCleanWith(dst, v, 1, adj, func(dst, k, val []byte) ([]byte, bool) {
