@@ -327,11 +327,8 @@ func validateParams(d *doc, p int32, out *parsed) *validationError {
 }
 
 func validateTransaction(d *doc, t int32) *validationError {
-	if t < 0 || d.kind(t) == jNull {
-		return nil
-	}
-	if d.kind(t) != jObject {
-		return notOfType("/transaction", "object")
+	if ok, err := optionalObject(d, t, "/transaction"); !ok {
+		return err
 	}
 	var missing []string
 	for _, f := range []string{"type", "id"} {

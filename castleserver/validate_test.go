@@ -127,6 +127,7 @@ func TestValidateRisk(t *testing.T) {
 		{name: "payment method billing address null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"payment_method": map[string]any{"type": "$card", "billing_address": null}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/payment_method/billing_address' is not of type: object"},
 		{name: "merchant category null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": map[string]any{"category": null}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant/category' is not of type: object"},
 		{name: "merchant address null", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{"merchant": map[string]any{"address": null}})}), code: bad, typ: "invalid_parameters", msg: "'/transaction/merchant/address' is not of type: object"},
+		{name: "transaction null", body: ev(b, map[string]any{"transaction": null}), code: bad, typ: "invalid_parameters", msg: "'/transaction' is not of type: object"},
 		{name: "user address null", body: ev(b, map[string]any{"user": map[string]any{"id": "u", "address": null}}), code: bad, typ: "invalid_parameters", msg: "'/user/address' is not of type: object"},
 		{name: "transaction sub-objects with keys Castle does not name", body: ev(b, map[string]any{"transaction": fullTransaction(map[string]any{
 			"payment_method": map[string]any{"type": "$card", "wallet": "x", "card": map[string]any{"cvc_check": "pass"}},
