@@ -62,6 +62,27 @@ func BenchmarkMap(b *testing.B) {
 	}
 }
 
+// BenchmarkMapRepeatedKeys maps a transaction whose object keys are
+// repeated n times (repeatedKeysTrack): the time per copy (ns/key) stays
+// flat as n grows when each object is read a fixed number of times, and
+// grows with n when it is read again for every copy.
+func BenchmarkMapRepeatedKeys(b *testing.B) {
+	for _, n := range []int{1000, 8000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			msg := []byte(repeatedKeysTrack(n))
+			m := mapping.New(mapping.Config{Secret: []byte("s"), Version: "bench"})
+			var res []mapping.Result
+			for b.Loop() {
+				res = m.Map(res[:0], msg, benchNow, nil)
+				if res[0].Action != mapping.Forward {
+					b.Fatalf("action %d %s", res[0].Action, res[0].Detail)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/key")
+		})
+	}
+}
+
 // Mapping the analytics.js page of the benchmark allocates once (the
 // message's parse state); its User stays on the stack. In Secure Mode, with
 // the token verified before, three: the claims beyond the user's fields go
