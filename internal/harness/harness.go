@@ -215,6 +215,12 @@ func (e *Env) Vars(overrides map[string]string) map[string]string {
 		"METRICS_ADDR":          "127.0.0.1:0",
 		"KAFKA_SESSION_TIMEOUT": "6s",
 		"KAFKA_FETCH_MAX_WAIT":  "100ms",
+		// kfake builds a fetch's whole answer before its first byte goes
+		// out, and kafka-go gives the answer KAFKA_FETCH_MAX_WAIT to
+		// begin: under -race, answers of several MiB (the default allows
+		// 10) took longer, every fetch was dropped and sent again, and
+		// nothing was ever read. 1 MiB is the broker's largest message.
+		"KAFKA_FETCH_MAX_BYTES": "1048576",
 		"BATCH_LINGER":          "50ms",
 	}
 	if e.CAFile != "" {
