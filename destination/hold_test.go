@@ -223,12 +223,7 @@ func TestTLSFailureHolds(t *testing.T) {
 	}
 	c, _, _ := newClient(t, destination.Config{URL: ts.URL, Retry: fastRetry, Faults: board, ProbeMax: 10 * time.Millisecond}, nil)
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	r := deliver(c, ctx, []destination.Event{event("u", 1)})[0]
-	if r.Status != destination.Canceled {
-		t.Fatalf("got %v, want the event held until the context ended", r.Status)
-	}
+	heldUntilCanceled(t, c, board, event("u", 1))
 	if err := board.Ready(); err == nil || !strings.Contains(err.Error(), "tls") || strings.Contains(err.Error(), testSecret) {
 		t.Errorf("Ready() = %v, want a tls hold without the secret", err)
 	}
@@ -540,10 +535,40 @@ func heldThroughProxy(t *testing.T, proxy *url.URL, castleURL string) error {
 	c, _, _ := newClient(t, destination.Config{URL: castleURL, Retry: fastRetry, Faults: board, ProbeMax: 10 * time.Millisecond},
 		&http.Client{Transport: tr})
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if r := deliver(c, ctx, []destination.Event{event("u", 1)})[0]; r.Status != destination.Canceled {
-		t.Fatalf("got %v (%v), want the event held until the context ended", r.Status, r.Err)
-	}
+	heldUntilCanceled(t, c, board, event("u", 1))
 	return board.Ready()
+}
+
+// heldUntilCanceled submits ev, waits until board reports a hold (30 s
+// bounds a hang), cancels the submission and checks that the event was
+// held, not settled, until then. It waits for the hold itself rather than
+// for a fixed time: a loaded machine may take longer than any such time
+// to make the first attempt.
+func heldUntilCanceled(t *testing.T, c *destination.Client, board *hold.Board, ev destination.Event) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pend := submit(c, ctx, []destination.Event{ev})
+	deadline := time.Now().Add(30 * time.Second)
+	for board.Ready() == nil {
+		select {
+		case <-pend.Done():
+			r := pend.snapshot()[0]
+			t.Fatalf("got %v (%v) before any hold, want the event held", r.Status, r.Err)
+		case <-time.After(5 * time.Millisecond): // polling interval, not a wait for an event
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no hold within 30s")
+		}
+	}
+	select {
+	case <-pend.Done():
+		r := pend.snapshot()[0]
+		t.Fatalf("got %v (%v) while held, want the event held until canceled", r.Status, r.Err)
+	default:
+	}
+	cancel()
+	if r := pend.Wait()[0]; r.Status != destination.Canceled {
+		t.Fatalf("got %v (%v), want the held event canceled with its context", r.Status, r.Err)
+	}
 }
