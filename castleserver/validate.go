@@ -367,17 +367,14 @@ func validateTransaction(d *doc, t int32) *validationError {
 }
 
 func validateAmount(d *doc, a int32) *validationError {
-	if ok, err := optionalObject(d, a, "/transaction/amount"); !ok {
+	const ptr = "/transaction/amount"
+	if ok, err := optionalObject(d, a, ptr); !ok {
 		return err
 	}
-	at := d.get(a, "type")
-	if at < 0 {
-		return invalid("property '/transaction/amount' is missing required properties: type")
+	if err := enumField(d, a, ptr, "type", amountTypes, true); err != nil {
+		return err
 	}
-	if d.kind(at) != jString || !slices.Contains(amountTypes, d.text(at)) {
-		return invalid("property '/transaction/amount/type' is not one of: %s", strings.Join(amountTypes, ", "))
-	}
-	if err := stringFields(d, a, "/transaction/amount", "value", "currency"); err != nil {
+	if err := stringFields(d, a, ptr, "value", "currency"); err != nil {
 		return err
 	}
 	// castle-java's Amount (and FiatAmount): currency is "required when
@@ -385,7 +382,7 @@ func validateAmount(d *doc, a int32) *validationError {
 	if d.get(a, "value") >= 0 && d.get(a, "currency") < 0 {
 		return invalid("property '/transaction/amount' is missing required properties: currency")
 	}
-	if c := d.get(a, "currency"); c >= 0 && d.text(at) == "$fiat" && !slices.Contains(fiatCurrencies, d.text(c)) {
+	if c := d.get(a, "currency"); c >= 0 && d.text(d.get(a, "type")) == "$fiat" && !slices.Contains(fiatCurrencies, d.text(c)) {
 		return invalid("property '/transaction/amount/currency' is not one of the currencies of a $fiat amount: %s", strings.Join(fiatCurrencies, ", "))
 	}
 	return nil
@@ -466,12 +463,12 @@ func validateMerchant(d *doc, m int32) *validationError {
 		return err
 	}
 	c := d.get(m, "category")
-	if ok, err := optionalObject(d, c, ptr+"/category"); err != nil {
+	ok, err := optionalObject(d, c, ptr+"/category")
+	if err == nil && ok {
+		err = stringFields(d, c, ptr+"/category", "code", "description")
+	}
+	if err != nil {
 		return err
-	} else if ok {
-		if err := stringFields(d, c, ptr+"/category", "code", "description"); err != nil {
-			return err
-		}
 	}
 	return validateAddress(d, d.get(m, "address"), ptr+"/address")
 }
